@@ -1,0 +1,63 @@
+"""Parsing of numeric options: epsilons and step sizes as `8/255`, `0.0314` or comma lists of them."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from bench.errors import BenchError
+
+
+def parse_number(text: str, what: str = "value") -> float:
+    """Parse `8/255` or `0.0314` into a float; reject empty, non-finite or malformed input."""
+    raw = text.strip()
+    try:
+        if "/" in raw:
+            num, den = raw.split("/")
+            value = float(Fraction(float(num.strip())) / Fraction(float(den.strip())))
+        else:
+            value = float(raw)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise BenchError(f"invalid {what} {text!r}: expected a number like 8/255 or 0.0314") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BenchError(f"invalid {what} {text!r}: must be finite")
+    return value
+
+
+def parse_eps(text: str) -> float:
+    """An L-infinity radius on the [0,1] pixel scale: 0 <= eps <= 1."""
+    value = parse_number(text, "epsilon")
+    if value < 0:
+        raise BenchError(f"invalid epsilon {text!r}: must be >= 0")
+    if value > 1:
+        raise BenchError(
+            f"invalid epsilon {text!r}: inputs are on the [0,1] scale, so eps must be <= 1 (did you mean {text}/255?)"
+        )
+    return value
+
+
+def parse_eps_list(text: str) -> list[float]:
+    """Comma-separated epsilons, each parsed by parse_eps; duplicates removed, order kept."""
+    parts = [p for p in text.split(",")]
+    if not parts or any(not p.strip() for p in parts):
+        raise BenchError(f"invalid epsilon list {text!r}: expected values like 2/255,4/255,8/255")
+    out: list[float] = []
+    for p in parts:
+        v = parse_eps(p)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def parse_step(text: str) -> float:
+    """A PGD step size on the [0,1] scale: 0 < step <= 1."""
+    value = parse_number(text, "step size")
+    if not 0 < value <= 1:
+        raise BenchError(f"invalid step size {text!r}: must satisfy 0 < step <= 1 on the [0,1] scale")
+    return value
+
+
+def parse_name_list(text: str, what: str) -> list[str]:
+    """Comma-separated names (attacks, defenses); empty entries are an error."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not p for p in parts):
+        raise BenchError(f"invalid {what} list {text!r}: expected comma-separated names")
+    return parts

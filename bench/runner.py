@@ -1,0 +1,266 @@
+"""Train (or load from cache) a defense and evaluate it under an attack: the Python API behind `bench run`."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attacks import ATTACKS, ThreatModel, check_unit_range
+from bench.cache import WeightCache, config_hash
+from bench.data import Dataset, Split, check_dataset_name, load_dataset
+from bench.errors import BenchError
+from bench.models import MODELS, build_model
+from bench.presets import Preset, get_preset
+from bench.progress import progress
+from bench.store import ResultStore
+from bench.training import train_classifier
+from bench.workdir import resolve_workdir
+from defenses import INFERENCE, RECIPES, Defense, TrainContext, eval_mode, parse_defense_spec
+
+TRAINING_CODE_VERSION = 1  # bump when the training loop changes what a key's weights are
+_VERSION_PACKAGES = ("varmixup-bench", "torch", "torchvision", "torchattacks", "adversarial-robustness-toolbox", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in _VERSION_PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'cpu', 'cuda', 'cuda:1', 'mps' -> torch.device, failing clearly when that device is not available."""
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BenchError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise BenchError(f"--device {device}: expected cpu, cuda[:N] or mps")
+    return dev
+
+
+def _fingerprint(split: Split) -> str:
+    """Cheap content hash of a split (labels plus a strided sample of pixels) for the training key."""
+    h = hashlib.sha256()
+    h.update(split.y.numpy().tobytes())
+    flat = split.x.reshape(-1)
+    h.update(flat[:: max(1, flat.numel() // 100_000)].numpy().tobytes())
+    h.update(str(tuple(split.x.shape)).encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_settings(preset: str | Preset | None, **overrides: Any) -> Preset:
+    base = preset if isinstance(preset, Preset) else get_preset(preset)
+    return base.with_overrides(**overrides)
+
+
+def get_dataset(
+    dataset: str | Dataset | None, settings: Preset, workdir: Path, data_dir=None, download: bool = False
+) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    name = dataset or settings.dataset
+    check_dataset_name(name)
+    return load_dataset(
+        name,
+        data_dir=data_dir,
+        download=download,
+        cache_dir=workdir / "data",
+        train_subset=settings.train_subset,
+        test_subset=settings.test_subset,
+        seed=settings.seed,
+    )
+
+
+def train(
+    spec: str,
+    dataset: str | Dataset | None = None,
+    *,
+    workdir: str | Path | None = None,
+    preset: str | Preset | None = None,
+    epochs: int | None = None,
+    device: str | torch.device | None = "cpu",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    show_progress: bool = True,
+    **overrides: Any,
+) -> Defense:
+    """Train the defense `spec` (or load it from the workdir cache) and return it, ready to predict and attack."""
+    dspec = parse_defense_spec(spec)
+    settings = resolve_settings(preset, **overrides)
+    MODELS.get(settings.model)
+    if epochs is not None and epochs < 1:
+        raise BenchError(f"--epochs must be >= 1, got {epochs}")
+    dev = resolve_device(device)
+    wd = resolve_workdir(workdir)
+    ds = get_dataset(dataset, settings, wd, data_dir, download)
+    try:
+        recipe = RECIPES.get(dspec.recipe)(settings)
+        rule = INFERENCE.get(dspec.inference)(settings, dspec.recipe)
+    except ValueError as exc:
+        raise BenchError(f"defense {spec}: {exc}") from None
+    n_epochs = epochs if epochs is not None else settings.epochs_for(dspec.recipe)
+    mean, std = ds.channel_stats()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)  # initial weights are determined by the seed, as the cache key says
+        classifier = build_model(settings.model, ds.image_shape, ds.num_classes, mean, std)
+    key_config = {
+        "code": TRAINING_CODE_VERSION,
+        "dataset": ds.name,
+        "data": _fingerprint(ds.train),
+        "model": settings.model,
+        "recipe": dspec.recipe,
+        "recipe_config": recipe.config(),
+        "epochs": n_epochs,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "optimizer": settings.optimizer,
+        "seed": settings.seed,
+    }
+    key = config_hash(key_config)
+    cache = WeightCache(wd)
+    trained, history = False, []
+    ctx = TrainContext(ds, settings, wd, dev, settings.seed)
+    with cache.lock(key):
+        if cache.exists(key):
+            meta = cache.load(key, classifier)
+            history = meta.get("history", [])
+        else:
+            recipe.prepare(ctx)
+            start = time.perf_counter()
+            history = train_classifier(
+                recipe, classifier, ds.train, epochs=n_epochs, batch_size=settings.batch_size, lr=settings.lr,
+                optimizer=settings.optimizer, device=dev, seed=settings.seed, show_progress=show_progress,
+            )
+            cache.save(key, classifier, {"config": key_config, "history": history,
+                                         "seconds": time.perf_counter() - start, "versions": package_versions()})
+            trained = True
+    classifier.to(dev).eval()
+    rule.setup(classifier, ds.train)
+    info = {"config_hash": key, "config": key_config, "trained": trained, "history": history,
+            "settings": settings, "workdir": wd}
+    return Defense(str(dspec), recipe, rule, classifier, ds, info)
+
+
+def _trial_generator(seed: int, trial: int) -> tuple[int, torch.Generator]:
+    trial_seed = int(np.random.SeedSequence([seed, trial]).generate_state(1)[0])
+    return trial_seed, torch.Generator().manual_seed(trial_seed)
+
+
+def attack_accuracy(
+    defense: Defense,
+    attack,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    trials: int,
+    seed: int,
+    batch_size: int,
+    show_progress: bool = True,
+) -> tuple[list[float], list[float]]:
+    """Per-trial clean and robust accuracy (percent) of the defended predictor; attacks see the chosen model."""
+    dev = defense.device
+    threat = attack.threat_model(defense.stochastic)
+    target = defense.classifier  # oblivious / white-box: gradients of F_w
+    clean_accs, robust_accs = [], []
+    n_batches = (len(y) + batch_size - 1) // batch_size
+    with eval_mode(defense.classifier), progress(show_progress) as bar:
+        task = bar.add_task(f"{attack.name} on {defense.spec}", total=trials * n_batches, info=threat.value)
+        for t in range(trials):
+            trial_seed, gen = _trial_generator(seed, t)
+            clean_ok = robust_ok = 0
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                torch.manual_seed(trial_seed)
+                for i in range(n_batches):
+                    xb = x[i * batch_size : (i + 1) * batch_size].to(dev)
+                    yb = y[i * batch_size : (i + 1) * batch_size].to(dev)
+                    x_adv = attack.perturb(target, xb, yb) if threat is not ThreatModel.NONE else xb
+                    if attack.uses_eps and (x_adv - xb).abs().max() > attack.eps + 1e-6:
+                        raise RuntimeError(f"{attack.name} left the eps-ball; refusing to report its numbers")
+                    clean_ok += int((defense.predict(xb, gen) == yb).sum())
+                    robust_ok += int((defense.predict(x_adv, gen) == yb).sum()) if threat is not ThreatModel.NONE else 0
+                    bar.advance(task)
+            clean_accs.append(100.0 * clean_ok / len(y))
+            robust_accs.append(100.0 * robust_ok / len(y) if threat is not ThreatModel.NONE else clean_accs[-1])
+    return clean_accs, robust_accs
+
+
+def _std(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def evaluate(
+    defense: Defense,
+    attack: str,
+    *,
+    eps: float | None = None,
+    step: float | None = None,
+    trials: int | None = None,
+    seed: int | None = None,
+    workdir: str | Path | None = None,
+    split: Split | None = None,
+    batch_size: int | None = None,
+    record: bool = True,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Attack the defense on its test split and return (and, with record=True, store) one result record."""
+    settings: Preset = defense.info["settings"]
+    attack_cls = ATTACKS.get(attack)
+    eps = settings.eps if eps is None else eps
+    step = settings.step if step is None else step
+    trials = settings.trials if trials is None else trials
+    seed = settings.seed if seed is None else seed
+    batch_size = batch_size or settings.eval_batch_size
+    if trials < 1:
+        raise BenchError(f"--trials must be >= 1, got {trials}")
+    if eps < 0 or eps > 1:
+        raise BenchError(f"epsilon {eps} must be in [0, 1] on the [0,1] pixel scale")
+    atk = attack_cls(eps, step) if attack_cls.uses_eps else attack_cls()
+    test = split or defense.dataset.test
+    check_unit_range(test.x, "test images")
+    start = time.perf_counter()
+    clean, robust = attack_accuracy(defense, atk, test.x, test.y, trials=trials, seed=seed,
+                                    batch_size=batch_size, show_progress=show_progress)
+    seconds = time.perf_counter() - start
+    threat = atk.threat_model(defense.stochastic)
+    eval_config = {"attack": attack, "attack_config": atk.config(), "inference": defense.rule.config(),
+                   "trials": trials, "seed": seed, "n": len(test)}
+    rec = {
+        "dataset": defense.dataset.name,
+        "model": settings.model,
+        "defense": defense.spec,
+        "attack": attack,
+        "threat_model": threat.value,
+        "eps": atk.eps,
+        "step": atk.step,
+        "clean_acc": float(np.mean(clean)),
+        "clean_acc_std": _std(clean),
+        "robust_acc": float(np.mean(robust)),
+        "robust_acc_std": _std(robust),
+        "trials": trials,
+        "n_examples": len(test),
+        "seconds": round(seconds, 3),
+        "seed": seed,
+        "config_hash": defense.info["config_hash"],
+        "eval_hash": config_hash({"train": defense.info["config_hash"], **eval_config}),
+        "preset": settings.name,
+        "device": str(defense.device),
+        "trained": bool(defense.info["trained"]),
+        "inference_config": defense.rule.config(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+    if record:
+        ResultStore(resolve_workdir(workdir or defense.info["workdir"])).append(rec)
+    return rec

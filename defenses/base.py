@@ -1,0 +1,123 @@
+"""The defense interface: a training recipe (how F_w is trained) plus an inference rule (how it predicts)."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data import Dataset, Split
+from bench.registry import Registry
+
+
+@dataclass
+class TrainContext:
+    """What a recipe may need besides the batch: the data, the settings, where to cache, the device."""
+
+    dataset: Dataset
+    settings: Any  # bench.presets.Preset
+    workdir: Any
+    device: torch.device
+    seed: int
+    extras: dict = field(default_factory=dict)
+
+
+class Recipe(ABC):
+    """How the base classifier F_w is trained: one loss per batch; the shared trainer does the rest."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def config(self) -> dict:
+        """Everything besides the shared optimiser settings that determines the trained weights (hashed)."""
+        return {}
+
+    def prepare(self, ctx: TrainContext) -> None:
+        """Build what the recipe needs before training (e.g. a VAE); default: nothing."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (loss, logits on the batch's own inputs, used for the training accuracy display)."""
+
+
+class InferenceRule(ABC):
+    """How the defended predictor turns F_w into class probabilities."""
+
+    name: ClassVar[str] = ""
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, settings: Any, recipe: str) -> None:
+        self.settings = settings
+
+    def config(self) -> dict:
+        return {}
+
+    def setup(self, classifier: nn.Module, train: Split) -> None:
+        """Precompute what inference needs from the training split (e.g. the MI pool)."""
+
+    @abstractmethod
+    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Class probabilities (B, K), differentiable w.r.t. x; one draw of any randomness per call."""
+
+
+RECIPES: Registry[type[Recipe]] = Registry("recipe", group="varmixup_bench.recipes")
+INFERENCE: Registry[type[InferenceRule]] = Registry("inference rule", group="varmixup_bench.inference")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put the model in eval mode (BatchNorm running stats, no dropout) and restore its mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+class Defense:
+    """A trained defense: F_w (for oblivious attacks), the defended predictor, and a differentiable forward."""
+
+    def __init__(self, spec: str, recipe: Recipe, rule: InferenceRule, classifier: nn.Module, dataset: Dataset, info: dict) -> None:
+        self.spec = spec
+        self.recipe = recipe
+        self.rule = rule
+        self.classifier = classifier.eval()
+        self.dataset = dataset
+        self.info = info  # training key, settings, whether this call trained or loaded from cache
+
+    @property
+    def stochastic(self) -> bool:
+        return self.rule.stochastic
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.classifier.parameters()).device
+
+    def to(self, device: str | torch.device) -> "Defense":
+        self.classifier.to(device)
+        return self
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Differentiable class probabilities of the defended predictor (for adaptive attacks, one draw)."""
+        return self.rule.forward(self.classifier, x, generator)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        with eval_mode(self.classifier):
+            return self.rule.forward(self.classifier, x, generator)
+
+    def predict(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Labels of the defended predictor."""
+        return self.predict_proba(x, generator).argmax(dim=1)
+
+
+def softmax_probs(logits: torch.Tensor) -> torch.Tensor:
+    return F.softmax(logits, dim=1)

@@ -1,0 +1,135 @@
+"""The `bench` CLI: a run records results, a second run reuses the cached model, bad input exits 2 with one line."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app, main
+
+runner = CliRunner()
+
+
+def bench(*args: str):
+    """Invoke the CLI through main() so BenchError handling is exercised; returns (status, stdout, stderr)."""
+    import sys
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    out, err = StringIO(), StringIO()
+    old = sys.argv
+    sys.argv = ["bench", *args]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            import bench.cli as cli
+            from rich.console import Console
+
+            cli.out, cli.err = Console(file=out, width=200), Console(file=err, width=200)
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture()
+def wd(tmp_path):
+    return str(tmp_path / "wd")
+
+
+def _records(wd):
+    from pathlib import Path
+
+    p = Path(wd) / "results.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+
+def test_second_run_with_new_attack_reuses_the_cached_model(wd, monkeypatch):
+    code, out, err = bench("run", "--defense", "erm", "--attack", "pgd10", "--epochs", "2", "--workdir", wd, "--no-progress")
+    assert code == 0, err
+    assert "trained" in err and "pgd10" in out
+    import bench.runner as r
+
+    def no_training(*a, **k):
+        raise AssertionError("training happened although the model was cached")
+
+    monkeypatch.setattr(r, "train_classifier", no_training)
+    code, out, err = bench("run", "--defense", "erm", "--attack", "clean,pgd50", "--epochs", "2", "--workdir", wd, "--no-progress")
+    assert code == 0, err
+    assert "loaded from cache" in err
+    recs = _records(wd)
+    assert [r["attack"] for r in recs] == ["pgd10", "clean", "pgd50"]
+    assert [r["trained"] for r in recs] == [True, False, False]
+    assert len({r["config_hash"] for r in recs}) == 1
+
+
+def test_eps_list_records_each_eps(wd):
+    code, out, err = bench("run", "--defense", "erm", "--epochs", "2", "--eps", "2/255,0.0314", "--step", "1/255",
+                           "--workdir", wd, "--no-progress")
+    assert code == 0, err
+    recs = _records(wd)
+    assert [round(r["eps"], 4) for r in recs] == [round(2 / 255, 4), 0.0314]
+    assert all(r["step"] == pytest.approx(1 / 255) for r in recs)
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["--defense", "mixup+mj"], r"unknown inference rule 'mj'\. Did you mean 'mi'\?.*plain"),
+        (["--defense", "mixpu"], r"unknown recipe 'mixpu'\. Did you mean 'mixup'\?.*erm"),
+        (["--defense", "erm", "--attack", "pgd100"], r"unknown attack 'pgd100'\. Did you mean 'pgd10'\?.*clean"),
+        (["--defense", "erm", "--dataset", "cifar11"], r"unknown dataset 'cifar11'\. Did you mean 'cifar10'\?.*digits"),
+        (["--defense", "erm", "--model", "resnet35"], r"unknown model 'resnet35'\. Did you mean 'resnet34'\?.*small-cnn"),
+        (["--defense", "mixup++mi"], r"malformed defense spec"),
+        (["--defense", "erm+mi+mi"], r"malformed defense spec"),
+        (["--defense", "erm", "--eps", "-8/255"], r"must be >= 0"),
+        (["--defense", "erm", "--eps", "8"], r"must be <= 1"),
+        (["--defense", "erm", "--eps", "8/0"], r"invalid epsilon"),
+        (["--defense", "erm", "--step", "abc"], r"invalid step size"),
+        (["--defense", "erm", "--trials", "0"], r"--trials must be >= 1"),
+        (["--defense", "erm", "--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"],
+         r"cifar10: files not found; expected /nonexistent/cifar/cifar-10-batches-py"),
+        (["--defense", "erm", "--dataset", "imagefolder:/nonexistent/x.tar.gz"], r"does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_leaves_store_alone(wd, args, pattern):
+    code, out, err = bench("run", *args, "--workdir", wd, "--no-progress")
+    assert code == 2
+    assert re.search(pattern, err), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _records(wd) == []
+
+
+def test_list_shows_registered_names():
+    code, out, _ = bench("list", "defenses")
+    assert code == 0 and "mixup" in out and "mi" in out and "RECIPE[+INFERENCE]" in out
+    code, out, _ = bench("list", "attacks")
+    assert code == 0 and all(n in out for n in ("clean", "pgd10", "pgd50"))
+    code, _, err = bench("list", "atacks")
+    assert code == 2 and "Did you mean 'attacks'" in err
+
+
+def test_leaderboard_formats(wd):
+    assert bench("run", "--defense", "erm", "--attack", "clean,pgd10", "--epochs", "2", "--workdir", wd, "--no-progress")[0] == 0
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "csv")
+    assert code == 0
+    header = out.splitlines()[0].split(",")
+    for col in ("dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "robust_acc",
+                "robust_acc_std", "trials", "n_examples", "seconds", "seed", "config_hash", "versions"):
+        assert col in header
+    assert len(out.strip().splitlines()) == 3
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 4
+    assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1].replace(" ", ""))
+    assert len({l.count("|") for l in lines}) == 1
+    assert "8/255" in out and "white-box" in out
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "json")
+    rows = json.loads(out)
+    assert {r["attack"] for r in rows} == {"clean", "pgd10"}
+    code, _, err = bench("leaderboard", "--workdir", wd, "--format", "xlsx")
+    assert code == 2 and "Valid formats: csv, md, json" in err

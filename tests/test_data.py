@@ -1,0 +1,125 @@
+"""Dataset loaders on data the tests make: ImageFolder trees and tarballs, torchvision formats, Tiny-ImageNet."""
+from __future__ import annotations
+
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.data import load_dataset, stratified_subset
+from bench.errors import BenchError
+
+
+def test_digits_is_unit_range_and_stratified(digits):
+    assert digits.image_shape == (1, 8, 8) and digits.num_classes == 10
+    assert len(digits.train) + len(digits.test) == 1797 and len(digits.test) == 360
+    for s in (digits.train, digits.test):
+        assert s.x.dtype == torch.float32 and s.x.min() >= 0 and s.x.max() == 1
+    share = torch.bincount(digits.test.y) / len(digits.test)
+    assert (share - 0.1).abs().max() < 0.01
+    again = load_dataset("digits")
+    assert torch.equal(again.test.x, digits.test.x)  # fixed split
+
+
+def test_subsets_are_stratified_and_seeded(digits):
+    a = stratified_subset(digits.train, 200, 0, "train")
+    assert len(a) == 200 and torch.bincount(a.y).min() >= 19
+    assert torch.equal(a.y, stratified_subset(digits.train, 200, 0, "train").y)
+    assert not torch.equal(a.x, stratified_subset(digits.train, 200, 1, "train").x)
+    with pytest.raises(BenchError, match="smaller than the number of classes"):
+        stratified_subset(digits.train, 5, 0, "train")
+
+
+def _make_tree(root, size=(6, 5), per_class=4):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("cat", "ant", "dog"):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(d / f"{i}.png")
+
+
+def test_imagefolder_dir_and_tarball_agree(tmp_path):
+    _make_tree(tmp_path / "tree")
+    a = load_dataset(f"imagefolder:{tmp_path / 'tree'}")
+    assert a.classes == ["ant", "cat", "dog"] and a.image_shape == (3, 6, 5)
+    assert len(a.train) == 12 and sorted(torch.bincount(a.train.y).tolist()) == [4, 4, 4]
+    tgz = tmp_path / "tree.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(tmp_path / "tree", arcname="top")
+    b = load_dataset(f"imagefolder:{tgz}", cache_dir=tmp_path / "cache")
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
+    c = load_dataset(f"imagefolder:{tgz}", cache_dir=tmp_path / "cache")  # from the decoded cache
+    assert torch.allclose(c.train.x, b.train.x, atol=1 / 510) and c.classes == b.classes
+    assert any((tmp_path / "cache" / "imagefolder").iterdir())
+
+
+def test_imagefolder_without_test_split_fails_clearly(tmp_path):
+    (tmp_path / "t" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(BenchError, match="expected .*test"):
+        load_dataset(f"imagefolder:{tmp_path / 't'}")
+
+
+def test_cifar10_loader_reads_torchvision_layout(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(0)
+    def batch(n):
+        return {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": list(np.arange(n) % 10)}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(base / name, "wb") as fh:
+            pickle.dump(batch(20), fh)
+    with open(base / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
+    import torchvision.datasets.cifar as tv_cifar
+
+    monkeypatch.setattr(tvd.CIFAR10, "_check_integrity", lambda self: True)  # md5s of the real files
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda path, md5=None: True)
+    ds = load_dataset("cifar10", data_dir=tmp_path)
+    assert ds.image_shape == (3, 32, 32) and len(ds.train) == 100 and len(ds.test) == 20
+    assert ds.classes[0] == "c0" and ds.train.x.max() <= 1
+
+
+def test_svhn_loader_reads_mat_files(tmp_path, monkeypatch):
+    import scipy.io
+    import torchvision.datasets as tvd
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("test", 10)):
+        X = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = (np.arange(n) % 10 + 1).reshape(-1, 1)  # SVHN stores digit 0 as label 10
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": X, "y": y})
+    monkeypatch.setattr(tvd.SVHN, "_check_integrity", lambda self: True)
+    ds = load_dataset("svhn", data_dir=tmp_path)
+    assert ds.image_shape == (3, 32, 32) and set(ds.train.y.tolist()) == set(range(10))
+
+
+def test_tiny_imagenet_layout(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    wnids = ["n01", "n02"]
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(wnids))
+    lines = []
+    for k, w in enumerate(wnids):
+        d = root / "train" / w / "images"
+        d.mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (64, 64), (k * 100, i, 0)).save(d / f"{w}_{i}.JPEG")
+        Image.new("RGB", (64, 64), (k * 100, 0, 0)).save(root / "val" / "images" / f"val_{k}.JPEG")
+        lines.append(f"val_{k}.JPEG\t{w}\t0\t0\t64\t64")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines))
+    ds = load_dataset("tiny-imagenet", data_dir=tmp_path)
+    assert ds.image_shape == (3, 64, 64) and len(ds.train) == 6 and ds.test.y.tolist() == [0, 1]
+
+
+def test_missing_files_give_one_line_errors(tmp_path):
+    for name, expect in (("cifar100", "cifar-100-python"), ("svhn", "train_32x32.mat"), ("tiny-imagenet", "wnids.txt")):
+        with pytest.raises(BenchError, match=expect) as info:
+            load_dataset(name, data_dir=tmp_path / "none")
+        assert "\n" not in str(info.value)

@@ -1,0 +1,66 @@
+"""Evaluation runs the model in eval mode, rejects non-[0,1] inputs, and records every field."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from attacks.pgd import PGD10
+from bench.data import Split
+from bench.errors import BenchError
+from bench.runner import attack_accuracy, evaluate
+from bench.store import RECORD_FIELDS, ResultStore
+
+
+def test_model_is_in_eval_mode_during_attack_and_prediction(erm, digits):
+    modes = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: modes.append(mod.training))
+             for m in erm.classifier.modules() if isinstance(m, nn.BatchNorm2d)]
+    erm.classifier.train()  # a careless caller left it in train mode
+    try:
+        attack_accuracy(erm, PGD10(8 / 255, 2 / 255), digits.test.x[:32], digits.test.y[:32], trials=1, seed=0,
+                        batch_size=32, show_progress=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert modes and not any(modes)
+    assert erm.classifier.training  # the caller's mode is restored afterwards
+    erm.classifier.eval()
+
+
+def test_batchnorm_statistics_untouched_by_evaluation(erm, digits):
+    before = {k: v.clone() for k, v in erm.classifier.state_dict().items()}
+    evaluate(erm, "pgd10", record=False, show_progress=False)
+    for k, v in erm.classifier.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("transform", [lambda x: x * 2 - 1, lambda x: (x - 0.5) / 0.25, lambda x: x * 255])
+def test_inputs_outside_unit_range_are_rejected(erm, digits, transform):
+    bad = Split(transform(digits.test.x[:16]), digits.test.y[:16])
+    with pytest.raises(BenchError, match=r"\[0,1\] images"):
+        evaluate(erm, "pgd10", split=bad, record=False, show_progress=False)
+
+
+def test_record_has_every_field_and_is_stored(erm, workdir):
+    store = ResultStore(workdir)
+    n_before = len(store.records())
+    rec = evaluate(erm, "pgd10", trials=2, show_progress=False)
+    assert set(RECORD_FIELDS) <= set(rec)
+    assert rec["threat_model"] == "white-box" and rec["trials"] == 2 and rec["n_examples"] == 360
+    assert rec["step"] == pytest.approx(2 / 255) and rec["eps"] == pytest.approx(8 / 255)
+    assert 0 <= rec["robust_acc"] <= rec["clean_acc"] <= 100
+    assert rec["versions"]["torch"].startswith("2.")
+    assert len(store.records()) == n_before + 1 and store.records()[-1]["eval_hash"] == rec["eval_hash"]
+
+
+def test_stochastic_defense_is_attacked_obliviously_and_says_so(mixup_mi):
+    rec = evaluate(mixup_mi, "pgd10", trials=2, record=False, show_progress=False)
+    assert rec["threat_model"] == "oblivious"
+    assert rec["inference_config"] == {"lambda_mi": 0.5, "n_mi": 30}
+
+
+def test_trials_are_reproducible_under_a_seed(mixup_mi):
+    a = evaluate(mixup_mi, "pgd10", trials=2, seed=5, record=False, show_progress=False)
+    b = evaluate(mixup_mi, "pgd10", trials=2, seed=5, record=False, show_progress=False)
+    assert (a["clean_acc"], a["robust_acc"], a["robust_acc_std"]) == (b["clean_acc"], b["robust_acc"], b["robust_acc_std"])

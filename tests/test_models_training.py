@@ -1,0 +1,94 @@
+"""Models, the mixup recipe, the training loop and the safetensors weight cache."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench.cache import WeightCache
+from bench.errors import BenchError
+from bench.models import build_model
+from defenses.mixup import mix_pairs, mixed_cross_entropy
+
+
+@pytest.mark.parametrize("name, params_m", [("resnet18", 11.17), ("resnet34", 21.28)])
+def test_cifar_resnets_have_cifar_stem(name, params_m):
+    m = build_model(name, (3, 32, 32), 10, [0.5] * 3, [0.25] * 3)
+    assert m.net.conv1.kernel_size == (3, 3) and m.net.conv1.stride == (1, 1)
+    assert isinstance(m.net.maxpool, nn.Identity)
+    assert sum(p.numel() for p in m.parameters()) / 1e6 == pytest.approx(params_m, abs=0.05)
+    assert m(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32), (3, 64, 64)])
+def test_small_cnn_sizes_from_shape(shape):
+    m = build_model("small-cnn", shape, 7, [0.0] * shape[0], [1.0] * shape[0])
+    assert m(torch.rand(3, *shape)).shape == (3, 7)
+
+
+def test_normalisation_lives_in_the_model():
+    m = build_model("small-cnn", (3, 8, 8), 2, [0.5, 0.4, 0.3], [0.2, 0.2, 0.2])
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(m.normalize(x)[0, 1], (x[0, 1] - 0.4) / 0.2)
+
+
+def test_mixup_known_answer():
+    rng = np.random.default_rng(0)
+    x = torch.rand(6, 1, 2, 2)
+    mixed, perm, lam = mix_pairs(x, rng, 1.0)
+    ref = np.random.default_rng(0)
+    lam_ref = ref.beta(1.0, 1.0)
+    assert lam == pytest.approx(lam_ref)
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[perm])
+    logits = torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    soft = lam * nn.functional.one_hot(y, 3) + (1 - lam) * nn.functional.one_hot(y[perm], 3)
+    expect = -(soft * logits.log_softmax(1)).sum(1).mean()
+    torch.testing.assert_close(mixed_cross_entropy(logits, y, perm, lam), expect)
+
+
+def test_trained_erm_is_accurate_and_mixup_too(erm, mixup_mi, digits):
+    for d in (erm,):
+        acc = (d.predict(digits.test.x) == digits.test.y).float().mean().item()
+        assert acc > 0.9
+    assert erm.info["history"][-1]["loss"] < erm.info["history"][0]["loss"]
+    base = (mixup_mi.classifier(digits.test.x).argmax(1) == digits.test.y).float().mean().item()
+    assert base > 0.9
+
+
+def test_weight_cache_roundtrip_and_key_check(tmp_path):
+    cache = WeightCache(tmp_path)
+    m = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.3])
+    cache.save("abc", m, {"x": 1})
+    m2 = build_model("small-cnn", (1, 8, 8), 10, [0.0], [1.0])
+    assert cache.load("abc", m2)["x"] == 1
+    for (k, v), (_, v2) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(v, v2), k
+    (tmp_path / "models" / "abc").rename(tmp_path / "models" / "xyz")
+    with pytest.raises(BenchError, match="do not belong to key xyz"):
+        cache.load("xyz", m2)
+
+
+def test_nan_loss_stops_training_with_epoch_and_recipe(digits):
+    from bench.data import Split
+    from bench.presets import get_preset
+    from bench.training import train_classifier
+    from defenses.erm import ERM
+
+    m = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.3])
+    x = digits.train.x[:64].clone()
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(BenchError, match=r"training erm: loss is nan in epoch 1"):
+        train_classifier(ERM(get_preset("quick")), m, Split(x, digits.train.y[:64]), epochs=1, batch_size=64,
+                         lr=1e-3, optimizer="adam", device=torch.device("cpu"), seed=0, show_progress=False)
+
+
+def test_training_is_reproducible_under_a_seed(digits, tmp_path):
+    import bench
+
+    a = bench.train("erm", digits, workdir=tmp_path / "a", epochs=1, show_progress=False)
+    b = bench.train("erm", digits, workdir=tmp_path / "b", epochs=1, show_progress=False)
+    assert a.info["config_hash"] == b.info["config_hash"]
+    for (k, v), (_, w) in zip(a.classifier.state_dict().items(), b.classifier.state_dict().items()):
+        assert torch.equal(v, w), k
