@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -26,37 +26,82 @@ def _fmt_pct(mean: float, std: float, trials: int) -> str:
     return f"{mean:.2f} ± {std:.2f}" if trials > 1 else f"{mean:.2f}"
 
 
+# option types shared by the commands (one definition each)
+DatasetOpt = Annotated[Optional[str], typer.Option(help="dataset name (default from the preset: digits)")]
+PresetOpt = Annotated[Optional[str], typer.Option(help="preset holding every default (bench list presets)")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="seed for training and evaluation")]
+WorkdirOpt = Annotated[Optional[Path], typer.Option(help="models, data cache and results (default $BENCH_WORKDIR)")]
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="where dataset files are (or go with --download)")]
+DownloadOpt = Annotated[bool, typer.Option("--download", help="download the dataset if missing (needs network)")]
+TrainSubsetOpt = Annotated[Optional[int], typer.Option("--train-subset", help="stratified, seeded training subset")]
+TestSubsetOpt = Annotated[Optional[int], typer.Option("--test-subset", help="stratified, seeded test subset")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
+VaeFromOpt = Annotated[Optional[str], typer.Option("--vae-from", help="use a VAE trained on this dataset (Table 3)")]
+VaeEpochsOpt = Annotated[Optional[int], typer.Option("--vae-epochs", help="MMD-VAE training epochs")]
+LatentDimOpt = Annotated[Optional[int], typer.Option("--latent-dim", help="MMD-VAE latent dimension")]
+VaeGammaOpt = Annotated[Optional[float], typer.Option("--vae-gamma", help="weight gamma of the MMD term")]
+VaeBandwidthOpt = Annotated[Optional[float], typer.Option("--vae-bandwidth", help="Gaussian kernel bandwidth (default 2*latent dim)")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG path (default under the workdir)")]
+
+
+def _check_positive(**values: Optional[float]) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset, no_progress,
+             **overrides):
+    """Validate shared options and build the training context (settings, dataset, device, workdir)."""
+    from bench.data import check_dataset_name
+    from bench.runner import make_context, resolve_settings
+
+    _check_positive(train_subset=train_subset, test_subset=test_subset)
+    settings = resolve_settings(preset, dataset=dataset, seed=seed, train_subset=train_subset,
+                                test_subset=test_subset, **overrides)
+    check_dataset_name(settings.dataset)
+    if settings.vae_from:
+        check_dataset_name(settings.vae_from)
+    return make_context(None, workdir=workdir, preset=settings, device=device, data_dir=data_dir,
+                        download=download, show_progress=not no_progress)
+
+
 @app.command()
 def run(
-    defense: str = typer.Option(..., "--defense", "-d", help="RECIPE[+INFERENCE], e.g. mixup+mi"),
-    attack: str = typer.Option("pgd10", "--attack", "-a", help="attack name(s), comma-separated"),
-    dataset: Optional[str] = typer.Option(None, help="dataset name (default from the preset: digits)"),
-    model: Optional[str] = typer.Option(None, help="classifier architecture (default from the preset)"),
-    preset: Optional[str] = typer.Option(None, help="preset holding every default (bench list presets)"),
-    epochs: Optional[int] = typer.Option(None, help="training epochs (default: the preset's for this recipe)"),
-    trials: Optional[int] = typer.Option(None, help="evaluation trials with new seeds; mean ± std recorded"),
-    eps: Optional[str] = typer.Option(None, help="L-inf radius(es) on the [0,1] scale: 8/255 or 0.031, comma list"),
-    step: Optional[str] = typer.Option(None, help="PGD step size on the [0,1] scale (default 2/255)"),
-    lambda_mi: Optional[float] = typer.Option(None, "--lambda-mi", help="MI mixing coefficient lambda_MI"),
-    n_mi: Optional[int] = typer.Option(None, "--n-mi", help="MI samples N_MI"),
-    eta: Optional[float] = typer.Option(None, help="mixup lambda ~ Beta(eta, eta)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="training batch size"),
-    eval_batch_size: Optional[int] = typer.Option(None, "--eval-batch-size", help="evaluation batch size"),
-    train_subset: Optional[int] = typer.Option(None, "--train-subset", help="stratified, seeded training subset"),
-    test_subset: Optional[int] = typer.Option(None, "--test-subset", help="stratified, seeded test subset"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where dataset files are (or go with --download)"),
-    download: bool = typer.Option(False, "--download", help="download the dataset if missing (needs network)"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps"),
-    seed: Optional[int] = typer.Option(None, help="seed for training and evaluation"),
-    workdir: Optional[Path] = typer.Option(None, help="models, data cache and results (default $BENCH_WORKDIR)"),
-    no_progress: bool = typer.Option(False, "--no-progress", help="hide progress bars"),
+    defense: Annotated[str, typer.Option("--defense", "-d", help="RECIPE[+INFERENCE], e.g. varmixup+varmi")],
+    attack: Annotated[str, typer.Option("--attack", "-a", help="attack name(s), comma-separated")] = "pgd10",
+    dataset: DatasetOpt = None,
+    model: Annotated[Optional[str], typer.Option(help="classifier architecture (default from the preset)")] = None,
+    preset: PresetOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default: the preset's for this recipe)")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="evaluation trials with new seeds; mean ± std recorded")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="L-inf radius(es) on the [0,1] scale: 8/255 or 0.031, comma list")] = None,
+    step: Annotated[Optional[str], typer.Option(help="PGD step size on the [0,1] scale (default 2/255)")] = None,
+    lambda_mi: Annotated[Optional[float], typer.Option("--lambda-mi", help="MI mixing coefficient lambda_MI")] = None,
+    n_mi: Annotated[Optional[int], typer.Option("--n-mi", help="MI samples N_MI")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="mixup lambda ~ Beta(eta, eta)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="training batch size")] = None,
+    eval_batch_size: Annotated[Optional[int], typer.Option("--eval-batch-size", help="evaluation batch size")] = None,
+    vae_from: VaeFromOpt = None,
+    vae_epochs: VaeEpochsOpt = None,
+    latent_dim: LatentDimOpt = None,
+    vae_gamma: VaeGammaOpt = None,
+    vae_bandwidth: VaeBandwidthOpt = None,
+    train_subset: TrainSubsetOpt = None,
+    test_subset: TestSubsetOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = None,
+    workdir: WorkdirOpt = None,
+    no_progress: NoProgressOpt = False,
 ) -> None:
     """Train (or load from cache) a defense, attack it, print and record the results."""
     from attacks import ATTACKS
-    from bench.data import check_dataset_name
     from bench.models import MODELS
     from bench.parsing import parse_eps_list, parse_name_list, parse_step
-    from bench.runner import evaluate, resolve_settings, train
+    from bench.runner import evaluate, train
     from defenses import parse_defense_spec
 
     # validate everything before any work, so bad input leaves the store untouched
@@ -66,34 +111,31 @@ def run(
         ATTACKS.get(name)
     eps_list = parse_eps_list(eps) if eps is not None else None
     step_v = parse_step(step) if step is not None else None
-    for name, value in (("trials", trials), ("epochs", epochs), ("n-mi", n_mi), ("batch-size", batch_size),
-                        ("eval-batch-size", eval_batch_size), ("train-subset", train_subset),
-                        ("test-subset", test_subset)):
-        if value is not None and value < 1:
-            raise BenchError(f"--{name} must be >= 1, got {value}")
+    _check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                    vae_epochs=vae_epochs, latent_dim=latent_dim)
     if lambda_mi is not None and not 0 <= lambda_mi <= 1:
         raise BenchError(f"--lambda-mi must be in [0, 1], got {lambda_mi}")
-    if eta is not None and eta <= 0:
-        raise BenchError(f"--eta must be > 0, got {eta}")
-    settings = resolve_settings(
-        preset, dataset=dataset, model=model, trials=trials, seed=seed, eta=eta, n_mi=n_mi,
-        batch_size=batch_size, eval_batch_size=eval_batch_size, train_subset=train_subset, test_subset=test_subset,
-        step=step_v,
-    )
+    for name, value in (("eta", eta), ("vae-gamma", vae_gamma), ("vae-bandwidth", vae_bandwidth)):
+        if value is not None and value <= 0:
+            raise BenchError(f"--{name} must be > 0, got {value}")
+    if model is not None:
+        MODELS.get(model)
+    overrides = dict(model=model, trials=trials, eta=eta, n_mi=n_mi, batch_size=batch_size,
+                     eval_batch_size=eval_batch_size, step=step_v, vae_from=vae_from, vae_epochs=vae_epochs,
+                     vae_latent_dim=latent_dim, vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
     if lambda_mi is not None:
-        settings = settings.with_overrides(lambda_mi={}, lambda_mi_default=lambda_mi)
-    check_dataset_name(settings.dataset)
-    MODELS.get(settings.model)
-
-    d = train(defense, workdir=workdir, preset=settings, epochs=epochs, device=device, data_dir=data_dir,
-              download=download, show_progress=not no_progress)
+        overrides.update(lambda_mi={}, lambda_mi_default=lambda_mi)
+    ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
+                   no_progress, **overrides)
+    d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
+              show_progress=not no_progress)
     how = "trained" if d.info["trained"] else "loaded from cache"
     err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']})")
     records = []
     for name in attacks:
         uses_eps = ATTACKS.get(name).uses_eps
-        for e in (eps_list or [settings.eps]) if uses_eps else [0.0]:
-            records.append(evaluate(d, name, eps=e, workdir=workdir, show_progress=not no_progress))
+        for e in (eps_list or [ctx.settings.eps]) if uses_eps else [0.0]:
+            records.append(evaluate(d, name, eps=e, workdir=ctx.workdir, show_progress=not no_progress))
     _print_records(records)
 
 
@@ -165,6 +207,117 @@ def leaderboard(
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+vae_app = typer.Typer(no_args_is_help=True, help="Train or inspect the MMD-VAE of the Var* defenses.")
+app.add_typer(vae_app, name="vae")
+
+
+def _vae_command(train_missing: bool, dataset, adversarial, preset, vae_from, vae_epochs, latent_dim, vae_gamma,
+                 vae_bandwidth, output, device, seed, workdir, data_dir, download, train_subset, no_progress) -> None:
+    from bench.figures import save_rows, vae_rows
+    from defenses.latent import get_vae, reconstruction_error
+
+    _check_positive(vae_epochs=vae_epochs, latent_dim=latent_dim)
+    ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, None, no_progress,
+                   vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim, vae_gamma=vae_gamma,
+                   vae_bandwidth=vae_bandwidth)
+    vae = get_vae(ctx, adversarial, train_if_missing=train_missing)
+    test = ctx.dataset.test
+    err_test = reconstruction_error(vae, test.x, ctx.device)
+    path = output or ctx.workdir / "figures" / f"vae-{vae.key}.png"
+    save_rows(vae_rows(vae, test.x[:16].to(ctx.device)), path)
+    hist = vae.meta.get("history", [])
+    table = Table(title=f"{'adversarial ' if adversarial else ''}MMD-VAE {vae.key} ({'trained' if vae.trained else 'cached'})")
+    for col in ("dataset", "latent dim", "epochs", "train recon", "train mmd", "test recon (pixel MSE)", "figure"):
+        table.add_column(col)
+    last = hist[-1] if hist else {}
+    table.add_row(ctx.dataset.name, str(vae.latent_dim), str(len(hist)), f"{last.get('recon', float('nan')):.5f}",
+                  f"{last.get('mmd', float('nan')):.5f}", f"{err_test:.5f}", str(path))
+    out.print(table)
+
+
+@vae_app.command("train")
+def vae_train(
+    dataset: DatasetOpt = None,
+    adversarial: Annotated[bool, typer.Option("--adversarial", help="the adv- VAE (PGD on reconstruction error)")] = False,
+    preset: PresetOpt = None,
+    vae_from: VaeFromOpt = None,
+    vae_epochs: VaeEpochsOpt = None,
+    latent_dim: LatentDimOpt = None,
+    vae_gamma: VaeGammaOpt = None,
+    vae_bandwidth: VaeBandwidthOpt = None,
+    output: OutputOpt = None,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = None,
+    workdir: WorkdirOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    train_subset: TrainSubsetOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Train (or load) the VAE; print its reconstruction error and write inputs vs reconstructions as PNG."""
+    _vae_command(True, dataset, adversarial, preset, vae_from, vae_epochs, latent_dim, vae_gamma, vae_bandwidth,
+                 output, device, seed, workdir, data_dir, download, train_subset, no_progress)
+
+
+@vae_app.command("show")
+def vae_show(
+    dataset: DatasetOpt = None,
+    adversarial: Annotated[bool, typer.Option("--adversarial", help="the adv- VAE")] = False,
+    preset: PresetOpt = None,
+    vae_from: VaeFromOpt = None,
+    vae_epochs: VaeEpochsOpt = None,
+    latent_dim: LatentDimOpt = None,
+    vae_gamma: VaeGammaOpt = None,
+    vae_bandwidth: VaeBandwidthOpt = None,
+    output: OutputOpt = None,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = None,
+    workdir: WorkdirOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    train_subset: TrainSubsetOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Like `vae train`, but only for a VAE already in the cache (never trains)."""
+    _vae_command(False, dataset, adversarial, preset, vae_from, vae_epochs, latent_dim, vae_gamma, vae_bandwidth,
+                 output, device, seed, workdir, data_dir, download, train_subset, no_progress)
+
+
+@app.command()
+def samples(
+    defense: Annotated[str, typer.Option("--defense", "-d", help="a Var* recipe, e.g. varmixup or adv-varmixup")] = "varmixup",
+    pairs: Annotated[int, typer.Option(help="number of image pairs")] = 4,
+    dataset: DatasetOpt = None,
+    preset: PresetOpt = None,
+    vae_from: VaeFromOpt = None,
+    output: OutputOpt = None,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = None,
+    workdir: WorkdirOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Fig. 7: per pair, a row of input-space mixups and a row of VarMixup samples, lambda in 0, .25, .5, .75, 1."""
+    from bench.figures import pick_pairs, sample_rows, save_rows
+    from defenses import RECIPES, parse_defense_spec
+
+    spec = parse_defense_spec(defense)
+    _check_positive(pairs=pairs)
+    ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, None, None, no_progress,
+                   vae_from=vae_from)
+    recipe = RECIPES.get(spec.recipe)(ctx.settings)
+    recipe.prepare(ctx)
+    vae = getattr(recipe, "vae", None)
+    if vae is None:
+        raise BenchError(f"recipe {spec.recipe!r} has no VAE; samples needs a Var* recipe such as varmixup")
+    a, b = pick_pairs(ctx.dataset.test.y, pairs, ctx.settings.seed)
+    x = ctx.dataset.test.x
+    path = output or ctx.workdir / "figures" / f"samples-{spec.recipe}-{vae.key}.png"
+    save_rows(sample_rows(vae, x[a].to(ctx.device), x[b].to(ctx.device)), path)
+    out.print(f"wrote {path} ({pairs} pairs; odd rows input mixup, even rows {spec.recipe}; lambda 0 → 1 left to right)")
 
 
 @app.command()

@@ -302,6 +302,16 @@ def load_tiny_imagenet(arg: str | None, req: DataRequest) -> Dataset:
     return ds
 
 
+def split_fingerprint(split: Split) -> str:
+    """Cheap content hash of a split (labels plus a strided sample of pixels) for the training key."""
+    h = hashlib.sha256()
+    h.update(split.y.numpy().tobytes())
+    flat = split.x.reshape(-1)
+    h.update(flat[:: max(1, flat.numel() // 100_000)].numpy().tobytes())
+    h.update(str(tuple(split.x.shape)).encode())
+    return h.hexdigest()[:16]
+
+
 def stratified_subset(split: Split, n: int | None, seed: int, what: str) -> Split:
     """A stratified, seeded subset of n examples (the whole split when n is None or >= its size)."""
     if n is None or n >= len(split):

@@ -35,6 +35,19 @@ class Preset:
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
+    # MMD-VAE of the Var* defenses (paper eq. 11); bandwidth None = 2 * latent_dim (see defenses/latent.py)
+    vae_latent_dim: int = 32
+    vae_width: int = 32
+    vae_gamma: float = 1.0
+    vae_bandwidth: float | None = None
+    vae_epochs: int = 30
+    vae_batch_size: int = 128
+    vae_lr: float = 1e-3
+    vae_from: str | None = None  # train the VAE on another dataset (paper Table 3)
+    # adversarial VAE (`adv-` prefix): PGD on the reconstruction error within vae_adv_eps
+    vae_adv_eps: float = 8 / 255
+    vae_adv_step: float = 2 / 255
+    vae_adv_steps: int = 5
 
     def epochs_for(self, recipe: str) -> int:
         return self.epochs.get(recipe, self.epochs_default)

@@ -1,7 +1,6 @@
 """Train (or load from cache) a defense and evaluate it under an attack: the Python API behind `bench run`."""
 from __future__ import annotations
 
-import hashlib
 import platform
 import time
 from datetime import datetime, timezone
@@ -14,7 +13,7 @@ import torch
 
 from attacks import ATTACKS, ThreatModel, check_unit_range
 from bench.cache import WeightCache, config_hash
-from bench.data import Dataset, Split, check_dataset_name, load_dataset
+from bench.data import Dataset, Split, check_dataset_name, load_dataset, split_fingerprint
 from bench.errors import BenchError
 from bench.models import MODELS, build_model
 from bench.presets import Preset, get_preset
@@ -50,16 +49,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def _fingerprint(split: Split) -> str:
-    """Cheap content hash of a split (labels plus a strided sample of pixels) for the training key."""
-    h = hashlib.sha256()
-    h.update(split.y.numpy().tobytes())
-    flat = split.x.reshape(-1)
-    h.update(flat[:: max(1, flat.numel() // 100_000)].numpy().tobytes())
-    h.update(str(tuple(split.x.shape)).encode())
-    return h.hexdigest()[:16]
-
-
 def resolve_settings(preset: str | Preset | None, **overrides: Any) -> Preset:
     base = preset if isinstance(preset, Preset) else get_preset(preset)
     return base.with_overrides(**overrides)
@@ -83,6 +72,25 @@ def get_dataset(
     )
 
 
+def make_context(
+    dataset: str | Dataset | None = None,
+    *,
+    workdir: str | Path | None = None,
+    preset: str | Preset | None = None,
+    device: str | torch.device | None = "cpu",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    show_progress: bool = True,
+    **overrides: Any,
+) -> TrainContext:
+    """Resolve settings, device, workdir and dataset: what recipes, inference rules and the VAE need."""
+    settings = resolve_settings(preset, **overrides)
+    dev = resolve_device(device)
+    wd = resolve_workdir(workdir)
+    ds = get_dataset(dataset, settings, wd, data_dir, download)
+    return TrainContext(ds, settings, wd, dev, settings.seed, show_progress=show_progress)
+
+
 def train(
     spec: str,
     dataset: str | Dataset | None = None,
@@ -98,13 +106,12 @@ def train(
 ) -> Defense:
     """Train the defense `spec` (or load it from the workdir cache) and return it, ready to predict and attack."""
     dspec = parse_defense_spec(spec)
-    settings = resolve_settings(preset, **overrides)
-    MODELS.get(settings.model)
     if epochs is not None and epochs < 1:
         raise BenchError(f"--epochs must be >= 1, got {epochs}")
-    dev = resolve_device(device)
-    wd = resolve_workdir(workdir)
-    ds = get_dataset(dataset, settings, wd, data_dir, download)
+    ctx = make_context(dataset, workdir=workdir, preset=preset, device=device, data_dir=data_dir,
+                       download=download, show_progress=show_progress, **overrides)
+    settings, ds, dev, wd = ctx.settings, ctx.dataset, ctx.device, ctx.workdir
+    MODELS.get(settings.model)
     try:
         recipe = RECIPES.get(dspec.recipe)(settings)
         rule = INFERENCE.get(dspec.inference)(settings, dspec.recipe)
@@ -118,7 +125,7 @@ def train(
     key_config = {
         "code": TRAINING_CODE_VERSION,
         "dataset": ds.name,
-        "data": _fingerprint(ds.train),
+        "data": split_fingerprint(ds.train),
         "model": settings.model,
         "recipe": dspec.recipe,
         "recipe_config": recipe.config(),
@@ -131,7 +138,6 @@ def train(
     key = config_hash(key_config)
     cache = WeightCache(wd)
     trained, history = False, []
-    ctx = TrainContext(ds, settings, wd, dev, settings.seed)
     with cache.lock(key):
         if cache.exists(key):
             meta = cache.load(key, classifier)
@@ -147,8 +153,8 @@ def train(
                                          "seconds": time.perf_counter() - start, "versions": package_versions()})
             trained = True
     classifier.to(dev).eval()
-    rule.setup(classifier, ds.train)
-    info = {"config_hash": key, "config": key_config, "trained": trained, "history": history,
+    rule.setup(classifier, ctx)
+    info = {"config_hash": key, "config": key_config, "trained": trained, "history": history, "context": ctx,
             "settings": settings, "workdir": wd}
     return Defense(str(dspec), recipe, rule, classifier, ds, info)
 

@@ -24,6 +24,7 @@ class TrainContext:
     workdir: Any
     device: torch.device
     seed: int
+    show_progress: bool = True
     extras: dict = field(default_factory=dict)
 
 
@@ -59,8 +60,8 @@ class InferenceRule(ABC):
     def config(self) -> dict:
         return {}
 
-    def setup(self, classifier: nn.Module, train: Split) -> None:
-        """Precompute what inference needs from the training split (e.g. the MI pool)."""
+    def setup(self, classifier: nn.Module, ctx: TrainContext) -> None:
+        """Precompute what inference needs from the training split or the cache (e.g. the MI pool, a VAE)."""
 
     @abstractmethod
     def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.data import Split
-from defenses.base import INFERENCE, InferenceRule, softmax_probs
+from defenses.base import INFERENCE, InferenceRule, TrainContext, softmax_probs
 from defenses.pool import OtherLabelPool
 
 
@@ -29,8 +28,8 @@ class MixupInference(InferenceRule):
     def config(self) -> dict:
         return {"lambda_mi": self.lambda_mi, "n_mi": self.n_mi}
 
-    def setup(self, classifier: nn.Module, train: Split) -> None:
-        self.pool = OtherLabelPool(train.x, train.y)
+    def setup(self, classifier: nn.Module, ctx: TrainContext) -> None:
+        self.pool = OtherLabelPool(ctx.dataset.train.x, ctx.dataset.train.y)
 
     def partners(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """(n_mi, B, C, H, W) pool images, each from a class other than F_w's prediction for its input."""

@@ -44,7 +44,7 @@ def test_mi_partners_exclude_the_models_prediction(mixup_mi, digits):
 def test_mi_with_lambda_one_equals_plain(mixup_mi, digits):
     settings = get_preset("quick").with_overrides(lambda_mi_default=1.0)
     rule = MixupInference(settings, "mixup")
-    rule.setup(mixup_mi.classifier, digits.train)
+    rule.setup(mixup_mi.classifier, mixup_mi.info["context"])
     x = digits.test.x[:64]
     with torch.no_grad():
         p_mi = rule.forward(mixup_mi.classifier, x, torch.Generator().manual_seed(0))

@@ -1,0 +1,84 @@
+"""Recipes `varerm` (eq. 13) and `varmixup` (eq. 12), and their `adv-` variants that use the adversarial VAE.
+
+VarERM trains F_w on decode(mu(x)); VarMixup on decode(lambda*mu(x_i) + (1-lambda)*mu(x_j)) with the label
+lambda*y_i + (1-lambda)*y_j, lambda ~ Beta(eta, eta), one lambda per batch as in `mixup`. The VAE is frozen.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from defenses.base import RECIPES, Recipe, TrainContext
+from defenses.latent import FittedVAE, get_vae, on_device, vae_config
+from defenses.mixup import mixed_cross_entropy
+
+
+@torch.no_grad()
+def varmixup_samples(vae: FittedVAE, x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
+    """x' = E[p(x | lam * E[q(z|x_i)] + (1 - lam) * E[q(z|x_perm(i))])] for every i (paper eq. 12)."""
+    mu = vae.encode_mean(x)
+    return vae.decode(lam * mu + (1.0 - lam) * mu[perm])
+
+
+class _VarRecipe(Recipe):
+    """Shared by the Var* recipes: the (adversarial) VAE, fetched from the cache in prepare()."""
+
+    adversarial_vae = False
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.vae: FittedVAE | None = None
+
+    def config(self) -> dict:
+        return {"vae": vae_config(self.settings, self.adversarial_vae)}
+
+    def prepare(self, ctx: TrainContext) -> None:
+        self.vae = get_vae(ctx, self.adversarial_vae)
+
+    def _vae(self, x: torch.Tensor) -> FittedVAE:
+        if self.vae is None:
+            raise RuntimeError(f"{self.name}: prepare() was not called")
+        return on_device(self.vae, x.device)
+
+
+class VarERM(_VarRecipe):
+    """Cross-entropy on VAE reconstructions decode(mu(x)) (paper eq. 13)."""
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+        with torch.no_grad():
+            x_rec = self._vae(x).reconstruct(x)
+        logits = model(x_rec)
+        return F.cross_entropy(logits, y), logits
+
+
+class VarMixup(_VarRecipe):
+    """Mixup of encoder means, decoded (paper eq. 12)."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.eta = float(settings.eta)
+        if self.eta <= 0:
+            raise ValueError(f"eta must be > 0, got {self.eta}")
+
+    def config(self) -> dict:
+        return {**super().config(), "eta": self.eta}
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+        lam = float(rng.beta(self.eta, self.eta))
+        perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
+        logits = model(varmixup_samples(self._vae(x), x, perm, lam))
+        return mixed_cross_entropy(logits, y, perm, lam), logits
+
+
+_HELP = {
+    "varerm": "VarERM (eq. 13): cross-entropy on MMD-VAE reconstructions decode(mu(x))",
+    "varmixup": "VarMixup (eq. 12): mixup of VAE latent means, decoded; lambda ~ Beta(eta, eta)",
+}
+for _base, _cls in (("varerm", VarERM), ("varmixup", VarMixup)):
+    for _adv in (False, True):
+        _name = f"adv-{_base}" if _adv else _base
+        RECIPES.register(_name, help=_HELP[_base] + (" - adversarially trained VAE" if _adv else ""))(
+            type(_cls.__name__ + ("Adv" if _adv else ""), (_cls,), {"name": _name, "adversarial_vae": _adv})
+        )
