@@ -209,36 +209,12 @@ def leaderboard(
         sys.stdout.write(text)
 
 
-vae_app = typer.Typer(no_args_is_help=True, help="Train or inspect the MMD-VAE of the Var* defenses.")
-app.add_typer(vae_app, name="vae")
+VAE_ACTIONS = ("train", "show")
 
 
-def _vae_command(train_missing: bool, dataset, adversarial, preset, vae_from, vae_epochs, latent_dim, vae_gamma,
-                 vae_bandwidth, output, device, seed, workdir, data_dir, download, train_subset, no_progress) -> None:
-    from bench.figures import save_rows, vae_rows
-    from defenses.latent import get_vae, reconstruction_error
-
-    _check_positive(vae_epochs=vae_epochs, latent_dim=latent_dim)
-    ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, None, no_progress,
-                   vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim, vae_gamma=vae_gamma,
-                   vae_bandwidth=vae_bandwidth)
-    vae = get_vae(ctx, adversarial, train_if_missing=train_missing)
-    test = ctx.dataset.test
-    err_test = reconstruction_error(vae, test.x, ctx.device)
-    path = output or ctx.workdir / "figures" / f"vae-{vae.key}.png"
-    save_rows(vae_rows(vae, test.x[:16].to(ctx.device)), path)
-    hist = vae.meta.get("history", [])
-    table = Table(title=f"{'adversarial ' if adversarial else ''}MMD-VAE {vae.key} ({'trained' if vae.trained else 'cached'})")
-    for col in ("dataset", "latent dim", "epochs", "train recon", "train mmd", "test recon (pixel MSE)", "figure"):
-        table.add_column(col)
-    last = hist[-1] if hist else {}
-    table.add_row(ctx.dataset.name, str(vae.latent_dim), str(len(hist)), f"{last.get('recon', float('nan')):.5f}",
-                  f"{last.get('mmd', float('nan')):.5f}", f"{err_test:.5f}", str(path))
-    out.print(table)
-
-
-@vae_app.command("train")
-def vae_train(
+@app.command("vae")
+def vae_command(
+    action: Annotated[str, typer.Argument(help="train (train or load) | show (cached only, never trains)")],
     dataset: DatasetOpt = None,
     adversarial: Annotated[bool, typer.Option("--adversarial", help="the adv- VAE (PGD on reconstruction error)")] = False,
     preset: PresetOpt = None,
@@ -254,35 +230,34 @@ def vae_train(
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
     train_subset: TrainSubsetOpt = None,
+    test_subset: TestSubsetOpt = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Train (or load) the VAE; print its reconstruction error and write inputs vs reconstructions as PNG."""
-    _vae_command(True, dataset, adversarial, preset, vae_from, vae_epochs, latent_dim, vae_gamma, vae_bandwidth,
-                 output, device, seed, workdir, data_dir, download, train_subset, no_progress)
+    """The Var* defenses' MMD-VAE: print its reconstruction error and write inputs vs reconstructions as PNG."""
+    from bench.figures import save_rows, vae_rows
+    from bench.registry import unknown_name_message
+    from defenses.latent import get_vae, reconstruction_error
 
-
-@vae_app.command("show")
-def vae_show(
-    dataset: DatasetOpt = None,
-    adversarial: Annotated[bool, typer.Option("--adversarial", help="the adv- VAE")] = False,
-    preset: PresetOpt = None,
-    vae_from: VaeFromOpt = None,
-    vae_epochs: VaeEpochsOpt = None,
-    latent_dim: LatentDimOpt = None,
-    vae_gamma: VaeGammaOpt = None,
-    vae_bandwidth: VaeBandwidthOpt = None,
-    output: OutputOpt = None,
-    device: DeviceOpt = "cpu",
-    seed: SeedOpt = None,
-    workdir: WorkdirOpt = None,
-    data_dir: DataDirOpt = None,
-    download: DownloadOpt = False,
-    train_subset: TrainSubsetOpt = None,
-    no_progress: NoProgressOpt = False,
-) -> None:
-    """Like `vae train`, but only for a VAE already in the cache (never trains)."""
-    _vae_command(False, dataset, adversarial, preset, vae_from, vae_epochs, latent_dim, vae_gamma, vae_bandwidth,
-                 output, device, seed, workdir, data_dir, download, train_subset, no_progress)
+    if action not in VAE_ACTIONS:
+        raise BenchError(unknown_name_message("vae action", action, list(VAE_ACTIONS)))
+    _check_positive(vae_epochs=vae_epochs, latent_dim=latent_dim)
+    ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
+                   no_progress, vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim,
+                   vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
+    vae = get_vae(ctx, adversarial, train_if_missing=action == "train")
+    test = ctx.dataset.test
+    err_test = reconstruction_error(vae, test.x, ctx.device)
+    path = output or ctx.workdir / "figures" / f"vae-{vae.key}.png"
+    save_rows(vae_rows(vae, test.x[:16].to(ctx.device)), path)
+    hist = vae.meta.get("history", [])
+    kind = "adversarial " if adversarial else ""
+    table = Table(title=f"{kind}MMD-VAE {vae.key} ({'trained' if vae.trained else 'cached'})")
+    for col in ("dataset", "latent dim", "epochs", "train recon", "train mmd", "test recon (pixel MSE)", "figure"):
+        table.add_column(col)
+    last = hist[-1] if hist else {}
+    table.add_row(ctx.dataset.name, str(vae.latent_dim), str(len(hist)), f"{last.get('recon', float('nan')):.5f}",
+                  f"{last.get('mmd', float('nan')):.5f}", f"{err_test:.5f}", str(path))
+    out.print(table)
 
 
 @app.command()

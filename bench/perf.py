@@ -82,6 +82,71 @@ def pgd_eval_overhead(repeats: int) -> dict:
     return {**compare(harness, baseline, repeats), "n": 512, "batch_size": bs, "target": "<= 1.05"}
 
 
+def _digits_setup():
+    """Digits, the quick preset, a fresh small CNN and an (untrained) VAE: the same inputs for both sides."""
+    from bench.data import load_dataset
+    from bench.models import build_model
+    from bench.presets import get_preset
+    from defenses.latent import FittedVAE
+    from defenses.vae import MMDVAE
+
+    torch.manual_seed(0)
+    settings = get_preset("quick")
+    ds = load_dataset("digits")
+    mean, std = ds.channel_stats()
+    model = build_model(settings.model, ds.image_shape, ds.num_classes, mean, std)
+    vae = MMDVAE(ds.image_shape, settings.vae_latent_dim, settings.vae_width).eval().requires_grad_(False)
+    return settings, ds, model, FittedVAE(vae, ds.image_shape).eval()
+
+
+@BENCHMARKS.register("varmixup_epoch", help="one VarMixup training epoch / one Mixup epoch, same classifier and data")
+def varmixup_epoch(repeats: int) -> dict:
+    from bench.training import train_classifier
+    from defenses.mixup import Mixup
+    from defenses.varmixup import VarMixup
+
+    settings, ds, model, vae = _digits_setup()
+    var = VarMixup(settings)
+    var.vae = vae
+    mix = Mixup(settings)
+    kw = dict(epochs=1, batch_size=settings.batch_size, lr=settings.lr, optimizer=settings.optimizer,
+              device=torch.device("cpu"), seed=0, show_progress=False)
+    return {**compare(lambda: train_classifier(var, model, ds.train, **kw),
+                      lambda: train_classifier(mix, model, ds.train, **kw), repeats),
+            "n": len(ds.train), "target": "<= 1.5"}
+
+
+@BENCHMARKS.register("varmi_inference", help="VarMI on 512 images / bare encoder + N_MI decoder and classifier forwards")
+def varmi_inference(repeats: int) -> dict:
+    from bench.runner import TrainContext
+    from defenses.varmi import VarMI
+
+    settings, ds, model, vae = _digits_setup()
+    model.eval()
+    ctx = TrainContext(ds, settings, None, torch.device("cpu"), 0, show_progress=False)
+    ctx.extras[("vae", False)] = vae
+    rule = VarMI(settings, "varmixup")
+    rule.setup(model, ctx)
+    x = ds.train.x[:512]
+    bs, n_mi = settings.eval_batch_size, settings.n_mi
+    zs = rule.pool.x[torch.randint(len(rule.pool), (n_mi, bs), generator=torch.Generator().manual_seed(0))]
+
+    def harness():
+        with torch.no_grad():
+            for i in range(0, len(x), bs):
+                rule.forward(model, x[i : i + bs], torch.Generator().manual_seed(i))
+
+    def floor():
+        with torch.no_grad():
+            for i in range(0, len(x), bs):
+                xb = x[i : i + bs]
+                mu = vae.encode_mean(xb)
+                z = 0.5 * mu.unsqueeze(0) + 0.5 * zs[:, : len(xb)]
+                F.softmax(model(vae.decode(z.flatten(0, 1))), 1).view(n_mi, len(xb), -1).mean(0)
+
+    return {**compare(harness, floor, repeats), "n": 512, "n_mi": n_mi, "batch_size": bs, "target": "<= 1.2"}
+
+
 def run_benchmarks(names: list[str] | None, repeats: int) -> dict[str, dict]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     return {name: BENCHMARKS.get(name)(repeats) for name in (names or BENCHMARKS.names())}

@@ -50,10 +50,11 @@ class Preset:
     vae_adv_steps: int = 5
 
     def epochs_for(self, recipe: str) -> int:
-        return self.epochs.get(recipe, self.epochs_default)
+        """Epochs for a recipe; `adv-X` trains its classifier like `X` (only its VAE differs)."""
+        return self.epochs.get(recipe, self.epochs.get(recipe.removeprefix("adv-"), self.epochs_default))
 
     def lambda_mi_for(self, recipe: str) -> float:
-        return self.lambda_mi.get(recipe, self.lambda_mi_default)
+        return self.lambda_mi.get(recipe, self.lambda_mi.get(recipe.removeprefix("adv-"), self.lambda_mi_default))
 
     def with_overrides(self, **overrides: Any) -> "Preset":
         """Return a copy with every non-None override applied (explicit options beat preset values)."""
@@ -76,7 +77,7 @@ QUICK = _add(
     Preset(
         name="quick",
         description="embedded digits, small CNN, epochs sized for a few minutes on 2 CPU cores",
-        epochs={"erm": 20, "mixup": 30},
+        epochs={"erm": 20, "varerm": 20, "mixup": 30, "varmixup": 30},
         epochs_default=20,
     )
 )

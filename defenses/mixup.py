@@ -16,6 +16,14 @@ def mix_pairs(x: torch.Tensor, rng: np.random.Generator, eta: float) -> tuple[to
     return lam * x + (1.0 - lam) * x[perm], perm, lam
 
 
+def beta_eta(settings) -> float:
+    """The preset's eta for lambda ~ Beta(eta, eta), validated."""
+    eta = float(settings.eta)
+    if eta <= 0:
+        raise ValueError(f"eta must be > 0, got {eta}")
+    return eta
+
+
 def mixed_cross_entropy(logits: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
     """Cross-entropy against the mixed label lambda*y_i + (1-lambda)*y_j."""
     return lam * F.cross_entropy(logits, y) + (1.0 - lam) * F.cross_entropy(logits, y[perm])
@@ -27,9 +35,7 @@ class Mixup(Recipe):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.eta = float(settings.eta)
-        if self.eta <= 0:
-            raise ValueError(f"eta must be > 0, got {self.eta}")
+        self.eta = beta_eta(settings)
 
     def config(self) -> dict:
         return {"eta": self.eta}

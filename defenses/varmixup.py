@@ -12,7 +12,7 @@ from torch import nn
 
 from defenses.base import RECIPES, Recipe, TrainContext
 from defenses.latent import FittedVAE, get_vae, on_device, vae_config
-from defenses.mixup import mixed_cross_entropy
+from defenses.mixup import beta_eta, mixed_cross_entropy
 
 
 @torch.no_grad()
@@ -58,9 +58,7 @@ class VarMixup(_VarRecipe):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.eta = float(settings.eta)
-        if self.eta <= 0:
-            raise ValueError(f"eta must be > 0, got {self.eta}")
+        self.eta = beta_eta(settings)
 
     def config(self) -> dict:
         return {**super().config(), "eta": self.eta}

@@ -133,3 +133,36 @@ def test_leaderboard_formats(wd):
     assert {r["attack"] for r in rows} == {"clean", "pgd10"}
     code, _, err = bench("leaderboard", "--workdir", wd, "--format", "xlsx")
     assert code == 2 and "Valid formats: csv, md, json" in err
+
+
+def test_vae_train_show_and_samples_write_pngs(wd):
+    from PIL import Image
+
+    code, out, err = bench("vae", "show", "--vae-epochs", "2", "--workdir", wd)
+    assert code == 2 and "run `bench vae train` first" in err
+    code, out, err = bench("vae", "train", "--vae-epochs", "2", "--workdir", wd, "--no-progress")
+    assert code == 0, err
+    assert "test recon" in out
+    pngs = sorted((__import__("pathlib").Path(wd) / "figures").glob("vae-*.png"))
+    assert len(pngs) == 1
+    w, h = Image.open(pngs[0]).size
+    assert w > h  # one row of inputs above one row of reconstructions, 16 wide
+    code, out, err = bench("vae", "show", "--vae-epochs", "2", "--workdir", wd)
+    assert code == 0 and "cached" in out
+    target = __import__("pathlib").Path(wd) / "fig7.png"
+    code, out, err = bench("samples", "--defense", "varmixup", "--pairs", "3", "--workdir", wd, "--output",
+                           str(target), "--no-progress")
+    assert code == 0, err
+    w, h = Image.open(target).size
+    assert w < h  # 5 lambdas wide, 2 rows per pair
+    code, _, err = bench("samples", "--defense", "erm", "--workdir", wd)
+    assert code == 2 and "has no VAE" in err
+
+
+def test_varmixup_run_through_cli_records_var_defense(wd):
+    code, out, err = bench("run", "--defense", "adv-varmixup+adv-varmi", "--epochs", "1", "--vae-epochs", "1",
+                           "--n-mi", "4", "--test-subset", "50", "--workdir", wd, "--no-progress")
+    assert code == 0, err
+    rec = _records(wd)[0]
+    assert rec["defense"] == "adv-varmixup+adv-varmi" and rec["threat_model"] == "oblivious"
+    assert rec["inference_config"]["vae"]["adversarial"] is True and rec["n_examples"] == 50

@@ -60,3 +60,10 @@ def test_default_workdir_is_never_the_cwd(monkeypatch, tmp_path):
     monkeypatch.delenv("BENCH_WORKDIR")
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_workdir() == Path.home() / ".local" / "share" / "varmixup-bench"
+
+
+def test_adv_variants_train_like_their_base_recipe():
+    p = get_preset("quick")
+    assert p.epochs_for("adv-varmixup") == p.epochs_for("varmixup") == p.epochs_for("mixup")
+    assert p.epochs_for("adv-varerm") == p.epochs_for("varerm") == p.epochs_for("erm")
+    assert p.epochs_for("not-listed") == p.epochs_default
