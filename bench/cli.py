@@ -83,6 +83,11 @@ def run(
     eta: Annotated[Optional[float], typer.Option(help="mixup lambda ~ Beta(eta, eta)")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="training batch size")] = None,
     eval_batch_size: Annotated[Optional[int], typer.Option("--eval-batch-size", help="evaluation batch size")] = None,
+    trades_beta: Annotated[Optional[float], typer.Option("--trades-beta", help="TRADES beta")] = None,
+    train_eps: Annotated[Optional[str], typer.Option("--train-eps", help="adversarial training radius ([0,1] scale)")] = None,
+    train_step: Annotated[Optional[str], typer.Option("--train-step", help="adversarial training PGD step")] = None,
+    train_steps: Annotated[Optional[int], typer.Option("--train-steps", help="adversarial training PGD steps")] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast while training (CPU and CUDA)")] = None,
     vae_from: VaeFromOpt = None,
     vae_epochs: VaeEpochsOpt = None,
     latent_dim: LatentDimOpt = None,
@@ -100,7 +105,7 @@ def run(
     """Train (or load from cache) a defense, attack it, print and record the results."""
     from attacks import ATTACKS
     from bench.models import MODELS
-    from bench.parsing import parse_eps_list, parse_name_list, parse_step
+    from bench.parsing import parse_eps, parse_eps_list, parse_name_list, parse_step
     from bench.runner import evaluate, train
     from defenses import parse_defense_spec
 
@@ -112,7 +117,11 @@ def run(
     eps_list = parse_eps_list(eps) if eps is not None else None
     step_v = parse_step(step) if step is not None else None
     _check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                    vae_epochs=vae_epochs, latent_dim=latent_dim)
+                    vae_epochs=vae_epochs, latent_dim=latent_dim, train_steps=train_steps)
+    train_eps_v = parse_eps(train_eps) if train_eps is not None else None
+    train_step_v = parse_step(train_step) if train_step is not None else None
+    if trades_beta is not None and trades_beta < 0:
+        raise BenchError(f"--trades-beta must be >= 0, got {trades_beta}")
     if lambda_mi is not None and not 0 <= lambda_mi <= 1:
         raise BenchError(f"--lambda-mi must be in [0, 1], got {lambda_mi}")
     for name, value in (("eta", eta), ("vae-gamma", vae_gamma), ("vae-bandwidth", vae_bandwidth)):
@@ -122,7 +131,9 @@ def run(
         MODELS.get(model)
     overrides = dict(model=model, trials=trials, eta=eta, n_mi=n_mi, batch_size=batch_size,
                      eval_batch_size=eval_batch_size, step=step_v, vae_from=vae_from, vae_epochs=vae_epochs,
-                     vae_latent_dim=latent_dim, vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
+                     vae_latent_dim=latent_dim, vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth,
+                     trades_beta=trades_beta, train_eps=train_eps_v, train_step=train_step_v, train_steps=train_steps,
+                     amp=amp)
     if lambda_mi is not None:
         overrides.update(lambda_mi={}, lambda_mi_default=lambda_mi)
     ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
@@ -153,6 +164,17 @@ def _print_records(records: list[dict]) -> None:
     out.print(table)
 
 
+def _preset_value(field: str, value) -> str:
+    """Radii and steps as k/255, dicts as `key value` lists."""
+    from bench.leaderboard import eps_label
+
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
+    if isinstance(value, float) and field.endswith(("eps", "step")):
+        return eps_label(value)
+    return str(value)
+
+
 @app.command("list")
 def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | models | presets")) -> None:
     """List the registered names of one kind."""
@@ -171,15 +193,25 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
         for n in INFERENCE.names():
             table.add_row(f"+infer  {n}", INFERENCE.help(n))
         table.caption = "a defense is RECIPE[+INFERENCE], e.g. erm, mixup+mi"
+    elif kind == "presets":
+        from dataclasses import fields
+
+        from bench.presets import PRESETS
+
+        presets = [PRESETS.get(n) for n in PRESETS.names()]
+        table = Table(title="presets (any CLI option overrides a value)")
+        table.add_column("field")
+        for p in presets:
+            table.add_column(p.name)
+        for f in fields(presets[0]):
+            table.add_row(f.name, *[_preset_value(f.name, getattr(p, f.name)) for p in presets])
     else:
         if kind == "attacks":
             from attacks import ATTACKS as reg
         elif kind == "datasets":
             from bench.data import DATASETS as reg
-        elif kind == "models":
-            from bench.models import MODELS as reg
         else:
-            from bench.presets import PRESETS as reg
+            from bench.models import MODELS as reg
         for n in reg.names():
             table.add_row(n, reg.help(n))
     out.print(table)

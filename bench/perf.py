@@ -59,17 +59,13 @@ def pgd_eval_overhead(repeats: int) -> dict:
     from bench.presets import get_preset
     from bench.runner import attack_accuracy
     from defenses import Defense
-    from defenses.erm import ERM
-    from defenses.plain import Plain
-
     torch.manual_seed(0)
     settings = get_preset("quick")
     ds = load_dataset("digits")
     x, y = ds.train.x[:512], ds.train.y[:512]
     mean, std = ds.channel_stats()
     model = build_model("small-cnn", ds.image_shape, ds.num_classes, mean, std).eval()
-    defense = Defense("erm", ERM(settings), Plain(settings, "erm"), model, ds,
-                      {"settings": settings, "trained": False, "config_hash": "perf"})
+    defense = Defense.from_classifier(model, ds, settings, spec="perf")
     attack = PGD10(8 / 255, 2 / 255)
     bs = settings.eval_batch_size
 
@@ -145,6 +141,21 @@ def varmi_inference(repeats: int) -> dict:
                 F.softmax(model(vae.decode(z.flatten(0, 1))), 1).view(n_mi, len(xb), -1).mean(0)
 
     return {**compare(harness, floor, repeats), "n": 512, "n_mi": n_mi, "batch_size": bs, "target": "<= 1.2"}
+
+
+@BENCHMARKS.register("at_epoch", help="one PGD adversarial-training epoch / one ERM epoch, same classifier and data")
+def at_epoch(repeats: int) -> dict:
+    from bench.training import train_classifier
+    from defenses.adversarial import AT
+    from defenses.erm import ERM
+
+    settings, ds, model, _ = _digits_setup()
+    kw = dict(epochs=1, batch_size=settings.batch_size, lr=settings.lr, optimizer=settings.optimizer,
+              device=torch.device("cpu"), seed=0, show_progress=False)
+    return {**compare(lambda: train_classifier(AT(settings), model, ds.train, **kw),
+                      lambda: train_classifier(ERM(settings), model, ds.train, **kw), repeats),
+            "n": len(ds.train), "train_steps": settings.train_steps,
+            "target": f"about train_steps + 1 = {settings.train_steps + 1} (report)"}
 
 
 def run_benchmarks(names: list[str] | None, repeats: int) -> dict[str, dict]:

@@ -27,6 +27,15 @@ class Preset:
     lambda_mi: dict[str, float] = field(default_factory=dict)
     lambda_mi_default: float = 0.5
     n_mi: int = 30
+    # adversarial training (at, trades, iat, variat): the inner L-inf attack on the [0,1] scale
+    train_eps: float = 8 / 255
+    train_step: float = 2 / 255
+    train_steps: int = 10
+    trades_beta: float = 6.0
+    # hardware
+    amp: bool = False  # bf16 autocast while training (CPU and CUDA)
+    num_workers: int = 2  # DataLoader workers when the training set does not fit on the device
+    device_data_limit_gb: float = 4.0  # training sets up to this size are kept on the device
     # evaluation
     eps: float = 8 / 255
     step: float = 2 / 255
@@ -73,12 +82,62 @@ def _add(preset: Preset) -> Preset:
     return preset
 
 
+_PAPER_EPOCHS = {"erm": 100, "varerm": 100, "mixup": 150, "varmixup": 150, "manifold-mixup": 150,
+                 "at": 250, "trades": 250, "iat": 350, "variat": 350}
+
 QUICK = _add(
     Preset(
         name="quick",
-        description="embedded digits, small CNN, epochs sized for a few minutes on 2 CPU cores",
-        epochs={"erm": 20, "varerm": 20, "mixup": 30, "varmixup": 30},
+        description="the default: embedded digits, small CNN, epochs sized for a few minutes on 2 CPU cores",
+        epochs={"erm": 20, "varerm": 20, "mixup": 30, "varmixup": 30, "manifold-mixup": 30,
+                "at": 15, "trades": 15, "iat": 15, "variat": 15},
         epochs_default=20,
+        train_steps=5,
+        lambda_mi={"iat": 0.6, "variat": 0.6},
+    )
+)
+
+CIFAR_CPU = _add(
+    Preset(
+        name="cifar-cpu",
+        description="CIFAR-10 on a 2-core CPU: small CNN, stratified 5000-image train subset, 1000 test images; "
+        "a sweep of every defense in about an hour (pass --dataset imagefolder:PATH for the JPEG tarball)",
+        dataset="cifar10",
+        model="small-cnn",
+        train_subset=5000,
+        test_subset=1000,
+        epochs={"erm": 15, "varerm": 15, "mixup": 20, "varmixup": 20, "manifold-mixup": 20,
+                "at": 8, "trades": 8, "iat": 8, "variat": 8},
+        epochs_default=15,
+        train_steps=5,
+        vae_epochs=20,
+        vae_adv_steps=3,
+        lambda_mi={"iat": 0.6, "variat": 0.6},
+    )
+)
+
+PAPER = _add(
+    Preset(
+        name="paper",
+        description="the paper's protocol (Table 1, baselines): ResNet-34, Adam lr 1e-3, 100/150/250/350 epochs, "
+        "PGD-10 with step 8/255, 10 trials",
+        dataset="cifar10",
+        model="resnet34",
+        epochs=_PAPER_EPOCHS,
+        epochs_default=100,
+        lr=1e-3,
+        optimizer="adam",
+        eta=1.0,
+        lambda_mi={"iat": 0.6, "variat": 0.6},
+        lambda_mi_default=0.5,
+        n_mi=30,
+        train_eps=8 / 255,
+        train_step=2 / 255,
+        train_steps=10,
+        eps=8 / 255,
+        step=8 / 255,
+        trials=10,
+        eval_batch_size=128,
     )
 )
 

@@ -133,6 +133,7 @@ def train(
         "batch_size": settings.batch_size,
         "lr": settings.lr,
         "optimizer": settings.optimizer,
+        "amp": settings.amp,
         "seed": settings.seed,
     }
     key = config_hash(key_config)
@@ -147,7 +148,9 @@ def train(
             start = time.perf_counter()
             history = train_classifier(
                 recipe, classifier, ds.train, epochs=n_epochs, batch_size=settings.batch_size, lr=settings.lr,
-                optimizer=settings.optimizer, device=dev, seed=settings.seed, show_progress=show_progress,
+                optimizer=settings.optimizer, device=dev, seed=settings.seed, show_progress=ctx.show_progress,
+                amp=settings.amp, checkpoint_dir=cache.folder(key), device_data_limit_gb=settings.device_data_limit_gb,
+                num_workers=settings.num_workers,
             )
             cache.save(key, classifier, {"config": key_config, "history": history,
                                          "seconds": time.perf_counter() - start, "versions": package_versions()})

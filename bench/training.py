@@ -1,12 +1,21 @@
-"""The shared training loop: Adam, shuffled mini-batches with data kept on the device, one recipe loss per batch."""
+"""The shared training loop: Adam, seeded per-epoch shuffles, one recipe loss per batch, per-epoch checkpoints.
+
+Each epoch draws its shuffle, its recipe randomness (numpy) and torch's global RNG (attack random starts)
+from (seed, epoch) alone, so a training resumed from a checkpoint gives the same weights as one that ran
+through. Datasets that fit stay on the device; larger ones stream through a DataLoader with pinned memory.
+"""
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from bench.data import Split
 from bench.errors import BenchError
 from bench.progress import progress
@@ -18,6 +27,28 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name not in optimizers:
         raise BenchError(f"unknown optimizer {name!r}; valid: {', '.join(optimizers)}")
     return optimizers[name](params, lr=lr)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def batches(split: Split, batch_size: int, perm: torch.Tensor, device: torch.device, on_device: tuple | None,
+            num_workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches in the order `perm`: sliced on the device when the data lives there, else a DataLoader."""
+    if on_device is not None:
+        x_all, y_all = on_device
+        perm = perm.to(device)
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i : i + batch_size]
+            yield x_all[idx], y_all[idx]
+        return
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(split.x, split.y), batch_size=batch_size, sampler=perm.tolist(),
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 def train_classifier(
@@ -32,26 +63,38 @@ def train_classifier(
     device: torch.device,
     seed: int,
     show_progress: bool = True,
+    amp: bool = False,
+    checkpoint_dir: Path | None = None,
+    device_data_limit_gb: float = 4.0,
+    num_workers: int = 2,
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Train `model` in place with recipe.loss; returns per-epoch {epoch, loss, acc}."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
+    """Train `model` in place with recipe.loss; returns per-epoch {epoch, loss, acc}; resumes from checkpoint_dir."""
     model.to(device).train()
     opt = make_optimizer(optimizer, model.parameters(), lr)
-    x_all, y_all = train.x.to(device), train.y.to(device)
-    n = len(y_all)
+    start_epoch, history = 0, []
+    if checkpoint_dir is not None:
+        resumed = load_checkpoint(checkpoint_dir, model, opt)
+        if resumed is not None:
+            start_epoch, history = resumed
+    fits = train.x.element_size() * train.x.numel() <= device_data_limit_gb * 2**30
+    on_device = (train.x.to(device), train.y.to(device)) if fits else None
+    n = len(train)
     steps = math.ceil(n / batch_size)
-    history = []
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else nullcontext
     with progress(show_progress) as bar:
-        task = bar.add_task(f"train {recipe.name}", total=epochs * steps, info="")
-        for epoch in range(1, epochs + 1):
-            perm = torch.randperm(n, generator=gen).to(device)
+        task = bar.add_task(f"train {recipe.name}", total=epochs * steps, completed=start_epoch * steps,
+                            info=f"resumed after epoch {start_epoch}" if start_epoch else "")
+        for epoch in range(start_epoch + 1, epochs + 1):
+            es = epoch_seed(seed, epoch)
+            torch.manual_seed(es)
+            rng = np.random.default_rng(es)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(es))
+            model.train()
             total_loss, correct = 0.0, 0
-            for i in range(steps):
-                idx = perm[i * batch_size : (i + 1) * batch_size]
-                x, y = x_all[idx], y_all[idx]
-                loss, logits = recipe.loss(model, x, y, rng)
+            for x, y in batches(train, batch_size, perm, device, on_device, num_workers):
+                with autocast():
+                    loss, logits = recipe.loss(model, x, y, rng)
                 if not torch.isfinite(loss):
                     raise BenchError(f"training {recipe.name}: loss is {loss.item()} in epoch {epoch}; lower the lr")
                 opt.zero_grad(set_to_none=True)
@@ -62,6 +105,12 @@ def train_classifier(
                 bar.advance(task)
             row = {"epoch": epoch, "loss": total_loss / n, "acc": 100.0 * correct / n}
             history.append(row)
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, model, opt, epoch, history)
             bar.update(task, info=f"epoch {epoch}/{epochs} loss {row['loss']:.3f} acc {row['acc']:.1f}%")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
     model.eval()
+    if checkpoint_dir is not None:
+        remove_checkpoint(checkpoint_dir)
     return history

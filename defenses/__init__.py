@@ -1,5 +1,5 @@
 """Defenses: training recipes and inference rules, registered by name; `recipe[+inference]` selects one."""
-from defenses import erm, mi, mixup, plain, varmi, varmixup  # noqa: F401  (registration)
+from defenses import adversarial, erm, manifold, mi, mixup, plain, varmi, varmixup  # noqa: F401  (registration)
 from defenses.base import INFERENCE, RECIPES, Defense, InferenceRule, Recipe, TrainContext, eval_mode
 from defenses.spec import DefenseSpec, parse_defense_spec
 

@@ -94,6 +94,15 @@ class Defense:
         self.dataset = dataset
         self.info = info  # training key, settings, whether this call trained or loaded from cache
 
+    @classmethod
+    def from_classifier(cls, classifier: nn.Module, dataset: Dataset, settings: Any, spec: str = "external") -> "Defense":
+        """Wrap an already trained classifier ([0,1] images -> logits) as a deterministic defense."""
+        from defenses.erm import ERM
+        from defenses.plain import Plain
+
+        info = {"settings": settings, "trained": False, "config_hash": spec, "workdir": None, "history": []}
+        return cls(spec, ERM(settings), Plain(settings, "erm"), classifier, dataset, info)
+
     @property
     def stochastic(self) -> bool:
         return self.rule.stochastic

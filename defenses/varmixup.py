@@ -80,3 +80,38 @@ for _base, _cls in (("varerm", VarERM), ("varmixup", VarMixup)):
         RECIPES.register(_name, help=_HELP[_base] + (" - adversarially trained VAE" if _adv else ""))(
             type(_cls.__name__ + ("Adv" if _adv else ""), (_cls,), {"name": _name, "adversarial_vae": _adv})
         )
+
+
+class VarIAT(_VarRecipe):
+    """IAT with its interpolation in the VAE's latent space (paper, "VarMixup on IAT"): the mean of the
+    VarMixup loss on clean pairs and the VarMixup loss on PGD-perturbed pairs (both mixed as latent means)."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        from defenses.adversarial import AT
+
+        self.eta = beta_eta(settings)
+        self.inner = AT(settings)  # the inner PGD and its budget (train_eps, train_step, train_steps)
+
+    def config(self) -> dict:
+        return {**super().config(), **self.inner.config(), "eta": self.eta}
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+        vae = self._vae(x)
+        x_adv = self.inner.pgd(model, x, y)
+        parts, first_logits = [], None
+        for inputs in (x, x_adv):
+            lam = float(rng.beta(self.eta, self.eta))
+            perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
+            logits = model(varmixup_samples(vae, inputs, perm, lam))
+            parts.append(mixed_cross_entropy(logits, y, perm, lam))
+            first_logits = logits if first_logits is None else first_logits
+        return 0.5 * (parts[0] + parts[1]), first_logits
+
+
+for _adv in (False, True):
+    _name = "adv-variat" if _adv else "variat"
+    RECIPES.register(_name, help="VarIAT: IAT with latent-space (VarMixup) interpolation"
+                     + (" - adversarially trained VAE" if _adv else ""))(
+        type("VarIATAdv" if _adv else "VarIAT_", (VarIAT,), {"name": _name, "adversarial_vae": _adv})
+    )

@@ -5,35 +5,12 @@ import json
 import re
 
 import pytest
-from typer.testing import CliRunner
 
-from bench.cli import app, main
-
-runner = CliRunner()
+from tests_cli_helper import bench_cli
 
 
 def bench(*args: str):
-    """Invoke the CLI through main() so BenchError handling is exercised; returns (status, stdout, stderr)."""
-    import sys
-    from contextlib import redirect_stderr, redirect_stdout
-    from io import StringIO
-
-    out, err = StringIO(), StringIO()
-    old = sys.argv
-    sys.argv = ["bench", *args]
-    code = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            import bench.cli as cli
-            from rich.console import Console
-
-            cli.out, cli.err = Console(file=out, width=200), Console(file=err, width=200)
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    return code, out.getvalue(), err.getvalue()
+    return bench_cli(*args)
 
 
 @pytest.fixture()

@@ -92,3 +92,63 @@ def test_training_is_reproducible_under_a_seed(digits, tmp_path):
     assert a.info["config_hash"] == b.info["config_hash"]
     for (k, v), (_, w) in zip(a.classifier.state_dict().items(), b.classifier.state_dict().items()):
         assert torch.equal(v, w), k
+
+
+class _Stop(Exception):
+    pass
+
+
+def _train(digits, ckpt, epochs=3, stop_after=None, amp=False):
+    from bench.presets import get_preset
+    from bench.training import train_classifier
+    from defenses.mixup import Mixup
+
+    torch.manual_seed(0)
+    m = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.3])
+
+    def stop(epoch):
+        if epoch == stop_after:
+            raise _Stop
+
+    hist = train_classifier(Mixup(get_preset("quick")), m, digits.train, epochs=epochs, batch_size=128, lr=1e-3,
+                            optimizer="adam", device=torch.device("cpu"), seed=0, show_progress=False, amp=amp,
+                            checkpoint_dir=ckpt, on_epoch_end=stop)
+    return m, hist
+
+
+def test_interrupted_training_resumes_from_its_last_epoch_with_identical_weights(digits, tmp_path):
+    ref, ref_hist = _train(digits, tmp_path / "ref")
+    with pytest.raises(_Stop):
+        _train(digits, tmp_path / "run", stop_after=2)
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+    resumed, hist = _train(digits, tmp_path / "run")
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert [h["loss"] for h in hist] == pytest.approx([h["loss"] for h in ref_hist])
+    for (k, v), (_, w) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        torch.testing.assert_close(v, w, msg=k)
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()  # removed once training completed
+
+
+def test_bf16_autocast_trains_on_cpu(digits, tmp_path):
+    m, hist = _train(digits, None, epochs=2, amp=True)
+    assert all(np.isfinite(h["loss"]) for h in hist) and hist[-1]["loss"] < hist[0]["loss"] + 0.5
+    assert next(m.parameters()).dtype == torch.float32  # autocast only, weights stay fp32
+
+
+def test_amp_is_part_of_the_cache_key(digits, tmp_path):
+    import bench
+
+    a = bench.train("erm", digits, workdir=tmp_path, epochs=1, show_progress=False)
+    b = bench.train("erm", digits, workdir=tmp_path, epochs=1, show_progress=False, amp=True)
+    assert a.info["config_hash"] != b.info["config_hash"] and b.info["config"]["amp"] is True
+
+
+def test_large_training_sets_stream_through_a_dataloader(digits):
+    from bench.training import batches
+
+    perm = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))
+    on_dev = list(batches(digits.train, 100, perm, torch.device("cpu"), (digits.train.x, digits.train.y), 0))
+    streamed = list(batches(digits.train, 100, perm, torch.device("cpu"), None, 0))
+    assert len(on_dev) == len(streamed) == 15
+    for (x1, y1), (x2, y2) in zip(on_dev, streamed):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)

@@ -67,3 +67,29 @@ def test_adv_variants_train_like_their_base_recipe():
     assert p.epochs_for("adv-varmixup") == p.epochs_for("varmixup") == p.epochs_for("mixup")
     assert p.epochs_for("adv-varerm") == p.epochs_for("varerm") == p.epochs_for("erm")
     assert p.epochs_for("not-listed") == p.epochs_default
+
+
+def test_paper_preset_matches_the_papers_table():
+    p = get_preset("paper")
+    assert p.model == "resnet34" and p.optimizer == "adam" and p.lr == 1e-3 and p.eta == 1.0
+    assert {r: p.epochs_for(r) for r in ("erm", "varerm", "mixup", "varmixup", "at", "trades", "iat")} == {
+        "erm": 100, "varerm": 100, "mixup": 150, "varmixup": 150, "at": 250, "trades": 250, "iat": 350}
+    assert p.epochs_for("adv-varmixup") == 150
+    assert p.train_eps == pytest.approx(8 / 255) and p.train_step == pytest.approx(2 / 255)
+    assert p.lambda_mi_for("mixup") == 0.5 and p.lambda_mi_for("iat") == 0.6 and p.n_mi == 30
+    assert p.eps == pytest.approx(8 / 255) and p.step == pytest.approx(8 / 255) and p.trials == 10
+
+
+def test_explicit_cli_option_beats_the_preset(tmp_path):
+    import json
+
+    from tests_cli_helper import bench_cli
+
+    wd = tmp_path / "wd"
+    code, _, err = bench_cli("run", "--defense", "erm", "--preset", "paper", "--dataset", "digits", "--model",
+                             "small-cnn", "--epochs", "1", "--step", "2/255", "--trials", "1", "--workdir", str(wd),
+                             "--no-progress")
+    assert code == 0, err
+    rec = json.loads((wd / "results.jsonl").read_text().splitlines()[0])
+    assert rec["preset"] == "paper" and rec["model"] == "small-cnn" and rec["trials"] == 1
+    assert rec["step"] == pytest.approx(2 / 255) and rec["eps"] == pytest.approx(8 / 255)
