@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import Enum
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -11,38 +11,61 @@ from torch import nn
 from bench.errors import BenchError
 from bench.registry import Registry
 
+if TYPE_CHECKING:
+    from bench.data import Split
+    from defenses.base import Defense
+
 
 class ThreatModel(str, Enum):
-    """Who the adversary differentiates: see README 'Threat models'."""
+    """Who the adversary differentiates or queries: see README 'Threat models'."""
 
-    NONE = "none"  # no adversary (clean inputs)
+    NONE = "none"  # no adversary (clean inputs, corruptions, calibration)
     WHITE_BOX = "white-box"  # deterministic defense: F_w is the whole defended predictor
-    OBLIVIOUS = "oblivious"  # randomised inference rule: gradients of F_w only, defense unknown to the adversary
+    OBLIVIOUS = "oblivious"  # randomised inference rule: the adversary sees F_w only
     ADAPTIVE = "adaptive"  # gradients through the whole defended predictor, EOT over its randomness
+    BLACK_BOX = "black-box"  # scores of the (deterministic) defended predictor only, no gradients
 
 
 class Attack(ABC):
-    """An evasion attack with an L-infinity budget `eps` and step size `step` on the [0,1] pixel scale."""
+    """An evaluation with an L-infinity budget `eps` and step size `step` on the [0,1] pixel scale."""
 
     name: ClassVar[str] = ""
     uses_eps: ClassVar[bool] = True
+    targeted: ClassVar[bool] = False
+    adaptive: ClassVar[bool] = False
 
-    def __init__(self, eps: float, step: float) -> None:
+    def __init__(self, eps: float, step: float, settings: Any = None) -> None:
         if not 0 <= eps <= 1:
             raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)")
         self.eps = float(eps)
         self.step = float(step)
+        self.settings = settings
 
     def config(self) -> dict:
         return {"eps": self.eps, "step": self.step}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         """The threat model this attack realises against a defense of the given kind."""
+        if self.adaptive:
+            return ThreatModel.ADAPTIVE
         return ThreatModel.OBLIVIOUS if stochastic_defense else ThreatModel.WHITE_BOX
 
+    def choose_targets(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Target labels of a targeted attack (None for untargeted attacks)."""
+        return None
+
     @abstractmethod
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
         """Adversarial images in [0,1], within eps of x in L-infinity; `model` maps [0,1] images to logits."""
+
+    def evaluate(self, defense: "Defense", split: "Split", *, trials: int, seed: int, batch_size: int,
+                 show_progress: bool = True) -> dict[str, Any]:
+        """Per-trial metrics: {'clean': [...], 'robust': [...], optional 'hit', 'details', 'value'}."""
+        from attacks.evaluation import attack_accuracy
+
+        return attack_accuracy(defense, self, split.x, split.y, trials=trials, seed=seed, batch_size=batch_size,
+                               show_progress=show_progress)
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks")

@@ -1,4 +1,4 @@
-"""L-infinity PGD (Madry et al.) with random start, from torchattacks; `pgd10` and `pgd50`."""
+"""L-infinity gradient attacks from torchattacks: PGD-10/50, targeted PGD-10, FGSM, adaptive EOT-PGD, and `clean`."""
 from __future__ import annotations
 
 import torch
@@ -15,12 +15,14 @@ class PGD(Attack):
     def config(self) -> dict:
         return {**super().config(), "steps": self.steps, "random_start": True}
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
         import torchattacks
 
         if self.eps == 0:
             return x.clone()
         attack = torchattacks.PGD(model, eps=self.eps, alpha=self.step, steps=self.steps, random_start=True)
+        if targets is not None:
+            attack.set_mode_targeted_by_function(lambda images, labels: targets)
         return attack(x, y)
 
 
@@ -36,16 +38,78 @@ class PGD50(PGD):
     steps = 50
 
 
+@ATTACKS.register("tpgd10", help="targeted PGD-10 towards the second most likely class (paper Table 5)")
+class TargetedPGD10(PGD):
+    """Robust accuracy counts inputs still classified as their true label; the record adds the target hit rate."""
+
+    name = "tpgd10"
+    steps = 10
+    targeted = True
+
+    def choose_targets(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x).topk(2, dim=1).indices[:, 1]
+
+
+@ATTACKS.register("fgsm", help="fast gradient sign method, one step of size eps (torchattacks)")
+class FGSM(Attack):
+    name = "fgsm"
+
+    def config(self) -> dict:
+        return {"eps": self.eps}
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+        import torchattacks
+
+        return torchattacks.FGSM(model, eps=self.eps)(x, y) if self.eps > 0 else x.clone()
+
+
+class AdaptivePGD(PGD):
+    """PGD through the whole defended predictor with EOT: each step averages gradients over n_adaptive draws
+    of the defense's randomness (torchattacks EOTPGD). Against a deterministic defense one draw suffices and
+    the attack is plain white-box PGD on log-softmax(F_w), i.e. the same gradients as `pgd`."""
+
+    adaptive = True
+
+    def n_adaptive(self, stochastic: bool) -> int:
+        return int(getattr(self.settings, "n_adaptive", 30)) if stochastic else 1
+
+    def config(self) -> dict:
+        return {**super().config(), "n_adaptive": int(getattr(self.settings, "n_adaptive", 30))}
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+        import torchattacks
+
+        if self.eps == 0:
+            return x.clone()
+        stochastic = getattr(model, "n_samples", None) == 1
+        attack = torchattacks.EOTPGD(model, eps=self.eps, alpha=self.step, steps=self.steps,
+                                     eot_iter=self.n_adaptive(stochastic), random_start=True)
+        return attack(x, y)
+
+
+@ATTACKS.register("adaptive-pgd10", help="PGD-10 through the defended predictor, EOT over n_adaptive draws")
+class AdaptivePGD10(AdaptivePGD):
+    name = "adaptive-pgd10"
+    steps = 10
+
+
+@ATTACKS.register("adaptive-pgd50", help="PGD-50 through the defended predictor, EOT over n_adaptive draws")
+class AdaptivePGD50(AdaptivePGD):
+    name = "adaptive-pgd50"
+    steps = 50
+
+
 @ATTACKS.register("clean", help="no attack: accuracy on the clean test images")
 class Clean(Attack):
     name = "clean"
     uses_eps = False
 
-    def __init__(self, eps: float = 0.0, step: float = 0.0) -> None:
-        super().__init__(0.0, 0.0)
+    def __init__(self, eps: float = 0.0, step: float = 0.0, settings=None) -> None:
+        super().__init__(0.0, 0.0, settings)
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.NONE
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
         return x

@@ -57,7 +57,7 @@ def pgd_eval_overhead(repeats: int) -> dict:
     from bench.data import load_dataset
     from bench.models import build_model
     from bench.presets import get_preset
-    from bench.runner import attack_accuracy
+    from attacks.evaluation import attack_accuracy
     from defenses import Defense
     torch.manual_seed(0)
     settings = get_preset("quick")

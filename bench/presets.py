@@ -41,6 +41,11 @@ class Preset:
     step: float = 2 / 255
     trials: int = 1
     eval_batch_size: int = 256
+    n_adaptive: int = 30  # N_A: draws of the defense's randomness averaged per adaptive-PGD step (EOT)
+    spsa_iters: int = 100
+    spsa_samples: int = 128
+    spsa_lr: float = 0.01
+    spsa_delta: float = 0.01
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None

@@ -11,17 +11,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from attacks import ATTACKS, ThreatModel, check_unit_range
+from attacks import ATTACKS, check_unit_range
+from attacks.evaluation import attack_accuracy  # noqa: F401  (re-exported for the Python API)
 from bench.cache import WeightCache, config_hash
 from bench.data import Dataset, Split, check_dataset_name, load_dataset, split_fingerprint
 from bench.errors import BenchError
 from bench.models import MODELS, build_model
 from bench.presets import Preset, get_preset
-from bench.progress import progress
 from bench.store import ResultStore
 from bench.training import train_classifier
 from bench.workdir import resolve_workdir
-from defenses import INFERENCE, RECIPES, Defense, TrainContext, eval_mode, parse_defense_spec
+from defenses import INFERENCE, RECIPES, Defense, TrainContext, parse_defense_spec
 
 TRAINING_CODE_VERSION = 1  # bump when the training loop changes what a key's weights are
 _VERSION_PACKAGES = ("varmixup-bench", "torch", "torchvision", "torchattacks", "adversarial-robustness-toolbox", "numpy")
@@ -162,49 +162,6 @@ def train(
     return Defense(str(dspec), recipe, rule, classifier, ds, info)
 
 
-def _trial_generator(seed: int, trial: int) -> tuple[int, torch.Generator]:
-    trial_seed = int(np.random.SeedSequence([seed, trial]).generate_state(1)[0])
-    return trial_seed, torch.Generator().manual_seed(trial_seed)
-
-
-def attack_accuracy(
-    defense: Defense,
-    attack,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    trials: int,
-    seed: int,
-    batch_size: int,
-    show_progress: bool = True,
-) -> tuple[list[float], list[float]]:
-    """Per-trial clean and robust accuracy (percent) of the defended predictor; attacks see the chosen model."""
-    dev = defense.device
-    threat = attack.threat_model(defense.stochastic)
-    target = defense.classifier  # oblivious / white-box: gradients of F_w
-    clean_accs, robust_accs = [], []
-    n_batches = (len(y) + batch_size - 1) // batch_size
-    with eval_mode(defense.classifier), progress(show_progress) as bar:
-        task = bar.add_task(f"{attack.name} on {defense.spec}", total=trials * n_batches, info=threat.value)
-        for t in range(trials):
-            trial_seed, gen = _trial_generator(seed, t)
-            clean_ok = robust_ok = 0
-            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-                torch.manual_seed(trial_seed)
-                for i in range(n_batches):
-                    xb = x[i * batch_size : (i + 1) * batch_size].to(dev)
-                    yb = y[i * batch_size : (i + 1) * batch_size].to(dev)
-                    x_adv = attack.perturb(target, xb, yb) if threat is not ThreatModel.NONE else xb
-                    if attack.uses_eps and (x_adv - xb).abs().max() > attack.eps + 1e-6:
-                        raise RuntimeError(f"{attack.name} left the eps-ball; refusing to report its numbers")
-                    clean_ok += int((defense.predict(xb, gen) == yb).sum())
-                    robust_ok += int((defense.predict(x_adv, gen) == yb).sum()) if threat is not ThreatModel.NONE else 0
-                    bar.advance(task)
-            clean_accs.append(100.0 * clean_ok / len(y))
-            robust_accs.append(100.0 * robust_ok / len(y) if threat is not ThreatModel.NONE else clean_accs[-1])
-    return clean_accs, robust_accs
-
-
 def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
@@ -235,13 +192,14 @@ def evaluate(
         raise BenchError(f"--trials must be >= 1, got {trials}")
     if eps < 0 or eps > 1:
         raise BenchError(f"epsilon {eps} must be in [0, 1] on the [0,1] pixel scale")
-    atk = attack_cls(eps, step) if attack_cls.uses_eps else attack_cls()
+    atk = attack_cls(eps, step, settings) if attack_cls.uses_eps else attack_cls(settings=settings)
     test = split or defense.dataset.test
     check_unit_range(test.x, "test images")
     start = time.perf_counter()
-    clean, robust = attack_accuracy(defense, atk, test.x, test.y, trials=trials, seed=seed,
-                                    batch_size=batch_size, show_progress=show_progress)
+    metrics = atk.evaluate(defense, test, trials=trials, seed=seed, batch_size=batch_size,
+                           show_progress=show_progress)
     seconds = time.perf_counter() - start
+    clean, robust = metrics["clean"], metrics["robust"]
     threat = atk.threat_model(defense.stochastic)
     eval_config = {"attack": attack, "attack_config": atk.config(), "inference": defense.rule.config(),
                    "trials": trials, "seed": seed, "n": len(test)}
@@ -270,6 +228,11 @@ def evaluate(
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
+    if "hit" in metrics:
+        rec["target_hit_rate"] = float(np.mean(metrics["hit"]))
+    for key in ("details", "value", "metric"):
+        if key in metrics:
+            rec[key] = metrics[key]
     if record:
         ResultStore(resolve_workdir(workdir or defense.info["workdir"])).append(rec)
     return rec

@@ -64,8 +64,12 @@ class InferenceRule(ABC):
         """Precompute what inference needs from the training split or the cache (e.g. the MI pool, a VAE)."""
 
     @abstractmethod
-    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Class probabilities (B, K), differentiable w.r.t. x; one draw of any randomness per call."""
+    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                n_samples: int | None = None) -> torch.Tensor:
+        """Class probabilities (B, K), differentiable w.r.t. x; one draw of any randomness per call.
+
+        n_samples overrides the rule's own number of random draws averaged inside one call (None: the rule's
+        default, e.g. N_MI); adaptive attacks use n_samples=1 and average gradients over calls (EOT)."""
 
 
 RECIPES: Registry[type[Recipe]] = Registry("recipe", group="varmixup_bench.recipes")
@@ -115,9 +119,10 @@ class Defense:
         self.classifier.to(device)
         return self
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Differentiable class probabilities of the defended predictor (for adaptive attacks, one draw)."""
-        return self.rule.forward(self.classifier, x, generator)
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                n_samples: int | None = None) -> torch.Tensor:
+        """Differentiable class probabilities of the defended predictor (for adaptive attacks)."""
+        return self.rule.forward(self.classifier, x, generator, n_samples)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -31,16 +31,19 @@ class MixupInference(InferenceRule):
     def setup(self, classifier: nn.Module, ctx: TrainContext) -> None:
         self.pool = OtherLabelPool(ctx.dataset.train.x, ctx.dataset.train.y)
 
-    def partners(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """(n_mi, B, C, H, W) pool images, each from a class other than F_w's prediction for its input."""
+    def partners(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None,
+                 n: int | None = None) -> torch.Tensor:
+        """(n, B, C, H, W) pool images (n = n_mi by default), each from a class other than F_w's prediction."""
         if self.pool is None:
             raise RuntimeError("MixupInference.setup() was not called")
         with torch.no_grad():
             pred = classifier(x).argmax(dim=1)
-        return self.pool.sample(pred, self.n_mi, generator)
+        return self.pool.sample(pred, n or self.n_mi, generator)
 
-    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        xs = self.partners(classifier, x, generator)
-        mixed = self.lambda_mi * x.unsqueeze(0) + (1.0 - self.lambda_mi) * xs  # (n_mi, B, C, H, W)
+    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                n_samples: int | None = None) -> torch.Tensor:
+        n = n_samples or self.n_mi
+        xs = self.partners(classifier, x, generator, n)
+        mixed = self.lambda_mi * x.unsqueeze(0) + (1.0 - self.lambda_mi) * xs  # (n, B, C, H, W)
         probs = softmax_probs(classifier(mixed.flatten(0, 1)))  # one batched forward
-        return probs.view(self.n_mi, x.shape[0], -1).mean(dim=0)
+        return probs.view(n, x.shape[0], -1).mean(dim=0)

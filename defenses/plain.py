@@ -14,5 +14,6 @@ class Plain(InferenceRule):
     name = "plain"
     stochastic = False
 
-    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                n_samples: int | None = None) -> torch.Tensor:
         return softmax_probs(classifier(x))

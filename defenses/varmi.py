@@ -31,16 +31,18 @@ class VarMI(MixupInference):
         train = ctx.dataset.train
         self.pool = OtherLabelPool(encode_split(self.vae, train.x, ctx.device), train.y)
 
-    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                n_samples: int | None = None) -> torch.Tensor:
         if self.vae is None or self.pool is None:
             raise RuntimeError("VarMI.setup() was not called")
         vae = on_device(self.vae, x.device)
         with torch.no_grad():
             pred = classifier(x).argmax(dim=1)
-        zs = self.pool.sample(pred, self.n_mi, generator)  # (n_mi, B, d) pool latents
+        n = n_samples or self.n_mi
+        zs = self.pool.sample(pred, n, generator)  # (n, B, d) pool latents
         z = self.lambda_mi * vae.encode_mean(x).unsqueeze(0) + (1.0 - self.lambda_mi) * zs
         probs = softmax_probs(classifier(vae.decode(z.flatten(0, 1))))
-        return probs.view(self.n_mi, x.shape[0], -1).mean(dim=0)
+        return probs.view(n, x.shape[0], -1).mean(dim=0)
 
 
 for _adv in (False, True):

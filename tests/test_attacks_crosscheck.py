@@ -29,7 +29,8 @@ def art_pgd_accuracy(model, x, y, eps, step, steps):
 def test_pgd_agrees_with_art_and_plain_loop(erm, digits):
     # all 1797 digits and three random starts each, so the comparison is not dominated by start noise
     x, y = torch.cat([digits.test.x, digits.train.x]), torch.cat([digits.test.y, digits.train.y])
-    _, harness = attack_accuracy(erm, PGD10(EPS, STEP), x, y, trials=3, seed=0, batch_size=256, show_progress=False)
+    harness = attack_accuracy(erm, PGD10(EPS, STEP), x, y, trials=3, seed=0, batch_size=256,
+                              show_progress=False)["robust"]
     plain = []
     for s in range(3):
         torch.manual_seed(s)

@@ -1,0 +1,67 @@
+"""Gradient-free SPSA (torchattacks, untargeted only) and AutoAttack (pyautoattack)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attacks.base import ATTACKS, Attack, ThreatModel
+
+
+@ATTACKS.register("spsa", help="gradient-free SPSA (untargeted), CIFAR-scale settings (torchattacks)")
+class SPSA(Attack):
+    """Score-based SPSA on F_w. torchattacks' defaults are MNIST-scale and its targeted mode ignores the
+    target, so it is always run untargeted with spsa_* settings from the preset (nb_iter iterations of
+    nb_sample perturbation pairs, Adam step spsa_lr, finite-difference delta)."""
+
+    name = "spsa"
+
+    def __init__(self, eps: float, step: float, settings=None) -> None:
+        super().__init__(eps, step, settings)
+        self.nb_iter = int(getattr(settings, "spsa_iters", 100))
+        self.nb_sample = int(getattr(settings, "spsa_samples", 128))
+        self.lr = float(getattr(settings, "spsa_lr", 0.01))
+        self.delta = float(getattr(settings, "spsa_delta", 0.01))
+
+    def config(self) -> dict:
+        return {"eps": self.eps, "nb_iter": self.nb_iter, "nb_sample": self.nb_sample, "lr": self.lr,
+                "delta": self.delta}
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        return ThreatModel.OBLIVIOUS if stochastic_defense else ThreatModel.BLACK_BOX
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+        import torchattacks
+
+        if self.eps == 0:
+            return x.clone()
+        attack = torchattacks.SPSA(model, eps=self.eps, delta=self.delta, lr=self.lr, nb_iter=self.nb_iter,
+                                   nb_sample=self.nb_sample, max_batch_size=max(1, 8192 // len(x)))
+        return attack(x, y).clamp(0, 1)  # torchattacks' SPSA keeps x+dx in [0,1] only up to float error
+
+
+@ATTACKS.register("autoattack", help="AutoAttack: standard version (deterministic), rand version with EOT (randomised)")
+class AutoAttack(Attack):
+    """pyautoattack's AutoAttack. A deterministic defense gets the standard version on F_w (white-box); a
+    randomised one gets the `rand` version (APGD-CE and APGD-DLR with EOT) on the whole defended predictor."""
+
+    name = "autoattack"
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        return ThreatModel.ADAPTIVE if stochastic_defense else ThreatModel.WHITE_BOX
+
+    def config(self) -> dict:
+        return {"eps": self.eps}
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+        import logging
+
+        from pyautoattack import AutoAttack as PyAutoAttack
+
+        if self.eps == 0:
+            return x.clone()
+        version = "rand" if getattr(model, "n_samples", None) == 1 else "standard"
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        aa = PyAutoAttack(model, eps=self.eps, norm="Linf", version=version, device=x.device, seed=seed)
+        aa.verbose = False
+        logging.getLogger("auto-attack").setLevel(logging.WARNING)
+        return aa.run_standard_evaluation(x, y, batch_size=len(x)).clamp(0, 1)
