@@ -33,6 +33,7 @@ class Attack(ABC):
     uses_eps: ClassVar[bool] = True
     targeted: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
+    draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
 
     def __init__(self, eps: float, step: float, settings: Any = None) -> None:
         if not 0 <= eps <= 1:

@@ -45,6 +45,7 @@ class AutoAttack(Attack):
     randomised one gets the `rand` version (APGD-CE and APGD-DLR with EOT) on the whole defended predictor."""
 
     name = "autoattack"
+    draws_per_call = None  # each forward is the full defended predictor; AutoAttack's own EOT averages calls
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.ADAPTIVE if stochastic_defense else ThreatModel.WHITE_BOX
@@ -59,9 +60,10 @@ class AutoAttack(Attack):
 
         if self.eps == 0:
             return x.clone()
-        version = "rand" if getattr(model, "n_samples", None) == 1 else "standard"
+        version = "rand" if getattr(model, "stochastic", False) else "standard"
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
         aa = PyAutoAttack(model, eps=self.eps, norm="Linf", version=version, device=x.device, seed=seed)
         aa.verbose = False
         logging.getLogger("auto-attack").setLevel(logging.WARNING)
-        return aa.run_standard_evaluation(x, y, batch_size=len(x)).clamp(0, 1)
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+        return x_adv.to(x.device).clamp(0, 1)

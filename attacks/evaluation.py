@@ -24,6 +24,7 @@ class DefendedModel(nn.Module):
         self._defense = defense
         self._generator = generator
         self.n_samples = n_samples
+        self.stochastic = defense.stochastic
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = self._defense.forward(x, self._generator, self.n_samples)
@@ -38,7 +39,7 @@ def trial_generator(seed: int, trial: int) -> tuple[int, torch.Generator]:
 def attacked_model(defense: Defense, attack: Attack, generator: torch.Generator) -> nn.Module:
     """F_w for oblivious / white-box / black-box attacks; the whole defended predictor for adaptive ones."""
     if attack.threat_model(defense.stochastic) is ThreatModel.ADAPTIVE:
-        return DefendedModel(defense, generator, n_samples=1 if defense.stochastic else None)
+        return DefendedModel(defense, generator, n_samples=attack.draws_per_call)
     return defense.classifier
 
 

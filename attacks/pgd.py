@@ -22,7 +22,7 @@ class PGD(Attack):
             return x.clone()
         attack = torchattacks.PGD(model, eps=self.eps, alpha=self.step, steps=self.steps, random_start=True)
         if targets is not None:
-            attack.set_mode_targeted_by_function(lambda images, labels: targets)
+            attack.set_mode_targeted_by_function(lambda images, labels: targets, quiet=True)
         return attack(x, y)
 
 
@@ -70,6 +70,7 @@ class AdaptivePGD(PGD):
     the attack is plain white-box PGD on log-softmax(F_w), i.e. the same gradients as `pgd`."""
 
     adaptive = True
+    draws_per_call = 1  # one x_s per forward; EOT averages the gradients of n_adaptive forwards (eq. 16)
 
     def n_adaptive(self, stochastic: bool) -> int:
         return int(getattr(self.settings, "n_adaptive", 30)) if stochastic else 1
@@ -82,9 +83,8 @@ class AdaptivePGD(PGD):
 
         if self.eps == 0:
             return x.clone()
-        stochastic = getattr(model, "n_samples", None) == 1
         attack = torchattacks.EOTPGD(model, eps=self.eps, alpha=self.step, steps=self.steps,
-                                     eot_iter=self.n_adaptive(stochastic), random_start=True)
+                                     eot_iter=self.n_adaptive(getattr(model, "stochastic", False)), random_start=True)
         return attack(x, y)
 
 
