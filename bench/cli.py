@@ -328,6 +328,31 @@ def samples(
 
 
 @app.command()
+def diagnose(
+    workdir: WorkdirOpt = None,
+    dataset: DatasetOpt = None,
+) -> None:
+    """Check every defense in the store for the classic signs of gradient masking."""
+    from bench.diagnostics import CHECKS, diagnose as run_checks
+    from bench.leaderboard import leaderboard_frame
+    from bench.store import ResultStore
+    from bench.workdir import resolve_workdir
+
+    frame = leaderboard_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset)
+    findings = run_checks(frame)
+    if not findings:
+        out.print(f"no warning signs in {frame.groupby(['dataset', 'defense']).ngroups} defense(s); "
+                  f"checks: {', '.join(CHECKS.names())}")
+        return
+    table = Table(title="gradient-masking warning signs")
+    for col in ("dataset", "defense", "check", "finding"):
+        table.add_column(col)
+    for f in findings:
+        table.add_row(f.dataset, f.defense, f.check, f.message)
+    out.print(table)
+
+
+@app.command()
 def perf(
     fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
     only: Optional[str] = typer.Option(None, help="comma-separated benchmark names"),

@@ -12,7 +12,7 @@ from bench.errors import BenchError
 ROW_KEY = ["dataset", "defense", "attack", "threat_model", "eps"]
 COLUMNS = [
     "dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "clean_acc_std", "robust_acc",
-    "robust_acc_std", "trials", "n_examples", "seconds", "seed", "model", "preset", "device", "config_hash",
+    "robust_acc_std", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model", "preset", "device", "config_hash",
     "eval_hash", "timestamp", "versions",
 ]
 FORMATS = ("csv", "md", "json")
@@ -24,12 +24,15 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
     if dataset is not None:
         df = df[df["dataset"] == dataset]
     if df.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=COLUMNS + ["flags"])
     df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY, keep="last")
     df["versions"] = df["versions"].map(
         lambda v: ";".join(f"{k}={val}" for k, val in sorted(v.items())) if isinstance(v, dict) else v
     )
-    return df[COLUMNS].sort_values(["dataset", "defense", "attack", "threat_model", "eps"]).reset_index(drop=True)
+    df = df[COLUMNS].sort_values(["dataset", "defense", "attack", "threat_model", "eps"]).reset_index(drop=True)
+    from bench.diagnostics import flag_frame
+
+    return flag_frame(df)
 
 
 def eps_label(eps: float) -> str:
@@ -47,12 +50,13 @@ def render(df: pd.DataFrame, fmt: str) -> str:
         return json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n"
     if fmt == "md":
         view = df[["dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "robust_acc",
-                   "trials", "n_examples"]].copy()
+                   "trials", "n_examples", "flags"]].copy()
         view["eps"] = view["eps"].map(eps_label)
         view["step"] = view["step"].map(eps_label)
         view["clean_acc"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(df["clean_acc"], df["clean_acc_std"])]
         view["robust_acc"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(df["robust_acc"], df["robust_acc_std"])]
+        view["flags"] = view["flags"].map(lambda f: f"⚠ {f}" if f else "")
         view.columns = ["dataset", "defense", "attack", "threat model", "ε", "step", "clean acc (%)",
-                        "robust acc (%)", "trials", "n"]
+                        "robust acc (%)", "trials", "n", "flags"]
         return view.to_markdown(index=False, disable_numparse=True) + "\n"
     raise BenchError(f"unknown leaderboard format {fmt!r}; valid formats: {', '.join(FORMATS)}")

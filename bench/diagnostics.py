@@ -1,0 +1,105 @@
+"""Gradient-masking warning signs (Carlini et al., "On Evaluating Adversarial Robustness") over the store.
+
+Each check is registered by name and looks at the latest records of one (dataset, defense); a finding names
+the check, the rows it concerns and why. Noise is taken from the records' own trial std (or one example).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    dataset: str
+    defense: str
+    rows: tuple[tuple[str, float], ...]  # (attack, eps) of the affected leaderboard rows
+    message: str
+
+
+Check = Callable[[pd.DataFrame], list[tuple[tuple[tuple[str, float], ...], str]]]
+CHECKS: Registry[Check] = Registry("diagnostic")
+GRADIENT_ATTACKS = ("pgd10", "pgd50", "adaptive-pgd10", "adaptive-pgd50", "fgsm")
+
+
+def _noise(a: pd.Series, b: pd.Series | None = None) -> float:
+    """Two standard errors of a difference, at least one example's worth of accuracy."""
+    one = 100.0 / max(float(a["n_examples"]), 1)
+    sd = [float(r["robust_acc_std"]) / np.sqrt(max(int(r["trials"]), 1)) for r in (a, b) if r is not None]
+    return max(one, 2 * float(np.sqrt(np.sum(np.square(sd)))))
+
+
+@CHECKS.register("accuracy-rises-with-eps", help="robust accuracy should not rise as eps grows")
+def rises_with_eps(df: pd.DataFrame):
+    out = []
+    for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
+        g = g.sort_values("eps")
+        for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
+            if b["robust_acc"] > a["robust_acc"] + _noise(a, b):
+                out.append((((attack, a["eps"]), (attack, b["eps"])),
+                            f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% at {a['eps']:.4g}"))
+    return out
+
+
+@CHECKS.register("large-eps-not-zero", help="at eps >= 0.5 a deterministic model should be at ~0%")
+def large_eps(df: pd.DataFrame):
+    rows = df[(df["eps"] >= 0.5) & df["threat_model"].isin(["white-box", "adaptive"]) & df["attack"].isin(GRADIENT_ATTACKS)]
+    return [(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {r['robust_acc']:.1f}% accurate")
+            for _, r in rows.iterrows() if r["robust_acc"] > 5.0]
+
+
+def _pairs(df: pd.DataFrame, stronger: str, weaker: str):
+    a, b = df[df["attack"] == stronger].set_index("eps"), df[df["attack"] == weaker].set_index("eps")
+    for eps in a.index.intersection(b.index):
+        yield eps, a.loc[eps], b.loc[eps]
+
+
+@CHECKS.register("adaptive-above-oblivious", help="an attack that knows the defense should not do worse")
+def adaptive_above(df: pd.DataFrame):
+    out = []
+    for steps in ("10", "50"):
+        for eps, ada, obl in _pairs(df, f"adaptive-pgd{steps}", f"pgd{steps}"):
+            if ada["robust_acc"] > obl["robust_acc"] + _noise(ada, obl):
+                out.append((((f"adaptive-pgd{steps}", eps), (f"pgd{steps}", eps)),
+                            f"adaptive-pgd{steps} {ada['robust_acc']:.1f}% > oblivious pgd{steps} {obl['robust_acc']:.1f}%"))
+    return out
+
+
+@CHECKS.register("pgd50-above-pgd10", help="more PGD steps should not help the defense beyond noise")
+def more_steps(df: pd.DataFrame):
+    return [(((f"pgd50", eps), ("pgd10", eps)), f"pgd50 {p50['robust_acc']:.1f}% > pgd10 {p10['robust_acc']:.1f}%")
+            for eps, p50, p10 in _pairs(df, "pgd50", "pgd10") if p50["robust_acc"] > p10["robust_acc"] + _noise(p50, p10)]
+
+
+@CHECKS.register("blackbox-beats-whitebox", help="gradient-free SPSA should not beat white-box PGD")
+def blackbox(df: pd.DataFrame):
+    return [((("spsa", eps), ("pgd10", eps)), f"SPSA {s['robust_acc']:.1f}% < PGD-10 {p['robust_acc']:.1f}%")
+            for eps, s, p in _pairs(df, "spsa", "pgd10") if s["robust_acc"] < p["robust_acc"] - _noise(s, p)]
+
+
+def diagnose(frame: pd.DataFrame) -> list[Finding]:
+    """Run every registered check on each (dataset, defense) of a leaderboard frame."""
+    findings = []
+    for (dataset, defense), g in frame.groupby(["dataset", "defense"]):
+        for name in CHECKS.names():
+            for rows, message in CHECKS.get(name)(g):
+                findings.append(Finding(name, dataset, defense, tuple(rows), message))
+    return findings
+
+
+def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add a `flags` column naming the checks that fired on each row."""
+    flags: dict[tuple, set[str]] = {}
+    for f in diagnose(frame):
+        for attack, eps in f.rows:
+            flags.setdefault((f.dataset, f.defense, attack, float(eps)), set()).add(f.check)
+    out = frame.copy()
+    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, r.attack, float(r.eps)), ())))
+                    for r in frame.itertuples()]
+    return out
