@@ -57,7 +57,7 @@ def attack_accuracy(
     """Per-trial clean and robust accuracy (percent) of the defended predictor (and target hit rate)."""
     dev = defense.device
     threat = attack.threat_model(defense.stochastic)
-    out: dict[str, list[float]] = {"clean": [], "robust": []}
+    out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
     if attack.targeted:
         out["hit"] = []
     n_batches = (len(y) + batch_size - 1) // batch_size

@@ -69,7 +69,7 @@ class Corruptions(Attack):
             x, y = x[: self.subset], y[: self.subset]
         names = sorted(CORRUPTIONS)
         details = {n: [[] for _ in range(5)] for n in names}
-        out: dict[str, Any] = {"clean": [], "robust": []}
+        out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
         with eval_mode(defense.classifier), progress(show_progress) as bar:
             task = bar.add_task(f"corruptions on {defense.spec}", total=trials * 75, info="15 x 5")
             for t in range(trials):

@@ -328,6 +328,60 @@ def samples(
 
 
 @app.command()
+def sweep(
+    defenses: Annotated[str, typer.Option("--defenses", help="comma-separated defense specs")],
+    attacks: Annotated[str, typer.Option("--attacks", help="comma-separated attacks")] = "pgd10",
+    datasets: Annotated[Optional[str], typer.Option("--datasets", help="comma-separated datasets (default: the preset's)")] = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="comma-separated seeds")] = "0",
+    eps: Annotated[Optional[str], typer.Option(help="L-inf radius(es) on the [0,1] scale, comma list")] = None,
+    preset: PresetOpt = None,
+    executor: Annotated[str, typer.Option(help="local (in process) | ray")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one)")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option("--num-cpus", help="CPUs of a local Ray cluster")] = None,
+    gpus_per_task: Annotated[float, typer.Option("--gpus-per-task", help="GPUs per Ray task")] = 0.0,
+    train_subset: TrainSubsetOpt = None,
+    test_subset: TestSubsetOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="training epochs for every recipe (default: the preset's)")] = None,
+    data_dir: DataDirOpt = None,
+    device: DeviceOpt = "cpu",
+    workdir: WorkdirOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Train each defense once per (dataset, seed), run its attacks; cells already in the store are skipped."""
+    from attacks import ATTACKS
+    from bench.data import check_dataset_name
+    from bench.parsing import parse_eps_list, parse_name_list
+    from bench.presets import get_preset
+    from bench.sweep import EXECUTORS, SweepSpec, run_sweep
+    from bench.workdir import resolve_workdir
+    from defenses import parse_defense_spec
+
+    defense_list = [str(parse_defense_spec(d)) for d in parse_name_list(defenses, "defense")]
+    attack_list = parse_name_list(attacks, "attack")
+    for a in attack_list:
+        ATTACKS.get(a)
+    EXECUTORS.get(executor)
+    settings = get_preset(preset)
+    dataset_list = parse_name_list(datasets, "dataset") if datasets else [settings.dataset]
+    for d in dataset_list:
+        check_dataset_name(d)
+    try:
+        seed_list = [int(x) for x in parse_name_list(seeds, "seed")]
+    except ValueError:
+        raise BenchError(f"invalid --seeds {seeds!r}: expected comma-separated integers") from None
+    _check_positive(train_subset=train_subset, test_subset=test_subset, epochs=epochs, num_cpus=num_cpus)
+    overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset).items() if v is not None}
+    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps) if eps else None, preset,
+                     resolve_workdir(workdir), device, overrides, str(data_dir) if data_dir else None, not no_progress,
+                     epochs)
+    records, skipped, seconds = run_sweep(spec, executor, {"address": address, "num_cpus": num_cpus,
+                                                           "gpus_per_task": gpus_per_task})
+    err.print(f"sweep: {len(records)} cell(s) run, {skipped} already in the store, {seconds:.1f} s ({executor})")
+    if records:
+        _print_records(records)
+
+
+@app.command()
 def diagnose(
     workdir: WorkdirOpt = None,
     dataset: DatasetOpt = None,

@@ -179,8 +179,11 @@ def evaluate(
     batch_size: int | None = None,
     record: bool = True,
     show_progress: bool = True,
+    tags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Attack the defense on its test split and return (and, with record=True, store) one result record."""
+    """Attack the defense on its test split and return (and, with record=True, store) one result record.
+
+    `tags` are extra fields stored with the record (a sweep stores its cell key there)."""
     settings: Preset = defense.info["settings"]
     attack_cls = ATTACKS.get(attack)
     eps = settings.eps if eps is None else eps
@@ -202,7 +205,7 @@ def evaluate(
     clean, robust = metrics["clean"], metrics["robust"]
     threat = atk.threat_model(defense.stochastic)
     eval_config = {"attack": attack, "attack_config": atk.config(), "inference": defense.rule.config(),
-                   "trials": trials, "seed": seed, "n": len(test)}
+                   "trials": trials, "seed": seed, "n": int(metrics.get("n", len(test)))}
     rec = {
         "dataset": defense.dataset.name,
         "model": settings.model,
@@ -216,7 +219,7 @@ def evaluate(
         "robust_acc": float(np.mean(robust)),
         "robust_acc_std": _std(robust),
         "trials": trials,
-        "n_examples": len(test),
+        "n_examples": int(metrics.get("n", len(test))),
         "seconds": round(seconds, 3),
         "seed": seed,
         "config_hash": defense.info["config_hash"],
@@ -233,6 +236,7 @@ def evaluate(
     for key in ("details", "value", "metric"):
         if key in metrics:
             rec[key] = metrics[key]
+    rec.update(tags or {})
     if record:
         ResultStore(resolve_workdir(workdir or defense.info["workdir"])).append(rec)
     return rec

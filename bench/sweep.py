@@ -1,0 +1,162 @@
+"""Sweeps: defenses x attacks x datasets x seeds (x eps), resumable, on a local or a Ray executor.
+
+A sweep is a list of jobs, one per (dataset, seed, defense): train (or load from the cache), then run the
+defense's cells, one per (attack, eps). A cell already in the store (same `sweep_key`) is skipped, so an
+interrupted sweep resumes where it stopped; records are appended under the store's lock, so concurrent
+workers lose and duplicate nothing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.cache import config_hash
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    seed: int
+    defense: str
+    attack: str
+    eps: float
+
+    def key(self, overrides: dict) -> str:
+        return config_hash({**asdict(self), "overrides": overrides})
+
+
+@dataclass
+class Job:
+    dataset: str
+    seed: int
+    defense: str
+    cells: list[Cell] = field(default_factory=list)
+
+
+@dataclass
+class SweepSpec:
+    defenses: list[str]
+    attacks: list[str]
+    datasets: list[str]
+    seeds: list[int]
+    eps: list[float] | None
+    preset: str | None
+    workdir: Path
+    device: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    show_progress: bool = True
+    epochs: int | None = None  # every recipe's epochs (None: the preset's per-recipe values)
+
+    def cell_key(self, cell: Cell) -> str:
+        return cell.key({**self.overrides, "preset": self.preset, "epochs": self.epochs})
+
+    def jobs(self) -> list[Job]:
+        from attacks import ATTACKS
+        from bench.presets import get_preset
+
+        default_eps = get_preset(self.preset).with_overrides(**self.overrides).eps
+        jobs = []
+        for dataset in self.datasets:
+            for seed in self.seeds:
+                for defense in self.defenses:
+                    job = Job(dataset, seed, defense)
+                    for attack in self.attacks:
+                        grid = (self.eps or [default_eps]) if ATTACKS.get(attack).uses_eps else [0.0]
+                        job.cells += [Cell(dataset, seed, defense, attack, float(e)) for e in grid]
+                    jobs.append(job)
+        return jobs
+
+    def done_keys(self) -> set[str]:
+        from bench.store import ResultStore
+
+        return {r["sweep_key"] for r in ResultStore(self.workdir).records() if "sweep_key" in r}
+
+    def pending(self) -> list[Job]:
+        done = self.done_keys()
+        out = []
+        for job in self.jobs():
+            cells = [c for c in job.cells if self.cell_key(c) not in done]
+            if cells:
+                out.append(Job(job.dataset, job.seed, job.defense, cells))
+        return out
+
+
+def train_job(spec: SweepSpec, job: Job) -> dict:
+    """Train (or load) the job's defense; returns its training key."""
+    import bench
+
+    d = bench.train(job.defense, job.dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
+                    data_dir=spec.data_dir, show_progress=spec.show_progress, seed=job.seed, epochs=spec.epochs,
+                    **spec.overrides)
+    return {"config_hash": d.info["config_hash"], "trained": d.info["trained"]}
+
+
+def run_cell(spec: SweepSpec, cell: Cell) -> dict:
+    """Evaluate one cell (the defense comes from the cache) and append its record with the cell's key."""
+    import bench
+
+    d = bench.train(cell.defense, cell.dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
+                    data_dir=spec.data_dir, show_progress=spec.show_progress, seed=cell.seed, epochs=spec.epochs,
+                    **spec.overrides)
+    return bench.evaluate(d, cell.attack, eps=cell.eps, workdir=spec.workdir, show_progress=spec.show_progress,
+                          tags={"sweep_key": spec.cell_key(cell)})
+
+
+Executor = Callable[[SweepSpec, list[Job], Any], list[dict]]
+EXECUTORS: Registry[Executor] = Registry("executor", group="varmixup_bench.executors")
+
+
+@EXECUTORS.register("local", help="in this process, one job after another (default)")
+def local_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[dict]:
+    records = []
+    for job in jobs:
+        train_job(spec, job)
+        records += [run_cell(spec, c) for c in job.cells]
+    return records
+
+
+@EXECUTORS.register("ray", help="Ray tasks: one training task per defense, attack tasks depending on it")
+def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[dict]:
+    import os
+
+    import ray
+
+    opts = options or {}
+    temp = Path(spec.workdir) / "ray"
+    temp.mkdir(parents=True, exist_ok=True)
+    started = False
+    if not ray.is_initialized():
+        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if opts.get("address"):
+            init["address"] = opts["address"]
+        else:
+            init.update(num_cpus=opts.get("num_cpus") or os.cpu_count(), _temp_dir=str(temp))
+        ray.init(**init)
+        started = True
+    try:
+        quiet = SweepSpec(**{**spec.__dict__, "show_progress": False})
+        res = {"num_cpus": 1, "num_gpus": opts.get("gpus_per_task", 0)}
+        train_remote = ray.remote(**res)(lambda job: train_job(quiet, job))
+        cell_remote = ray.remote(**res)(lambda _trained, cell: run_cell(quiet, cell))
+        refs = []
+        for job in jobs:
+            trained = train_remote.remote(job)
+            refs += [cell_remote.remote(trained, c) for c in job.cells]
+        return ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_sweep(spec: SweepSpec, executor: str = "local", options: Any = None) -> tuple[list[dict], int, float]:
+    """Run the pending cells; returns (new records, cells skipped as already done, seconds)."""
+    jobs = spec.jobs()
+    pending = spec.pending()
+    skipped = sum(len(j.cells) for j in jobs) - sum(len(j.cells) for j in pending)
+    start = time.perf_counter()
+    records = EXECUTORS.get(executor)(spec, pending, options) if pending else []
+    return records, skipped, time.perf_counter() - start
