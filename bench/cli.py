@@ -219,21 +219,34 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
 
 @app.command()
 def leaderboard(
-    workdir: Optional[Path] = typer.Option(None, help="where results.jsonl lives (default $BENCH_WORKDIR)"),
-    dataset: Optional[str] = typer.Option(None, help="only this dataset"),
-    fmt: str = typer.Option("md", "--format", "-f", help="csv | md | json"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout"),
+    workdir: WorkdirOpt = None,
+    dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | md | json | html")] = "md",
+    layout: Annotated[Optional[str], typer.Option(help="long (one row per record) | wide (defenses x attacks); "
+                                                  "default long for csv/json, wide for md/html")] = None,
+    reference: Annotated[Optional[str], typer.Option(help="add a transcribed reference beside ours: paper or paper:DATASET")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to FILE instead of stdout")] = None,
 ) -> None:
     """Write the leaderboard of every recorded result (latest record per row)."""
     from bench.atomic import atomic_write_text
-    from bench.leaderboard import FORMATS, leaderboard_frame, render
+    from bench.leaderboard import FORMATS, leaderboard_frame, render, render_wide, wide_frame
     from bench.registry import unknown_name_message
     from bench.store import ResultStore
     from bench.workdir import resolve_workdir
 
     if fmt not in FORMATS:
         raise BenchError(unknown_name_message("format", fmt, list(FORMATS)))
-    text = render(leaderboard_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset), fmt)
+    layout = layout or ("wide" if fmt in ("md", "html") or reference else "long")
+    if layout not in ("long", "wide"):
+        raise BenchError(unknown_name_message("layout", layout, ["long", "wide"]))
+    if layout == "long" and (fmt == "html" or reference):
+        raise BenchError("--format html and --reference need --layout wide")
+    frame = leaderboard_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset)
+    if layout == "wide":
+        ref_name, _, ref_dataset = (reference or "").partition(":")
+        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None), fmt)
+    else:
+        text = render(frame, fmt)
     if output:
         atomic_write_text(output, text)
         err.print(f"wrote {output}")

@@ -23,7 +23,7 @@ from bench.training import train_classifier
 from bench.workdir import resolve_workdir
 from defenses import INFERENCE, RECIPES, Defense, TrainContext, parse_defense_spec
 
-TRAINING_CODE_VERSION = 1  # bump when the training loop changes what a key's weights are
+TRAINING_CODE_VERSION = 2  # bump when the training loop changes what a key's weights are
 _VERSION_PACKAGES = ("varmixup-bench", "torch", "torchvision", "torchattacks", "adversarial-robustness-toolbox", "numpy")
 
 

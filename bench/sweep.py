@@ -126,15 +126,24 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
     import ray
 
     opts = options or {}
-    temp = Path(spec.workdir) / "ray"
-    temp.mkdir(parents=True, exist_ok=True)
-    started = False
+    started, saved_env = False, {}
     if not ray.is_initialized():
         init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if opts.get("address"):
             init["address"] = opts["address"]
         else:
-            init.update(num_cpus=opts.get("num_cpus") or os.cpu_count(), _temp_dir=str(temp))
+            # a local cluster: its files stay under the workdir (reached through a short symlink, since Ray's
+            # socket paths must stay under 108 bytes), it listens on loopback only, and token auth, which would
+            # write ~/.ray/auth_token, is off for it
+            temp = Path(spec.workdir).resolve() / "ray"
+            temp.mkdir(parents=True, exist_ok=True)
+            link = Path("/tmp") / f"vb-ray-{config_hash({'workdir': str(temp)})[:10]}"
+            if not link.is_symlink():
+                link.symlink_to(temp, target_is_directory=True)
+            saved_env = {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE")}
+            os.environ["RAY_AUTH_MODE"] = "disabled"
+            init.update(num_cpus=opts.get("num_cpus") or os.cpu_count(), _temp_dir=str(link),
+                        _node_ip_address="127.0.0.1")
         ray.init(**init)
         started = True
     try:
@@ -150,6 +159,11 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
     finally:
         if started:
             ray.shutdown()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_sweep(spec: SweepSpec, executor: str = "local", options: Any = None) -> tuple[list[dict], int, float]:

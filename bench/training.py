@@ -35,7 +35,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 def batches(split: Split, batch_size: int, perm: torch.Tensor, device: torch.device, on_device: tuple | None,
             num_workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches in the order `perm`: sliced on the device when the data lives there, else a DataLoader."""
+    """Full mini-batches in the order `perm` (the remainder is dropped: a tiny last batch would corrupt the
+    BatchNorm running statistics; the shuffle changes every epoch, so every example is still used)."""
+    if len(perm) > batch_size:
+        perm = perm[: len(perm) - len(perm) % batch_size]
     if on_device is not None:
         x_all, y_all = on_device
         perm = perm.to(device)
@@ -79,7 +82,7 @@ def train_classifier(
             start_epoch, history = resumed
     fits = train.x.element_size() * train.x.numel() <= device_data_limit_gb * 2**30
     on_device = (train.x.to(device), train.y.to(device)) if fits else None
-    n = len(train)
+    n = len(train) - (len(train) % batch_size if len(train) > batch_size else 0)  # examples seen per epoch
     steps = math.ceil(n / batch_size)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else nullcontext
     with progress(show_progress) as bar:

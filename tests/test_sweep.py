@@ -1,0 +1,90 @@
+"""Sweeps: cells filled once, resumed after a kill, equal records on a local Ray; reference round-trip."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.leaderboard import leaderboard_frame, reference_table, render_wide, wide_frame
+from bench.sweep import SweepSpec, run_sweep
+
+GRID = dict(defenses=["erm", "mixup+mi"], attacks=["clean", "pgd10"], datasets=["digits"], seeds=[0], eps=None,
+            preset="quick")
+
+
+def _spec(wd, **kw):
+    return SweepSpec(**{**GRID, **kw}, workdir=Path(wd), show_progress=False, epochs=2,
+                     overrides={"test_subset": 60})
+
+
+def _records(wd):
+    p = Path(wd) / "results.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+
+
+def _values(records):
+    return sorted((r["defense"], r["attack"], round(r["clean_acc"], 6), round(r["robust_acc"], 6)) for r in records)
+
+
+def test_local_sweep_fills_cells_once_and_resumes_to_nothing(tmp_path, monkeypatch):
+    recs, skipped, _ = run_sweep(_spec(tmp_path))
+    assert len(recs) == 4 and skipped == 0
+    assert {(r["defense"], r["attack"]) for r in _records(tmp_path)} == {
+        ("erm", "clean"), ("erm", "pgd10"), ("mixup+mi", "clean"), ("mixup+mi", "pgd10")}
+    import bench.runner as runner
+
+    monkeypatch.setattr(runner, "train_classifier", lambda *a, **k: pytest.fail("trained again"))
+    recs, skipped, _ = run_sweep(_spec(tmp_path))
+    assert recs == [] and skipped == 4 and len(_records(tmp_path)) == 4
+
+
+def test_killed_sweep_resumes_with_each_cell_once(tmp_path):
+    wd = tmp_path / "wd"
+    cmd = [sys.executable, "-m", "bench.cli", "sweep", "--defenses", "erm,mixup", "--attacks", "clean,pgd10,pgd50",
+           "--epochs", "3", "--test-subset", "60", "--workdir", str(wd), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_records(wd)) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(_records(wd))
+    assert 1 <= n_before < 6
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    keys = [(r["defense"], r["attack"]) for r in _records(wd)]
+    assert len(keys) == 6 and len(set(keys)) == 6
+    assert f"{n_before} already in the store" in done.stderr
+
+
+@pytest.mark.slow
+def test_ray_sweep_gives_the_same_records_as_local(tmp_path):
+    pytest.importorskip("ray")
+    local, _, _ = run_sweep(_spec(tmp_path / "local"))
+    remote, _, _ = run_sweep(_spec(tmp_path / "ray"), "ray", {"num_cpus": 2})
+    assert _values(local) == _values(remote)
+    assert len(_records(tmp_path / "ray")) == 4
+    assert (tmp_path / "ray" / "ray").is_dir()  # Ray's temporary files stay under the workdir
+
+
+def test_reference_numbers_round_trip_unchanged(tmp_path):
+    ref = reference_table("paper")
+    row = ref[(ref.dataset == "cifar10") & (ref.defense == "varmixup+varmi") & (ref.attack == "pgd10")].iloc[0]
+    assert (row.robust_acc, row.robust_acc_std, row.clean_acc) == (66.84, 1.08, 82.15)
+    records = [{"dataset": "mine", "defense": "varmixup+varmi", "attack": "pgd10", "threat_model": "oblivious",
+                "eps": 8 / 255, "step": 2 / 255, "clean_acc": 50.0, "clean_acc_std": 0.0, "robust_acc": 40.0,
+                "robust_acc_std": 1.0, "trials": 2, "n_examples": 100, "timestamp": "t", "versions": {}}]
+    wide = wide_frame(leaderboard_frame(records), "paper", "cifar10")
+    assert wide.loc[0, "paper: pgd10 ε=8/255 [Table 2]"] == "66.84 ± 1.08"
+    assert wide.loc[0, "paper: clean [Table 2]"] == "82.15"
+    assert "paper: corruptions [Table 4]" not in wide.columns  # Table 4 has no VarMixup + VarMI row
+    md = render_wide(wide, "md")
+    assert "66.84 ± 1.08" in md and "40.00 ± 1.00ᵒ" in md
+    html = render_wide(wide, "html")
+    assert html.startswith("<!doctype html>") and "<script>" in html and "66.84 ± 1.08" in html
