@@ -13,9 +13,10 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> factory map. Third-party packages add entries via the entry point group `group`."""
 
-    def __init__(self, kind: str, group: str | None = None) -> None:
+    def __init__(self, kind: str, group: str | None = None, accept: Callable[[object], bool] | None = None) -> None:
         self.kind = kind
         self.group = group
+        self.accept = accept  # for a shared group: which plug-in objects belong to this registry
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
         self._plugins_loaded = False
@@ -36,8 +37,11 @@ class Registry(Generic[T]):
             return
         self._plugins_loaded = True
         for ep in metadata.entry_points(group=self.group):
-            if ep.name not in self._items:
-                self.register(ep.name)(ep.load())
+            if ep.name in self._items:
+                continue
+            obj = ep.load()
+            if self.accept is None or self.accept(obj):
+                self.register(ep.name)(obj)
 
     def names(self) -> list[str]:
         self._load_plugins()

@@ -14,6 +14,8 @@ import torch
 from attacks import ATTACKS, check_unit_range
 from attacks.evaluation import attack_accuracy  # noqa: F401  (re-exported for the Python API)
 from bench.cache import WeightCache, config_hash
+from bench.checkpoint import FILE as CHECKPOINT_FILE
+from bench.progress import stderr_console
 from bench.data import Dataset, Split, check_dataset_name, load_dataset, split_fingerprint
 from bench.errors import BenchError
 from bench.models import MODELS, build_model
@@ -145,6 +147,8 @@ def train(
             history = meta.get("history", [])
         else:
             recipe.prepare(ctx)
+            if (cache.folder(key) / CHECKPOINT_FILE).exists():
+                stderr_console.print(f"resuming {dspec} from its last checkpoint in {cache.folder(key)}")
             start = time.perf_counter()
             history = train_classifier(
                 recipe, classifier, ds.train, epochs=n_epochs, batch_size=settings.batch_size, lr=settings.lr,

@@ -72,8 +72,12 @@ class InferenceRule(ABC):
         default, e.g. N_MI); adaptive attacks use n_samples=1 and average gradients over calls (EOT)."""
 
 
-RECIPES: Registry[type[Recipe]] = Registry("recipe", group="varmixup_bench.recipes")
-INFERENCE: Registry[type[InferenceRule]] = Registry("inference rule", group="varmixup_bench.inference")
+# third-party recipes and inference rules both come from the entry-point group `varmixup_bench.defenses`
+RECIPES: Registry[type[Recipe]] = Registry(
+    "recipe", group="varmixup_bench.defenses", accept=lambda o: isinstance(o, type) and issubclass(o, Recipe))
+INFERENCE: Registry[type[InferenceRule]] = Registry(
+    "inference rule", group="varmixup_bench.defenses",
+    accept=lambda o: isinstance(o, type) and issubclass(o, InferenceRule))
 
 
 @contextmanager
