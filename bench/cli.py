@@ -355,6 +355,8 @@ def sweep(
     train_subset: TrainSubsetOpt = None,
     test_subset: TestSubsetOpt = None,
     epochs: Annotated[Optional[int], typer.Option(help="training epochs for every recipe (default: the preset's)")] = None,
+    lambda_mi: Annotated[Optional[str], typer.Option("--lambda-mi", help="sweep lambda_MI over these values (Fig. 6b)")] = None,
+    eta: Annotated[Optional[str], typer.Option(help="sweep the mixup eta over these values (Fig. 6a)")] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     workdir: WorkdirOpt = None,
@@ -363,9 +365,9 @@ def sweep(
     """Train each defense once per (dataset, seed), run its attacks; cells already in the store are skipped."""
     from attacks import ATTACKS
     from bench.data import check_dataset_name
-    from bench.parsing import parse_eps_list, parse_name_list
+    from bench.parsing import parse_eps_list, parse_name_list, parse_number
     from bench.presets import get_preset
-    from bench.sweep import EXECUTORS, SweepSpec, run_sweep
+    from bench.sweep import EXECUTORS, SweepSpec, run_sweep, variants
     from bench.workdir import resolve_workdir
     from defenses import parse_defense_spec
 
@@ -384,14 +386,40 @@ def sweep(
         raise BenchError(f"invalid --seeds {seeds!r}: expected comma-separated integers") from None
     _check_positive(train_subset=train_subset, test_subset=test_subset, epochs=epochs, num_cpus=num_cpus)
     overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset).items() if v is not None}
+    lambdas = [parse_number(v, "lambda_mi") for v in parse_name_list(lambda_mi, "lambda_mi")] if lambda_mi else None
+    etas = [parse_number(v, "eta") for v in parse_name_list(eta, "eta")] if eta else None
+    if lambdas and not all(0 <= v <= 1 for v in lambdas):
+        raise BenchError(f"--lambda-mi values must be in [0, 1], got {lambda_mi}")
+    if etas and not all(v > 0 for v in etas):
+        raise BenchError(f"--eta values must be > 0, got {eta}")
     spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps) if eps else None, preset,
                      resolve_workdir(workdir), device, overrides, str(data_dir) if data_dir else None, not no_progress,
-                     epochs)
+                     epochs, variants(lambdas, etas))
     records, skipped, seconds = run_sweep(spec, executor, {"address": address, "num_cpus": num_cpus,
                                                            "gpus_per_task": gpus_per_task})
     err.print(f"sweep: {len(records)} cell(s) run, {skipped} already in the store, {seconds:.1f} s ({executor})")
     if records:
         _print_records(records)
+
+
+@app.command("plot")
+def plot_command(
+    kind: Annotated[str, typer.Argument(help="eps | lambda-mi | eta | linearity")],
+    attack: Annotated[str, typer.Option(help="the attack whose robust accuracy is plotted")] = "pgd10",
+    dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
+    output: OutputOpt = None,
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Write a PNG plot of recorded results (one line per defense)."""
+    from bench.plots import PLOTS, plot
+    from bench.store import ResultStore
+    from bench.workdir import resolve_workdir
+
+    PLOTS.get(kind)
+    wd = resolve_workdir(workdir, create=False)
+    path = output or wd / "figures" / f"plot-{kind}-{attack}.png"
+    plot(ResultStore(wd).records(), kind, path, attack, dataset)
+    out.print(f"wrote {path}")
 
 
 @app.command()

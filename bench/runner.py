@@ -232,6 +232,8 @@ def evaluate(
         "device": str(defense.device),
         "trained": bool(defense.info["trained"]),
         "inference_config": defense.rule.config(),
+        "train_config": {k: defense.info["config"][k] for k in ("recipe_config", "epochs", "lr", "batch_size")}
+        if "config" in defense.info else {},
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }

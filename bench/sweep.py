@@ -23,6 +23,7 @@ class Cell:
     defense: str
     attack: str
     eps: float
+    variant: tuple = ()  # swept preset values, e.g. (("lambda_mi_default", 0.3),)
 
     def key(self, overrides: dict) -> str:
         return config_hash({**asdict(self), "overrides": overrides})
@@ -33,7 +34,18 @@ class Job:
     dataset: str
     seed: int
     defense: str
+    variant: tuple = ()
     cells: list[Cell] = field(default_factory=list)
+
+
+def variants(lambda_mi: list[float] | None = None, eta: list[float] | None = None) -> list[tuple]:
+    """The grid of swept preset values (paper Fig. 6): lambda_MI of the inference rule, eta of the mixup."""
+    out: list[tuple] = [()]
+    if lambda_mi:
+        out = [v + (("lambda_mi", ()), ("lambda_mi_default", float(x))) for v in out for x in lambda_mi]
+    if eta:
+        out = [v + (("eta", float(x)),) for v in out for x in eta]
+    return out
 
 
 @dataclass
@@ -50,6 +62,7 @@ class SweepSpec:
     data_dir: str | None = None
     show_progress: bool = True
     epochs: int | None = None  # every recipe's epochs (None: the preset's per-recipe values)
+    grid: list[tuple] = field(default_factory=lambda: [()])  # variants(), one job per value
 
     def cell_key(self, cell: Cell) -> str:
         return cell.key({**self.overrides, "preset": self.preset, "epochs": self.epochs})
@@ -63,11 +76,12 @@ class SweepSpec:
         for dataset in self.datasets:
             for seed in self.seeds:
                 for defense in self.defenses:
-                    job = Job(dataset, seed, defense)
-                    for attack in self.attacks:
-                        grid = (self.eps or [default_eps]) if ATTACKS.get(attack).uses_eps else [0.0]
-                        job.cells += [Cell(dataset, seed, defense, attack, float(e)) for e in grid]
-                    jobs.append(job)
+                    for variant in self.grid:
+                        job = Job(dataset, seed, defense, variant)
+                        for attack in self.attacks:
+                            grid = (self.eps or [default_eps]) if ATTACKS.get(attack).uses_eps else [0.0]
+                            job.cells += [Cell(dataset, seed, defense, attack, float(e), variant) for e in grid]
+                        jobs.append(job)
         return jobs
 
     def done_keys(self) -> set[str]:
@@ -81,17 +95,21 @@ class SweepSpec:
         for job in self.jobs():
             cells = [c for c in job.cells if self.cell_key(c) not in done]
             if cells:
-                out.append(Job(job.dataset, job.seed, job.defense, cells))
+                out.append(Job(job.dataset, job.seed, job.defense, job.variant, cells))
         return out
+
+
+def _defense(spec: SweepSpec, defense: str, dataset: str, seed: int, variant: tuple):
+    import bench
+
+    return bench.train(defense, dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
+                       data_dir=spec.data_dir, show_progress=spec.show_progress, seed=seed, epochs=spec.epochs,
+                       **{**spec.overrides, **{k: (dict(v) if isinstance(v, tuple) else v) for k, v in variant}})
 
 
 def train_job(spec: SweepSpec, job: Job) -> dict:
     """Train (or load) the job's defense; returns its training key."""
-    import bench
-
-    d = bench.train(job.defense, job.dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
-                    data_dir=spec.data_dir, show_progress=spec.show_progress, seed=job.seed, epochs=spec.epochs,
-                    **spec.overrides)
+    d = _defense(spec, job.defense, job.dataset, job.seed, job.variant)
     return {"config_hash": d.info["config_hash"], "trained": d.info["trained"]}
 
 
@@ -99,9 +117,7 @@ def run_cell(spec: SweepSpec, cell: Cell) -> dict:
     """Evaluate one cell (the defense comes from the cache) and append its record with the cell's key."""
     import bench
 
-    d = bench.train(cell.defense, cell.dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
-                    data_dir=spec.data_dir, show_progress=spec.show_progress, seed=cell.seed, epochs=spec.epochs,
-                    **spec.overrides)
+    d = _defense(spec, cell.defense, cell.dataset, cell.seed, cell.variant)
     return bench.evaluate(d, cell.attack, eps=cell.eps, workdir=spec.workdir, show_progress=spec.show_progress,
                           tags={"sweep_key": spec.cell_key(cell)})
 

@@ -88,3 +88,35 @@ def test_reference_numbers_round_trip_unchanged(tmp_path):
     assert "66.84 ± 1.08" in md and "40.00 ± 1.00ᵒ" in md
     html = render_wide(wide, "html")
     assert html.startswith("<!doctype html>") and "<script>" in html and "66.84 ± 1.08" in html
+
+
+def test_lambda_mi_sweep_records_each_value_and_lambda_one_is_plain(tmp_path):
+    from bench.sweep import variants
+
+    spec = SweepSpec(defenses=["mixup+mi", "mixup"], attacks=["pgd10"], datasets=["digits"], seeds=[0], eps=None,
+                     preset="quick", workdir=tmp_path, show_progress=False, epochs=2, overrides={"test_subset": 60},
+                     grid=variants([0.5, 1.0]))
+    recs, _, _ = run_sweep(spec)
+    mi = {r["inference_config"]["lambda_mi"]: r for r in recs if r["defense"] == "mixup+mi"}
+    plain = [r for r in recs if r["defense"] == "mixup"]
+    assert set(mi) == {0.5, 1.0} and len(plain) == 2
+    assert mi[1.0]["robust_acc"] == plain[0]["robust_acc"] and mi[1.0]["clean_acc"] == plain[0]["clean_acc"]
+    assert len({r["config_hash"] for r in recs}) == 1  # lambda_MI changes inference, never the training
+
+
+def test_plots_are_written_from_records(tmp_path):
+    from PIL import Image
+
+    from bench.plots import curves, plot
+
+    recs = [{"dataset": "d", "defense": d, "attack": "pgd10", "eps": e, "robust_acc": 90 - 200 * e + k,
+             "robust_acc_std": 1.0, "timestamp": "t", "inference_config": {"lambda_mi": 0.5},
+             "train_config": {"recipe_config": {"eta": 1.0}}} for k, d in enumerate(["erm", "mixup"])
+            for e in (0.0, 4 / 255, 8 / 255)]
+    data = curves(recs, "eps")
+    assert [x for x, _, _ in data["erm"]] == [0.0, 4 / 255, 8 / 255]
+    assert data["mixup"][0][1] == 91
+    path = plot(recs, "eps", tmp_path / "eps.png")
+    assert Image.open(path).size[0] > 300
+    with pytest.raises(Exception, match="no records"):
+        plot(recs, "linearity", tmp_path / "lin.png")

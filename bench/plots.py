@@ -1,0 +1,72 @@
+"""PNG plots from the results store: robust accuracy against eps, the lambda_MI and eta sweeps (paper Fig. 6)
+and local linearity curves (Fig. 4). Each plot is a registered view of the records."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.atomic import atomic_write
+from bench.errors import BenchError
+from bench.registry import Registry
+
+XGetter = Callable[[dict], float | None]
+PLOTS: Registry[dict[str, Any]] = Registry("plot")
+
+
+def _register(name: str, help: str, x: XGetter, y: str, xlabel: str, ylabel: str, attack_filter: bool) -> None:
+    PLOTS.register(name, help=help)({"x": x, "y": y, "xlabel": xlabel, "ylabel": ylabel, "attack": attack_filter})
+
+
+_register("eps", "robust accuracy against eps, one line per defense (--attack, default pgd10)",
+          lambda r: r.get("eps"), "robust_acc", "ε (L∞, [0,1] scale)", "robust accuracy (%)", True)
+_register("lambda-mi", "robust accuracy against lambda_MI of MI / VarMI (bench sweep --lambda-mi), Fig. 6b",
+          lambda r: (r.get("inference_config") or {}).get("lambda_mi"), "robust_acc", "λ_MI", "robust accuracy (%)", True)
+_register("eta", "robust accuracy against eta of Beta(eta, eta) (bench sweep --eta), Fig. 6a",
+          lambda r: ((r.get("train_config") or {}).get("recipe_config") or {}).get("eta"), "robust_acc", "η",
+          "robust accuracy (%)", True)
+_register("linearity", "local linearity error gamma(eps) against eps (attack `linearity`), Fig. 4",
+          lambda r: r.get("eps") if r.get("attack") == "linearity" else None, "value", "ε (L∞)", "local linearity γ(ε)", False)
+
+
+def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str | None = None) -> dict[str, list]:
+    """{defense: [(x, y, std), ...]} sorted by x, the latest record per (defense, x)."""
+    spec = PLOTS.get(kind)
+    latest: dict[tuple, dict] = {}
+    for r in sorted(records, key=lambda r: r.get("timestamp", "")):
+        if dataset and r.get("dataset") != dataset:
+            continue
+        if spec["attack"] and r.get("attack") != attack:
+            continue
+        x = spec["x"](r)
+        if x is None or r.get(spec["y"]) is None:
+            continue
+        latest[(r["defense"], float(x))] = r
+    out: dict[str, list] = {}
+    for (defense, x), r in sorted(latest.items()):
+        out.setdefault(defense, []).append((x, float(r[spec["y"]]), float(r.get("robust_acc_std") or 0.0)))
+    return out
+
+
+def plot(records: list[dict], kind: str, path: Path, attack: str = "pgd10", dataset: str | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = PLOTS.get(kind)
+    data = curves(records, kind, attack, dataset)
+    if not data:
+        raise BenchError(f"no records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
+                         + (f" on {dataset}" if dataset else ""))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for defense, pts in data.items():
+        xs, ys, sd = zip(*pts)
+        ax.errorbar(xs, ys, yerr=sd if spec["y"] == "robust_acc" else None, marker="o", capsize=2, label=defense)
+    ax.set(xlabel=spec["xlabel"], ylabel=spec["ylabel"],
+           title=f"{kind}" + (f" ({attack})" if spec["attack"] else "") + (f" — {dataset}" if dataset else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return Path(path)
