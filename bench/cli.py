@@ -423,6 +423,53 @@ def plot_command(
 
 
 @app.command()
+def fid(
+    defense: Annotated[str, typer.Option("--defense", "-d", help="a Var* recipe (its VAE gives the VarMixup samples)")] = "varmixup",
+    feature_weights: Annotated[Optional[Path], typer.Option("--feature-weights", help="torchvision inception_v3 weights (.safetensors)")] = None,
+    n: Annotated[int, typer.Option(help="samples per set")] = 1000,
+    dataset: DatasetOpt = None,
+    preset: PresetOpt = None,
+    device: DeviceOpt = "cpu",
+    seed: SeedOpt = None,
+    workdir: WorkdirOpt = None,
+    data_dir: DataDirOpt = None,
+    train_subset: TrainSubsetOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """FID and KID between training images and Mixup / VarMixup samples (paper Fig. 5)."""
+    from bench.fid import InceptionFeatures, fid_kid, sample_sets
+    from defenses import RECIPES, parse_defense_spec
+
+    spec = parse_defense_spec(defense)
+    _check_positive(n=n)
+    if feature_weights is None:
+        raise BenchError("bench fid needs --feature-weights FILE: torchvision inception_v3 weights as safetensors "
+                         "(they cannot be downloaded on an offline machine)")
+    if not feature_weights.exists():
+        raise BenchError(f"--feature-weights {feature_weights} does not exist")
+    ctx = _context(dataset, preset, device, seed, workdir, data_dir, False, train_subset, None, no_progress)
+    recipe = RECIPES.get(spec.recipe)(ctx.settings)
+    recipe.prepare(ctx)
+    x = ctx.dataset.train.x
+    sets = sample_sets(recipe, x, n, ctx.settings.seed, ctx.settings.eta)
+    real = x[torch_randperm(len(x), n, ctx.settings.seed)]
+    features = InceptionFeatures(feature_weights).to(ctx.device)
+    table = Table(title=f"sample statistics vs {len(real)} training images of {ctx.dataset.name}")
+    for col in ("samples", "FID", "KID", "KID std"):
+        table.add_column(col)
+    for name, imgs in sets.items():
+        r = fid_kid(real.to(ctx.device), imgs.to(ctx.device), features)
+        table.add_row(name, f"{r['fid']:.3f}", f"{r['kid']:.5f}", f"{r['kid_std']:.5f}")
+    out.print(table)
+
+
+def torch_randperm(size: int, n: int, seed: int):
+    import torch
+
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+@app.command()
 def diagnose(
     workdir: WorkdirOpt = None,
     dataset: DatasetOpt = None,

@@ -158,6 +158,31 @@ def at_epoch(repeats: int) -> dict:
             "target": f"about train_steps + 1 = {settings.train_steps + 1} (report)"}
 
 
+@BENCHMARKS.register("sweep_ray_speedup", help="4-cell digits sweep run locally / the same sweep on a 2-worker local Ray")
+def sweep_ray_speedup(repeats: int) -> dict:
+    """Wall time of a fresh 2 defenses x 2 attacks digits sweep, local executor / Ray with 2 workers (Ray's
+    start-up included). Each side runs in its own empty workdir, so both train and attack everything."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.sweep import SweepSpec, run_sweep
+
+    def once(executor: str) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = SweepSpec(["erm", "mixup+mi"], ["clean", "pgd10"], ["digits"], [0], None, "quick", Path(tmp),
+                             show_progress=False, epochs=5)
+            start = time.perf_counter()
+            run_sweep(spec, executor, {"num_cpus": 2})
+            return time.perf_counter() - start
+
+    local = [once("local") for _ in range(max(1, repeats // 5))]
+    ray = [once("ray") for _ in range(max(1, repeats // 5))]
+    lm, rm = statistics.median(local), statistics.median(ray)
+    return {"harness_s": round(lm, 3), "baseline_s": round(rm, 3), "ratio": round(lm / rm, 3),
+            "repeats": len(local), "target": "report: > 1 means Ray is faster (start-up included)",
+            "note": "harness = local executor, baseline = Ray with 2 workers"}
+
+
 def run_benchmarks(names: list[str] | None, repeats: int) -> dict[str, dict]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     return {name: BENCHMARKS.get(name)(repeats) for name in (names or BENCHMARKS.names())}

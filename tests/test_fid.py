@@ -1,0 +1,45 @@
+"""FID / KID of Mixup and VarMixup samples with a small stand-in feature extractor (no Inception download)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import bench
+from bench.fid import fid_kid, sample_sets
+from tests_cli_helper import bench_cli
+
+
+class StandIn(nn.Module):
+    """A fixed random conv feature extractor: enough to tell image distributions apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.num_features = 64
+
+    def forward(self, x):
+        x = x.float()
+        return self.net(x / 255 if x.max() > 1.5 else x)
+
+
+def test_identical_sets_score_zero_and_shifted_sets_do_not(digits):
+    f = StandIn()
+    x = digits.train.x[:400]
+    same = fid_kid(x[:200], x[:200], f)
+    other = fid_kid(x[:200], (x[200:] * 0.3), f)
+    assert abs(same["fid"]) < 1e-3 and other["fid"] > 100 * max(same["fid"], 1e-6)
+    assert other["kid"] > same["kid"]
+
+
+def test_mixup_and_varmixup_sample_sets(digits, tmp_path):
+    d = bench.train("varmixup", digits, workdir=tmp_path, epochs=1, vae_epochs=2, show_progress=False)
+    sets = sample_sets(d.recipe, digits.train.x, 100, 0, 1.0)
+    assert set(sets) == {"mixup", "varmixup"} and all(s.shape == (100, 1, 8, 8) for s in sets.values())
+    scores = {k: fid_kid(digits.train.x[:100], v, StandIn()) for k, v in sets.items()}
+    assert all(s["fid"] >= 0 for s in scores.values())
+
+
+def test_fid_without_weights_is_a_clear_error(tmp_path):
+    code, _, err = bench_cli("fid", "--workdir", str(tmp_path))
+    assert code == 2 and "needs --feature-weights" in err
