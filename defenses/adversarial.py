@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from defenses.base import RECIPES, Recipe
-from defenses.mixup import beta_eta, mix_pairs, mixed_cross_entropy
+from defenses.mixup import BetaMixing, mix_pairs, mixed_cross_entropy
 
 
 class _AdversarialRecipe(Recipe):
@@ -27,7 +27,7 @@ class _AdversarialRecipe(Recipe):
             raise ValueError(f"bad inner attack: eps {self.eps}, step {self.step}, steps {self.steps} ([0,1] scale)")
 
     def config(self) -> dict:
-        return {"train_eps": self.eps, "train_step": self.step, "train_steps": self.steps}
+        return {**super().config(), "train_eps": self.eps, "train_step": self.step, "train_steps": self.steps}
 
     def pgd(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         import torchattacks
@@ -85,15 +85,8 @@ def iat_loss(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Te
 
 
 @RECIPES.register("iat", help="Interpolated Adversarial Training: mean of mixup on clean and on PGD pairs")
-class IAT(_AdversarialRecipe):
+class IAT(BetaMixing, _AdversarialRecipe):
     name = "iat"
-
-    def __init__(self, settings) -> None:
-        super().__init__(settings)
-        self.eta = beta_eta(settings)
-
-    def config(self) -> dict:
-        return {**super().config(), "eta": self.eta}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         return iat_loss(model, x, self.pgd(model, x, y), y, rng, self.eta)

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from defenses.base import RECIPES, Recipe
-from defenses.mixup import beta_eta, mixed_cross_entropy
+from defenses.base import RECIPES
+from defenses.mixup import BetaMixing, mixed_cross_entropy
 
 
 def mixable_layers(model: nn.Module, max_hidden: int = 2) -> list[nn.Module | None]:
@@ -17,15 +17,11 @@ def mixable_layers(model: nn.Module, max_hidden: int = 2) -> list[nn.Module | No
 
 
 @RECIPES.register("manifold-mixup", help="Manifold Mixup: mixup of hidden states at a random layer (input included)")
-class ManifoldMixup(Recipe):
+class ManifoldMixup(BetaMixing):
     name = "manifold-mixup"
 
-    def __init__(self, settings) -> None:
-        super().__init__(settings)
-        self.eta = beta_eta(settings)
-
     def config(self) -> dict:
-        return {"eta": self.eta, "layers": "input+2 stages"}
+        return {**super().config(), "layers": "input+2 stages"}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         layers = mixable_layers(model)

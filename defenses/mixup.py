@@ -29,16 +29,20 @@ def mixed_cross_entropy(logits: torch.Tensor, y: torch.Tensor, perm: torch.Tenso
     return lam * F.cross_entropy(logits, y) + (1.0 - lam) * F.cross_entropy(logits, y[perm])
 
 
-@RECIPES.register("mixup", help="Mixup training, lambda ~ Beta(eta, eta)")
-class Mixup(Recipe):
-    name = "mixup"
+class BetaMixing(Recipe):
+    """Base of the recipes that draw lambda ~ Beta(eta, eta): validates eta and adds it to the config."""
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
         self.eta = beta_eta(settings)
 
     def config(self) -> dict:
-        return {"eta": self.eta}
+        return {**super().config(), "eta": self.eta}
+
+
+@RECIPES.register("mixup", help="Mixup training, lambda ~ Beta(eta, eta)")
+class Mixup(BetaMixing):
+    name = "mixup"
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         mixed, perm, lam = mix_pairs(x, rng, self.eta)

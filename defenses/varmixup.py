@@ -12,7 +12,7 @@ from torch import nn
 
 from defenses.base import RECIPES, Recipe, TrainContext
 from defenses.latent import FittedVAE, get_vae, on_device, vae_config
-from defenses.mixup import beta_eta, mixed_cross_entropy
+from defenses.mixup import BetaMixing, mixed_cross_entropy
 
 
 @torch.no_grad()
@@ -32,7 +32,7 @@ class _VarRecipe(Recipe):
         self.vae: FittedVAE | None = None
 
     def config(self) -> dict:
-        return {"vae": vae_config(self.settings, self.adversarial_vae)}
+        return {**super().config(), "vae": vae_config(self.settings, self.adversarial_vae)}
 
     def prepare(self, ctx: TrainContext) -> None:
         self.vae = get_vae(ctx, self.adversarial_vae)
@@ -53,15 +53,8 @@ class VarERM(_VarRecipe):
         return F.cross_entropy(logits, y), logits
 
 
-class VarMixup(_VarRecipe):
+class VarMixup(BetaMixing, _VarRecipe):
     """Mixup of encoder means, decoded (paper eq. 12)."""
-
-    def __init__(self, settings) -> None:
-        super().__init__(settings)
-        self.eta = beta_eta(settings)
-
-    def config(self) -> dict:
-        return {**super().config(), "eta": self.eta}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         lam = float(rng.beta(self.eta, self.eta))
@@ -82,7 +75,7 @@ for _base, _cls in (("varerm", VarERM), ("varmixup", VarMixup)):
         )
 
 
-class VarIAT(_VarRecipe):
+class VarIAT(BetaMixing, _VarRecipe):
     """IAT with its interpolation in the VAE's latent space (paper, "VarMixup on IAT"): the mean of the
     VarMixup loss on clean pairs and the VarMixup loss on PGD-perturbed pairs (both mixed as latent means)."""
 
@@ -90,11 +83,10 @@ class VarIAT(_VarRecipe):
         super().__init__(settings)
         from defenses.adversarial import AT
 
-        self.eta = beta_eta(settings)
         self.inner = AT(settings)  # the inner PGD and its budget (train_eps, train_step, train_steps)
 
     def config(self) -> dict:
-        return {**super().config(), **self.inner.config(), "eta": self.eta}
+        return {**super().config(), **self.inner.config()}
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         vae = self._vae(x)
