@@ -99,17 +99,20 @@ def test_leaderboard_formats(wd):
                 "robust_acc_std", "trials", "n_examples", "seconds", "seed", "config_hash", "versions"):
         assert col in header
     assert len(out.strip().splitlines()) == 3
-    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md")
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md", "--layout", "long")
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 4
     assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1].replace(" ", ""))
     assert len({l.count("|") for l in lines}) == 1
     assert "8/255" in out and "white-box" in out
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md")  # wide: defenses x attacks
+    table = [l for l in out.strip().splitlines() if l.startswith("|")]
+    assert code == 0 and len(table) == 3 and "pgd10 ε=8/255" in table[0] and "| erm" in table[2]
     code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "json")
     rows = json.loads(out)
     assert {r["attack"] for r in rows} == {"clean", "pgd10"}
     code, _, err = bench("leaderboard", "--workdir", wd, "--format", "xlsx")
-    assert code == 2 and "Valid formats: csv, md, json" in err
+    assert code == 2 and "Valid formats: csv, md, json, html" in err
 
 
 def test_vae_train_show_and_samples_write_pngs(wd):
