@@ -15,12 +15,16 @@ class PGD(Attack):
     def config(self) -> dict:
         return {**super().config(), "steps": self.steps, "random_start": True}
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+    def build(self, model: nn.Module):
+        """The torchattacks attack on `model`; subclasses swap the algorithm, perturb() stays shared."""
         import torchattacks
 
+        return torchattacks.PGD(model, eps=self.eps, alpha=self.step, steps=self.steps, random_start=True)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
         if self.eps == 0:
             return x.clone()
-        attack = torchattacks.PGD(model, eps=self.eps, alpha=self.step, steps=self.steps, random_start=True)
+        attack = self.build(model)
         if targets is not None:
             attack.set_mode_targeted_by_function(lambda images, labels: targets, quiet=True)
         return attack(x, y)
@@ -78,14 +82,11 @@ class AdaptivePGD(PGD):
     def config(self) -> dict:
         return {**super().config(), "n_adaptive": int(getattr(self.settings, "n_adaptive", 30))}
 
-    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+    def build(self, model: nn.Module):
         import torchattacks
 
-        if self.eps == 0:
-            return x.clone()
-        attack = torchattacks.EOTPGD(model, eps=self.eps, alpha=self.step, steps=self.steps,
-                                     eot_iter=self.n_adaptive(getattr(model, "stochastic", False)), random_start=True)
-        return attack(x, y)
+        return torchattacks.EOTPGD(model, eps=self.eps, alpha=self.step, steps=self.steps,
+                                   eot_iter=self.n_adaptive(getattr(model, "stochastic", False)), random_start=True)
 
 
 @ATTACKS.register("adaptive-pgd10", help="PGD-10 through the defended predictor, EOT over n_adaptive draws")
