@@ -42,6 +42,10 @@ VaeEpochsOpt = Annotated[Optional[int], typer.Option("--vae-epochs", help="MMD-V
 LatentDimOpt = Annotated[Optional[int], typer.Option("--latent-dim", help="MMD-VAE latent dimension")]
 VaeGammaOpt = Annotated[Optional[float], typer.Option("--vae-gamma", help="weight gamma of the MMD term")]
 VaeBandwidthOpt = Annotated[Optional[float], typer.Option("--vae-bandwidth", help="Gaussian kernel bandwidth (default 2*latent dim)")]
+ModelDirOpt = Annotated[Optional[Path], typer.Option(
+    "--model-dir", help="robustbench:NAME checkpoints, laid out DATASET/THREAT/NAME.pt (default <workdir>/robustbench-models)")]
+ZooThreatOpt = Annotated[Optional[str], typer.Option("--zoo-threat-model", help="robustbench:NAME zoo section: Linf | L2 | corruptions")]
+ZooDatasetOpt = Annotated[Optional[str], typer.Option("--zoo-dataset", help="robustbench:NAME zoo dataset (default: inferred)")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG path (default under the workdir)")]
 
 
@@ -95,8 +99,11 @@ def run(
     vae_bandwidth: VaeBandwidthOpt = None,
     train_subset: TrainSubsetOpt = None,
     test_subset: TestSubsetOpt = None,
+    model_dir: ModelDirOpt = None,
+    zoo_threat_model: ZooThreatOpt = None,
+    zoo_dataset: ZooDatasetOpt = None,
     data_dir: DataDirOpt = None,
-    download: DownloadOpt = False,
+    download: Annotated[bool, typer.Option("--download", help="download a missing dataset or zoo model (needs network)")] = False,
     device: DeviceOpt = "cpu",
     seed: SeedOpt = None,
     workdir: WorkdirOpt = None,
@@ -133,13 +140,13 @@ def run(
                      eval_batch_size=eval_batch_size, step=step_v, vae_from=vae_from, vae_epochs=vae_epochs,
                      vae_latent_dim=latent_dim, vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth,
                      trades_beta=trades_beta, train_eps=train_eps_v, train_step=train_step_v, train_steps=train_steps,
-                     amp=amp)
+                     amp=amp, **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset))
     if lambda_mi is not None:
         overrides.update(lambda_mi={}, lambda_mi_default=lambda_mi)
     ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
                    no_progress, **overrides)
     d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
-              show_progress=not no_progress)
+              show_progress=not no_progress, download=download)
     how = "trained" if d.info["trained"] else "loaded from cache"
     err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']})")
     records = []
@@ -148,6 +155,12 @@ def run(
         for e in (eps_list or [ctx.settings.eps]) if uses_eps else [0.0]:
             records.append(evaluate(d, name, eps=e, workdir=ctx.workdir, show_progress=not no_progress))
     _print_records(records)
+
+
+def _zoo_overrides(model_dir: Optional[Path], threat_model: Optional[str], dataset: Optional[str]) -> dict:
+    """Preset overrides of the robustbench:NAME options (None values leave the preset's)."""
+    return dict(zoo_model_dir=str(model_dir.expanduser().resolve()) if model_dir else None,
+                zoo_threat_model=threat_model, zoo_dataset=dataset)
 
 
 def _print_records(records: list[dict]) -> None:
@@ -221,7 +234,8 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
 def leaderboard(
     workdir: WorkdirOpt = None,
     dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | md | json | html")] = "md",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv | md | json | html | robustbench (one JSON per "
+                                     "defense under --output DIR)")] = "md",
     layout: Annotated[Optional[str], typer.Option(help="long (one row per record) | wide (defenses x attacks); "
                                                   "default long for csv/json, wide for md/html")] = None,
     reference: Annotated[Optional[str], typer.Option(help="add a transcribed reference beside ours: paper or paper:DATASET")] = None,
@@ -234,8 +248,18 @@ def leaderboard(
     from bench.store import ResultStore
     from bench.workdir import resolve_workdir
 
+    if fmt == "robustbench":
+        from bench.rb_export import write_robustbench
+
+        if output is None:
+            raise BenchError("--format robustbench writes one JSON per defense: give the folder with --output DIR")
+        if layout or reference:
+            raise BenchError("--format robustbench takes neither --layout nor --reference")
+        paths = write_robustbench(ResultStore(resolve_workdir(workdir, create=False)).records(), output, dataset)
+        err.print(f"wrote {len(paths)} RobustBench model_info JSON file(s) under {output}")
+        return
     if fmt not in FORMATS:
-        raise BenchError(unknown_name_message("format", fmt, list(FORMATS)))
+        raise BenchError(unknown_name_message("format", fmt, [*FORMATS, "robustbench"]))
     layout = layout or ("wide" if fmt in ("md", "html") or reference else "long")
     if layout not in ("long", "wide"):
         raise BenchError(unknown_name_message("layout", layout, ["long", "wide"]))
@@ -357,6 +381,9 @@ def sweep(
     epochs: Annotated[Optional[int], typer.Option(help="training epochs for every recipe (default: the preset's)")] = None,
     lambda_mi: Annotated[Optional[str], typer.Option("--lambda-mi", help="sweep lambda_MI over these values (Fig. 6b)")] = None,
     eta: Annotated[Optional[str], typer.Option(help="sweep the mixup eta over these values (Fig. 6a)")] = None,
+    model_dir: ModelDirOpt = None,
+    zoo_threat_model: ZooThreatOpt = None,
+    zoo_dataset: ZooDatasetOpt = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     workdir: WorkdirOpt = None,
@@ -385,7 +412,8 @@ def sweep(
     except ValueError:
         raise BenchError(f"invalid --seeds {seeds!r}: expected comma-separated integers") from None
     _check_positive(train_subset=train_subset, test_subset=test_subset, epochs=epochs, num_cpus=num_cpus)
-    overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset).items() if v is not None}
+    overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset,
+                                       **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset)).items() if v is not None}
     lambdas = [parse_number(v, "lambda_mi") for v in parse_name_list(lambda_mi, "lambda_mi")] if lambda_mi else None
     etas = [parse_number(v, "eta") for v in parse_name_list(eta, "eta")] if eta else None
     if lambdas and not all(0 <= v <= 1 for v in lambdas):

@@ -14,7 +14,7 @@ ROW_KEY = ["dataset", "defense", "attack", "threat_model", "eps"]
 COLUMNS = [
     "dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "clean_acc_std", "robust_acc",
     "robust_acc_std", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model", "preset", "device", "config_hash",
-    "eval_hash", "timestamp", "versions",
+    "eval_hash", "inference_config", "timestamp", "versions",
 ]
 FORMATS = ("csv", "md", "json", "html")
 

@@ -65,6 +65,10 @@ class Preset:
     vae_adv_eps: float = 8 / 255
     vae_adv_step: float = 2 / 255
     vae_adv_steps: int = 5
+    # RobustBench model zoo (`robustbench:NAME` defenses): checkpoints as robustbench lays them out
+    zoo_model_dir: str | None = None  # None = <workdir>/robustbench-models (never the current directory)
+    zoo_threat_model: str = "Linf"  # the zoo section the model is listed under: Linf | L2 | corruptions
+    zoo_dataset: str | None = None  # cifar10 | cifar100 | imagenet; None = inferred from the data's name or shape
 
     def epochs_for(self, recipe: str) -> int:
         """Epochs for a recipe; `adv-X` trains its classifier like `X` (only its VAE differs)."""

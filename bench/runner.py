@@ -113,6 +113,10 @@ def train(
     ctx = make_context(dataset, workdir=workdir, preset=preset, device=device, data_dir=data_dir,
                        download=download, show_progress=show_progress, **overrides)
     settings, ds, dev, wd = ctx.settings, ctx.dataset, ctx.device, ctx.workdir
+    if dspec.zoo_model:
+        from bench.zoo import zoo_defense
+
+        return zoo_defense(dspec, ctx, download=download)
     MODELS.get(settings.model)
     try:
         recipe = RECIPES.get(dspec.recipe)(settings)
@@ -212,7 +216,7 @@ def evaluate(
                    "trials": trials, "seed": seed, "n": int(metrics.get("n", len(test)))}
     rec = {
         "dataset": defense.dataset.name,
-        "model": settings.model,
+        "model": defense.info.get("architecture", settings.model),
         "defense": defense.spec,
         "attack": attack,
         "threat_model": threat.value,
@@ -237,6 +241,8 @@ def evaluate(
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
+    if "zoo" in defense.info:
+        rec["zoo"] = defense.info["zoo"]  # which model-zoo checkpoint (name, section, sha256) was attacked
     if "hit" in metrics:
         rec["target_hit_rate"] = float(np.mean(metrics["hit"]))
     for key in ("details", "value", "metric"):

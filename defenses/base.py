@@ -103,13 +103,14 @@ class Defense:
         self.info = info  # training key, settings, whether this call trained or loaded from cache
 
     @classmethod
-    def from_classifier(cls, classifier: nn.Module, dataset: Dataset, settings: Any, spec: str = "external") -> "Defense":
-        """Wrap an already trained classifier ([0,1] images -> logits) as a deterministic defense."""
+    def from_classifier(cls, classifier: nn.Module, dataset: Dataset, settings: Any, spec: str = "external",
+                        rule: InferenceRule | None = None) -> "Defense":
+        """Wrap an already trained classifier ([0,1] images -> logits); plain prediction unless a rule is given."""
         from defenses.erm import ERM
         from defenses.plain import Plain
 
         info = {"settings": settings, "trained": False, "config_hash": spec, "workdir": None, "history": []}
-        return cls(spec, ERM(settings), Plain(settings, "erm"), classifier, dataset, info)
+        return cls(spec, ERM(settings), rule or Plain(settings, "erm"), classifier, dataset, info)
 
     @property
     def stochastic(self) -> bool:

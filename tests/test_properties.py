@@ -25,7 +25,18 @@ def test_defense_spec_parses_or_raises_bench_error(text):
     except BenchError as exc:
         assert "\n" not in str(exc) and str(exc)
     else:
-        assert isinstance(spec, DefenseSpec) and spec.recipe in RECIPES and spec.inference in INFERENCE
+        assert isinstance(spec, DefenseSpec) and (spec.recipe in RECIPES or spec.zoo_model) and spec.inference in INFERENCE
+        assert parse_defense_spec(str(spec)) == spec
+
+
+@given(st.text(alphabet=ALPHABET, max_size=30))
+def test_zoo_spec_parses_or_raises_bench_error(name):
+    try:
+        spec = parse_defense_spec(f"robustbench:{name}")
+    except BenchError as exc:
+        assert "\n" not in str(exc) and str(exc)
+    else:
+        assert spec.zoo_model and spec.zoo_model in name and spec.inference in INFERENCE
         assert parse_defense_spec(str(spec)) == spec
 
 

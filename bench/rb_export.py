@@ -1,0 +1,92 @@
+"""`bench leaderboard --format robustbench`: one RobustBench `model_info` JSON per defense, laid out as RobustBench
+keeps them (DIR/DATASET/Linf/DEFENSE.json), with exactly the fields of robustbench.utils.ModelInfo.
+
+RobustBench's headline number is AutoAttack accuracy (`autoattack_acc`); it is filled only from an `autoattack`
+record, never from a weaker attack. The footnote names the worst accuracy over every attack that was run.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.atomic import atomic_write_text
+from bench.errors import BenchError
+from bench.leaderboard import eps_label, leaderboard_frame
+
+# robustbench.utils.ModelInfo (1.1.1), in its order; tests/test_robustbench.py checks this against the dataclass
+MODEL_INFO_FIELDS = (
+    "link", "name", "authors", "additional_data", "number_forward_passes", "dataset", "venue", "architecture",
+    "eps", "clean_acc", "reported", "corruptions_acc", "corruptions_acc_3d", "corruptions_mce",
+    "corruptions_mce_3d", "autoattack_acc", "footnote",
+)
+_ROBUSTBENCH_DATASETS = ("cifar10", "cifar100", "imagenet")
+_NOT_LINF = ("clean", "corruptions", "ece", "linearity")
+
+
+def _slug(text: str) -> str:
+    """A file-name part: `imagefolder:../x/cifar10-jpeg.tar.gz` -> `imagefolder-cifar10-jpeg.tar.gz`."""
+    kind, sep, path = text.partition(":")
+    text = f"{kind}-{Path(path).name}" if sep else text
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
+
+
+def _pct(value: float | None) -> str | None:
+    return None if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def _forward_passes(inference_config: Any) -> int:
+    """Forward passes of F_w per prediction: N_MI for the MI rules, else one."""
+    return int(inference_config.get("n_mi", 1)) if isinstance(inference_config, dict) else 1
+
+
+def model_info(rows: pd.DataFrame) -> dict[str, Any]:
+    """The ModelInfo fields for one (dataset, defense) from its leaderboard rows (accuracies in percent)."""
+    first = rows.iloc[0]
+    linf = rows[~rows["attack"].isin(_NOT_LINF) & (rows["eps"] > 0)]
+    eps = None
+    if not linf.empty:
+        counts = linf["eps"].value_counts()
+        eps = float(min(e for e in counts.index if counts[e] == counts.max()))
+        linf = linf[linf["eps"] == eps]
+    clean_rows = rows[rows["attack"] == "clean"]
+    clean = clean_rows["clean_acc"].iloc[0] if not clean_rows.empty else (linf["clean_acc"].mean() if not linf.empty else None)
+    aa = linf[linf["attack"] == "autoattack"]
+    corr = rows[rows["attack"] == "corruptions"]
+    notes = [f"varmixup-bench, preset {first['preset']}, {int(first['n_examples'])} test images"]
+    if not linf.empty:
+        worst = linf.loc[linf["robust_acc"].idxmin()]
+        notes.append(f"worst L-inf accuracy at {eps_label(eps)} over {', '.join(sorted(linf['attack']))}: "
+                     f"{worst['robust_acc']:.2f} ({worst['attack']}, {worst['threat_model']})")
+    if aa.empty:
+        notes.append("AutoAttack not run: autoattack_acc is empty")
+    info = dict.fromkeys(MODEL_INFO_FIELDS)
+    info.update({
+        "name": str(first["defense"]),
+        "additional_data": False,
+        "number_forward_passes": _forward_passes(first.get("inference_config")),
+        "dataset": first["dataset"] if first["dataset"] in _ROBUSTBENCH_DATASETS else str(first["dataset"]),
+        "architecture": str(first["model"]),
+        "eps": eps_label(eps) if eps is not None else None,
+        "clean_acc": _pct(clean),
+        "corruptions_acc": _pct(corr["robust_acc"].iloc[0]) if not corr.empty else None,
+        "autoattack_acc": _pct(aa["robust_acc"].iloc[0]) if not aa.empty else None,
+        "footnote": "; ".join(notes),
+    })
+    return info
+
+
+def write_robustbench(records: list[dict[str, Any]], out_dir: Path, dataset: str | None = None) -> list[Path]:
+    """Write one JSON per (dataset, defense) under out_dir/DATASET/Linf/; returns the paths written."""
+    frame = leaderboard_frame(records, dataset)
+    if frame.empty:
+        raise BenchError("no results to export" + (f" for dataset {dataset}" if dataset else ""))
+    paths = []
+    for (ds, defense), rows in frame.groupby(["dataset", "defense"], sort=True):
+        path = Path(out_dir) / _slug(ds) / "Linf" / f"{_slug(defense)}.json"
+        atomic_write_text(path, json.dumps(model_info(rows), indent=2) + "\n")
+        paths.append(path)
+    return paths
