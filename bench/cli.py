@@ -73,7 +73,8 @@ def _context(dataset, preset, device, seed, workdir, data_dir, download, train_s
 
 @app.command()
 def run(
-    defense: Annotated[str, typer.Option("--defense", "-d", help="RECIPE[+INFERENCE], e.g. varmixup+varmi")],
+    defense: Annotated[str, typer.Option("--defense", "-d", help="RECIPE[+INFERENCE], e.g. varmixup+varmi, or "
+                                         "robustbench:NAME[+INFERENCE]")],
     attack: Annotated[str, typer.Option("--attack", "-a", help="attack name(s), comma-separated")] = "pgd10",
     dataset: DatasetOpt = None,
     model: Annotated[Optional[str], typer.Option(help="classifier architecture (default from the preset)")] = None,
@@ -205,7 +206,8 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
             table.add_row(f"recipe  {n}", RECIPES.help(n))
         for n in INFERENCE.names():
             table.add_row(f"+infer  {n}", INFERENCE.help(n))
-        table.caption = "a defense is RECIPE[+INFERENCE], e.g. erm, mixup+mi"
+        table.caption = ("a defense is RECIPE[+INFERENCE], e.g. erm, mixup+mi, or robustbench:NAME[+INFERENCE] "
+                         "for a RobustBench model-zoo classifier (--model-dir)")
     elif kind == "presets":
         from dataclasses import fields
 

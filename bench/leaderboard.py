@@ -82,6 +82,16 @@ def _column(attack: str, eps: float) -> str:
     return attack if attack in ("clean", "corruptions", "ece") or eps == 0 else f"{attack} ε={eps_label(eps)}"
 
 
+# wide columns in this order (clean first, white-box before adaptive before black-box); others after, as met
+_COLUMN_ORDER = ("clean", "pgd10", "pgd50", "tpgd10", "fgsm", "adaptive-pgd10", "adaptive-pgd50", "spsa",
+                 "autoattack", "corruptions", "ECE (%)", "linearity")
+
+
+def _column_rank(col: str) -> int:
+    name = col.split(" ε=")[0]
+    return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
+
+
 def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None) -> pd.DataFrame:
     """One row per (dataset, defense): clean accuracy, then one 'mean ± std' column per attack and eps
     (ECE rows show the calibration error); with a reference, its numbers follow in `paper:` columns."""
@@ -96,6 +106,8 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
             row[_column(r.attack, r.eps)] = (r.robust_acc, r.robust_acc_std, _THREAT_MARK.get(r.threat_model, ""))
             row.setdefault("clean", (r.clean_acc, r.clean_acc_std, ""))
     out = pd.DataFrame(list(rows.values()))
+    measured = sorted((c for c in out.columns if c not in ("dataset", "defense")), key=_column_rank)
+    out = out[["dataset", "defense", *measured]] if not out.empty else out
     if reference and not out.empty:
         ref = reference_table(reference)
         for key, row in rows.items():

@@ -90,6 +90,20 @@ def test_reference_numbers_round_trip_unchanged(tmp_path):
     assert html.startswith("<!doctype html>") and "<script>" in html and "66.84 ± 1.08" in html
 
 
+def test_wide_columns_follow_attack_order_not_record_order():
+    def rec(attack, eps, defense="erm"):
+        return {"dataset": "d", "defense": defense, "attack": attack, "threat_model": "white-box", "eps": eps,
+                "step": 0.0, "clean_acc": 50.0, "clean_acc_std": 0.0, "robust_acc": 10.0, "robust_acc_std": 0.0,
+                "trials": 1, "n_examples": 10, "timestamp": attack, "versions": {}}
+
+    # records arrive spsa first, clean last, and a second defense brings a column the first lacks
+    records = [rec("spsa", 8 / 255), rec("corruptions", 0.0), rec("pgd50", 8 / 255), rec("pgd10", 8 / 255),
+               rec("clean", 0.0), rec("adaptive-pgd10", 8 / 255, "mixup"), rec("clean", 0.0, "mixup")]
+    cols = list(wide_frame(leaderboard_frame(records)).columns)
+    assert cols == ["dataset", "defense", "clean", "pgd10 ε=8/255", "pgd50 ε=8/255", "adaptive-pgd10 ε=8/255",
+                    "spsa ε=8/255", "corruptions"]
+
+
 def test_lambda_mi_sweep_records_each_value_and_lambda_one_is_plain(tmp_path):
     from bench.sweep import variants
 
