@@ -148,7 +148,7 @@ def run(
                    no_progress, **overrides)
     d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
               show_progress=not no_progress, download=download)
-    how = "trained" if d.info["trained"] else "loaded from cache"
+    how = "trained" if d.info["trained"] else "zoo checkpoint loaded" if "zoo" in d.info else "loaded from cache"
     err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']})")
     records = []
     for name in attacks:

@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,11 @@ def import_robustbench() -> types.ModuleType:
     if missing:
         raise BenchError(f"RobustBench models need {' and '.join(missing)}, not installed: {INSTALL_HINT}")
     install_shims()
-    import robustbench
-    import robustbench.eval  # noqa: F401  (the module that needs the autoattack alias)
-    import robustbench.utils  # noqa: F401
+    with warnings.catch_warnings():  # its dependencies' import-time deprecation notices are not the user's concern
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import robustbench
+        import robustbench.eval  # noqa: F401  (the module that needs the autoattack alias)
+        import robustbench.utils  # noqa: F401
 
     return robustbench

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import pickle
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def load_zoo_classifier(name: str, dataset: Dataset, model_dir: Path, *, threat_
     except (RuntimeError, ValueError, KeyError, EOFError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BenchError(f"RobustBench model {name} could not be loaded from {model_dir}: {first}") from None
-    info = {"source": "robustbench", "name": name, "dataset": ds_name, "threat_model": threat_model,
+    info = {"source": "robustbench", "robustbench": metadata.version("robustbench"), "name": name, "dataset": ds_name, "threat_model": threat_model,
             "weights_sha256": _fingerprint(paths)}
     return model.eval(), info
 
