@@ -77,7 +77,9 @@ def load_zoo_classifier(name: str, dataset: Dataset, model_dir: Path, *, threat_
                          f"({len(entries)} models listed by robustbench.model_zoo for this section)")
     gdrive = entries[name].get("gdrive_id")
     n_files = len(gdrive) if isinstance(gdrive, list) else 1
-    paths = checkpoint_paths(model_dir, ds_name, threat_model, name, n_files)
+    # robustbench builds ImageNet `Standard*` models from torchvision's own pretrained weights: no zoo file
+    torchvision_weights = ds_name == "imagenet" and "Standard" in name
+    paths = [] if torchvision_weights else checkpoint_paths(model_dir, ds_name, threat_model, name, n_files)
     missing = [p for p in paths if not p.is_file()]
     if missing and not download:
         raise BenchError(f"RobustBench model {name} is not in --model-dir: expected {missing[0]}; "
@@ -90,8 +92,9 @@ def load_zoo_classifier(name: str, dataset: Dataset, model_dir: Path, *, threat_
     except (RuntimeError, ValueError, KeyError, EOFError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BenchError(f"RobustBench model {name} could not be loaded from {model_dir}: {first}") from None
-    info = {"source": "robustbench", "robustbench": metadata.version("robustbench"), "name": name, "dataset": ds_name, "threat_model": threat_model,
-            "weights_sha256": _fingerprint(paths)}
+    info = {"source": "robustbench", "robustbench": metadata.version("robustbench"), "name": name,
+            "dataset": ds_name, "threat_model": threat_model,
+            "weights_sha256": "torchvision-pretrained" if torchvision_weights else _fingerprint(paths)}
     return model.eval(), info
 
 

@@ -45,6 +45,7 @@ def main(workdir: str, wall: str) -> None:
     wide = bench("leaderboard", "--workdir", workdir, "--format", "md", "--reference", "paper:cifar10")
     diag = bench("diagnose", "--workdir", workdir)
     bench("plot", "eps", "--attack", "pgd10", "--workdir", workdir, "--output", str(OUT / "cifar10-cpu-eps.png"))
+    bench("leaderboard", "--workdir", workdir, "--format", "robustbench", "--output", str(OUT / "cifar10-cpu-robustbench"))
     records = [json.loads(line) for line in open(Path(workdir) / "results.jsonl") if line.strip()]
     missing = missing_cells(records)
     passes = " ".join(PASSES)
@@ -64,6 +65,7 @@ bench sweep --preset cifar-cpu --datasets imagefolder:../shared/datasets/cifar10
   --defenses $D --attacks pgd10 --eps {",".join(EPS_CURVE)} --workdir {workdir} --no-progress
 bench leaderboard --workdir {workdir} --format md --reference paper:cifar10
 bench plot eps --attack pgd10 --workdir {workdir} --output leaderboards/cifar10-cpu-eps.png
+bench leaderboard --workdir {workdir} --format robustbench --output leaderboards/cifar10-cpu-robustbench
 ```
 
 Wall time on this project's 2-core machine: {wall}. The `paper:` columns are the paper's own numbers

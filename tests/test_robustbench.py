@@ -144,6 +144,14 @@ def test_missing_checkpoint_says_where_it_was_expected(zoo, digits, tmp_path):
         _zoo_defense(model_dir, digits, tmp_path / "wd")
 
 
+def test_truncated_zoo_checkpoint_is_a_one_line_error(zoo, digits, tmp_path):
+    model_dir, path = zoo
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(BenchError, match=f"RobustBench model {ZOO_NAME} could not be loaded from") as info:
+        _zoo_defense(model_dir, digits, tmp_path / "wd")
+    assert "\n" not in str(info.value)
+
+
 def test_unknown_zoo_name_suggests_the_closest(zoo, digits, tmp_path):
     model_dir, _ = zoo
     with pytest.raises(BenchError, match="unknown RobustBench model 'Carmon2019Unlabelled'.*Did you mean 'Carmon2019Unlabeled'"):
