@@ -24,17 +24,16 @@ class SPSA(Attack):
 
     def config(self) -> dict:
         return {"eps": self.eps, "nb_iter": self.nb_iter, "nb_sample": self.nb_sample, "lr": self.lr,
-                "delta": self.delta, "subset": getattr(self.settings, "spsa_subset", None)}
+                "delta": self.delta, "subset": getattr(self.settings, "spsa_subset", None), "subset_rule": "stratified"}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.OBLIVIOUS if stochastic_defense else ThreatModel.BLACK_BOX
 
     def evaluate(self, defense, split, **kw):
-        n = getattr(self.settings, "spsa_subset", None)
-        if n and n < len(split):
-            from bench.data import Split
+        from bench.data import stratified_subset
 
-            split = Split(split.x[:n], split.y[:n])
+        n = getattr(self.settings, "spsa_subset", None)
+        split = stratified_subset(split, n, int(getattr(self.settings, "seed", 0)), "spsa")
         return super().evaluate(defense, split, **kw)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):

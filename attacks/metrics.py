@@ -55,7 +55,8 @@ class Corruptions(Attack):
         self.subset = getattr(settings, "corruption_subset", None)
 
     def config(self) -> dict:
-        return {"source": str(self.folder) if self.folder else "generated (CIFAR-C parameters)", "subset": self.subset}
+        return {"source": str(self.folder) if self.folder else "generated (CIFAR-C parameters)", "subset": self.subset,
+                "subset_rule": "stratified"}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.NONE
@@ -64,9 +65,11 @@ class Corruptions(Attack):
         return x
 
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
-        x, y = split.x, split.y
-        if self.subset and self.subset < len(y):
-            x, y = x[: self.subset], y[: self.subset]
+        from bench.data import stratified_indices
+
+        sel = torch.as_tensor(stratified_indices(split.y, self.subset or len(split.y), int(getattr(self.settings, "seed", 0)),
+                                                 "corruption"))
+        x, y = split.x[sel], split.y[sel]
         names = sorted(CORRUPTIONS)
         details = {n: [[] for _ in range(5)] for n in names}
         out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
@@ -81,7 +84,7 @@ class Corruptions(Attack):
                         if self.folder:
                             idx = defense.dataset.meta.get("test_indices")
                             xc, yc = load_official_corruptions(self.folder, n, sev, idx)
-                            xc, yc = xc[: len(y)], yc[: len(y)]
+                            xc, yc = xc[sel], yc[sel]
                         else:
                             xc, yc = corrupt_batch(x, n, sev, trial_seed), y
                         acc = _accuracy(defense, xc, yc, gen, batch_size)

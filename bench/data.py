@@ -312,19 +312,27 @@ def split_fingerprint(split: Split) -> str:
     return h.hexdigest()[:16]
 
 
-def stratified_subset(split: Split, n: int | None, seed: int, what: str) -> Split:
-    """A stratified, seeded subset of n examples (the whole split when n is None or >= its size)."""
-    if n is None or n >= len(split):
-        return split
-    n_classes = int(split.y.unique().numel())
+def stratified_indices(y: torch.Tensor, n: int, seed: int, what: str) -> np.ndarray:
+    """Sorted indices of a stratified, seeded choice of n of the labels y (all of them when n >= len(y)).
+
+    Never "the first n": image folders and class-sorted files list the test set class by class, so the first
+    n images can be a few classes only."""
+    if n >= len(y):
+        return np.arange(len(y))
+    n_classes = int(y.unique().numel())
     if n < n_classes:
         raise BenchError(f"--{what}-subset {n} is smaller than the number of classes ({n_classes})")
     from sklearn.model_selection import train_test_split
 
-    idx, _ = train_test_split(
-        np.arange(len(split)), train_size=n, stratify=split.y.numpy(), random_state=seed
-    )
-    return split.subset(np.sort(idx))
+    idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y.numpy(), random_state=seed)
+    return np.sort(idx)
+
+
+def stratified_subset(split: Split, n: int | None, seed: int, what: str) -> Split:
+    """A stratified, seeded subset of n examples (the whole split when n is None or >= its size)."""
+    if n is None or n >= len(split):
+        return split
+    return split.subset(stratified_indices(split.y, n, seed, what))
 
 
 def parse_dataset_name(name: str) -> tuple[str, str | None]:

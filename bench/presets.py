@@ -46,9 +46,9 @@ class Preset:
     spsa_samples: int = 128
     spsa_lr: float = 0.01
     spsa_delta: float = 0.01
-    spsa_subset: int | None = None  # first N test images for SPSA (the paper uses 1000)
+    spsa_subset: int | None = None  # stratified N test images for SPSA (the paper uses 1000)
     corruptions_dir: str | None = None  # official CIFAR-10-C style .npy folder; None = generated
-    corruption_subset: int | None = None  # first N test images for corruptions (None = all)
+    corruption_subset: int | None = None  # stratified N test images for corruptions (None = all)
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None

@@ -82,3 +82,27 @@ def test_autoattack_standard_is_at_least_as_strong_as_pgd(erm, sub):
     aa = _run(erm, "autoattack", small)
     assert aa["threat_model"] == "white-box"
     assert aa["robust_acc"] <= _run(erm, "pgd10", small)["robust_acc"] + 100 / 24
+
+
+def test_spsa_and_corruption_subsets_are_stratified_not_the_first_images(erm, digits, monkeypatch):
+    """Image folders list the test set class by class: "the first N images" would be a few classes only."""
+    from dataclasses import replace
+
+    import attacks.metrics as metrics
+    from attacks.base import Attack
+    from attacks.blackbox import SPSA
+    from bench.presets import get_preset
+
+    by_class = digits.test.subset(torch.argsort(digits.test.y, stable=True))
+    assert by_class.y[:30].unique().numel() <= 2  # the trap: the first 30 are zeros and ones
+    settings = replace(get_preset("quick"), spsa_subset=20, corruption_subset=30)
+    seen = {}
+    monkeypatch.setattr(Attack, "evaluate", lambda self, defense, split, **kw: seen.setdefault("spsa", split.y))
+    SPSA(8 / 255, 2 / 255, settings).evaluate(erm, by_class, trials=1, seed=0, batch_size=64)
+    assert torch.bincount(seen["spsa"], minlength=10).tolist() == [2] * 10
+    labels = []
+    monkeypatch.setattr(metrics, "_accuracy", lambda defense, x, y, gen, bs: labels.append(y.clone()) or 1.0)
+    rec = metrics.Corruptions(settings=settings).evaluate(erm, by_class, trials=1, seed=0, batch_size=64,
+                                                          show_progress=False)
+    assert rec["n"] == 30 and torch.bincount(labels[0], minlength=10).tolist() == [3] * 10
+    assert all(torch.equal(lab, labels[0]) for lab in labels)  # every corruption is scored on the same images
