@@ -56,7 +56,10 @@ def model_info(rows: pd.DataFrame) -> dict[str, Any]:
     clean = clean_rows["clean_acc"].iloc[0] if not clean_rows.empty else (linf["clean_acc"].mean() if not linf.empty else None)
     aa = linf[linf["attack"] == "autoattack"]
     corr = rows[rows["attack"] == "corruptions"]
-    notes = [f"varmixup-bench, preset {first['preset']}, {int(first['n_examples'])} test images"]
+    sizes = {str(a): int(n) for a, n in zip(rows["attack"], rows["n_examples"])}
+    base = max(set(sizes.values()), key=list(sizes.values()).count)
+    others = ", ".join(f"{a} {n}" for a, n in sorted(sizes.items()) if n != base)
+    notes = [f"varmixup-bench, preset {first['preset']}, {base} test images" + (f" ({others})" if others else "")]
     if not linf.empty:
         worst = linf.loc[linf["robust_acc"].idxmin()]
         notes.append(f"worst L-inf accuracy at {eps_label(eps)} over {', '.join(sorted(linf['attack']))}: "
