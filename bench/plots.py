@@ -58,14 +58,16 @@ def plot(records: list[dict], kind: str, path: Path, attack: str = "pgd10", data
     if not data:
         raise BenchError(f"no records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
                          + (f" on {dataset}" if dataset else ""))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for defense, pts in data.items():
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    colors = plt.get_cmap("tab20").colors  # 20 distinct colours, and markers/dashes vary too: no two lines alike
+    for i, (defense, pts) in enumerate(data.items()):
         xs, ys, sd = zip(*pts)
-        ax.errorbar(xs, ys, yerr=sd if spec["y"] == "robust_acc" else None, marker="o", capsize=2, label=defense)
+        ax.errorbar(xs, ys, yerr=sd if spec["y"] == "robust_acc" else None, marker="osD^v<>"[i % 7], capsize=2,
+                    color=colors[(2 * i) % 20 + (i // 10) % 2], linestyle=("-", "--", ":")[(i // 7) % 3], label=defense)
     ax.set(xlabel=spec["xlabel"], ylabel=spec["ylabel"],
            title=f"{kind}" + (f" ({attack})" if spec["attack"] else "") + (f" — {dataset}" if dataset else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
