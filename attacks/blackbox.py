@@ -33,7 +33,7 @@ class SPSA(Attack):
         from bench.data import stratified_subset
 
         n = getattr(self.settings, "spsa_subset", None)
-        split = stratified_subset(split, n, int(getattr(self.settings, "seed", 0)), "spsa")
+        split = stratified_subset(split, n, int(getattr(self.settings, "seed", 0)), "spsa_subset")
         return super().evaluate(defense, split, **kw)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):

@@ -67,8 +67,8 @@ class Corruptions(Attack):
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         from bench.data import stratified_indices
 
-        sel = torch.as_tensor(stratified_indices(split.y, self.subset or len(split.y), int(getattr(self.settings, "seed", 0)),
-                                                 "corruption"))
+        seed_subset = int(getattr(self.settings, "seed", 0))
+        sel = torch.as_tensor(stratified_indices(split.y, self.subset or len(split.y), seed_subset, "corruption_subset"))
         x, y = split.x[sel], split.y[sel]
         names = sorted(CORRUPTIONS)
         details = {n: [[] for _ in range(5)] for n in names}

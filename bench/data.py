@@ -313,7 +313,8 @@ def split_fingerprint(split: Split) -> str:
 
 
 def stratified_indices(y: torch.Tensor, n: int, seed: int, what: str) -> np.ndarray:
-    """Sorted indices of a stratified, seeded choice of n of the labels y (all of them when n >= len(y)).
+    """Sorted indices of a stratified, seeded choice of n of the labels y (all of them when n >= len(y));
+    `what` names the setting that asked for n, for the error message.
 
     Never "the first n": image folders and class-sorted files list the test set class by class, so the first
     n images can be a few classes only."""
@@ -321,7 +322,7 @@ def stratified_indices(y: torch.Tensor, n: int, seed: int, what: str) -> np.ndar
         return np.arange(len(y))
     n_classes = int(y.unique().numel())
     if n < n_classes:
-        raise BenchError(f"--{what}-subset {n} is smaller than the number of classes ({n_classes})")
+        raise BenchError(f"{what} {n} is smaller than the number of classes ({n_classes})")
     from sklearn.model_selection import train_test_split
 
     idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y.numpy(), random_state=seed)
@@ -365,8 +366,8 @@ def load_dataset(
     req = DataRequest(Path(data_dir) if data_dir else None, download, Path(cache_dir) if cache_dir else None)
     ds = loader(arg, req)
     ds.name = name
-    ds.train = stratified_subset(ds.train, train_subset, seed, "train")
-    ds.test = stratified_subset(ds.test, test_subset, seed, "test")
+    ds.train = stratified_subset(ds.train, train_subset, seed, "--train-subset")
+    ds.test = stratified_subset(ds.test, test_subset, seed, "--test-subset")
     for split in (ds.train, ds.test):
         if split.x.min() < 0 or split.x.max() > 1:
             raise BenchError(f"dataset {name} produced pixels outside [0,1]")

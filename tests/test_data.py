@@ -25,12 +25,12 @@ def test_digits_is_unit_range_and_stratified(digits):
 
 
 def test_subsets_are_stratified_and_seeded(digits):
-    a = stratified_subset(digits.train, 200, 0, "train")
+    a = stratified_subset(digits.train, 200, 0, "--train-subset")
     assert len(a) == 200 and torch.bincount(a.y).min() >= 19
-    assert torch.equal(a.y, stratified_subset(digits.train, 200, 0, "train").y)
-    assert not torch.equal(a.x, stratified_subset(digits.train, 200, 1, "train").x)
-    with pytest.raises(BenchError, match="smaller than the number of classes"):
-        stratified_subset(digits.train, 5, 0, "train")
+    assert torch.equal(a.y, stratified_subset(digits.train, 200, 0, "--train-subset").y)
+    assert not torch.equal(a.x, stratified_subset(digits.train, 200, 1, "--train-subset").x)
+    with pytest.raises(BenchError, match="--train-subset 5 is smaller than the number of classes"):
+        stratified_subset(digits.train, 5, 0, "--train-subset")
 
 
 def _make_tree(root, size=(6, 5), per_class=4):
