@@ -26,24 +26,35 @@ class ThreatModel(str, Enum):
     BLACK_BOX = "black-box"  # scores of the (deterministic) defended predictor only, no gradients
 
 
+def default_step(eps: float) -> float:
+    """The step size used when none is given: eps/4 (2/255 at eps 8/255), so that ten steps can use the budget."""
+    return eps / 4
+
+
 class Attack(ABC):
-    """An evaluation with an L-infinity budget `eps` and step size `step` on the [0,1] pixel scale."""
+    """An evaluation with an L-infinity budget `eps` and step size `step` on the [0,1] pixel scale.
+
+    `step=None` means default_step(eps); attacks that take no step (FGSM, SPSA, …) set `uses_step = False`
+    and record no step."""
 
     name: ClassVar[str] = ""
     uses_eps: ClassVar[bool] = True
+    uses_step: ClassVar[bool] = True
     targeted: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
     draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
 
-    def __init__(self, eps: float, step: float, settings: Any = None) -> None:
+    def __init__(self, eps: float, step: float | None = None, settings: Any = None) -> None:
         if not 0 <= eps <= 1:
             raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)")
+        if step is not None and step <= 0 and eps > 0:
+            raise BenchError(f"step {step} must be > 0")
         self.eps = float(eps)
-        self.step = float(step)
+        self.step = (float(step) if step is not None else default_step(self.eps)) if self.uses_step else None
         self.settings = settings
 
     def config(self) -> dict:
-        return {"eps": self.eps, "step": self.step}
+        return {"eps": self.eps, "step": self.step} if self.uses_step else {"eps": self.eps}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         """The threat model this attack realises against a defense of the given kind."""
@@ -66,7 +77,7 @@ class Attack(ABC):
         from attacks.evaluation import attack_accuracy
 
         return attack_accuracy(defense, self, split.x, split.y, trials=trials, seed=seed, batch_size=batch_size,
-                               show_progress=show_progress)
+                               show_progress=show_progress, index=split.index)
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks")

@@ -14,8 +14,9 @@ class SPSA(Attack):
     nb_sample perturbation pairs, Adam step spsa_lr, finite-difference delta)."""
 
     name = "spsa"
+    uses_step = False  # SPSA's own Adam step is spsa_lr
 
-    def __init__(self, eps: float, step: float, settings=None) -> None:
+    def __init__(self, eps: float, step: float | None = None, settings=None) -> None:
         super().__init__(eps, step, settings)
         self.nb_iter = int(getattr(settings, "spsa_iters", 100))
         self.nb_sample = int(getattr(settings, "spsa_samples", 128))
@@ -52,13 +53,11 @@ class AutoAttack(Attack):
     randomised one gets the `rand` version (APGD-CE and APGD-DLR with EOT) on the whole defended predictor."""
 
     name = "autoattack"
+    uses_step = False  # APGD adapts its own step size
     draws_per_call = None  # each forward is the full defended predictor; AutoAttack's own EOT averages calls
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.ADAPTIVE if stochastic_defense else ThreatModel.WHITE_BOX
-
-    def config(self) -> dict:
-        return {"eps": self.eps}
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
         import logging

@@ -5,6 +5,9 @@ texture scale, snow streaks) scale with the image side / 32, so 8x8 digits and 6
 comparable strength. imagecorruptions 1.1.2 is not called: it no longer imports on current setuptools
 (`pkg_resources` is gone), three of its corruptions fail on NumPy 2 / current scikit-image, and its
 severities are ImageNet-scale. Only its frost textures are used, located without importing the package.
+At 32x32 the formulas are make_cifar_c.py's (tests compare each with a transcription of the reference on
+fixed noise); motion blur and snow's streaks use a Gaussian-weighted line kernel where the reference calls
+ImageMagick's motion blur, and frost resizes its texture with scipy instead of OpenCV.
 Each function takes one HxWxC float image in [0,1], a severity 1..5 and a numpy Generator.
 """
 from __future__ import annotations
@@ -37,6 +40,7 @@ def _scale(x: np.ndarray) -> float:
 
 
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """skimage.filters.gaussian as make_cifar_c.py calls it (mode 'nearest', truncate 4, channels apart)."""
     return ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0), mode="nearest") if sigma > 0 else x
 
 
@@ -80,10 +84,13 @@ def _plasma(size: int, decay: float, rng: np.random.Generator) -> np.ndarray:
         half = step // 2
         corners = m[0:n:step, 0:n:step]
         avg = (corners + np.roll(corners, -1, 0) + np.roll(corners, -1, 1) + np.roll(np.roll(corners, -1, 0), -1, 1)) / 4
-        m[half:n:step, half:n:step] = avg + wibble * rng.uniform(-1, 1, avg.shape)
+        # make_cifar_c.py's wibbledmean: mean + wibble * U(-wibble, wibble) (not U(-1, 1))
+        m[half:n:step, half:n:step] = avg + wibble * rng.uniform(-wibble, wibble, avg.shape)
         centres = m[half:n:step, half:n:step]
-        m[0:n:step, half:n:step] = (corners + np.roll(corners, -1, 1) + centres + np.roll(centres, 1, 0)) / 4 + wibble * rng.uniform(-1, 1, corners.shape)
-        m[half:n:step, 0:n:step] = (corners + np.roll(corners, -1, 0) + centres + np.roll(centres, 1, 1)) / 4 + wibble * rng.uniform(-1, 1, corners.shape)
+        m[0:n:step, half:n:step] = ((corners + np.roll(corners, -1, 1) + centres + np.roll(centres, 1, 0)) / 4
+                                    + wibble * rng.uniform(-wibble, wibble, corners.shape))
+        m[half:n:step, 0:n:step] = ((corners + np.roll(corners, -1, 0) + centres + np.roll(centres, 1, 1)) / 4
+                                    + wibble * rng.uniform(-wibble, wibble, corners.shape))
         step, wibble = half, wibble / decay
     m -= m.min()
     return m / max(m.max(), 1e-12)
@@ -120,15 +127,29 @@ def impulse_noise(x, s, rng):
     return out
 
 
+def _disk(radius: float, alias_blur: float) -> np.ndarray:
+    """make_cifar_c.py's anti-aliased disk kernel: a 17x17 (or larger) disk, blurred by a 3x3 Gaussian."""
+    import cv2
+
+    span = np.arange(-8, 9) if radius <= 8 else np.arange(-int(radius), int(radius) + 1)
+    xx, yy = np.meshgrid(span, span)
+    disk = np.array((xx**2 + yy**2) <= radius**2, dtype=np.float32)
+    disk /= disk.sum()
+    return cv2.GaussianBlur(disk, ksize=(3, 3) if radius <= 8 else (5, 5), sigmaX=alias_blur)
+
+
 @corruption("defocus_blur")
 def defocus_blur(x, s, rng):
+    import cv2
+
     radius, alias = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][s - 1]
-    radius *= _scale(x)
-    r = int(max(1, np.ceil(radius)))
-    yy, xx = np.mgrid[-r - 1 : r + 2, -r - 1 : r + 2]
-    disk = ((xx**2 + yy**2) <= radius**2).astype(np.float64)
-    disk = ndimage.gaussian_filter(disk / disk.sum(), alias)
-    return np.stack([ndimage.convolve(x[..., c], disk / disk.sum(), mode="nearest") for c in range(x.shape[2])], -1)
+    kernel = _disk(radius * _scale(x), alias)
+    return np.stack([cv2.filter2D(np.ascontiguousarray(x[..., c]), -1, kernel) for c in range(x.shape[2])], -1)
+
+
+def _randint(rng, low: int, high: int, size=None):
+    """Integers in [low, high) from a numpy Generator or a legacy RandomState (the reference's np.random)."""
+    return rng.integers(low, high, size=size) if hasattr(rng, "integers") else rng.randint(low, high, size=size)
 
 
 @corruption("glass_blur")
@@ -136,15 +157,15 @@ def glass_blur(x, s, rng):
     sigma, delta, iterations = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)][s - 1]
     sigma *= _scale(x)
     delta = max(1, int(round(delta * _scale(x))))
-    out = _blur(x, sigma).copy()
+    out = np.uint8(_blur(x, sigma) * 255)  # the reference shuffles the blurred image as uint8
     h, w = x.shape[:2]
     for _ in range(iterations):
         for i in range(h - delta, delta, -1):
             for j in range(w - delta, delta, -1):
-                dx, dy = rng.integers(-delta, delta, size=2)
+                dx, dy = _randint(rng, -delta, delta, size=(2,))
                 ip, jp = i + dy, j + dx
                 out[i, j], out[ip, jp] = out[ip, jp].copy(), out[i, j].copy()
-    return _blur(out, sigma)
+    return _blur(out / 255.0, sigma)
 
 
 @corruption("motion_blur")
@@ -178,11 +199,11 @@ def snow(x, s, rng):
 @corruption("frost")
 def frost(x, s, rng):
     a, b = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][s - 1]
-    tex = _frost_textures()[int(rng.integers(5))]
+    tex = _frost_textures()[int(_randint(rng, 0, 5))]
     f = 0.2 * _scale(x)
     tex = ndimage.zoom(tex, (f, f, 1), order=1)
     h, w = x.shape[:2]
-    i, j = rng.integers(0, tex.shape[0] - h), rng.integers(0, tex.shape[1] - w)
+    i, j = _randint(rng, 0, tex.shape[0] - h), _randint(rng, 0, tex.shape[1] - w)
     tex = tex[i : i + h, j : j + w]
     if x.shape[2] == 1:
         tex = _gray(tex)[..., None]
@@ -220,14 +241,15 @@ def elastic_transform(x, s, rng):
     alpha, sigma, affine = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][s - 1]
     alpha, sigma, affine = alpha * size, sigma * size, affine * size
     h, w = x.shape[:2]
+    import cv2
+
     # random affine as in the reference: three points around the centre moved by up to `affine` pixels
-    centre, sq = np.array([h, w], dtype=np.float64) // 2, min(h, w) // 3
-    src = np.array([centre + sq, [centre[0] + sq, centre[1] - sq], centre - sq])
-    dst = src + rng.uniform(-affine, affine, size=src.shape)
-    # affine_transform maps output coordinates to input ones: solve src = A @ dst + b
-    sol, *_ = np.linalg.lstsq(np.hstack([dst, np.ones((3, 1))]), src, rcond=None)
-    mat, off = sol[:2].T, sol[2]
-    x = np.stack([ndimage.affine_transform(x[..., c], mat, offset=off, order=1, mode="reflect") for c in range(x.shape[2])], -1)
+    centre, sq = np.float32([h, w]) // 2, min(h, w) // 3
+    src = np.float32([centre + sq, [centre[0] + sq, centre[1] - sq], centre - sq])
+    dst = src + rng.uniform(-affine, affine, size=src.shape).astype(np.float32)
+    mat = cv2.getAffineTransform(src, dst)
+    x = cv2.warpAffine(np.ascontiguousarray(x, dtype=np.float32), mat, (w, h), borderMode=cv2.BORDER_REFLECT_101)
+    x = x.reshape(h, w, -1)
     dx = ndimage.gaussian_filter(rng.uniform(-1, 1, (h, w)), sigma, mode="reflect", truncate=3) * alpha
     dy = ndimage.gaussian_filter(rng.uniform(-1, 1, (h, w)), sigma, mode="reflect", truncate=3) * alpha
     yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")

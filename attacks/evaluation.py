@@ -9,6 +9,7 @@ from torch import nn
 
 from attacks.base import Attack, ThreatModel
 from bench.progress import progress
+from bench.stats import encode_per_image
 from defenses.base import Defense, eval_mode
 
 
@@ -53,11 +54,15 @@ def attack_accuracy(
     seed: int,
     batch_size: int,
     show_progress: bool = True,
+    index: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Per-trial clean and robust accuracy (percent) of the defended predictor (and target hit rate)."""
+    """Per-trial clean and robust accuracy (percent) of the defended predictor (and target hit rate), and per
+    image how many trials classified it correctly (`per_image`, keyed by the images' test-set `index`)."""
     dev = defense.device
     threat = attack.threat_model(defense.stochastic)
     out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
+    clean_count = np.zeros(len(y), dtype=np.int64)
+    robust_count = np.zeros(len(y), dtype=np.int64)
     if attack.targeted:
         out["hit"] = []
     n_batches = (len(y) + batch_size - 1) // batch_size
@@ -66,27 +71,38 @@ def attack_accuracy(
         for t in range(trials):
             trial_seed, gen = trial_generator(seed, t)
             target = attacked_model(defense, attack, torch.Generator().manual_seed(trial_seed + 1))
-            clean_ok = robust_ok = hit = 0
+            hit = clean_ok = robust_ok = 0
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(trial_seed)
                 for i in range(n_batches):
-                    xb = x[i * batch_size : (i + 1) * batch_size].to(dev)
-                    yb = y[i * batch_size : (i + 1) * batch_size].to(dev)
-                    targets = attack.choose_targets(target, xb, yb)
+                    sl = slice(i * batch_size, (i + 1) * batch_size)
+                    xb, yb = x[sl].to(dev), y[sl].to(dev)
+                    targets = attack.choose_targets(defense.classifier, xb, yb)
                     x_adv = attack.perturb(target, xb, yb, targets) if threat is not ThreatModel.NONE else xb
-                    if attack.uses_eps and (x_adv - xb).abs().max() > attack.eps + 1e-6:
-                        raise RuntimeError(f"{attack.name} left the eps-ball; refusing to report its numbers")
-                    if x_adv.min() < 0 or x_adv.max() > 1:
-                        raise RuntimeError(f"{attack.name} produced pixels outside [0,1]; refusing to report")
-                    clean_ok += int((defense.predict(xb, gen) == yb).sum())
+                    check_in_ball(attack, xb, x_adv)
+                    ok_clean = (defense.predict(xb, gen) == yb).cpu().numpy()
+                    ok_robust = ok_clean
                     if threat is not ThreatModel.NONE:
                         pred_adv = defense.predict(x_adv, gen)
-                        robust_ok += int((pred_adv == yb).sum())
+                        ok_robust = (pred_adv == yb).cpu().numpy()
                         if targets is not None:
                             hit += int((pred_adv == targets).sum())
+                    clean_count[sl] += ok_clean
+                    robust_count[sl] += ok_robust
+                    clean_ok, robust_ok = clean_ok + int(ok_clean.sum()), robust_ok + int(ok_robust.sum())
                     bar.advance(task)
             out["clean"].append(100.0 * clean_ok / len(y))
-            out["robust"].append(100.0 * robust_ok / len(y) if threat is not ThreatModel.NONE else out["clean"][-1])
+            out["robust"].append(100.0 * robust_ok / len(y))
             if attack.targeted:
                 out["hit"].append(100.0 * hit / len(y))
+    idx = index.numpy() if index is not None else np.arange(len(y))
+    out["per_image"] = encode_per_image(idx, clean_count, robust_count, trials)
     return out
+
+
+def check_in_ball(attack: Attack, x: torch.Tensor, x_adv: torch.Tensor) -> None:
+    """Refuse to report numbers of an attack that left its eps-ball or the [0,1] pixel range."""
+    if attack.uses_eps and (x_adv - x).abs().max() > attack.eps + 1e-6:
+        raise RuntimeError(f"{attack.name} left the eps-ball; refusing to report its numbers")
+    if x_adv.min() < 0 or x_adv.max() > 1:
+        raise RuntimeError(f"{attack.name} produced pixels outside [0,1]; refusing to report")

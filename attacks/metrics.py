@@ -49,8 +49,8 @@ class Corruptions(Attack):
     name = "corruptions"
     uses_eps = False
 
-    def __init__(self, eps: float = 0.0, step: float = 0.0, settings: Any = None) -> None:
-        super().__init__(0.0, 0.0, settings)
+    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
+        super().__init__(0.0, None, settings)
         self.folder = getattr(settings, "corruptions_dir", None)
         self.subset = getattr(settings, "corruption_subset", None)
 
@@ -82,9 +82,8 @@ class Corruptions(Attack):
                 for n in names:
                     for sev in range(1, 6):
                         if self.folder:
-                            idx = defense.dataset.meta.get("test_indices")
-                            xc, yc = load_official_corruptions(self.folder, n, sev, idx)
-                            xc, yc = xc[sel], yc[sel]
+                            # the official file holds the full test set: take exactly the evaluated images
+                            xc, yc = load_official_corruptions(self.folder, n, sev, split.index[sel].numpy())
                         else:
                             xc, yc = corrupt_batch(x, n, sev, trial_seed), y
                         acc = _accuracy(defense, xc, yc, gen, batch_size)
@@ -141,8 +140,8 @@ class ECE(Attack):
     name = "ece"
     uses_eps = False
 
-    def __init__(self, eps: float = 0.0, step: float = 0.0, settings: Any = None) -> None:
-        super().__init__(0.0, 0.0, settings)
+    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
+        super().__init__(0.0, None, settings)
 
     def config(self) -> dict:
         return {"bins": 15}
@@ -200,6 +199,7 @@ def local_linearity(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
 @ATTACKS.register("linearity", help="local linearity error gamma(eps) of F_w (Qin et al.), one record per eps")
 class Linearity(Attack):
     name = "linearity"
+    uses_step = False  # its inner ascent uses eps/4, recorded in config()
 
     def config(self) -> dict:
         return {"eps": self.eps, "steps": 10}

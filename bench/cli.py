@@ -22,14 +22,42 @@ err = Console(stderr=True)
 LIST_KINDS = ("defenses", "attacks", "datasets", "models", "presets")
 
 
-def _fmt_pct(mean: float, std: float, trials: int) -> str:
-    return f"{mean:.2f} ± {std:.2f}" if trials > 1 else f"{mean:.2f}"
+def _fmt_acc(r: dict, which: str) -> str:
+    from bench.stats import format_interval
+
+    return format_interval(r[f"{which}_acc"], r[f"{which}_acc_ci_low"], r[f"{which}_acc_ci_high"])
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise BenchError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _base_preset(preset: Optional[str], preset_file: Optional[Path]):
+    """--preset NAME or --preset-file PATH (not both)."""
+    if preset_file is not None:
+        if preset is not None:
+            raise BenchError("give --preset or --preset-file, not both (a preset file names its base with base = ...)")
+        from bench.preset_io import load_preset_file
+
+        return load_preset_file(preset_file)
+    return preset
 
 
 # option types shared by the commands (one definition each)
 DatasetOpt = Annotated[Optional[str], typer.Option(help="dataset name (default from the preset: digits)")]
 PresetOpt = Annotated[Optional[str], typer.Option(help="preset holding every default (bench list presets)")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="torch intra-op threads for this process "
+                                                   "(default: torch's; give each of several jobs its share of the cores)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any preset field: --set FIELD=VALUE "
+                                                     "(repeatable; bench list presets shows the fields)")]
+PresetFileOpt = Annotated[Optional[Path], typer.Option("--preset-file", help="your own preset as TOML: any preset "
+                                                       "field, optional base = \"quick\"|\"cifar-cpu\"|\"paper\"")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="seed for training and evaluation")]
 WorkdirOpt = Annotated[Optional[Path], typer.Option(help="models, data cache and results (default $BENCH_WORKDIR)")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="where dataset files are (or go with --download)")]
@@ -105,7 +133,11 @@ def run(
     zoo_dataset: ZooDatasetOpt = None,
     data_dir: DataDirOpt = None,
     download: Annotated[bool, typer.Option("--download", help="download a missing dataset or zoo model (needs network)")] = False,
-    device: DeviceOpt = "cpu",
+    n_adaptive: Annotated[Optional[int], typer.Option("--n-adaptive", help="N_A: EOT draws per adaptive-PGD step")] = None,
+    set_: SetOpt = None,
+    preset_file: PresetFileOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     seed: SeedOpt = None,
     workdir: WorkdirOpt = None,
     no_progress: NoProgressOpt = False,
@@ -125,7 +157,12 @@ def run(
     eps_list = parse_eps_list(eps) if eps is not None else None
     step_v = parse_step(step) if step is not None else None
     _check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                    vae_epochs=vae_epochs, latent_dim=latent_dim, train_steps=train_steps)
+                    vae_epochs=vae_epochs, latent_dim=latent_dim, train_steps=train_steps, n_adaptive=n_adaptive)
+    _set_threads(threads)
+    from bench.preset_io import parse_set_options
+
+    base = _base_preset(preset, preset_file)
+    set_values = parse_set_options(set_)
     train_eps_v = parse_eps(train_eps) if train_eps is not None else None
     train_step_v = parse_step(train_step) if train_step is not None else None
     if trades_beta is not None and trades_beta < 0:
@@ -141,15 +178,19 @@ def run(
                      eval_batch_size=eval_batch_size, step=step_v, vae_from=vae_from, vae_epochs=vae_epochs,
                      vae_latent_dim=latent_dim, vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth,
                      trades_beta=trades_beta, train_eps=train_eps_v, train_step=train_step_v, train_steps=train_steps,
-                     amp=amp, **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset))
+                     amp=amp, n_adaptive=n_adaptive, **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset))
     if lambda_mi is not None:
         overrides.update(lambda_mi={}, lambda_mi_default=lambda_mi)
-    ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
+    overrides.update(set_values)  # --set FIELD=VALUE
+    ctx = _context(dataset, base, device, seed, workdir, data_dir, download, train_subset, test_subset,
                    no_progress, **overrides)
     d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
               show_progress=not no_progress, download=download)
     how = "trained" if d.info["trained"] else "zoo checkpoint loaded" if "zoo" in d.info else "loaded from cache"
-    err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']})")
+    import torch
+
+    err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']}); device {ctx.device}, "
+              f"{torch.get_num_threads()} thread(s)")
     records = []
     for name in attacks:
         uses_eps = ATTACKS.get(name).uses_eps
@@ -167,15 +208,17 @@ def _zoo_overrides(model_dir: Optional[Path], threat_model: Optional[str], datas
 def _print_records(records: list[dict]) -> None:
     from bench.leaderboard import eps_label
 
-    table = Table(title="results (accuracy %, defended predictor)")
+    table = Table(title="results (accuracy % of the defended predictor [95 % interval])")
     for col in ("dataset", "defense", "attack", "threat model", "ε", "step", "clean", "robust", "n", "trials", "s"):
         table.add_column(col, justify="right" if col in ("clean", "robust", "n", "trials", "s") else "left")
     for r in records:
         table.add_row(r["dataset"], r["defense"], r["attack"], r["threat_model"], eps_label(r["eps"]),
-                      eps_label(r["step"]), _fmt_pct(r["clean_acc"], r["clean_acc_std"], r["trials"]),
-                      _fmt_pct(r["robust_acc"], r["robust_acc_std"], r["trials"]), str(r["n_examples"]),
-                      str(r["trials"]), f"{r['seconds']:.1f}")
+                      "-" if r["step"] is None else eps_label(r["step"]), _fmt_acc(r, "clean"), _fmt_acc(r, "robust"),
+                      str(r["n_examples"]), str(r["trials"]), f"{r['seconds']:.1f}")
     out.print(table)
+    from bench.stats import TRIAL_INTERVAL_NOTE
+
+    out.print(f"[dim]{TRIAL_INTERVAL_NOTE}[/]")
 
 
 def _preset_value(field: str, value) -> str:
@@ -214,7 +257,7 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
         from bench.presets import PRESETS
 
         presets = [PRESETS.get(n) for n in PRESETS.names()]
-        table = Table(title="presets (any CLI option overrides a value)")
+        table = Table(title="presets (override any field with --set FIELD=VALUE, or write your own with --preset-file)")
         table.add_column("field")
         for p in presets:
             table.add_column(p.name)
@@ -295,7 +338,7 @@ def vae_command(
     vae_gamma: VaeGammaOpt = None,
     vae_bandwidth: VaeBandwidthOpt = None,
     output: OutputOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     seed: SeedOpt = None,
     workdir: WorkdirOpt = None,
     data_dir: DataDirOpt = None,
@@ -339,7 +382,7 @@ def samples(
     preset: PresetOpt = None,
     vae_from: VaeFromOpt = None,
     output: OutputOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     seed: SeedOpt = None,
     workdir: WorkdirOpt = None,
     data_dir: DataDirOpt = None,
@@ -387,7 +430,11 @@ def sweep(
     zoo_threat_model: ZooThreatOpt = None,
     zoo_dataset: ZooDatasetOpt = None,
     data_dir: DataDirOpt = None,
-    device: DeviceOpt = "cpu",
+    set_: SetOpt = None,
+    preset_file: PresetFileOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    cpus_per_task: Annotated[int, typer.Option("--cpus-per-task", help="Ray: CPUs (and torch threads) per task")] = 1,
     workdir: WorkdirOpt = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -395,7 +442,6 @@ def sweep(
     from attacks import ATTACKS
     from bench.data import check_dataset_name
     from bench.parsing import parse_eps_list, parse_name_list, parse_number
-    from bench.presets import get_preset
     from bench.sweep import EXECUTORS, SweepSpec, run_sweep, variants
     from bench.workdir import resolve_workdir
     from defenses import parse_defense_spec
@@ -405,7 +451,14 @@ def sweep(
     for a in attack_list:
         ATTACKS.get(a)
     EXECUTORS.get(executor)
-    settings = get_preset(preset)
+    from bench.preset_io import parse_set_options
+    from bench.runner import resolve_settings
+
+    _set_threads(threads)
+    _check_positive(cpus_per_task=cpus_per_task)
+    base = _base_preset(preset, preset_file)
+    set_values = parse_set_options(set_)
+    settings = resolve_settings(base, **set_values)
     dataset_list = parse_name_list(datasets, "dataset") if datasets else [settings.dataset]
     for d in dataset_list:
         check_dataset_name(d)
@@ -414,7 +467,7 @@ def sweep(
     except ValueError:
         raise BenchError(f"invalid --seeds {seeds!r}: expected comma-separated integers") from None
     _check_positive(train_subset=train_subset, test_subset=test_subset, epochs=epochs, num_cpus=num_cpus)
-    overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset,
+    overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset, **set_values,
                                        **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset)).items() if v is not None}
     lambdas = [parse_number(v, "lambda_mi") for v in parse_name_list(lambda_mi, "lambda_mi")] if lambda_mi else None
     etas = [parse_number(v, "eta") for v in parse_name_list(eta, "eta")] if eta else None
@@ -422,11 +475,12 @@ def sweep(
         raise BenchError(f"--lambda-mi values must be in [0, 1], got {lambda_mi}")
     if etas and not all(v > 0 for v in etas):
         raise BenchError(f"--eta values must be > 0, got {eta}")
-    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps) if eps else None, preset,
+    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps) if eps else None, base,
                      resolve_workdir(workdir), device, overrides, str(data_dir) if data_dir else None, not no_progress,
                      epochs, variants(lambdas, etas))
     records, skipped, seconds = run_sweep(spec, executor, {"address": address, "num_cpus": num_cpus,
-                                                           "gpus_per_task": gpus_per_task})
+                                                           "gpus_per_task": gpus_per_task,
+                                                           "cpus_per_task": cpus_per_task})
     err.print(f"sweep: {len(records)} cell(s) run, {skipped} already in the store, {seconds:.1f} s ({executor})")
     if records:
         _print_records(records)
@@ -459,7 +513,7 @@ def fid(
     n: Annotated[int, typer.Option(help="samples per set")] = 1000,
     dataset: DatasetOpt = None,
     preset: PresetOpt = None,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     seed: SeedOpt = None,
     workdir: WorkdirOpt = None,
     data_dir: DataDirOpt = None,

@@ -21,17 +21,22 @@ class Split:
 
     x: torch.Tensor
     y: torch.Tensor
+    index: torch.Tensor | None = None  # positions in the dataset's full split (subsets keep them, for pairing)
 
     def __post_init__(self) -> None:
         if self.x.ndim != 4 or self.y.ndim != 1 or len(self.x) != len(self.y):
             raise ValueError(f"bad split shapes {tuple(self.x.shape)} / {tuple(self.y.shape)}")
+        if self.index is None:
+            self.index = torch.arange(len(self.y))
+        elif len(self.index) != len(self.y):
+            raise ValueError(f"split index has {len(self.index)} entries for {len(self.y)} examples")
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, idx: np.ndarray | torch.Tensor) -> "Split":
         idx_t = torch.as_tensor(idx, dtype=torch.long)
-        return Split(self.x[idx_t], self.y[idx_t])
+        return Split(self.x[idx_t], self.y[idx_t], self.index[idx_t])
 
 
 @dataclass
@@ -97,8 +102,8 @@ def load_digits(arg: str | None, req: DataRequest) -> Dataset:
     )
     return Dataset(
         "digits",
-        Split(x, y).subset(np.sort(idx_train)),
-        Split(x, y).subset(np.sort(idx_test)),
+        Split(x[np.sort(idx_train)], y[np.sort(idx_train)]),
+        Split(x[np.sort(idx_test)], y[np.sort(idx_test)]),
         [str(i) for i in range(10)],
     )
 
@@ -344,6 +349,26 @@ def parse_dataset_name(name: str) -> tuple[str, str | None]:
     return base, (arg if sep else None)
 
 
+def canonical_dataset_name(name: str) -> str:
+    """The dataset id recorded and keyed on: `imagefolder:../x/cifar10-jpeg.tar.gz` -> `imagefolder:cifar10-jpeg`
+    (never the path as typed, which differs between a relative and an absolute spelling of the same file).
+    Models and VAEs are keyed on the data's fingerprint, not on this name."""
+    base, arg = parse_dataset_name(name)
+    if base != "imagefolder" or not arg:
+        return name
+    stem = Path(arg.rstrip("/\\")).name
+    for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return f"imagefolder:{stem}"
+
+
+def dataset_fingerprint(ds: "Dataset") -> str:
+    """Content hash of both splits (what a record's `data_fingerprint` holds)."""
+    return hashlib.sha256(f"{split_fingerprint(ds.train)}|{split_fingerprint(ds.test)}".encode()).hexdigest()[:16]
+
+
 def check_dataset_name(name: str) -> None:
     """Fail early (before any work) on an unknown dataset name."""
     base, _ = parse_dataset_name(name)
@@ -365,7 +390,8 @@ def load_dataset(
     loader = DATASETS.get(base)
     req = DataRequest(Path(data_dir) if data_dir else None, download, Path(cache_dir) if cache_dir else None)
     ds = loader(arg, req)
-    ds.name = name
+    ds.name = canonical_dataset_name(name)
+    ds.meta["source"] = name
     ds.train = stratified_subset(ds.train, train_subset, seed, "--train-subset")
     ds.test = stratified_subset(ds.test, test_subset, seed, "--test-subset")
     for split in (ds.train, ds.test):

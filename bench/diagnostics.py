@@ -1,7 +1,10 @@
 """Gradient-masking warning signs (Carlini et al., "On Evaluating Adversarial Robustness") over the store.
 
 Each check is registered by name and looks at the latest records of one (dataset, defense); a finding names
-the check, the rows it concerns and why. Noise is taken from the records' own trial std (or one example).
+the check, the rows it concerns and why. A check fires only when the difference exceeds two standard errors of
+the difference (bench.stats): paired on the same images when both records keep per-image results, otherwise
+from each accuracy's binomial standard error and trial spread. Two evaluations of one randomised predictor
+differ by its own sampling noise; that noise never fires a check.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.registry import Registry
+from bench.stats import compare_records
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,9 @@ CHECKS: Registry[Check] = Registry("diagnostic")
 GRADIENT_ATTACKS = ("pgd10", "pgd50", "adaptive-pgd10", "adaptive-pgd50", "fgsm")
 
 
-def _noise(a: pd.Series, b: pd.Series | None = None) -> float:
-    """Two standard errors of a difference, at least one example's worth of accuracy."""
-    one = 100.0 / max(float(a["n_examples"]), 1)
-    sd = [float(r["robust_acc_std"]) / np.sqrt(max(int(r["trials"]), 1)) for r in (a, b) if r is not None]
-    return max(one, 2 * float(np.sqrt(np.sum(np.square(sd)))))
+def exceeds(a: pd.Series, b: pd.Series, z: float = 2.0, which: tuple[str, str] = ("robust", "robust")) -> bool:
+    """a's accuracy exceeds b's by more than z standard errors of the difference (paired where possible)."""
+    return compare_records(a.to_dict(), b.to_dict(), which).a_above_b(z)
 
 
 @CHECKS.register("accuracy-rises-with-eps", help="robust accuracy should not rise as eps grows")
@@ -41,7 +43,7 @@ def rises_with_eps(df: pd.DataFrame):
     for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
         g = g.sort_values("eps")
         for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
-            if b["robust_acc"] > a["robust_acc"] + _noise(a, b):
+            if exceeds(b, a):
                 out.append((((attack, a["eps"]), (attack, b["eps"])),
                             f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% at {a['eps']:.4g}"))
     return out
@@ -51,11 +53,13 @@ def rises_with_eps(df: pd.DataFrame):
 def large_eps(df: pd.DataFrame):
     rows = df[(df["eps"] >= 0.5) & df["threat_model"].isin(["white-box", "adaptive"]) & df["attack"].isin(GRADIENT_ATTACKS)]
     return [(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {r['robust_acc']:.1f}% accurate")
-            for _, r in rows.iterrows() if r["robust_acc"] > 5.0]
+            for _, r in rows.iterrows() if float(r.get("robust_acc_ci_low", r["robust_acc"])) > 5.0]
 
 
 def _pairs(df: pd.DataFrame, stronger: str, weaker: str):
-    a, b = df[df["attack"] == stronger].set_index("eps"), df[df["attack"] == weaker].set_index("eps")
+    """(eps, record of `stronger`, record of `weaker`) at every eps both were run at (the latest of each)."""
+    a = df[df["attack"] == stronger].drop_duplicates("eps", keep="last").set_index("eps", drop=False)
+    b = df[df["attack"] == weaker].drop_duplicates("eps", keep="last").set_index("eps", drop=False)
     for eps in a.index.intersection(b.index):
         yield eps, a.loc[eps], b.loc[eps]
 
@@ -65,7 +69,7 @@ def adaptive_above(df: pd.DataFrame):
     out = []
     for steps in ("10", "50"):
         for eps, ada, obl in _pairs(df, f"adaptive-pgd{steps}", f"pgd{steps}"):
-            if ada["robust_acc"] > obl["robust_acc"] + _noise(ada, obl):
+            if exceeds(ada, obl):
                 out.append((((f"adaptive-pgd{steps}", eps), (f"pgd{steps}", eps)),
                             f"adaptive-pgd{steps} {ada['robust_acc']:.1f}% > oblivious pgd{steps} {obl['robust_acc']:.1f}%"))
     return out
@@ -74,13 +78,31 @@ def adaptive_above(df: pd.DataFrame):
 @CHECKS.register("pgd50-above-pgd10", help="more PGD steps should not help the defense beyond noise")
 def more_steps(df: pd.DataFrame):
     return [(((f"pgd50", eps), ("pgd10", eps)), f"pgd50 {p50['robust_acc']:.1f}% > pgd10 {p10['robust_acc']:.1f}%")
-            for eps, p50, p10 in _pairs(df, "pgd50", "pgd10") if p50["robust_acc"] > p10["robust_acc"] + _noise(p50, p10)]
+            for eps, p50, p10 in _pairs(df, "pgd50", "pgd10") if exceeds(p50, p10)]
 
 
 @CHECKS.register("blackbox-beats-whitebox", help="gradient-free SPSA should not beat white-box PGD")
 def blackbox(df: pd.DataFrame):
     return [((("spsa", eps), ("pgd10", eps)), f"SPSA {s['robust_acc']:.1f}% < PGD-10 {p['robust_acc']:.1f}%")
-            for eps, s, p in _pairs(df, "spsa", "pgd10") if s["robust_acc"] < p["robust_acc"] - _noise(s, p)]
+            for eps, s, p in _pairs(df, "spsa", "pgd10") if exceeds(p, s)]
+
+
+@CHECKS.register("oblivious-overstates", help="a randomised defense's oblivious accuracy is significantly above "
+                 "its adaptive accuracy: the oblivious number is not robustness")
+def oblivious_overstates(df: pd.DataFrame):
+    out = []
+    adaptive = df[(df["threat_model"] == "adaptive") & df["attack"].isin(GRADIENT_ATTACKS + ("autoattack",))]
+    oblivious = df[(df["threat_model"] == "oblivious") & df["attack"].isin(GRADIENT_ATTACKS)]
+    for _, obl in oblivious.iterrows():
+        same_eps = adaptive[np.isclose(adaptive["eps"].astype(float), float(obl["eps"]))]
+        if same_eps.empty:
+            continue
+        ada = same_eps.loc[same_eps["robust_acc"].astype(float).idxmin()]  # the strongest adaptive attack
+        if exceeds(obl, ada):
+            out.append((((obl["attack"], obl["eps"]), (ada["attack"], ada["eps"])),
+                        f"oblivious {obl['attack']} {obl['robust_acc']:.1f}% > adaptive {ada['attack']} "
+                        f"{ada['robust_acc']:.1f}%: the oblivious number overstates robustness"))
+    return out
 
 
 def diagnose(frame: pd.DataFrame) -> list[Finding]:

@@ -9,28 +9,78 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.stats import TRIAL_INTERVAL_NOTE, accuracy_interval, compare_records, format_interval
 
 ROW_KEY = ["dataset", "defense", "attack", "threat_model", "eps"]
+# records that agree on ROW_KEY but differ here are different results and are shown apart, never merged
+VARIANT_KEY = ["step", "n_examples", "preset", "config_hash", "attack_config_key", "trials"]
 COLUMNS = [
-    "dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "clean_acc_std", "robust_acc",
-    "robust_acc_std", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model", "preset", "device", "config_hash",
-    "eval_hash", "inference_config", "timestamp", "versions",
+    "dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "clean_acc", "clean_acc_std",
+    "clean_acc_ci_low", "clean_acc_ci_high", "robust_acc", "robust_acc_std", "robust_acc_ci_low",
+    "robust_acc_ci_high", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model",
+    "preset", "device", "threads", "stochastic", "trained", "config_hash", "eval_hash", "data_fingerprint",
+    "train_config", "train_overrides", "inference_config", "attack_config", "timestamp", "versions", "per_image",
 ]
 FORMATS = ("csv", "md", "json", "html")
 
 
+def _json(v):
+    """Nested fields as canonical JSON text (sorted keys), scalars unchanged."""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str)
+    return v
+
+
+def with_intervals(df: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing *_ci_low/high (records written before intervals existed) from mean, std, trials and n."""
+    out = df.copy()
+    for which in ("clean", "robust"):
+        lo, hi = f"{which}_acc_ci_low", f"{which}_acc_ci_high"
+        for col in (lo, hi):
+            if col not in out:
+                out[col] = np.nan
+        missing = out[lo].isna() & out[f"{which}_acc"].notna()
+        for i in out.index[missing]:
+            r = out.loc[i]
+            n, t = int(r["n_examples"] or 1), int(r["trials"] or 1)
+            std = float(r[f"{which}_acc_std"]) if pd.notna(r[f"{which}_acc_std"]) else 0.0
+            mean = float(r[f"{which}_acc"])
+            a, b = accuracy_interval([mean], n) if t == 1 or std == 0 else _interval_from_std(mean, std, t, n)
+            out.at[i, lo], out.at[i, hi] = a, b
+    return out
+
+
+def _interval_from_std(mean: float, std: float, trials: int, n: int) -> tuple[float, float]:
+    import math
+
+    from scipy.stats import t as student_t
+
+    lo, hi = accuracy_interval([mean], n)
+    spread = float(student_t.ppf(0.975, trials - 1) * std / math.sqrt(trials))
+    return max(0.0, mean - math.hypot(mean - lo, spread)), min(100.0, mean + math.hypot(hi - mean, spread))
+
+
 def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None) -> pd.DataFrame:
-    """The latest record per row key, sorted by dataset, defense, attack, eps; accuracies in percent."""
+    """The latest record per result (ROW_KEY plus VARIANT_KEY: records that differ in step, n, preset, training
+    or attack settings are different results and stay apart), sorted; accuracies in percent, 95 % intervals."""
     df = pd.DataFrame(records, columns=list(dict.fromkeys(COLUMNS + [c for r in records for c in r])))
     if dataset is not None:
         df = df[df["dataset"] == dataset]
     if df.empty:
         return pd.DataFrame(columns=COLUMNS + ["flags"])
-    df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY, keep="last")
+    df["attack_config_key"] = df["attack_config"].map(lambda v: _json(v) if isinstance(v, dict) else "")
+    for col in VARIANT_KEY:
+        df[col] = df[col].astype(object).where(df[col].notna(), "")
+    df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY + VARIANT_KEY, keep="last")
     df["versions"] = df["versions"].map(
         lambda v: ";".join(f"{k}={val}" for k, val in sorted(v.items())) if isinstance(v, dict) else v
     )
-    df = df[COLUMNS].sort_values(["dataset", "defense", "attack", "threat_model", "eps"]).reset_index(drop=True)
+    extra = [c for c in df.columns if c not in COLUMNS and c != "attack_config_key"]
+    df = df[COLUMNS + extra].sort_values(["dataset", "defense", "attack", "threat_model", "eps"], kind="stable")
+    df = with_intervals(df.reset_index(drop=True))
+    df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
+    for col in ("n_examples", "trials"):
+        df[col] = df[col].map(lambda v: v if v != "" else np.nan)
     from bench.diagnostics import flag_frame
 
     return flag_frame(df)
@@ -44,22 +94,35 @@ def eps_label(eps: float) -> str:
     return f"{eps:.4g}"
 
 
+def _step_label(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else eps_label(float(v))
+
+
+def _interval_text(df: pd.DataFrame, which: str) -> list[str]:
+    return [format_interval(m, lo, hi) for m, lo, hi in
+            zip(df[f"{which}_acc"], df[f"{which}_acc_ci_low"], df[f"{which}_acc_ci_high"])]
+
+
 def render(df: pd.DataFrame, fmt: str) -> str:
-    if fmt == "csv":
-        return df.to_csv(index=False)
-    if fmt == "json":
-        return json.dumps(df.to_dict(orient="records"), indent=2, default=str) + "\n"
+    """The long view: every field in csv/json (nested ones as canonical JSON), a readable table in md."""
+    if fmt in ("csv", "json"):
+        flat = df.copy()
+        for col in flat.columns:
+            flat[col] = flat[col].map(_json)
+        if fmt == "csv":
+            return flat.to_csv(index=False)
+        return json.dumps(flat.to_dict(orient="records"), indent=2, default=str) + "\n"
     if fmt == "md":
         view = df[["dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "robust_acc",
                    "trials", "n_examples", "flags"]].copy()
         view["eps"] = view["eps"].map(eps_label)
-        view["step"] = view["step"].map(eps_label)
-        view["clean_acc"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(df["clean_acc"], df["clean_acc_std"])]
-        view["robust_acc"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(df["robust_acc"], df["robust_acc_std"])]
+        view["step"] = view["step"].map(_step_label)
+        view["clean_acc"] = _interval_text(df, "clean")
+        view["robust_acc"] = _interval_text(df, "robust")
         view["flags"] = view["flags"].map(lambda f: f"⚠ {f}" if f else "")
-        view.columns = ["dataset", "defense", "attack", "threat model", "ε", "step", "clean acc (%)",
-                        "robust acc (%)", "trials", "n", "flags"]
-        return view.to_markdown(index=False, disable_numparse=True) + "\n"
+        view.columns = ["dataset", "defense", "attack", "threat model", "ε", "step", "clean acc (%) [95 % CI]",
+                        "robust acc (%) [95 % CI]", "trials", "n", "flags"]
+        return view.to_markdown(index=False, disable_numparse=True) + f"\n\n{TRIAL_INTERVAL_NOTE}.\n"
     raise BenchError(f"unknown leaderboard format {fmt!r}; valid formats: {', '.join(FORMATS)}")
 
 
@@ -92,19 +155,81 @@ def _column_rank(col: str) -> int:
     return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
 
 
+def _flatten(prefix: str, v, out: dict) -> dict:
+    if isinstance(v, str) and v.startswith("{"):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            pass
+    if isinstance(v, dict):
+        for k, val in v.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), val, out)
+    else:
+        out[prefix] = v
+    return out
+
+
+def _differences(rows: list[dict], fields: list[str]) -> list[str]:
+    """For each row, 'k=v' of the flattened fields whose values differ between the rows."""
+    flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
+    keys = sorted({k for f in flat for k in f})
+    differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
+    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={f.get(k)}" for k in differ)) for f in flat]
+
+
+def _row_labels(df: pd.DataFrame) -> list[str]:
+    """The defense name, plus what differs when one defense was trained or evaluated in several ways (epochs,
+    preset, subsets): such rows are never merged."""
+    labels = list(df["defense"])
+    for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
+        sigs = g[["config_hash", "preset"]].astype(str).agg("|".join, axis=1)
+        if sigs.nunique() <= 1:
+            continue
+        firsts = {sig: g.loc[i] for i, sig in sigs.items()}
+        reps = [dict(r) for r in firsts.values()]
+        diffs = _differences(reps, ["train_config", "train_overrides", "preset"])
+        names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"
+                 for sig, r, d in zip(firsts, firsts.values(), diffs)}
+        for i, sig in sigs.items():
+            labels[df.index.get_loc(i)] = names[sig]
+    return labels
+
+
+def _column_labels(df: pd.DataFrame) -> list[str]:
+    """attack ε=…; plus step / n / settings when one column holds results evaluated differently."""
+    base = [_column(a, e) for a, e in zip(df["attack"], df["eps"])]
+    labels = list(base)
+    frame = df.assign(_col=base)
+    for col, g in frame.groupby("_col", sort=False):
+        sig = g[["step", "n_examples", "attack_config"]].astype(str).agg("|".join, axis=1)
+        if sig.nunique() <= 1:
+            continue
+        rows = [dict(r) for _, r in g.iterrows()]
+        for i, d in zip(g.index, _differences(rows, ["step", "n_examples", "attack_config"])):
+            labels[df.index.get_loc(i)] = f"{col} ({d})" if d else col
+    return labels
+
+
 def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None) -> pd.DataFrame:
-    """One row per (dataset, defense): clean accuracy, then one 'mean ± std' column per attack and eps
-    (ECE rows show the calibration error); with a reference, its numbers follow in `paper:` columns."""
+    """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
+    a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
+    calibration error. With a reference, its numbers follow in `paper:` columns."""
+    df = df.reset_index(drop=True)
+    row_labels, col_labels = _row_labels(df), _column_labels(df)
     rows: dict[tuple, dict] = {}
-    for r in df.itertuples():
-        row = rows.setdefault((r.dataset, r.defense), {"dataset": r.dataset, "defense": r.defense})
+    for i, r in enumerate(df.itertuples()):
+        rec = df.iloc[i].to_dict()
+        row = rows.setdefault((r.dataset, row_labels[i]), {"dataset": r.dataset, "defense": row_labels[i]})
+        clean = {"mean": r.clean_acc, "lo": r.clean_acc_ci_low, "hi": r.clean_acc_ci_high, "mark": "",
+                 "rec": rec, "which": "clean"}
         if r.attack == "clean":
-            row["clean"] = (r.clean_acc, r.clean_acc_std, "")
+            row["clean"] = clean
         elif r.attack == "ece":
-            row["ECE (%)"] = (r.value, 0.0, "")
+            row["ECE (%)"] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value"}
         else:
-            row[_column(r.attack, r.eps)] = (r.robust_acc, r.robust_acc_std, _THREAT_MARK.get(r.threat_model, ""))
-            row.setdefault("clean", (r.clean_acc, r.clean_acc_std, ""))
+            row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
+                                  "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust"}
+            row.setdefault("clean", clean)
     out = pd.DataFrame(list(rows.values()))
     measured = sorted((c for c in out.columns if c not in ("dataset", "defense")), key=_column_rank)
     out = out[["dataset", "defense", *measured]] if not out.empty else out
@@ -112,7 +237,8 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
         ref = reference_table(reference)
         for key, row in rows.items():
             ds = reference_dataset or row["dataset"]
-            for r in ref[(ref["dataset"] == ds) & (ref["defense"] == row["defense"])].itertuples():
+            name = str(row["defense"]).split(" [")[0]
+            for r in ref[(ref["dataset"] == ds) & (ref["defense"] == name)].itertuples():
                 col = f"{reference}: {_column(r.attack, r.eps)} [{r.table}]"
                 out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), col] = f"{r.robust_acc:g}" + (
                     f" ± {r.robust_acc_std:g}" if pd.notna(r.robust_acc_std) else "")
@@ -122,33 +248,64 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
 
 
 def _cell(v) -> str:
-    if isinstance(v, tuple):
-        return f"{v[0]:.2f} ± {v[1]:.2f}{v[2]}"
+    if isinstance(v, dict):
+        if v["lo"] is None or pd.isna(v["lo"]):
+            return f"{v['mean']:.2f}{v['mark']}"
+        return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}"
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
+def best_is_significant(best: dict, runner_up: dict) -> bool:
+    """Whether the best cell is significantly above the runner-up: a paired test (McNemar / paired z, p < 0.05)
+    on the same images when both records carry per-image results, otherwise non-overlapping 95 % intervals."""
+    a, b = best.get("rec"), runner_up.get("rec")
+    if a is None or b is None or best["lo"] is None:
+        return False
+    from bench.stats import decode_per_image
+
+    if decode_per_image(a.get("per_image")) is not None and decode_per_image(b.get("per_image")) is not None:
+        cmp = compare_records(a, b, (best["which"], runner_up["which"]))
+        if cmp.paired:
+            return cmp.diff > 0 and cmp.significant()
+    return float(best["lo"]) > float(runner_up["hi"])
+
+
+def best_cells(wide: pd.DataFrame) -> dict[str, int]:
+    """column -> row position of the cell that is significantly best in its column (ECE, which has no interval,
+    is never marked)."""
+    out = {}
+    for col in wide.columns:
+        cells = [(i, v) for i, v in enumerate(wide[col]) if isinstance(v, dict) and v.get("rec") is not None]
+        if len(cells) < 2:
+            continue
+        ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
+        if best_is_significant(ranked[0][1], ranked[1][1]):
+            out[col] = ranked[0][0]
+    return out
+
+
+LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTERVAL_NOTE.split(": ", 1)[1]
+          + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; bold: significantly above the runner-up in its column (paired "
+          "McNemar / paired z test on the same images, p < 0.05, where both cells have per-image results; otherwise "
+          "non-overlapping intervals); no bold where the best is within noise")
+
+
 def render_wide(wide: pd.DataFrame, fmt: str) -> str:
-    """Markdown (best per measured column in bold; ECE: lowest), HTML (one sortable page), CSV or JSON."""
+    """Markdown (significant best per column in bold), HTML (one sortable page), CSV or JSON."""
     if wide.empty:
         return "(no results)\n"
-    best: dict[str, float] = {}
-    for col in wide.columns:
-        vals = [v[0] for v in wide[col] if isinstance(v, tuple)]
-        if vals:
-            best[col] = min(vals) if col.startswith("ECE") else max(vals)
+    best = best_cells(wide)
     text = wide.copy()
     for col in wide.columns:
         text[col] = [(f"**{_cell(v)}**" if fmt == "md" else f"<b>{_cell(v)}</b>" if fmt == "html" else _cell(v))
-                     if isinstance(v, tuple) and col in best and v[0] == best[col] and len(wide) > 1 else _cell(v)
-                     for v in wide[col]]
-    legend = "accuracy % of the defended predictor, mean ± std over trials; ᵒ oblivious, ᵃ adaptive, ᵇ black-box"
+                     if best.get(col) == i else _cell(v) for i, v in enumerate(wide[col])]
     if fmt == "md":
-        return text.to_markdown(index=False, disable_numparse=True) + f"\n\n{legend}\n"
+        return text.to_markdown(index=False, disable_numparse=True) + f"\n\n{LEGEND}\n"
     if fmt == "csv":
         return text.to_csv(index=False)
     if fmt == "json":
         return json.dumps(text.to_dict(orient="records"), indent=2) + "\n"
-    return _html_page(text, legend)
+    return _html_page(text, LEGEND)
 
 
 def _html_page(text: pd.DataFrame, legend: str) -> str:

@@ -38,7 +38,7 @@ class Preset:
     device_data_limit_gb: float = 4.0  # training sets up to this size are kept on the device
     # evaluation
     eps: float = 8 / 255
-    step: float = 2 / 255
+    step: float | None = None  # PGD step; None = eps/4 at every eps (2/255 at 8/255)
     trials: int = 1
     eval_batch_size: int = 256
     n_adaptive: int = 30  # N_A: draws of the defense's randomness averaged per adaptive-PGD step (EOT)
@@ -157,6 +157,7 @@ PAPER = _add(
         step=8 / 255,
         trials=10,
         eval_batch_size=128,
+        spsa_subset=1000,  # "SPSA ... over 1000 test samples"
     )
 )
 

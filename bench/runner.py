@@ -16,16 +16,17 @@ from attacks.evaluation import attack_accuracy  # noqa: F401  (re-exported for t
 from bench.cache import WeightCache, config_hash
 from bench.checkpoint import FILE as CHECKPOINT_FILE
 from bench.progress import stderr_console
-from bench.data import Dataset, Split, check_dataset_name, load_dataset, split_fingerprint
+from bench.data import Dataset, Split, check_dataset_name, dataset_fingerprint, load_dataset, split_fingerprint
 from bench.errors import BenchError
 from bench.models import MODELS, build_model
 from bench.presets import Preset, get_preset
+from bench.stats import accuracy_interval
 from bench.store import ResultStore
 from bench.training import train_classifier
 from bench.workdir import resolve_workdir
 from defenses import INFERENCE, RECIPES, Defense, TrainContext, parse_defense_spec
 
-TRAINING_CODE_VERSION = 2  # bump when the training loop changes what a key's weights are
+TRAINING_CODE_VERSION = 3  # bump when the training loop changes what a key's weights are
 _VERSION_PACKAGES = ("varmixup-bench", "torch", "torchvision", "torchattacks", "adversarial-robustness-toolbox", "numpy")
 
 
@@ -39,16 +40,46 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def choose_device(cuda_available: bool, mps_available: bool) -> str:
+    """What `--device auto` picks: CUDA, then Apple MPS, then the CPU."""
+    return "cuda" if cuda_available else "mps" if mps_available else "cpu"
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'cpu', 'cuda', 'cuda:1', 'mps' -> torch.device, failing clearly when that device is not available."""
-    dev = torch.device(device or "cpu")
+    """'auto' (default), 'cpu', 'cuda', 'cuda:1', 'mps' -> torch.device, failing clearly when that device is
+    not available."""
+    if device is None or str(device) == "auto":
+        mps = getattr(torch.backends, "mps", None)
+        device = choose_device(torch.cuda.is_available(), bool(mps and mps.is_available()))
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise BenchError(f"--device {device}: expected auto, cpu, cuda[:N] or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise BenchError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise BenchError(f"--device {device}: expected cpu, cuda[:N] or mps")
+        raise BenchError(f"--device {device}: expected auto, cpu, cuda[:N] or mps")
     return dev
+
+
+def preset_differences(settings: Preset, recipe: str | None = None, epochs: int | None = None) -> dict[str, Any]:
+    """The settings that differ from the named preset's values (CLI options, --set, subsets, epochs): records
+    carry them, so a run with `--epochs 1` can never pass for the preset's own."""
+    from dataclasses import asdict
+
+    from bench.presets import PRESETS
+
+    mine = asdict(settings)
+    try:
+        base = asdict(PRESETS.get(settings.name))
+    except BenchError:
+        base = {}  # a --preset-file preset: every value is its own
+    out = {k: v for k, v in mine.items() if k not in ("name", "description") and base.get(k, object()) != v}
+    if recipe is not None and epochs is not None and epochs != settings.epochs_for(recipe):
+        out["epochs"] = epochs
+    return out
 
 
 def resolve_settings(preset: str | Preset | None, **overrides: Any) -> Preset:
@@ -79,7 +110,7 @@ def make_context(
     *,
     workdir: str | Path | None = None,
     preset: str | Preset | None = None,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     data_dir: str | Path | None = None,
     download: bool = False,
     show_progress: bool = True,
@@ -93,6 +124,45 @@ def make_context(
     return TrainContext(ds, settings, wd, dev, settings.seed, show_progress=show_progress)
 
 
+def training_key_config(recipe, ctx: TrainContext, recipe_name: str, epochs: int) -> dict:
+    """Everything that determines a classifier's trained weights: its cache key is the hash of this."""
+    settings, ds = ctx.settings, ctx.dataset
+    cfg = {
+        "code": TRAINING_CODE_VERSION,
+        "data": split_fingerprint(ds.train),  # the data's content: a relative and an absolute path train once
+        "model": settings.model,
+        "recipe": recipe_name,
+        "recipe_config": recipe.config(),
+        "epochs": epochs,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "optimizer": settings.optimizer,
+        "amp": settings.amp,
+        "seed": settings.seed,
+    }
+    if settings.vae_from and any(k == "vae" for k in _flat_keys(recipe.config())):
+        from defenses.latent import source_dataset
+
+        cfg["vae_data"] = split_fingerprint(source_dataset(ctx).train)  # the VAE's training data
+    return cfg
+
+
+def defense_key(spec: str, ctx: TrainContext, epochs: int | None = None) -> str:
+    """The cache key `train` would use for `spec` in this context, without training (zoo models: their spec and
+    zoo settings)."""
+    dspec = parse_defense_spec(spec)
+    s = ctx.settings
+    if dspec.zoo_model:
+        return config_hash({"zoo": str(dspec), "dir": s.zoo_model_dir, "threat": s.zoo_threat_model,
+                            "zoo_dataset": s.zoo_dataset, "data": split_fingerprint(ctx.dataset.test)})
+    try:
+        recipe = RECIPES.get(dspec.recipe)(s)
+    except ValueError as exc:
+        raise BenchError(f"defense {spec}: {exc}") from None
+    n_epochs = epochs if epochs is not None else s.epochs_for(dspec.recipe)
+    return config_hash(training_key_config(recipe, ctx, dspec.recipe, n_epochs))
+
+
 def train(
     spec: str,
     dataset: str | Dataset | None = None,
@@ -100,7 +170,7 @@ def train(
     workdir: str | Path | None = None,
     preset: str | Preset | None = None,
     epochs: int | None = None,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     data_dir: str | Path | None = None,
     download: bool = False,
     show_progress: bool = True,
@@ -128,20 +198,7 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)  # initial weights are determined by the seed, as the cache key says
         classifier = build_model(settings.model, ds.image_shape, ds.num_classes, mean, std)
-    key_config = {
-        "code": TRAINING_CODE_VERSION,
-        "dataset": ds.name,
-        "data": split_fingerprint(ds.train),
-        "model": settings.model,
-        "recipe": dspec.recipe,
-        "recipe_config": recipe.config(),
-        "epochs": n_epochs,
-        "batch_size": settings.batch_size,
-        "lr": settings.lr,
-        "optimizer": settings.optimizer,
-        "amp": settings.amp,
-        "seed": settings.seed,
-    }
+    key_config = training_key_config(recipe, ctx, dspec.recipe, n_epochs)
     key = config_hash(key_config)
     cache = WeightCache(wd)
     trained, history = False, []
@@ -170,6 +227,14 @@ def train(
     return Defense(str(dspec), recipe, rule, classifier, ds, info)
 
 
+def _flat_keys(config: dict):
+    """Every key of a nested config dict."""
+    for k, v in config.items():
+        yield k
+        if isinstance(v, dict):
+            yield from _flat_keys(v)
+
+
 def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
@@ -195,7 +260,7 @@ def evaluate(
     settings: Preset = defense.info["settings"]
     attack_cls = ATTACKS.get(attack)
     eps = settings.eps if eps is None else eps
-    step = settings.step if step is None else step
+    step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
     trials = settings.trials if trials is None else trials
     seed = settings.seed if seed is None else seed
     batch_size = batch_size or settings.eval_batch_size
@@ -206,14 +271,17 @@ def evaluate(
     atk = attack_cls(eps, step, settings) if attack_cls.uses_eps else attack_cls(settings=settings)
     test = split or defense.dataset.test
     check_unit_range(test.x, "test images")
+    defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
     start = time.perf_counter()
     metrics = atk.evaluate(defense, test, trials=trials, seed=seed, batch_size=batch_size,
                            show_progress=show_progress)
     seconds = time.perf_counter() - start
     clean, robust = metrics["clean"], metrics["robust"]
+    n = int(metrics.get("n", len(test)))
     threat = atk.threat_model(defense.stochastic)
     eval_config = {"attack": attack, "attack_config": atk.config(), "inference": defense.rule.config(),
-                   "trials": trials, "seed": seed, "n": int(metrics.get("n", len(test)))}
+                   "trials": trials, "seed": seed, "n": n}
+    clean_ci, robust_ci = accuracy_interval(clean, n), accuracy_interval(robust, n)
     rec = {
         "dataset": defense.dataset.name,
         "model": defense.info.get("architecture", settings.model),
@@ -222,25 +290,37 @@ def evaluate(
         "threat_model": threat.value,
         "eps": atk.eps,
         "step": atk.step,
+        "attack_config": atk.config(),
         "clean_acc": float(np.mean(clean)),
         "clean_acc_std": _std(clean),
+        "clean_acc_ci_low": clean_ci[0],
+        "clean_acc_ci_high": clean_ci[1],
         "robust_acc": float(np.mean(robust)),
         "robust_acc_std": _std(robust),
+        "robust_acc_ci_low": robust_ci[0],
+        "robust_acc_ci_high": robust_ci[1],
         "trials": trials,
-        "n_examples": int(metrics.get("n", len(test))),
+        "n_examples": n,
         "seconds": round(seconds, 3),
         "seed": seed,
+        "stochastic": defense.stochastic,
         "config_hash": defense.info["config_hash"],
         "eval_hash": config_hash({"train": defense.info["config_hash"], **eval_config}),
         "preset": settings.name,
         "device": str(defense.device),
+        "threads": torch.get_num_threads(),
         "trained": bool(defense.info["trained"]),
         "inference_config": defense.rule.config(),
         "train_config": {k: defense.info["config"][k] for k in ("recipe_config", "epochs", "lr", "batch_size")}
         if "config" in defense.info else {},
+        "train_overrides": preset_differences(settings, defense.recipe.name or None,
+                                              defense.info.get("config", {}).get("epochs")),
+        "data_fingerprint": dataset_fingerprint(defense.dataset),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
+    if "per_image" in metrics:
+        rec["per_image"] = metrics["per_image"]
     if "zoo" in defense.info:
         rec["zoo"] = defense.info["zoo"]  # which model-zoo checkpoint (name, section, sha256) was attacked
     if "hit" in metrics:

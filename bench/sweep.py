@@ -7,6 +7,7 @@ workers lose and duplicate nothing.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,9 +25,6 @@ class Cell:
     attack: str
     eps: float
     variant: tuple = ()  # swept preset values, e.g. (("lambda_mi_default", 0.3),)
-
-    def key(self, overrides: dict) -> str:
-        return config_hash({**asdict(self), "overrides": overrides})
 
 
 @dataclass
@@ -55,23 +53,58 @@ class SweepSpec:
     datasets: list[str]
     seeds: list[int]
     eps: list[float] | None
-    preset: str | None
+    preset: Any  # a preset name, or a Preset (e.g. from --preset-file)
     workdir: Path
-    device: str = "cpu"
+    device: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
     show_progress: bool = True
     epochs: int | None = None  # every recipe's epochs (None: the preset's per-recipe values)
     grid: list[tuple] = field(default_factory=lambda: [()])  # variants(), one job per value
 
+    def context(self, dataset: str, seed: int, variant: tuple):
+        """The training context (resolved settings, loaded data) of one (dataset, seed, variant), memoised."""
+        memo = self.__dict__.setdefault("_contexts", {})
+        key = (dataset, seed, variant)
+        if key not in memo:
+            from bench.runner import make_context
+
+            memo[key] = make_context(dataset, workdir=self.workdir, preset=self.preset, device=self.device,
+                                     data_dir=self.data_dir, show_progress=False, seed=seed,
+                                     **{**self.overrides, **_variant_overrides(variant)})
+        return memo[key]
+
     def cell_key(self, cell: Cell) -> str:
-        return cell.key({**self.overrides, "preset": self.preset, "epochs": self.epochs})
+        """A hash of everything that determines the cell's result: the model's training key (data fingerprint,
+        training-code version, recipe settings, epochs), the evaluation (test data, trials, inference-rule
+        settings) and the attack's own configuration (eps, step, subset rule, N_A, SPSA settings, …). A change to
+        any of them reruns the cell; a change that cannot affect it (N_A for a non-adaptive attack) does not."""
+        from dataclasses import asdict as _asdict
+
+        from bench.data import split_fingerprint
+
+        from attacks import ATTACKS
+        from bench.runner import defense_key
+
+        from defenses import INFERENCE, parse_defense_spec
+
+        ctx = self.context(cell.dataset, cell.seed, cell.variant)
+        settings = ctx.settings
+        cls = ATTACKS.get(cell.attack)
+        atk = cls(cell.eps, settings.step, settings) if cls.uses_eps else cls(settings=settings)
+        dspec = parse_defense_spec(cell.defense)
+        rule = INFERENCE.get(dspec.inference)(settings, dspec.recipe or "erm").config()
+        evaluation = {"trials": settings.trials, "test_subset": settings.test_subset, "inference": rule,
+                      "test_data": self.__dict__.setdefault("_test_fp", {}).setdefault(
+                          cell.dataset, split_fingerprint(ctx.dataset.test))}
+        return config_hash({"cell": _asdict(cell), "model": defense_key(cell.defense, ctx, self.epochs),
+                            "evaluation": evaluation, "attack": atk.config()})
 
     def jobs(self) -> list[Job]:
         from attacks import ATTACKS
-        from bench.presets import get_preset
+        from bench.runner import resolve_settings
 
-        default_eps = get_preset(self.preset).with_overrides(**self.overrides).eps
+        default_eps = resolve_settings(self.preset, **self.overrides).eps
         jobs = []
         for dataset in self.datasets:
             for seed in self.seeds:
@@ -99,12 +132,16 @@ class SweepSpec:
         return out
 
 
+def _variant_overrides(variant: tuple) -> dict:
+    return {k: (dict(v) if isinstance(v, tuple) else v) for k, v in variant}
+
+
 def _defense(spec: SweepSpec, defense: str, dataset: str, seed: int, variant: tuple):
     import bench
 
     return bench.train(defense, dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
                        data_dir=spec.data_dir, show_progress=spec.show_progress, seed=seed, epochs=spec.epochs,
-                       **{**spec.overrides, **{k: (dict(v) if isinstance(v, tuple) else v) for k, v in variant}})
+                       **{**spec.overrides, **_variant_overrides(variant)})
 
 
 def train_job(spec: SweepSpec, job: Job) -> dict:
@@ -120,6 +157,14 @@ def run_cell(spec: SweepSpec, cell: Cell) -> dict:
     d = _defense(spec, cell.defense, cell.dataset, cell.seed, cell.variant)
     return bench.evaluate(d, cell.attack, eps=cell.eps, workdir=spec.workdir, show_progress=spec.show_progress,
                           tags={"sweep_key": spec.cell_key(cell)})
+
+
+def _with_threads(threads: int, fn, *args):
+    """Run fn with torch's intra-op threads set to this worker's share of the cores."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    return fn(*args)
 
 
 Executor = Callable[[SweepSpec, list[Job], Any], list[dict]]
@@ -142,7 +187,7 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
     import ray
 
     opts = options or {}
-    started, saved_env = False, {}
+    started, saved_env, link, temp = False, {}, None, None
     if not ray.is_initialized():
         init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if opts.get("address"):
@@ -153,7 +198,8 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
             # write ~/.ray/auth_token, is off for it
             temp = Path(spec.workdir).resolve() / "ray"
             temp.mkdir(parents=True, exist_ok=True)
-            link = Path("/tmp") / f"vb-ray-{config_hash({'workdir': str(temp)})[:10]}"
+            temp.chmod(0o700)  # Ray's sessions, logs and sockets: private to the user
+            link = Path(tempfile.gettempdir()) / f"vb-ray-{config_hash({'workdir': str(temp)})[:10]}"
             if not link.is_symlink():
                 link.symlink_to(temp, target_is_directory=True)
             saved_env = {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE")}
@@ -163,10 +209,13 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
         ray.init(**init)
         started = True
     try:
-        quiet = SweepSpec(**{**spec.__dict__, "show_progress": False})
-        res = {"num_cpus": 1, "num_gpus": opts.get("gpus_per_task", 0)}
-        train_remote = ray.remote(**res)(lambda job: train_job(quiet, job))
-        cell_remote = ray.remote(**res)(lambda _trained, cell: run_cell(quiet, cell))
+        quiet = SweepSpec(**{k: v for k, v in spec.__dict__.items() if not k.startswith("_")}, )
+        quiet.show_progress = False
+        cpus = int(opts.get("cpus_per_task") or 1)
+        res = {"num_cpus": cpus, "num_gpus": opts.get("gpus_per_task", 0)}
+        # each task uses exactly its share of the cores: more OpenMP threads than cores spin and slow all down
+        train_remote = ray.remote(**res)(lambda job: _with_threads(cpus, train_job, quiet, job))
+        cell_remote = ray.remote(**res)(lambda _trained, cell: _with_threads(cpus, run_cell, quiet, cell))
         refs = []
         for job in jobs:
             trained = train_remote.remote(job)
@@ -175,6 +224,10 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
     finally:
         if started:
             ray.shutdown()
+            if link is not None and link.is_symlink():
+                link.unlink()  # no dangling vb-ray-* links left in the temp directory
+            if temp is not None and temp.exists():
+                temp.chmod(0o700)  # Ray may have widened it while running
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -92,7 +92,9 @@ def train_classifier(
             es = epoch_seed(seed, epoch)
             torch.manual_seed(es)
             rng = np.random.default_rng(es)
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(es))
+            # permute all examples, then drop the trailing partial batch of *this* permutation (permuting only
+            # the first n would leave the last len(train) - n examples out of every epoch)
+            perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(es))
             model.train()
             total_loss, correct = 0.0, 0
             for x, y in batches(train, batch_size, perm, device, on_device, num_workers):

@@ -114,7 +114,34 @@ class Defense:
 
     @property
     def stochastic(self) -> bool:
-        return self.rule.stochastic
+        """Whether the defended predictor is randomised: the rule's declaration, or what verify_randomness measured."""
+        measured = getattr(self, "_measured_stochastic", None)
+        return bool(self.rule.stochastic or measured)
+
+    def verify_randomness(self, x: torch.Tensor) -> bool:
+        """Check empirically whether predictions vary between draws (two generators, two global seeds) before
+        an attack picks its threat model: the threat model must not rest on a flag a plug-in author can forget.
+
+        A rule that varies but never declared `stochastic` is treated as randomised; one that explicitly
+        declares `stochastic = False` and varies is an error naming the rule."""
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(12345)
+            a = self.predict_proba(x, torch.Generator().manual_seed(1))
+            torch.manual_seed(54321)
+            b = self.predict_proba(x, torch.Generator().manual_seed(2))
+        varies = not torch.allclose(a, b, atol=1e-5, rtol=0)
+        if varies and not self.rule.stochastic:
+            declared_by = next((c for c in type(self.rule).__mro__
+                                if "stochastic" in vars(c) and c is not InferenceRule), None)
+            if declared_by is not None:
+                from bench.errors import BenchError
+
+                raise BenchError(
+                    f"inference rule {self.rule.name or type(self.rule).__name__!r} declares stochastic = False "
+                    f"(in {declared_by.__qualname__}) but its predictions differ between two draws "
+                    f"(max |Δp| = {float((a - b).abs().max()):.3g}); set stochastic = True")
+        self._measured_stochastic = varies
+        return self.stochastic
 
     @property
     def device(self) -> torch.device:

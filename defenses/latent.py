@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.cache import WeightCache, config_hash
-from bench.data import Dataset, Split, split_fingerprint
+from bench.data import Dataset, Split, canonical_dataset_name, split_fingerprint
 from bench.errors import BenchError
 from bench.progress import progress
 from defenses.base import TrainContext, eval_mode
@@ -36,7 +36,8 @@ def vae_config(settings: Any, adversarial: bool) -> dict:
     cfg = {
         "latent_dim": settings.vae_latent_dim, "width": settings.vae_width, "gamma": settings.vae_gamma,
         "bandwidth": bandwidth_of(settings), "epochs": settings.vae_epochs, "batch_size": settings.vae_batch_size,
-        "lr": settings.vae_lr, "adversarial": adversarial, "from": settings.vae_from, "seed": settings.seed,
+        "lr": settings.vae_lr, "adversarial": adversarial,
+        "from": canonical_dataset_name(settings.vae_from) if settings.vae_from else None, "seed": settings.seed,
         "code": VAE_CODE_VERSION,
     }
     if adversarial:
@@ -127,9 +128,9 @@ class FittedVAE(nn.Module):
         return self.decode(self.encode_mean(x))
 
 
-def _source_dataset(ctx: TrainContext) -> Dataset:
+def source_dataset(ctx: TrainContext) -> Dataset:
     name = ctx.settings.vae_from
-    if not name or name == ctx.dataset.name:
+    if not name or canonical_dataset_name(name) == ctx.dataset.name:
         return ctx.dataset
     from bench.data import load_dataset
 
@@ -137,7 +138,8 @@ def _source_dataset(ctx: TrainContext) -> Dataset:
 
 
 def vae_key(ctx: TrainContext, adversarial: bool, source: Dataset) -> str:
-    return config_hash({"dataset": source.name, "data": split_fingerprint(source.train),
+    # keyed on the source data's content, not on its name or path as typed
+    return config_hash({"data": split_fingerprint(source.train), "shape": list(source.image_shape),
                         **vae_config(ctx.settings, adversarial)})
 
 
@@ -147,7 +149,7 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
     if memo_key in ctx.extras:
         return ctx.extras[memo_key]
     s = ctx.settings
-    source = _source_dataset(ctx)
+    source = source_dataset(ctx)
     key = vae_key(ctx, adversarial, source)
     vae = MMDVAE(source.image_shape, s.vae_latent_dim, s.vae_width)
     cache = WeightCache(ctx.workdir, "vaes")

@@ -25,13 +25,34 @@ def test_targeted_pgd_hits_the_second_class_far_above_chance(erm, sub):
     assert r["threat_model"] == "white-box"
 
 
-def test_targets_are_the_second_most_likely_class(erm, sub):
+def test_targets_are_the_most_likely_class_other_than_the_true_label(erm, sub):
     from attacks.pgd import TargetedPGD10
 
-    x = sub.x[:16]
-    t = TargetedPGD10(8 / 255, 2 / 255).choose_targets(erm.classifier, x, sub.y[:16])
-    logits = erm.classifier(x)
-    assert torch.equal(t, logits.argsort(1, descending=True)[:, 1])
+    x, y = sub.x[:64], sub.y[:64]
+    t = TargetedPGD10(8 / 255, 2 / 255).choose_targets(erm.classifier, x, y)
+    logits = erm.classifier(x).detach()
+    assert not (t == y).any()
+    expected = logits.scatter(1, y.view(-1, 1), float("-inf")).argmax(1)
+    assert torch.equal(t, expected)
+
+
+def test_target_is_never_the_true_label_even_when_it_ranks_second():
+    from attacks.pgd import TargetedPGD10
+
+    # F_w misclassifies (class 2 first) and ranks the true label 0 second: the target must be 2, not 0
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[5.0, 4.0, 9.0, 1.0]]).expand(len(x), -1)
+
+    t = TargetedPGD10(8 / 255, 2 / 255).choose_targets(Fixed(), torch.zeros(3, 1, 2, 2), torch.zeros(3, dtype=torch.long))
+    assert t.tolist() == [2, 2, 2]
+
+
+def test_targeted_robust_and_target_hit_are_disjoint(erm, sub):
+    r = _run(erm, "tpgd10", sub, eps=16 / 255)
+    # an image still classified as y cannot also be classified as its target (never y)
+    assert r["robust_acc"] + r["target_hit_rate"] <= 100.0 + 1e-9
+    assert r["robust_acc"] <= r["clean_acc"] + 100 / len(sub)
 
 
 def test_spsa_is_close_to_pgd10_on_an_undefended_model(erm, sub):

@@ -134,3 +134,26 @@ def test_plots_are_written_from_records(tmp_path):
     assert Image.open(path).size[0] > 300
     with pytest.raises(Exception, match="no records"):
         plot(recs, "linearity", tmp_path / "lin.png")
+
+
+def test_sweep_reruns_cells_whose_model_or_attack_settings_changed(tmp_path):
+    grid = dict(GRID, defenses=["erm"], attacks=["pgd10", "adaptive-pgd10"])
+    recs, skipped, _ = run_sweep(_spec(tmp_path, **grid))
+    assert len(recs) == 2 and skipped == 0
+    # an attack setting (N_A) changes only the adaptive cell's key
+    spec = _spec(tmp_path, **grid)
+    spec.overrides = {**spec.overrides, "n_adaptive": 3}
+    recs, skipped, _ = run_sweep(spec)
+    assert [r["attack"] for r in recs] == ["adaptive-pgd10"] and skipped == 1
+    # a training change (epochs) retrains the model and reruns every cell
+    recs, skipped, _ = run_sweep(_spec(tmp_path, **grid).__class__(**{**_spec(tmp_path, **grid).__dict__, "epochs": 3}))
+    assert len(recs) == 2 and skipped == 0
+    # a step change reruns pgd10, and the leaderboard shows both results apart instead of keeping "the latest"
+    spec = _spec(tmp_path, **grid)
+    spec.overrides = {**spec.overrides, "step": 1 / 255}
+    recs, _, _ = run_sweep(spec)
+    assert "pgd10" in [r["attack"] for r in recs]
+    frame = leaderboard_frame(_records(tmp_path))
+    assert len(frame[frame["attack"] == "pgd10"]) == 3  # 2 epochs at two steps, 3 epochs
+    wide = wide_frame(frame)
+    assert any("[epochs=3]" in d for d in wide["defense"]) and any("step=" in c for c in wide.columns)

@@ -1,0 +1,182 @@
+"""Accuracies are proportions over n images: 95 % intervals, per-image outcomes, and paired / unpaired tests.
+
+One place for every noise rule of the harness: records get their intervals here, leaderboards their bold marks,
+diagnostics their "significantly different" decisions.
+
+- One trial: the Wilson score interval of k correct out of n.
+- T > 1 trials on the same n images: the Wilson interval around the mean accuracy, each side widened in
+  quadrature by t_{T-1, 0.975} * s / sqrt(T) (s = sample std of the per-trial accuracies), so both the choice of
+  images and the trial-to-trial randomness (attack start, MI draws) are covered.
+- Two cells with per-image outcomes on common images: a paired test on the per-image differences (exact
+  McNemar when both are single-trial 0/1 outcomes); otherwise an unpaired z test whose standard errors combine
+  the binomial error and the trial spread.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+TRIAL_INTERVAL_NOTE = ("95 % interval: Wilson score interval over the n images (one trial); with T trials the "
+                       "Wilson interval around the mean, widened in quadrature by t(T-1)·s/√T of the trial spread")
+
+
+def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval (percent) for k successes out of n."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
+def accuracy_interval(per_trial: Sequence[float], n: int) -> tuple[float, float]:
+    """95 % interval (percent) of a mean accuracy from per-trial accuracies (percent) over the same n images."""
+    vals = np.asarray(per_trial, dtype=float)
+    mean = float(vals.mean())
+    lo, hi = wilson_interval(mean / 100.0 * n, n)
+    if len(vals) > 1:
+        from scipy.stats import t as student_t
+
+        spread = float(student_t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / math.sqrt(len(vals)))
+        lo = mean - math.hypot(mean - lo, spread)
+        hi = mean + math.hypot(hi - mean, spread)
+    return max(0.0, lo), min(100.0, hi)
+
+
+def standard_error(acc: float, n: int, std: float = 0.0, trials: int = 1) -> float:
+    """Standard error (percentage points) of a mean accuracy: binomial over n images plus the trial spread."""
+    p = min(max(acc / 100.0, 0.0), 1.0)
+    binom = 100.0 * math.sqrt(max(p * (1 - p), 0.25 / max(n, 1)) / max(n, 1))  # never 0 at p = 0 or 1
+    spread = (std or 0.0) / math.sqrt(max(trials, 1))
+    return math.hypot(binom, spread)
+
+
+# ---- per-image outcomes, stored compactly in records ----
+
+def _pack(arr: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(arr).tobytes(), 9)).decode("ascii")
+
+
+def _unpack(text: str, dtype) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype)
+
+
+def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_correct: np.ndarray, trials: int) -> dict:
+    """{'idx', 'clean', 'robust', 'trials'}: test-set indices (uint32) and, per image, how many of the trials
+    classified it correctly (uint8), zlib + base64. 1000 images take about 2 KB."""
+    return {"idx": _pack(np.asarray(indices, dtype=np.uint32)), "clean": _pack(np.asarray(clean_correct, np.uint8)),
+            "robust": _pack(np.asarray(robust_correct, np.uint8)), "trials": int(trials)}
+
+
+def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
+    """The arrays of encode_per_image (None for records without per-image results); fractions in [0, 1]."""
+    if isinstance(blob, str):
+        import json
+
+        blob = json.loads(blob)
+    if not isinstance(blob, dict) or "idx" not in blob:
+        return None
+    t = max(int(blob.get("trials", 1)), 1)
+    return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64),
+            "clean": _unpack(blob["clean"], np.uint8) / t, "robust": _unpack(blob["robust"], np.uint8) / t,
+            "trials": t}
+
+
+# ---- comparing two cells ----
+
+@dataclass(frozen=True)
+class Comparison:
+    """a − b in percentage points, its standard error, and a two-sided p value."""
+
+    diff: float
+    se: float
+    p: float
+    paired: bool
+    n: int
+
+    @property
+    def z(self) -> float:
+        return self.diff / self.se if self.se > 0 else (0.0 if self.diff == 0 else math.copysign(math.inf, self.diff))
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        return self.p < alpha
+
+    def a_above_b(self, z: float = 2.0) -> bool:
+        """a exceeds b by more than z standard errors of the difference."""
+        return self.z > z
+
+
+def paired_outcomes(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")):
+    """Per-image fractions of a and b on their common images, or None when either has no per-image results."""
+    pa, pb = decode_per_image(a.get("per_image")), decode_per_image(b.get("per_image"))
+    if pa is None or pb is None:
+        return None
+    common, ia, ib = np.intersect1d(pa["idx"], pb["idx"], assume_unique=True, return_indices=True)
+    if len(common) == 0:
+        return None
+    return pa[which[0]][ia], pb[which[1]][ib], max(pa["trials"], pb["trials"])
+
+
+def paired_test(xa: np.ndarray, xb: np.ndarray, trials: int = 1) -> Comparison:
+    """Paired test of per-image outcomes (fractions in [0,1]): exact McNemar for single-trial 0/1 outcomes,
+    otherwise a z test on the mean per-image difference."""
+    d = (xa - xb).astype(float)
+    n = len(d)
+    diff = 100.0 * float(d.mean())
+    se = 100.0 * float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("inf")
+    binary = trials == 1 and np.isin(xa, (0, 1)).all() and np.isin(xb, (0, 1)).all()
+    if binary:
+        from scipy.stats import binomtest
+
+        up, down = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())
+        p = 1.0 if up + down == 0 else float(binomtest(up, up + down, 0.5).pvalue)
+        # a discordant-pair SE that is positive whenever there is any discordance (McNemar's normal form)
+        se = 100.0 * math.sqrt(up + down - (up - down) ** 2 / n) / n if up + down else 0.0
+    else:
+        from scipy.stats import norm
+
+        p = float(2 * norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+    return Comparison(diff, se, p, True, n)
+
+
+def unpaired_test(acc_a: float, n_a: int, std_a: float, t_a: int,
+                  acc_b: float, n_b: int, std_b: float, t_b: int) -> Comparison:
+    """z test of two accuracies on different images (binomial errors plus trial spreads)."""
+    from scipy.stats import norm
+
+    se = math.hypot(standard_error(acc_a, n_a, std_a, t_a), standard_error(acc_b, n_b, std_b, t_b))
+    diff = acc_a - acc_b
+    return Comparison(diff, se, float(2 * norm.sf(abs(diff) / se)), False, min(n_a, n_b))
+
+
+def _get(rec, key, default=0.0):
+    v = rec.get(key, default) if isinstance(rec, dict) else getattr(rec, key, default)
+    try:
+        return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
+    except TypeError:
+        return v
+
+
+def compare_records(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")) -> Comparison:
+    """Compare metric which[0] of record a with which[1] of record b: paired on common images when both carry
+    per-image results, else unpaired."""
+    pair = paired_outcomes(a, b, which)
+    if pair is not None and len(pair[0]) > 1:
+        return paired_test(*pair)
+    ka, kb = (f"{w}_acc" for w in which)
+    return unpaired_test(float(_get(a, ka)), int(_get(a, "n_examples", 1)), float(_get(a, f"{ka}_std")),
+                         int(_get(a, "trials", 1)), float(_get(b, kb)), int(_get(b, "n_examples", 1)),
+                         float(_get(b, f"{kb}_std")), int(_get(b, "trials", 1)))
+
+
+def format_interval(mean: float, lo: float, hi: float, digits: int = 1) -> str:
+    """'28.0 [24.2, 32.1]'."""
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
