@@ -119,12 +119,26 @@ def _with_plugin(args, plugin_path, wd=None):
 
 def test_third_party_plugin_is_listed_and_usable(plugin_path, tmp_path):
     listing = _with_plugin(["list", "defenses"], plugin_path)
-    assert listing.returncode == 0 and "label-smoothing" in listing.stdout and "temperature" in listing.stdout
+    assert listing.returncode == 0 and "noisy-training" in listing.stdout and "random-smoothing" in listing.stdout
+    assert "Average softmax of F_w over n Gaussian-noised copies" in listing.stdout  # the docstring's first line
     attacks = _with_plugin(["list", "attacks"], plugin_path)
     assert "uniform-noise" in attacks.stdout
-    run = _with_plugin(["run", "--defense", "label-smoothing+temperature", "--attack", "uniform-noise,pgd10",
-                        "--epochs", "2", "--workdir", str(tmp_path), "--no-progress"], plugin_path)
+    run = _with_plugin(["run", "--defense", "noisy-training+random-smoothing", "--attack",
+                        "uniform-noise,pgd10,adaptive-pgd10", "--epochs", "2", "--n-adaptive", "2",
+                        "--workdir", str(tmp_path), "--no-progress"], plugin_path)
     assert run.returncode == 0, run.stderr
     recs = _records(tmp_path)
-    assert [r["defense"] for r in recs] == ["label-smoothing+temperature"] * 2
-    assert recs[0]["robust_acc"] >= recs[1]["robust_acc"]  # noise is weaker than PGD
+    assert [r["defense"] for r in recs] == ["noisy-training+random-smoothing"] * 3
+    assert [r["threat_model"] for r in recs] == ["oblivious", "oblivious", "adaptive"]
+    assert recs[0]["step"] is None and recs[0]["inference_config"] == {"sigma": 0.1, "n": 8}
+    assert recs[0]["robust_acc"] >= recs[1]["robust_acc"] - 10  # noise is weaker than PGD (up to MI-style noise)
+
+
+def test_readme_plugin_walkthrough_is_the_tested_example_package():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    src = Path(__file__).parent / "plugins" / "example_plugin"
+    for name in ("pyproject.toml", "vb_example_plugin/__init__.py"):
+        code = (src / name).read_text().strip()
+        assert code in readme, f"README's plug-in walk-through no longer shows {name} verbatim"
+
+
