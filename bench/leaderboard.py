@@ -174,7 +174,17 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
     flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
     keys = sorted({k for f in flat for k in f})
     differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
-    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={f.get(k)}" for k in differ)) for f in flat]
+    def show(v) -> str:
+        return eps_label(v) if isinstance(v, float) and not np.isnan(v) else str(v)
+
+    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(f.get(k))}" for k in differ)) for f in flat]
+
+
+# preset fields that change a trained model (the others only change how it is evaluated)
+TRAINING_FIELDS = {"dataset", "model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
+                   "train_step", "train_steps", "trades_beta", "amp", "seed", "train_subset", "vae_latent_dim",
+                   "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
+                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps"}
 
 
 def _row_labels(df: pd.DataFrame) -> list[str]:
@@ -182,11 +192,15 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
     preset, subsets): such rows are never merged."""
     labels = list(df["defense"])
     for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
-        sigs = g[["config_hash", "preset"]].astype(str).agg("|".join, axis=1)
+        sigs = g[["config_hash", "preset"]].apply(lambda r: "|".join(map(str, r)), axis=1)
         if sigs.nunique() <= 1:
             continue
         firsts = {sig: g.loc[i] for i, sig in sigs.items()}
         reps = [dict(r) for r in firsts.values()]
+        for r in reps:
+            ov = r.get("train_overrides")
+            ov = json.loads(ov) if isinstance(ov, str) and ov.startswith("{") else ov
+            r["train_overrides"] = {k: v for k, v in ov.items() if k in TRAINING_FIELDS} if isinstance(ov, dict) else ov
         diffs = _differences(reps, ["train_config", "train_overrides", "preset"])
         names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"
                  for sig, r, d in zip(firsts, firsts.values(), diffs)}
@@ -201,7 +215,7 @@ def _column_labels(df: pd.DataFrame) -> list[str]:
     labels = list(base)
     frame = df.assign(_col=base)
     for col, g in frame.groupby("_col", sort=False):
-        sig = g[["step", "n_examples", "attack_config"]].astype(str).agg("|".join, axis=1)
+        sig = g[["step", "n_examples", "attack_config"]].apply(lambda r: "|".join(map(str, r)), axis=1)
         if sig.nunique() <= 1:
             continue
         rows = [dict(r) for _, r in g.iterrows()]

@@ -101,7 +101,9 @@ def test_leaderboard_formats(wd):
     assert len(out.strip().splitlines()) == 3
     code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md", "--layout", "long")
     lines = out.strip().splitlines()
-    assert code == 0 and len(lines) == 4
+    assert code == 0 and len(lines) == 4 + 2  # header, rule, 2 rows, blank, interval footnote
+    assert "Wilson" in lines[-1]
+    lines = lines[:4]
     assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1].replace(" ", ""))
     assert len({l.count("|") for l in lines}) == 1
     assert "8/255" in out and "white-box" in out

@@ -20,9 +20,9 @@ def test_pool_never_draws_predicted_class_and_covers_the_others():
     for c in range(4):
         drawn = set(labels[:, pred == c].unique().tolist())
         assert drawn == {0, 1, 2, 3} - {c}
-    # uniform over examples: for pred 3 the other classes hold 5 + 3 + 7 examples, so class 2 has weight 7/15
+    # uniform over the other classes (Pang et al.'s MI-OL), not over examples (which would give class 2 7/15)
     freq = (labels[:, pred == 3] == 2).float().mean().item()
-    assert abs(freq - 7 / 15) < 0.03
+    assert abs(freq - 1 / 3) < 0.03
 
 
 def test_mi_partners_exclude_the_models_prediction(mixup_mi, digits):
