@@ -71,6 +71,53 @@ def test_ray_sweep_gives_the_same_records_as_local(tmp_path):
     assert _values(local) == _values(remote)
     assert len(_records(tmp_path / "ray")) == 4
     assert (tmp_path / "ray" / "ray").is_dir()  # Ray's temporary files stay under the workdir
+    assert (tmp_path / "ray" / "ray").stat().st_mode & 0o777 == 0o700
+    assert not _ray_link(tmp_path / "ray").exists() and not _ray_link(tmp_path / "ray").is_symlink()
+
+
+def _ray_link(wd):
+    import tempfile
+
+    from bench.cache import config_hash
+
+    temp = Path(wd).resolve() / "ray"
+    return Path(tempfile.gettempdir()) / f"vb-ray-{config_hash({'workdir': str(temp)})[:10]}"
+
+
+class _FakeRay:
+    """Stands in for `ray` to test the executor's own housekeeping: it records init's temp dir, widens the
+    directory's permissions as a running Ray may, and runs remote functions in process."""
+
+    def __init__(self):
+        self.initialized, self.temp_dir, self.link_target = False, None, None
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **kw):
+        self.initialized, self.temp_dir = True, kw["_temp_dir"]
+        self.link_target = Path(self.temp_dir).resolve()
+        Path(self.temp_dir).resolve().chmod(0o777)
+
+    def remote(self, **_res):
+        return lambda fn: type("R", (), {"remote": staticmethod(lambda *a: fn(*a))})
+
+    def get(self, refs):
+        return refs
+
+    def shutdown(self):
+        self.initialized = False
+
+
+def test_ray_executor_keeps_its_temp_dir_private_and_removes_its_link(tmp_path, monkeypatch):
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    recs, _, _ = run_sweep(_spec(tmp_path, defenses=["erm"], attacks=["clean"]), "ray", {"num_cpus": 1})
+    assert len(recs) == 1
+    assert Path(fake.temp_dir) == _ray_link(tmp_path)  # Ray was given the short link ...
+    assert fake.link_target == (tmp_path / "ray").resolve()  # ... into the workdir
+    assert (tmp_path / "ray").stat().st_mode & 0o777 == 0o700  # private again after Ray widened it
+    assert not _ray_link(tmp_path).is_symlink()  # no dangling vb-ray-* link left behind
 
 
 def test_reference_numbers_round_trip_unchanged(tmp_path):

@@ -1,0 +1,33 @@
+"""Figures quoted in the README and the leaderboard notes match the result files they cite."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.citations import check_citations, find_citations
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "leaderboards").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_quoted_figures_match_their_sources(doc):
+    assert check_citations(doc) == []
+
+
+def test_the_readme_cites_its_leaderboard_figures():
+    assert len(find_citations((ROOT / "README.md").read_text())) >= 5
+
+
+def test_a_drifted_figure_and_an_ambiguous_citation_are_reported(tmp_path):
+    (tmp_path / "r.csv").write_text("defense,attack,eps,robust_acc\nat,pgd10,0.0313725490196,27.004\n"
+                                    "at,pgd10,0.0156862745098,31.0\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("AT keeps 28 %<!-- cite: r.csv defense=at attack=pgd10 eps=8/255 -->.\n"
+                   "It keeps 27.00 %<!-- cite: r.csv defense=at attack=pgd10 eps=8/255 field=robust_acc -->.\n"
+                   "Then 31 %<!-- cite: r.csv defense=at -->, 5 %<!-- cite: missing.csv defense=at -->.\n")
+    problems = check_citations(doc)
+    assert problems[0] == "doc.md:1: the text says 28 but r.csv has robust_acc = 27.00"
+    assert len(problems) == 3  # line 2 matches; line 3: two records match, and a missing file
+    assert "2 records of r.csv match" in problems[1] and "missing.csv does not exist" in problems[2]
