@@ -38,10 +38,40 @@ def trial_generator(seed: int, trial: int) -> tuple[int, torch.Generator]:
 
 
 def attacked_model(defense: Defense, attack: Attack, generator: torch.Generator) -> nn.Module:
-    """F_w for oblivious / white-box / black-box attacks; the whole defended predictor for adaptive ones."""
+    """What the attack differentiates or queries: the attack's own choice (a surrogate, another defense's F_w)
+    if it makes one, else F_w for oblivious / white-box / black-box attacks and the whole defended predictor
+    for adaptive ones."""
+    own = attack.attacked_model(defense, generator)
+    if own is not None:
+        return own
     if attack.threat_model(defense.stochastic) is ThreatModel.ADAPTIVE:
         return DefendedModel(defense, generator, n_samples=attack.draws_per_call)
     return defense.classifier
+
+
+def correct_draws(defense: Defense, x: torch.Tensor, y: torch.Tensor, draws: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """(draws, B) booleans: whether each of `draws` fresh draws of the defended predictor classifies x correctly."""
+    return torch.stack([defense.predict(x, generator) == y for _ in range(draws)])
+
+
+def _least_robust(defense: Defense, attack: Attack, xb: torch.Tensor, yb: torch.Tensor, candidates,
+                  draws: int, generator: torch.Generator) -> torch.Tensor:
+    """Per image, the candidate the defended predictor classifies correctly least often over `draws` draws
+    (the first such on ties): restarts and attack ensembles keep their worst case, as AutoAttack's
+    random-defense fix (fra31/auto-attack #105) keeps the example that survives least often."""
+    cands = list(candidates)
+    for cand in cands:
+        check_in_ball(attack, xb, cand)
+    if len(cands) == 1:
+        return cands[0]
+    best, best_rate = cands[0].clone(), correct_draws(defense, cands[0], yb, draws, generator).float().mean(dim=0)
+    for cand in cands[1:]:
+        rate = correct_draws(defense, cand, yb, draws, generator).float().mean(dim=0)
+        better = rate < best_rate
+        best[better] = cand[better]
+        best_rate = torch.minimum(best_rate, rate)
+    return best
 
 
 def attack_accuracy(
@@ -55,48 +85,68 @@ def attack_accuracy(
     batch_size: int,
     show_progress: bool = True,
     index: torch.Tensor | None = None,
+    draws: int = 1,
 ) -> dict[str, Any]:
     """Per-trial clean and robust accuracy (percent) of the defended predictor (and target hit rate), and per
-    image how many trials classified it correctly (`per_image`, keyed by the images' test-set `index`)."""
+    image how many trials classified it correctly (`per_image`, keyed by the images' test-set `index`).
+
+    Each final adversarial example is classified by `draws` fresh draws of a randomised predictor (1 for a
+    deterministic one): `robust` is the mean over draws, `worst` the fraction of images classified correctly
+    in every draw. An attack with several candidates per image (restarts, APGD-CE then -DLR) keeps, per
+    image, the one classified correctly least often over separate selection draws."""
     dev = defense.device
     threat = attack.threat_model(defense.stochastic)
-    out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
+    draws = max(1, int(draws)) if defense.stochastic else 1
+    out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y), "draws": draws}
     clean_count = np.zeros(len(y), dtype=np.int64)
     robust_count = np.zeros(len(y), dtype=np.int64)
+    worst_count = np.zeros(len(y), dtype=np.int64)
+    if threat is not ThreatModel.NONE:
+        out["worst"] = []
     if attack.targeted:
         out["hit"] = []
     n_batches = (len(y) + batch_size - 1) // batch_size
     with eval_mode(defense.classifier), progress(show_progress) as bar:
-        task = bar.add_task(f"{attack.name} on {defense.spec}", total=trials * n_batches, info=threat.value)
+        task = bar.add_task(f"{attack.spec} on {defense.spec}", total=trials * n_batches, info=threat.value)
         for t in range(trials):
             trial_seed, gen = trial_generator(seed, t)
             target = attacked_model(defense, attack, torch.Generator().manual_seed(trial_seed + 1))
-            hit = clean_ok = robust_ok = 0
+            select_gen = torch.Generator().manual_seed(trial_seed + 2)  # selection draws, apart from the final ones
+            hit = clean_ok = robust_ok = worst_ok = 0
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(trial_seed)
                 for i in range(n_batches):
                     sl = slice(i * batch_size, (i + 1) * batch_size)
                     xb, yb = x[sl].to(dev), y[sl].to(dev)
                     targets = attack.choose_targets(defense.classifier, xb, yb)
-                    x_adv = attack.perturb(target, xb, yb, targets) if threat is not ThreatModel.NONE else xb
-                    check_in_ball(attack, xb, x_adv)
                     ok_clean = (defense.predict(xb, gen) == yb).cpu().numpy()
-                    ok_robust = ok_clean
-                    if threat is not ThreatModel.NONE:
-                        pred_adv = defense.predict(x_adv, gen)
-                        ok_robust = (pred_adv == yb).cpu().numpy()
-                        if targets is not None:
-                            hit += int((pred_adv == targets).sum())
                     clean_count[sl] += ok_clean
-                    robust_count[sl] += ok_robust
-                    clean_ok, robust_ok = clean_ok + int(ok_clean.sum()), robust_ok + int(ok_robust.sum())
+                    clean_ok += int(ok_clean.sum())
+                    if threat is ThreatModel.NONE:
+                        robust_count[sl] += ok_clean * draws
+                        robust_ok += int(ok_clean.sum())
+                    else:
+                        cands = attack.candidates(target, xb, yb, targets)
+                        x_adv = _least_robust(defense, attack, xb, yb, cands, draws, select_gen)
+                        preds = torch.stack([defense.predict(x_adv, gen) for _ in range(draws)])  # (draws, B)
+                        ok = (preds == yb).cpu().numpy()
+                        robust_count[sl] += ok.sum(axis=0)
+                        worst_count[sl] += ok.all(axis=0)
+                        robust_ok += int(ok.sum())
+                        worst_ok += int(ok.all(axis=0).sum())
+                        if targets is not None:
+                            hit += int((preds == targets).sum())
                     bar.advance(task)
+            n_draw = len(y) * (draws if threat is not ThreatModel.NONE else 1)
             out["clean"].append(100.0 * clean_ok / len(y))
-            out["robust"].append(100.0 * robust_ok / len(y))
+            out["robust"].append(100.0 * robust_ok / n_draw)
+            if "worst" in out:
+                out["worst"].append(100.0 * worst_ok / len(y))
             if attack.targeted:
-                out["hit"].append(100.0 * hit / len(y))
+                out["hit"].append(100.0 * hit / n_draw)
     idx = index.numpy() if index is not None else np.arange(len(y))
-    out["per_image"] = encode_per_image(idx, clean_count, robust_count, trials)
+    out["per_image"] = encode_per_image(idx, clean_count, robust_count, trials, draws=draws,
+                                        worst_correct=worst_count if "worst" in out else None)
     return out
 
 

@@ -8,12 +8,15 @@ from attacks.base import ATTACKS, Attack, ThreatModel
 
 
 class PGD(Attack):
-    """Untargeted L-inf PGD, cross-entropy loss, uniform random start in the eps-ball."""
+    """Untargeted L-inf PGD, cross-entropy loss, uniform random start in the eps-ball; `restarts` random starts
+    per image, the evaluation keeping the one the defended predictor gets right least often."""
 
+    name = "pgd"
     steps = 10
+    params = {"steps": (int, 10), "restarts": (int, 1)}
 
     def config(self) -> dict:
-        return {**super().config(), "steps": self.steps, "random_start": True}
+        return {**super().config(), "random_start": True}
 
     def build(self, model: nn.Module):
         """The torchattacks attack on `model`; subclasses swap the algorithm, perturb() stays shared."""
@@ -28,6 +31,9 @@ class PGD(Attack):
         if targets is not None:
             attack.set_mode_targeted_by_function(lambda images, labels: targets, quiet=True)
         return attack(x, y)
+
+
+ATTACKS.register("pgd", help="untargeted L-inf PGD with a budget: pgd(steps=N,restarts=R) (torchattacks)")(PGD)
 
 
 @ATTACKS.register("pgd10", help="untargeted L-inf PGD, 10 steps, random start (torchattacks)")
@@ -71,24 +77,36 @@ class FGSM(Attack):
 
 
 class AdaptivePGD(PGD):
-    """PGD through the whole defended predictor with EOT: each step averages gradients over n_adaptive draws
-    of the defense's randomness (torchattacks EOTPGD). Against a deterministic defense one draw suffices and
-    the attack is plain white-box PGD on log-softmax(F_w), i.e. the same gradients as `pgd`."""
+    """PGD through the whole defended predictor with EOT: each step's gradient is the sum over `eot` draws of the
+    defense's randomness (default: the preset's n_adaptive, N_A), computed batched (attacks.eot: one forward and
+    backward of B·N_A inputs, chunked to `eot_max_rows`). Against a deterministic defense one draw suffices and
+    the attack is white-box PGD on log-softmax(F_w), with the same update as `pgd`."""
 
+    name = "adaptive-pgd"
     adaptive = True
-    draws_per_call = 1  # one x_s per forward; EOT averages the gradients of n_adaptive forwards (eq. 16)
+    draws_per_call = 1  # one x_s per input row and call; EOT sums the gradients of N_A rows per image (eq. 16)
+    params = {"eot": (int, None)}
+
+    def __init__(self, eps: float, step: float | None = None, settings=None, **params) -> None:
+        super().__init__(eps, step, settings, **params)
+        if self.eot is None:
+            self.eot = int(getattr(settings, "n_adaptive", 30))
 
     def n_adaptive(self, stochastic: bool) -> int:
-        return int(getattr(self.settings, "n_adaptive", 30)) if stochastic else 1
+        return self.eot if stochastic else 1
 
-    def config(self) -> dict:
-        return {**super().config(), "n_adaptive": int(getattr(self.settings, "n_adaptive", 30))}
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
+        from attacks.eot import eot_pgd
 
-    def build(self, model: nn.Module):
-        import torchattacks
+        if self.eps == 0:
+            return x.clone()
+        return eot_pgd(model, x, y, eps=self.eps, step=self.step, steps=self.steps,
+                       n_draws=self.n_adaptive(getattr(model, "stochastic", False)),
+                       max_rows=int(getattr(self.settings, "eot_max_rows", 4096)))
 
-        return torchattacks.EOTPGD(model, eps=self.eps, alpha=self.step, steps=self.steps,
-                                   eot_iter=self.n_adaptive(getattr(model, "stochastic", False)), random_start=True)
+
+ATTACKS.register("adaptive-pgd", help="adaptive EOT-PGD with a budget: adaptive-pgd(steps=N,eot=N_A,restarts=R)")(
+    AdaptivePGD)
 
 
 @ATTACKS.register("adaptive-pgd10", help="PGD-10 through the defended predictor, EOT over n_adaptive draws")

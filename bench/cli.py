@@ -143,7 +143,7 @@ def run(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train (or load from cache) a defense, attack it, print and record the results."""
-    from attacks import ATTACKS
+    from attacks.spec import attack_class, validate_attack
     from bench.models import MODELS
     from bench.parsing import parse_eps, parse_eps_list, parse_name_list, parse_step
     from bench.runner import evaluate, train
@@ -151,9 +151,7 @@ def run(
 
     # validate everything before any work, so bad input leaves the store untouched
     parse_defense_spec(defense)
-    attacks = parse_name_list(attack, "attack")
-    for name in attacks:
-        ATTACKS.get(name)
+    attacks = [str(validate_attack(a)) for a in parse_name_list(attack, "attack")]
     eps_list = parse_eps_list(eps) if eps is not None else None
     step_v = parse_step(step) if step is not None else None
     _check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
@@ -193,7 +191,7 @@ def run(
               f"{torch.get_num_threads()} thread(s)")
     records = []
     for name in attacks:
-        uses_eps = ATTACKS.get(name).uses_eps
+        uses_eps = attack_class(name).uses_eps
         for e in (eps_list or [ctx.settings.eps]) if uses_eps else [0.0]:
             records.append(evaluate(d, name, eps=e, workdir=ctx.workdir, show_progress=not no_progress))
     _print_records(records)
@@ -439,7 +437,7 @@ def sweep(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Train each defense once per (dataset, seed), run its attacks; cells already in the store are skipped."""
-    from attacks import ATTACKS
+    from attacks.spec import validate_attack
     from bench.data import check_dataset_name
     from bench.parsing import parse_eps_list, parse_name_list, parse_number
     from bench.sweep import EXECUTORS, SweepSpec, run_sweep, variants
@@ -447,9 +445,7 @@ def sweep(
     from defenses import parse_defense_spec
 
     defense_list = [str(parse_defense_spec(d)) for d in parse_name_list(defenses, "defense")]
-    attack_list = parse_name_list(attacks, "attack")
-    for a in attack_list:
-        ATTACKS.get(a)
+    attack_list = [str(validate_attack(a)) for a in parse_name_list(attacks, "attack")]
     EXECUTORS.get(executor)
     from bench.preset_io import parse_set_options
     from bench.runner import resolve_settings

@@ -55,9 +55,24 @@ def parse_step(text: str) -> float:
     return value
 
 
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split at `sep` outside brackets: `pgd10,adaptive-pgd(steps=20,eot=8)` is two items."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch in "([{") - (ch in ")]}")
+        if ch == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
 def parse_name_list(text: str, what: str) -> list[str]:
-    """Comma-separated names (attacks, defenses); empty entries are an error."""
-    parts = [p.strip() for p in text.split(",")]
+    """Comma-separated names (attacks, defenses); commas inside brackets belong to an attack's arguments;
+    empty entries are an error."""
+    parts = [p.strip() for p in split_top_level(text)]
     if not parts or any(not p for p in parts):
         raise BenchError(f"invalid {what} list {text!r}: expected comma-separated names")
     return parts

@@ -42,6 +42,8 @@ class Preset:
     trials: int = 1
     eval_batch_size: int = 256
     n_adaptive: int = 30  # N_A: draws of the defense's randomness averaged per adaptive-PGD step (EOT)
+    eot_max_rows: int = 4096  # batched EOT: at most this many inputs (B x draws) per forward/backward
+    worst_case_draws: int = 10  # R: draws classifying each adversarial example of a randomised defense
     spsa_iters: int = 100
     spsa_samples: int = 128
     spsa_lr: float = 0.01

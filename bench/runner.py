@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from attacks import ATTACKS, check_unit_range
+from attacks import check_unit_range
+from attacks.spec import build_attack
 from attacks.evaluation import attack_accuracy  # noqa: F401  (re-exported for the Python API)
 from bench.cache import WeightCache, config_hash
 from bench.checkpoint import FILE as CHECKPOINT_FILE
@@ -239,6 +240,33 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def evaluation_key(defense: Defense, atk, test: Split, trials: int, seed: int) -> str:
+    """Hash of everything that determines an evaluation's record: the model, the attack's spec and config, the
+    inference rule, the test data, trials, seed and the draws per adversarial example."""
+    settings = defense.info["settings"]
+    return config_hash({"train": defense.info["config_hash"], "attack": atk.spec, "attack_config": atk.config(),
+                        "inference": defense.rule.config(), "trials": trials, "seed": seed,
+                        "test": split_fingerprint(test), "draws": int(settings.worst_case_draws)})
+
+
+def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | None = None, **kw: Any) -> dict[str, Any]:
+    """The latest stored record of exactly this evaluation (same evaluation_key), else evaluate and store it:
+    what `bench converge` and `bench report` use to run only what is missing."""
+    settings: Preset = defense.info["settings"]
+    eps = settings.eps if kw.get("eps") is None else kw["eps"]
+    step = settings.step if kw.get("step") is None else kw["step"]
+    atk = build_attack(attack, eps, step, settings)
+    test = kw.get("split") or defense.dataset.test
+    trials = settings.trials if kw.get("trials") is None else kw["trials"]
+    seed = settings.seed if kw.get("seed") is None else kw["seed"]
+    key = evaluation_key(defense, atk, test, trials, seed)
+    wd = resolve_workdir(workdir or defense.info["workdir"])
+    for rec in reversed(ResultStore(wd).records()):
+        if rec.get("eval_hash") == key:
+            return rec
+    return evaluate(defense, attack, workdir=wd, **kw)
+
+
 def evaluate(
     defense: Defense,
     attack: str,
@@ -258,7 +286,6 @@ def evaluate(
 
     `tags` are extra fields stored with the record (a sweep stores its cell key there)."""
     settings: Preset = defense.info["settings"]
-    attack_cls = ATTACKS.get(attack)
     eps = settings.eps if eps is None else eps
     step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
     trials = settings.trials if trials is None else trials
@@ -268,10 +295,11 @@ def evaluate(
         raise BenchError(f"--trials must be >= 1, got {trials}")
     if eps < 0 or eps > 1:
         raise BenchError(f"epsilon {eps} must be in [0, 1] on the [0,1] pixel scale")
-    atk = attack_cls(eps, step, settings) if attack_cls.uses_eps else attack_cls(settings=settings)
+    atk = build_attack(attack, eps, step, settings)
     test = split or defense.dataset.test
     check_unit_range(test.x, "test images")
     defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
+    eval_hash = evaluation_key(defense, atk, test, trials, seed)
     start = time.perf_counter()
     metrics = atk.evaluate(defense, test, trials=trials, seed=seed, batch_size=batch_size,
                            show_progress=show_progress)
@@ -279,14 +307,12 @@ def evaluate(
     clean, robust = metrics["clean"], metrics["robust"]
     n = int(metrics.get("n", len(test)))
     threat = atk.threat_model(defense.stochastic)
-    eval_config = {"attack": attack, "attack_config": atk.config(), "inference": defense.rule.config(),
-                   "trials": trials, "seed": seed, "n": n}
     clean_ci, robust_ci = accuracy_interval(clean, n), accuracy_interval(robust, n)
     rec = {
         "dataset": defense.dataset.name,
         "model": defense.info.get("architecture", settings.model),
         "defense": defense.spec,
-        "attack": attack,
+        "attack": atk.spec,
         "threat_model": threat.value,
         "eps": atk.eps,
         "step": atk.step,
@@ -305,7 +331,7 @@ def evaluate(
         "seed": seed,
         "stochastic": defense.stochastic,
         "config_hash": defense.info["config_hash"],
-        "eval_hash": config_hash({"train": defense.info["config_hash"], **eval_config}),
+        "eval_hash": eval_hash,
         "preset": settings.name,
         "device": str(defense.device),
         "threads": torch.get_num_threads(),
@@ -319,6 +345,11 @@ def evaluate(
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
+    if "worst" in metrics:  # correct in every one of `draws` draws (= robust_acc for a deterministic defense)
+        worst_ci = accuracy_interval(metrics["worst"], n)
+        rec.update(robust_acc_worst=float(np.mean(metrics["worst"])), robust_acc_worst_std=_std(metrics["worst"]),
+                   robust_acc_worst_ci_low=worst_ci[0], robust_acc_worst_ci_high=worst_ci[1],
+                   draws=int(metrics.get("draws", 1)))
     if "per_image" in metrics:
         rec["per_image"] = metrics["per_image"]
     if "zoo" in defense.info:

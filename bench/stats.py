@@ -69,15 +69,27 @@ def _unpack(text: str, dtype) -> np.ndarray:
     return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype)
 
 
-def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_correct: np.ndarray, trials: int) -> dict:
-    """{'idx', 'clean', 'robust', 'trials'}: test-set indices (uint32) and, per image, how many of the trials
-    classified it correctly (uint8), zlib + base64. 1000 images take about 2 KB."""
-    return {"idx": _pack(np.asarray(indices, dtype=np.uint32)), "clean": _pack(np.asarray(clean_correct, np.uint8)),
-            "robust": _pack(np.asarray(robust_correct, np.uint8)), "trials": int(trials)}
+def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_correct: np.ndarray, trials: int,
+                     draws: int = 1, worst_correct: np.ndarray | None = None) -> dict:
+    """{'idx', 'clean', 'robust', 'trials'[, 'draws', 'worst']}: test-set indices (uint32) and, per image, how
+    many of the trials classified it correctly (uint8), zlib + base64; 1000 images take about 2 KB. With
+    `draws` > 1 (a randomised predictor classifying each adversarial example several times) `robust` counts
+    correct draws over trials × draws (uint16) and `worst` the trials in which every draw was correct."""
+    out = {"idx": _pack(np.asarray(indices, dtype=np.uint32)), "clean": _pack(np.asarray(clean_correct, np.uint8)),
+           "trials": int(trials)}
+    if draws > 1 or worst_correct is not None:
+        out.update(robust=_pack(np.asarray(robust_correct, np.uint16)), draws=int(draws))
+        if worst_correct is not None:
+            out["worst"] = _pack(np.asarray(worst_correct, np.uint8))
+    else:
+        out["robust"] = _pack(np.asarray(robust_correct, np.uint8))
+    return out
 
 
 def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
-    """The arrays of encode_per_image (None for records without per-image results); fractions in [0, 1]."""
+    """The arrays of encode_per_image (None for records without per-image results) as fractions in [0, 1]:
+    clean and robust per image, and `worst` (correct in every draw; equal to robust where there is no draw
+    count)."""
     if isinstance(blob, str):
         import json
 
@@ -85,9 +97,15 @@ def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
     if not isinstance(blob, dict) or "idx" not in blob:
         return None
     t = max(int(blob.get("trials", 1)), 1)
+    if "draws" in blob:
+        d = max(int(blob["draws"]), 1)
+        robust = _unpack(blob["robust"], np.uint16) / (t * d)
+        worst = _unpack(blob["worst"], np.uint8) / t if "worst" in blob else robust
+    else:
+        robust = _unpack(blob["robust"], np.uint8) / t
+        worst = robust
     return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64),
-            "clean": _unpack(blob["clean"], np.uint8) / t, "robust": _unpack(blob["robust"], np.uint8) / t,
-            "trials": t}
+            "clean": _unpack(blob["clean"], np.uint8) / t, "robust": robust, "worst": worst, "trials": t}
 
 
 # ---- comparing two cells ----

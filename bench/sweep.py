@@ -83,25 +83,25 @@ class SweepSpec:
 
         from bench.data import split_fingerprint
 
-        from attacks import ATTACKS
+        from attacks.spec import build_attack
         from bench.runner import defense_key
 
         from defenses import INFERENCE, parse_defense_spec
 
         ctx = self.context(cell.dataset, cell.seed, cell.variant)
         settings = ctx.settings
-        cls = ATTACKS.get(cell.attack)
-        atk = cls(cell.eps, settings.step, settings) if cls.uses_eps else cls(settings=settings)
+        atk = build_attack(cell.attack, cell.eps, settings.step, settings)
         dspec = parse_defense_spec(cell.defense)
         rule = INFERENCE.get(dspec.inference)(settings, dspec.recipe or "erm").config()
         evaluation = {"trials": settings.trials, "test_subset": settings.test_subset, "inference": rule,
+                      "draws": settings.worst_case_draws,
                       "test_data": self.__dict__.setdefault("_test_fp", {}).setdefault(
                           cell.dataset, split_fingerprint(ctx.dataset.test))}
         return config_hash({"cell": _asdict(cell), "model": defense_key(cell.defense, ctx, self.epochs),
                             "evaluation": evaluation, "attack": atk.config()})
 
     def jobs(self) -> list[Job]:
-        from attacks import ATTACKS
+        from attacks.spec import attack_class
         from bench.runner import resolve_settings
 
         default_eps = resolve_settings(self.preset, **self.overrides).eps
@@ -112,7 +112,7 @@ class SweepSpec:
                     for variant in self.grid:
                         job = Job(dataset, seed, defense, variant)
                         for attack in self.attacks:
-                            grid = (self.eps or [default_eps]) if ATTACKS.get(attack).uses_eps else [0.0]
+                            grid = (self.eps or [default_eps]) if attack_class(attack).uses_eps else [0.0]
                             job.cells += [Cell(dataset, seed, defense, attack, float(e), variant) for e in grid]
                         jobs.append(job)
         return jobs

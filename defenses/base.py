@@ -72,6 +72,18 @@ class InferenceRule(ABC):
         default, e.g. N_MI); adaptive attacks use n_samples=1 and average gradients over calls (EOT)."""
 
 
+    def surrogate(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a deterministic, differentiable stand-in for the defended predictor (for BPDA-style
+        surrogate attacks). A deterministic rule is its own surrogate (log of its probabilities); a randomised
+        rule must define one."""
+        if self.stochastic:
+            from bench.errors import BenchError
+
+            raise BenchError(f"inference rule {self.name!r} is randomised and defines no deterministic surrogate "
+                             "(InferenceRule.surrogate); surrogate attacks cannot run on it")
+        return self.forward(classifier, x).clamp_min(1e-12).log()
+
+
 # third-party recipes and inference rules both come from the entry-point group `varmixup_bench.defenses`
 RECIPES: Registry[type[Recipe]] = Registry(
     "recipe", group="varmixup_bench.defenses", accept=lambda o: isinstance(o, type) and issubclass(o, Recipe))

@@ -47,3 +47,11 @@ class MixupInference(InferenceRule):
         mixed = self.lambda_mi * x.unsqueeze(0) + (1.0 - self.lambda_mi) * xs  # (n, B, C, H, W)
         probs = softmax_probs(classifier(mixed.flatten(0, 1)))  # one batched forward
         return probs.view(n, x.shape[0], -1).mean(dim=0)
+
+    def surrogate(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """F_w(lambda_mi x + (1 - lambda_mi) x̄), x̄ the mean pool image: MI with its random partner replaced by
+        the partners' expectation."""
+        if self.pool is None:
+            raise RuntimeError("MixupInference.setup() was not called")
+        mean = self.pool.mean_on(x.device)
+        return classifier(self.lambda_mi * x + (1.0 - self.lambda_mi) * mean)

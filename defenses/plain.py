@@ -17,3 +17,6 @@ class Plain(InferenceRule):
     def forward(self, classifier: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
                 n_samples: int | None = None) -> torch.Tensor:
         return softmax_probs(classifier(x))
+
+    def surrogate(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return classifier(x)  # F_w's logits: a surrogate attack on plain prediction is white-box PGD

@@ -26,7 +26,7 @@ class OtherLabelPool:
         # others[p]: the present classes other than p, padded to one width; n_others[p]: how many there are
         self.others = torch.tensor([o + o[:1] * (width - len(o)) for o in others], dtype=torch.long)
         self.n_others = torch.tensor([len(o) for o in others], dtype=torch.long)
-        self._on_device: dict[torch.device, torch.Tensor] = {}
+        self._on_device: dict = {}
 
     def __len__(self) -> int:
         return len(self.y)
@@ -48,6 +48,13 @@ class OtherLabelPool:
         if device not in self._on_device:
             self._on_device[device] = self.x.to(device)
         return self._on_device[device]
+
+    def mean_on(self, device: torch.device) -> torch.Tensor:
+        """The mean pool item (1, ...) on `device`, computed once per device."""
+        key = ("mean", device)
+        if key not in self._on_device:
+            self._on_device[key] = self.data_on(device).mean(dim=0, keepdim=True)
+        return self._on_device[key]
 
     def sample(self, pred: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, B, ...) partner images on pred's device."""

@@ -44,6 +44,13 @@ class VarMI(MixupInference):
         probs = softmax_probs(classifier(vae.decode(z.flatten(0, 1))))
         return probs.view(n, x.shape[0], -1).mean(dim=0)
 
+    def surrogate(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """F_w(decode(mu(x))): the VAE path without the latent mixing."""
+        if self.vae is None:
+            raise RuntimeError("VarMI.setup() was not called")
+        vae = on_device(self.vae, x.device)
+        return classifier(vae.decode(vae.encode_mean(x)))
+
 
 for _adv in (False, True):
     _name = "adv-varmi" if _adv else "varmi"

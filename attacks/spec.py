@@ -1,0 +1,119 @@
+"""Attack specs: `NAME`, `NAME(key=value,…)` and `FAMILY:REST` (e.g. `transfer:erm`), resolved to an Attack.
+
+Built-in attacks declare the keywords they take (`params`); a family prefix (`transfer:`, …) is a registered
+factory, so new families need no change here. The canonical text of a spec (keywords sorted) is the record's
+`attack` name, so `adaptive-pgd(steps=20,eot=8)` and `adaptive-pgd(eot=8,steps=20)` are one result."""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from attacks.base import ATTACKS, Attack
+from bench.errors import BenchError
+from bench.registry import Registry
+
+_SPEC = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.+:\-]+?)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
+
+# FAMILY -> factory(rest_of_name, args) returning an Attack class configured for that name
+FAMILIES: Registry[Callable[[str, dict], type[Attack]]] = Registry("attack family")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    name: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.args)
+
+    def __str__(self) -> str:
+        if not self.args:
+            return self.name
+        return f"{self.name}(" + ",".join(f"{k}={_fmt(v)}" for k, v in self.args) + ")"
+
+
+def _fmt(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _value(text: str, where: str) -> Any:
+    raw = text.strip()
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", raw):
+            return raw  # a bare word: a string such as loss=ce
+        if re.fullmatch(r"\s*[0-9.]+\s*/\s*[0-9.]+\s*", raw):
+            from bench.parsing import parse_number
+
+            return parse_number(raw, where)
+        raise BenchError(f"attack {where}: cannot read the value {raw!r}") from None
+
+
+def _split_args(text: str) -> list[str]:
+    from bench.parsing import split_top_level
+
+    return [p for p in split_top_level(text) if p.strip()]
+
+
+def parse_attack_spec(text: str) -> AttackSpec:
+    """`pgd10`, `adaptive-pgd(steps=20,eot=8)`, `transfer:erm` -> AttackSpec; malformed text is a BenchError."""
+    m = _SPEC.match(text or "")
+    if not m:
+        raise BenchError(f"invalid attack {text!r}: expected NAME or NAME(key=value,...)")
+    args: dict[str, Any] = {}
+    for part in _split_args(m.group("args") or ""):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise BenchError(f"invalid attack {text!r}: arguments are key=value, got {part.strip()!r}")
+        if key in args:
+            raise BenchError(f"invalid attack {text!r}: {key} given twice")
+        args[key] = _value(value, f"{m.group('name')} {key}")
+    return AttackSpec(m.group("name"), tuple(sorted(args.items())))
+
+
+def attack_class(spec: str | AttackSpec) -> type[Attack]:
+    """The Attack class a spec names (a family prefix builds one); unknown names give the closest matches."""
+    spec = parse_attack_spec(spec) if isinstance(spec, str) else spec
+    family, sep, rest = spec.name.partition(":")
+    if sep and family in FAMILIES.names():
+        return FAMILIES.get(family)(rest, spec.kwargs)
+    if sep and spec.name not in ATTACKS.names():
+        FAMILIES.get(family)  # an unknown family: the error lists the known ones
+    return ATTACKS.get(spec.name)
+
+
+def check_params(cls: type[Attack], spec: AttackSpec) -> None:
+    """Every keyword is one the attack takes, with a value of the declared type."""
+    params = cls.parameters()
+    for key, value in spec.args:
+        if key not in params:
+            valid = ", ".join(sorted(params)) or "none"
+            raise BenchError(f"attack {spec.name} takes no keyword {key!r}; its keywords: {valid}")
+        kind = params[key][0]
+        if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise BenchError(f"attack {spec.name}: {key} must be an integer, got {value!r}")
+        if kind is float and not isinstance(value, (int, float)):
+            raise BenchError(f"attack {spec.name}: {key} must be a number, got {value!r}")
+
+
+def build_attack(spec: str | AttackSpec, eps: float, step: float | None, settings: Any) -> Attack:
+    """An Attack instance for `spec` at radius eps (attacks without a radius ignore it)."""
+    spec = parse_attack_spec(spec) if isinstance(spec, str) else spec
+    cls = attack_class(spec)
+    check_params(cls, spec)
+    kwargs = spec.kwargs
+    atk = cls(eps, step, settings, **kwargs) if cls.uses_eps else cls(settings=settings, **kwargs)
+    atk.spec = str(spec)
+    return atk
+
+
+def validate_attack(text: str) -> AttackSpec:
+    """Parse and resolve a spec without building it (CLI validation before any work)."""
+    spec = parse_attack_spec(text)
+    check_params(attack_class(spec), spec)
+    return spec
