@@ -482,23 +482,156 @@ def sweep(
         _print_records(records)
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    from bench.parsing import parse_name_list
+
+    try:
+        values = [int(v) for v in parse_name_list(text, option)]
+    except ValueError:
+        raise BenchError(f"invalid --{option} {text!r}: expected comma-separated integers") from None
+    if any(v < 1 for v in values):
+        raise BenchError(f"--{option} values must be >= 1, got {text}")
+    return values
+
+
+def _trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
+             train_subset, test_subset, no_progress):
+    """Validate the shared options, then train (or load) the defense: what converge and report start from."""
+    from bench.preset_io import parse_set_options
+    from bench.runner import train
+    from defenses import parse_defense_spec
+
+    parse_defense_spec(defense)
+    _check_positive(epochs=epochs)
+    _set_threads(threads)
+    ctx = _context(dataset, _base_preset(preset, preset_file), device, seed, workdir, data_dir, False, train_subset,
+                   test_subset, no_progress, **parse_set_options(set_))
+    d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
+              show_progress=not no_progress)
+    import torch
+
+    err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {'trained' if d.info['trained'] else 'loaded'} "
+              f"({d.info['config_hash']}); device {ctx.device}, {torch.get_num_threads()} thread(s)")
+    return d, ctx
+
+
+EpochsOpt = Annotated[Optional[int], typer.Option(help="training epochs (default: the preset's for this recipe)")]
+
+
+@app.command()
+def converge(
+    defense: Annotated[str, typer.Option("--defense", "-d", help="RECIPE[+INFERENCE]")],
+    attack: Annotated[str, typer.Option(help="the attack whose budget grows: adaptive-pgd | pgd | adaptive-apgd")] = "adaptive-pgd",
+    steps: Annotated[str, typer.Option(help="attack steps, comma list")] = "10,20,50,100",
+    eot: Annotated[str, typer.Option(help="EOT draws per step (randomised defenses), comma list")] = "1,8,32",
+    restarts: Annotated[str, typer.Option(help="random restarts, comma list")] = "1",
+    eps: Annotated[Optional[str], typer.Option(help="L-inf radius on the [0,1] scale (default: the preset's)")] = None,
+    plot_output: Annotated[Optional[Path], typer.Option("--plot", help="convergence PNG (default under the workdir)")] = None,
+    dataset: DatasetOpt = None,
+    preset: PresetOpt = None,
+    preset_file: PresetFileOpt = None,
+    set_: SetOpt = None,
+    epochs: EpochsOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    workdir: WorkdirOpt = None,
+    data_dir: DataDirOpt = None,
+    train_subset: TrainSubsetOpt = None,
+    test_subset: TestSubsetOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Attack the same images with a growing budget (steps x EOT draws x restarts): one record per budget,
+    a convergence plot, and a warning when the largest budget is still significantly below the one before."""
+    from bench.converge import budget_specs, plot_convergence, run_convergence, unconverged
+    from bench.parsing import parse_eps
+    from bench.store import ResultStore
+
+    grid = dict(steps=_int_list(steps, "steps"), eot=_int_list(eot, "eot"), restarts=_int_list(restarts, "restarts"))
+    budget_specs(attack, **grid, stochastic=True)  # validates the attack and the grid before any training
+    eps_v = parse_eps(eps) if eps is not None else None
+    d, ctx = _trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
+                      train_subset, test_subset, no_progress)
+    records = run_convergence(d, attack, **grid, eps=eps_v, workdir=ctx.workdir, show_progress=not no_progress)
+    _print_records(records)
+    path = plot_output or ctx.workdir / "figures" / f"converge-{d.spec.replace('+', '_')}-{d.info['config_hash']}.png"
+    plot_convergence(ResultStore(ctx.workdir).records(), path, d.spec, d.dataset.name, attack)
+    out.print(f"wrote {path}")
+    for prev, last, axis in unconverged(records):
+        out.print(f"[yellow]not converged:[/] {last['attack']} {last['robust_acc']:.1f}% is significantly below "
+                  f"{prev['attack']} {prev['robust_acc']:.1f}% (more {axis} still helps the attack)")
+
+
+@app.command()
+def report(
+    defense: Annotated[str, typer.Option("--defense", "-d", help="RECIPE[+INFERENCE]")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="folder for report.md, report.html and "
+                                                   "the PNGs (default <workdir>/reports/DEFENSE-KEY)")] = None,
+    steps: Annotated[str, typer.Option(help="convergence: attack steps, comma list")] = "10,20,50",
+    eot: Annotated[str, typer.Option(help="convergence: EOT draws, comma list")] = "1,8",
+    restarts: Annotated[str, typer.Option(help="convergence: random restarts, comma list")] = "1",
+    transfer_from: Annotated[str, typer.Option("--transfer-from", help="defense whose F_w crafts the transfer "
+                                               "attack")] = "erm",
+    ece_threshold: Annotated[float, typer.Option("--ece-threshold", help="calibration flag above this ECE (%)")] = 10.0,
+    dataset: DatasetOpt = None,
+    preset: PresetOpt = None,
+    preset_file: PresetFileOpt = None,
+    set_: SetOpt = None,
+    epochs: EpochsOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    workdir: WorkdirOpt = None,
+    data_dir: DataDirOpt = None,
+    train_subset: TrainSubsetOpt = None,
+    test_subset: TestSubsetOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """One page per defense with the checklist of Carlini et al. 2019: eps curve, convergence, adaptive vs
+    oblivious, black-box and transfer vs white-box, worst case over draws, corruptions, calibration; each with
+    numbers, 95 % intervals and a verdict. Runs only what the store does not hold yet."""
+    from bench.converge import budget_specs
+    from bench.report import ReportOptions, write_report
+    from defenses import parse_defense_spec
+
+    grid = dict(steps=_int_list(steps, "steps"), eot=_int_list(eot, "eot"), restarts=_int_list(restarts, "restarts"))
+    budget_specs("adaptive-pgd", **grid, stochastic=True)
+    parse_defense_spec(transfer_from)
+    if ece_threshold <= 0:
+        raise BenchError(f"--ece-threshold must be > 0, got {ece_threshold}")
+    d, ctx = _trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
+                      train_subset, test_subset, no_progress)
+    options = ReportOptions(steps=tuple(grid["steps"]), eot=tuple(grid["eot"]), restarts=tuple(grid["restarts"]),
+                            transfer_from=transfer_from, ece_threshold=ece_threshold)
+    md, page, items = write_report(d, ctx.workdir, output, options, show_progress=not no_progress)
+    table = Table(title=f"robustness report: {d.spec}")
+    for col in ("check", "verdict", "why"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(it.key, "[green]pass[/]" if it.verdict == "pass" else "[red]flag[/]", it.reason)
+    out.print(table)
+    out.print(f"wrote {md} and {page}")
+
+
 @app.command("plot")
 def plot_command(
-    kind: Annotated[str, typer.Argument(help="eps | lambda-mi | eta | linearity")],
-    attack: Annotated[str, typer.Option(help="the attack whose robust accuracy is plotted")] = "pgd10",
+    kind: Annotated[str, typer.Argument(help="eps | lambda-mi | eta | linearity | converge")],
+    attack: Annotated[Optional[str], typer.Option(help="the attack plotted (default pgd10; converge: every "
+                                                  "budgeted attack)")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
+    defense: Annotated[Optional[str], typer.Option("--defense", "-d", help="converge: only this defense")] = None,
     output: OutputOpt = None,
     workdir: WorkdirOpt = None,
 ) -> None:
-    """Write a PNG plot of recorded results (one line per defense)."""
+    """Write a PNG plot of recorded results (one line per defense; converge: one per EOT count)."""
     from bench.plots import PLOTS, plot
     from bench.store import ResultStore
     from bench.workdir import resolve_workdir
 
     PLOTS.get(kind)
     wd = resolve_workdir(workdir, create=False)
-    path = output or wd / "figures" / f"plot-{kind}-{attack}.png"
-    plot(ResultStore(wd).records(), kind, path, attack, dataset)
+    path = output or wd / "figures" / f"plot-{kind}-{attack or 'pgd10'}.png"
+    plot(ResultStore(wd).records(), kind, path, attack, dataset, defense)
     out.print(f"wrote {path}")
 
 

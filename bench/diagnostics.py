@@ -105,6 +105,19 @@ def oblivious_overstates(df: pd.DataFrame):
     return out
 
 
+@CHECKS.register("not-converged", help="the largest attack budget (steps, EOT draws or restarts of a bench "
+                 "converge grid) is still significantly below the one before it: the attack has not converged")
+def not_converged(df: pd.DataFrame):
+    from bench.converge import unconverged
+
+    out = []
+    for prev, last, axis in unconverged([r.to_dict() for _, r in df.iterrows()]):
+        out.append((((prev["attack"], prev["eps"]), (last["attack"], last["eps"])),
+                    f"{last['attack']} {last['robust_acc']:.1f}% < {prev['attack']} {prev['robust_acc']:.1f}%: more "
+                    f"{axis} still lowers accuracy, so the attack has not converged"))
+    return out
+
+
 def diagnose(frame: pd.DataFrame) -> list[Finding]:
     """Run every registered check on each (dataset, defense) of a leaderboard frame."""
     findings = []

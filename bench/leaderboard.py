@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.stats import TRIAL_INTERVAL_NOTE, accuracy_interval, compare_records, format_interval
+from bench.stats import TRIAL_INTERVAL_NOTE, compare_records, format_interval, interval_from_summary
 
 ROW_KEY = ["dataset", "defense", "attack", "threat_model", "eps"]
 # records that agree on ROW_KEY but differ here are different results and are shown apart, never merged
@@ -17,7 +17,8 @@ VARIANT_KEY = ["step", "n_examples", "preset", "config_hash", "attack_config_key
 COLUMNS = [
     "dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "clean_acc", "clean_acc_std",
     "clean_acc_ci_low", "clean_acc_ci_high", "robust_acc", "robust_acc_std", "robust_acc_ci_low",
-    "robust_acc_ci_high", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model",
+    "robust_acc_ci_high", "robust_acc_worst", "robust_acc_worst_std", "robust_acc_worst_ci_low",
+    "robust_acc_worst_ci_high", "draws", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model",
     "preset", "device", "threads", "stochastic", "trained", "config_hash", "eval_hash", "data_fingerprint",
     "train_config", "train_overrides", "inference_config", "attack_config", "timestamp", "versions", "per_image",
 ]
@@ -42,22 +43,10 @@ def with_intervals(df: pd.DataFrame) -> pd.DataFrame:
         missing = out[lo].isna() & out[f"{which}_acc"].notna()
         for i in out.index[missing]:
             r = out.loc[i]
-            n, t = int(r["n_examples"] or 1), int(r["trials"] or 1)
             std = float(r[f"{which}_acc_std"]) if pd.notna(r[f"{which}_acc_std"]) else 0.0
-            mean = float(r[f"{which}_acc"])
-            a, b = accuracy_interval([mean], n) if t == 1 or std == 0 else _interval_from_std(mean, std, t, n)
-            out.at[i, lo], out.at[i, hi] = a, b
+            out.at[i, lo], out.at[i, hi] = interval_from_summary(float(r[f"{which}_acc"]), std,
+                                                                 int(r["trials"] or 1), int(r["n_examples"] or 1))
     return out
-
-
-def _interval_from_std(mean: float, std: float, trials: int, n: int) -> tuple[float, float]:
-    import math
-
-    from scipy.stats import t as student_t
-
-    lo, hi = accuracy_interval([mean], n)
-    spread = float(student_t.ppf(0.975, trials - 1) * std / math.sqrt(trials))
-    return max(0.0, mean - math.hypot(mean - lo, spread)), min(100.0, mean + math.hypot(hi - mean, spread))
 
 
 def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None) -> pd.DataFrame:
@@ -146,12 +135,14 @@ def _column(attack: str, eps: float) -> str:
 
 
 # wide columns in this order (clean first, white-box before adaptive before black-box); others after, as met
-_COLUMN_ORDER = ("clean", "pgd10", "pgd50", "tpgd10", "fgsm", "adaptive-pgd10", "adaptive-pgd50", "spsa",
-                 "autoattack", "corruptions", "ECE (%)", "linearity")
+_COLUMN_ORDER = ("clean", "pgd10", "pgd50", "tpgd10", "fgsm", "adaptive-pgd10", "adaptive-pgd50", "adaptive-apgd",
+                 "surrogate-pgd50", "autoattack", "spsa", "transfer", "corruptions", "ECE (%)", "linearity")
+WORST_SUFFIX = "worst-case"  # wide column of the worst case over R draws of a randomised defense
 
 
 def _column_rank(col: str) -> int:
-    name = col.split(" ε=")[0]
+    name = col.split(" ε=")[0].split(" (")[0].split("(")[0].split(":")[0]
+    name = name.removesuffix(f" {WORST_SUFFIX}")
     return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
 
 
@@ -243,6 +234,12 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
         else:
             row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
                                   "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust"}
+            if rec.get("stochastic") is True and pd.notna(rec.get("robust_acc_worst")):
+                # a randomised defense: the fraction of images classified correctly in every one of R draws
+                row[f"{col_labels[i]} {WORST_SUFFIX}"] = {
+                    "mean": rec["robust_acc_worst"], "lo": rec["robust_acc_worst_ci_low"],
+                    "hi": rec["robust_acc_worst_ci_high"], "mark": _THREAT_MARK.get(r.threat_model, ""),
+                    "rec": rec, "which": "worst"}
             row.setdefault("clean", clean)
     out = pd.DataFrame(list(rows.values()))
     measured = sorted((c for c in out.columns if c not in ("dataset", "defense")), key=_column_rank)
@@ -299,7 +296,8 @@ def best_cells(wide: pd.DataFrame) -> dict[str, int]:
 
 
 LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTERVAL_NOTE.split(": ", 1)[1]
-          + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; bold: significantly above the runner-up in its column (paired "
+          + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; `worst-case` columns (randomised defenses): the share of images "
+          "classified correctly in every one of R fresh draws; bold: significantly above the runner-up in its column (paired "
           "McNemar / paired z test on the same images, p < 0.05, where both cells have per-image results; otherwise "
           "non-overlapping intervals); no bold where the best is within noise")
 

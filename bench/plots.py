@@ -28,8 +28,13 @@ _register("linearity", "local linearity error gamma(eps) against eps (attack `li
           lambda r: r.get("eps") if r.get("attack") == "linearity" else None, "value", "ε (L∞)", "local linearity γ(ε)", False)
 
 
+PLOTS.register("converge", help="robust accuracy against attack steps, one line per EOT count and restarts "
+               "(bench converge; --defense)")({"plotter": "bench.converge:plot_convergence", "attack": True})
+
+
 def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str | None = None) -> dict[str, list]:
-    """{defense: [(x, y, std), ...]} sorted by x, the latest record per (defense, x)."""
+    """{defense: [(x, y, (below, above)), ...]} sorted by x, the latest record per (defense, x); the error bar
+    is the record's 95 % interval (its trial std for records without one)."""
     spec = PLOTS.get(kind)
     latest: dict[tuple, dict] = {}
     for r in sorted(records, key=lambda r: r.get("timestamp", "")):
@@ -43,17 +48,32 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         latest[(r["defense"], float(x))] = r
     out: dict[str, list] = {}
     for (defense, x), r in sorted(latest.items()):
-        out.setdefault(defense, []).append((x, float(r[spec["y"]]), float(r.get("robust_acc_std") or 0.0)))
+        y = float(r[spec["y"]])
+        if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
+            err = (y - float(r["robust_acc_ci_low"]), float(r["robust_acc_ci_high"]) - y)  # the 95 % interval
+        else:
+            sd = float(r.get("robust_acc_std") or 0.0)
+            err = (sd, sd)
+        out.setdefault(defense, []).append((x, y, err))
     return out
 
 
-def plot(records: list[dict], kind: str, path: Path, attack: str = "pgd10", dataset: str | None = None) -> Path:
+def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, dataset: str | None = None,
+         defense: str | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     spec = PLOTS.get(kind)
+    if "plotter" in spec:  # a plot with its own layout
+        from importlib import import_module
+
+        module, _, fn = spec["plotter"].partition(":")
+        return getattr(import_module(module), fn)(records, path, defense, dataset, attack)
+    attack = attack or "pgd10"
+    if defense:
+        records = [r for r in records if r.get("defense") == defense]
     data = curves(records, kind, attack, dataset)
     if not data:
         raise BenchError(f"no records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
@@ -61,8 +81,8 @@ def plot(records: list[dict], kind: str, path: Path, attack: str = "pgd10", data
     fig, ax = plt.subplots(figsize=(7.5, 4))
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours, and markers/dashes vary too: no two lines alike
     for i, (defense, pts) in enumerate(data.items()):
-        xs, ys, sd = zip(*pts)
-        ax.errorbar(xs, ys, yerr=sd if spec["y"] == "robust_acc" else None, marker="osD^v<>"[i % 7], capsize=2,
+        xs, ys, err = zip(*pts)
+        ax.errorbar(xs, ys, yerr=[[e[0] for e in err], [e[1] for e in err]] if spec["y"] == "robust_acc" else None, marker="osD^v<>"[i % 7], capsize=2,
                     color=colors[(2 * i) % 20 + (i // 10) % 2], linestyle=("-", "--", ":")[(i // 7) % 3], label=defense)
     ax.set(xlabel=spec["xlabel"], ylabel=spec["ylabel"],
            title=f"{kind}" + (f" ({attack})" if spec["attack"] else "") + (f" — {dataset}" if dataset else ""))

@@ -40,12 +40,18 @@ def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
 def accuracy_interval(per_trial: Sequence[float], n: int) -> tuple[float, float]:
     """95 % interval (percent) of a mean accuracy from per-trial accuracies (percent) over the same n images."""
     vals = np.asarray(per_trial, dtype=float)
-    mean = float(vals.mean())
+    std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return interval_from_summary(float(vals.mean()), std, len(vals), n)
+
+
+def interval_from_summary(mean: float, std: float, trials: int, n: int) -> tuple[float, float]:
+    """The same interval from a mean, the trials' sample std and the trial count (as records store them): the
+    Wilson interval around the mean, each side widened in quadrature by t(T-1)·s/√T."""
     lo, hi = wilson_interval(mean / 100.0 * n, n)
-    if len(vals) > 1:
+    if trials > 1 and std:
         from scipy.stats import t as student_t
 
-        spread = float(student_t.ppf(0.975, len(vals) - 1) * vals.std(ddof=1) / math.sqrt(len(vals)))
+        spread = float(student_t.ppf(0.975, trials - 1) * std / math.sqrt(trials))
         lo = mean - math.hypot(mean - lo, spread)
         hi = mean + math.hypot(hi - mean, spread)
     return max(0.0, lo), min(100.0, hi)
@@ -183,13 +189,16 @@ def _get(rec, key, default=0.0):
         return v
 
 
+_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst"}
+
+
 def compare_records(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")) -> Comparison:
     """Compare metric which[0] of record a with which[1] of record b: paired on common images when both carry
     per-image results, else unpaired."""
     pair = paired_outcomes(a, b, which)
     if pair is not None and len(pair[0]) > 1:
         return paired_test(*pair)
-    ka, kb = (f"{w}_acc" for w in which)
+    ka, kb = (_FIELD.get(w, f"{w}_acc") for w in which)
     return unpaired_test(float(_get(a, ka)), int(_get(a, "n_examples", 1)), float(_get(a, f"{ka}_std")),
                          int(_get(a, "trials", 1)), float(_get(b, kb)), int(_get(b, "n_examples", 1)),
                          float(_get(b, f"{kb}_std")), int(_get(b, "trials", 1)))

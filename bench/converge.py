@@ -1,0 +1,142 @@
+"""Attack convergence: the same images attacked with a growing budget (steps × EOT draws × restarts).
+
+Each budget point is an ordinary record whose attack is the spec `adaptive-pgd(eot=E,restarts=R,steps=S)`, so
+it is stored, cached (run once per evaluation key), compared and diagnosed like any other. A converged attack
+gives accuracies that stop falling; the `not-converged` diagnostic fires when the largest budget on an axis is
+still significantly below the one before it."""
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from attacks.spec import AttackSpec, attack_class, parse_attack_spec
+from bench.errors import BenchError
+
+DEFAULT_STEPS = (10, 20, 50, 100)
+DEFAULT_EOT = (1, 8, 32)
+DEFAULT_RESTARTS = (1,)
+AXES = ("steps", "eot", "restarts")
+
+
+def budget_specs(attack: str, steps, eot, restarts, stochastic: bool) -> list[str]:
+    """The attack specs of the grid; a deterministic defense has one draw, so its EOT axis collapses to 1."""
+    base = parse_attack_spec(attack)
+    if base.args:
+        raise BenchError(f"--attack {attack}: give the attack's name only; the budget comes from --steps, --eot "
+                         "and --restarts")
+    params = attack_class(base).parameters()
+    missing = [a for a in ("steps", "restarts") if a not in params]
+    if missing:
+        raise BenchError(f"--attack {attack} has no {' or '.join(missing)} budget; use one of "
+                         "adaptive-pgd, pgd, adaptive-apgd")
+    for name, values in (("steps", steps), ("eot", eot), ("restarts", restarts)):
+        if not values or any(int(v) < 1 for v in values):
+            raise BenchError(f"--{name} values must be integers >= 1, got {values}")
+    has_eot = "eot" in params
+    eot_axis = sorted(set(eot)) if has_eot and stochastic else [None]
+    out = []
+    for s, e, r in product(sorted(set(steps)), eot_axis, sorted(set(restarts))):
+        args = {"steps": int(s), "restarts": int(r)}
+        if e is not None:
+            args["eot"] = int(e)
+        out.append(str(AttackSpec(base.name, tuple(sorted(args.items())))))
+    return out
+
+
+def run_convergence(defense, attack: str = "adaptive-pgd", *, steps=DEFAULT_STEPS, eot=DEFAULT_EOT,
+                    restarts=DEFAULT_RESTARTS, eps: float | None = None, workdir=None,
+                    show_progress: bool = True) -> list[dict[str, Any]]:
+    """Evaluate (or read from the store) every budget of the grid on the defense's test images."""
+    from bench.runner import stored_or_evaluate
+
+    test = defense.dataset.test
+    stochastic = defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
+    return [stored_or_evaluate(defense, spec, eps=eps, workdir=workdir, show_progress=show_progress)
+            for spec in budget_specs(attack, steps, eot, restarts, stochastic)]
+
+
+def budget(rec: dict) -> dict[str, int] | None:
+    """{'steps', 'eot', 'restarts'} of a budget record (None for records without a steps budget)."""
+    cfg = rec.get("attack_config")
+    if isinstance(cfg, str) and cfg.startswith("{"):
+        import json
+
+        cfg = json.loads(cfg)
+    if not isinstance(cfg, dict) or "steps" not in cfg:
+        return None
+    eot = cfg.get("eot") if rec.get("stochastic") else 1
+    return {"steps": int(cfg["steps"]), "eot": int(eot or 1), "restarts": int(cfg.get("restarts", 1))}
+
+
+def base_name(attack: str) -> str:
+    return str(attack).split("(")[0]
+
+
+def unconverged(records: list[dict], z: float = 2.0) -> list[tuple[dict, dict, str]]:
+    """(previous, largest, axis) where, holding the other budgets fixed, the largest value of an axis is
+    significantly below the one before it (paired on the same images where possible)."""
+    from bench.stats import compare_records
+
+    points = [(r, budget(r)) for r in records]
+    points = [(r, b) for r, b in points if b is not None and "(" in str(r.get("attack"))]
+    out = []
+    for axis in AXES:
+        others = [a for a in AXES if a != axis]
+        groups: dict[tuple, list] = {}
+        for r, b in points:
+            key = (base_name(r["attack"]), round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
+            groups.setdefault(key, []).append((b[axis], r))
+        for line in groups.values():
+            line.sort(key=lambda t: t[0])
+            if len(line) < 2 or line[-1][0] == line[-2][0]:
+                continue
+            prev, last = line[-2][1], line[-1][1]
+            if compare_records(prev, last).a_above_b(z):
+                out.append((prev, last, axis))
+    return out
+
+
+def plot_convergence(records: list[dict], path: Path, defense: str | None = None, dataset: str | None = None,
+                     attack: str | None = None) -> Path:
+    """Accuracy against steps, one line per (EOT draws, restarts), 95 % intervals as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.atomic import atomic_write
+
+    latest: dict[tuple, dict] = {}
+    for r in sorted(records, key=lambda r: r.get("timestamp", "")):
+        b = budget(r)
+        if b is None or "(" not in str(r.get("attack")) or (defense and r.get("defense") != defense) \
+                or (dataset and r.get("dataset") != dataset) or (attack and base_name(r["attack"]) != attack):
+            continue
+        latest[(r["defense"], base_name(r["attack"]), float(r.get("eps", 0)), b["eot"], b["restarts"], b["steps"])] = r
+    if not latest:
+        raise BenchError("no convergence records" + (f" for {defense}" if defense else "")
+                         + " (run bench converge first)")
+    lines: dict[tuple, list] = {}
+    for (d, a, e, eot, rs, s), r in sorted(latest.items()):
+        lines.setdefault((d, a, e, eot, rs), []).append((s, r))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for i, (key, pts) in enumerate(lines.items()):
+        d, a, e, eot, rs = key
+        xs = [s for s, _ in pts]
+        ys = [float(r["robust_acc"]) for _, r in pts]
+        lo = [y - float(r.get("robust_acc_ci_low", y)) for y, (_, r) in zip(ys, pts)]
+        hi = [float(r.get("robust_acc_ci_high", y)) - y for y, (_, r) in zip(ys, pts)]
+        label = f"{a} EOT {eot}" + (f", {rs} restarts" if rs > 1 else "")
+        if len({k[0] for k in lines}) > 1:
+            label = f"{d}: {label}"
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="osD^v<>"[i % 7], capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set(xlabel="attack steps", ylabel="robust accuracy (%) [95 % CI]",
+           title="convergence" + (f" — {defense}" if defense else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,315 @@
+"""Evaluation rigor for randomised defenses: attack specs, batched EOT, restarts and the worst case over draws,
+APGD / surrogate / transfer attacks, convergence grids, the not-converged diagnostic and `bench report`."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bench
+from bench.data import Split
+from bench.errors import BenchError
+from tests_cli_helper import bench_cli
+
+
+@pytest.fixture(scope="module")
+def sub(digits):
+    return Split(digits.test.x[:96], digits.test.y[:96], digits.test.index[:96])
+
+
+def _run(defense, attack, split, eps=24 / 255, **kw):
+    return bench.evaluate(defense, attack, eps=eps, record=False, show_progress=False, split=split, **kw)
+
+
+# ---- attack specs ----
+
+def test_attack_specs_are_canonical_and_validated():
+    from attacks.spec import build_attack, parse_attack_spec, validate_attack
+
+    assert str(parse_attack_spec("adaptive-pgd( eot=8 , steps=20)")) == "adaptive-pgd(eot=8,steps=20)"
+    atk = build_attack("adaptive-pgd(steps=20,eot=8,restarts=2)", 8 / 255, None, __import__("bench.presets", fromlist=["get_preset"]).get_preset("quick"))
+    assert (atk.steps, atk.eot, atk.restarts, atk.spec) == (20, 8, 2, "adaptive-pgd(eot=8,restarts=2,steps=20)")
+    assert atk.config()["steps"] == 20 and atk.config()["eot"] == 8
+    assert build_attack("pgd50", 8 / 255, None, None).steps == 50  # the named budgets keep their own steps
+    with pytest.raises(BenchError, match="takes no keyword 'stepz'; its keywords: eot, restarts, steps"):
+        validate_attack("adaptive-pgd(stepz=3)")
+    with pytest.raises(BenchError, match="steps must be an integer"):
+        validate_attack("pgd(steps=2.5)")
+    with pytest.raises(BenchError, match="unknown attack family 'transfr'"):
+        validate_attack("transfr:erm")
+    with pytest.raises(BenchError, match="unknown attack 'pgd100'"):
+        validate_attack("pgd100")
+
+
+# ---- batched EOT ----
+
+class FixedDraws(nn.Module):
+    """A randomised model whose draw for the k-th input row it ever sees is noise[k]: the looped and the batched
+    EOT forms see exactly the same draws in the same order."""
+
+    def __init__(self, noise: torch.Tensor) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(noise[0].numel(), 5)
+        self.noise, self.used = noise, 0
+
+    def forward(self, x):
+        n = len(x)
+        z = x + self.noise[self.used:self.used + n]
+        self.used += n
+        return F.log_softmax(self.lin(z.flatten(1)), dim=1)
+
+
+def test_batched_eot_gives_the_looped_gradient_on_fixed_draws():
+    from attacks.eot import eot_gradient
+
+    torch.manual_seed(1)
+    x, y, draws = torch.rand(6, 1, 4, 4), torch.randint(0, 5, (6,)), 8
+    noise = torch.randn(6 * draws, 1, 4, 4)
+    looped = eot_gradient(FixedDraws(noise), x, y, draws, looped=True)
+    batched = eot_gradient(FixedDraws(noise), x, y, draws)
+    chunked = eot_gradient(FixedDraws(noise), x, y, draws, max_rows=18)  # 3 draws per call, then 3, then 2
+    torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(chunked, looped, rtol=1e-5, atol=1e-7)
+    # and it is the gradient of the mean loss over those draws, computed by hand
+    xr = x.repeat(draws, 1, 1, 1).requires_grad_(True)
+    m = FixedDraws(noise)
+    F.nll_loss(m(xr), y.repeat(draws), reduction="sum").backward()
+    torch.testing.assert_close(batched * len(x), xr.grad.view(draws, *x.shape).sum(0), rtol=1e-5, atol=1e-6)
+
+
+def test_batched_eot_draws_each_row_independently_on_mi(mixup_mi, sub):
+    from attacks.evaluation import DefendedModel
+
+    calls = []
+    h = mixup_mi.classifier.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    try:
+        from attacks.eot import eot_gradient
+
+        g = eot_gradient(DefendedModel(mixup_mi, torch.Generator().manual_seed(0)), sub.x[:16], sub.y[:16], 8)
+    finally:
+        h.remove()
+    assert calls == [128, 128]  # one prediction pass and one mixed pass over B·N_A = 16·8 rows, not 8 calls
+    assert g.abs().sum() > 0
+
+
+# ---- worst case over draws, restarts ----
+
+def test_worst_case_is_below_the_mean_for_mi_and_equal_for_erm(erm, mixup_mi, sub):
+    det = _run(erm, "pgd10", sub)
+    assert det["draws"] == 1 and det["robust_acc_worst"] == det["robust_acc"]
+    rnd = _run(mixup_mi, "adaptive-pgd10", sub)
+    assert rnd["draws"] == 10 and rnd["stochastic"]
+    assert rnd["robust_acc_worst"] <= rnd["robust_acc"]
+    assert rnd["robust_acc_worst_ci_low"] <= rnd["robust_acc_worst"] <= rnd["robust_acc_worst_ci_high"]
+    from bench.stats import decode_per_image
+
+    per = decode_per_image(rnd["per_image"])
+    assert np.all(per["worst"] <= per["robust"] + 1e-12)  # correct in all draws implies correct on average
+    assert abs(100 * per["robust"].mean() - rnd["robust_acc"]) < 1e-9
+    assert abs(100 * per["worst"].mean() - rnd["robust_acc_worst"]) < 1e-9
+
+
+def test_restarts_keep_per_image_the_candidate_classified_correctly_least_often(erm, sub):
+    from attacks.base import Attack
+    from attacks.evaluation import attack_accuracy
+
+    x, y = sub.x[:40], sub.y[:40]
+    eps = 0.3
+    torch.manual_seed(0)
+    strong = __import__("attacks.eot", fromlist=["eot_pgd"]).eot_pgd(erm.classifier, x, y, eps=eps, step=eps / 4,
+                                                                     steps=20, n_draws=1)
+
+    class TwoCandidates(Attack):
+        """First candidate: the clean image; second: a strong PGD example, but only for even positions."""
+
+        name = "two"
+
+        def perturb(self, model, xb, yb, targets=None):
+            return xb
+
+        def candidates(self, model, xb, yb, targets=None):
+            yield xb.clone()
+            mixed = xb.clone()
+            mixed[::2] = strong[::2]
+            yield mixed
+
+    out = attack_accuracy(erm, TwoCandidates(eps), x, y, trials=1, seed=0, batch_size=64, show_progress=False)
+    with torch.no_grad():
+        ok_clean = erm.predict(x) == y
+        ok_strong = erm.predict(strong) == y
+    expect = ok_clean.clone()
+    expect[::2] = ok_clean[::2] & ok_strong[::2]  # the worse of the two where there is a choice
+    assert out["robust"][0] == pytest.approx(100.0 * float(expect.float().mean()))
+
+
+def test_more_restarts_never_help_a_deterministic_defense(erm, sub):
+    one = _run(erm, "pgd(steps=5,restarts=1)", sub, seed=2)
+    three = _run(erm, "pgd(steps=5,restarts=3)", sub, seed=2)
+    assert three["robust_acc"] <= one["robust_acc"]  # the first restart is the same; the rest can only add
+
+
+# ---- the new adaptive attacks ----
+
+def test_surrogate_pgd50_on_a_deterministic_defense_is_white_box_pgd50(erm, sub):
+    a, b = _run(erm, "pgd50", sub, seed=4), _run(erm, "surrogate-pgd50", sub, seed=4)
+    assert b["threat_model"] == "white-box" and a["robust_acc"] == b["robust_acc"]
+
+
+def test_surrogates_of_mi_and_varmi_follow_their_definitions(mixup_mi, sub):
+    x = sub.x[:4]
+    rule = mixup_mi.rule
+    mean = rule.pool.x.mean(0, keepdim=True)
+    want = mixup_mi.classifier(rule.lambda_mi * x + (1 - rule.lambda_mi) * mean)
+    torch.testing.assert_close(rule.surrogate(mixup_mi.classifier, x), want)
+    r = _run(mixup_mi, "surrogate-pgd50", sub)
+    assert r["threat_model"] == "adaptive"
+
+
+def test_a_randomised_rule_without_surrogate_is_refused(mixup_mi):
+    from defenses.base import InferenceRule
+
+    class Noisy(InferenceRule):
+        name, stochastic = "noisy", True
+
+        def forward(self, classifier, x, generator=None, n_samples=None):
+            return F.softmax(classifier(x), 1)
+
+    with pytest.raises(BenchError, match="defines no deterministic surrogate"):
+        Noisy(None, "erm").surrogate(mixup_mi.classifier, torch.rand(2, 1, 8, 8))
+
+
+def test_adaptive_apgd_agrees_with_pyautoattack_apgd_on_a_deterministic_defense(erm, sub):
+    from pyautoattack.autopgd_base import APGDAttack
+
+    eps = 24 / 255
+    ours = _run(erm, "adaptive-apgd(steps=20)", sub, eps=eps)
+    assert ours["threat_model"] == "adaptive" and ours["step"] is None
+    model = erm.classifier.eval()
+    x, y = sub.x, sub.y
+    fooled = torch.zeros(len(y), dtype=torch.bool)
+    for loss in ("ce", "dlr"):
+        apgd = APGDAttack(model, n_iter=20, norm="Linf", eps=eps, loss=loss, n_restarts=1, seed=0, device="cpu")
+        adv = apgd.perturb(x, y)
+        with torch.no_grad():
+            fooled |= model(adv).argmax(1) != y
+    reference = 100.0 * float((~fooled).float().mean())
+    assert abs(ours["robust_acc"] - reference) <= 2 * 100 / len(y) + 1e-9, (ours["robust_acc"], reference)
+
+
+def test_adaptive_apgd_on_mi_is_far_below_oblivious(mixup_mi, sub):
+    obl = _run(mixup_mi, "pgd10", sub)
+    ada = _run(mixup_mi, "adaptive-apgd(steps=20,eot=8)", sub)
+    from bench.stats import compare_records
+
+    assert compare_records(obl, ada).a_above_b(), (obl["robust_acc"], ada["robust_acc"])
+
+
+def test_transfer_attack_is_black_box_and_crafted_on_the_source(erm, mixup_mi, sub):
+    r = _run(mixup_mi, "transfer:erm", sub)
+    assert r["threat_model"] == "black-box" and r["attack_config"]["source"] == "erm"
+    assert r["robust_acc"] <= r["clean_acc"] + 10
+
+
+# ---- convergence ----
+
+def test_convergence_grid_on_mi_is_non_increasing_up_to_noise(tmp_path, digits):
+    from bench.converge import run_convergence, unconverged
+    from bench.stats import compare_records
+
+    d = bench.train("mixup+mi", digits, workdir=tmp_path, epochs=8, show_progress=False, test_subset=96)
+    recs = run_convergence(d, steps=(5, 10, 20), eot=(1, 4), workdir=tmp_path, show_progress=False)
+    assert len(recs) == 6 and {r["attack"] for r in recs} >= {"adaptive-pgd(eot=4,restarts=1,steps=20)"}
+    by = {(r["attack_config"]["steps"], r["attack_config"]["eot"]): r for r in recs}
+    for eot in (1, 4):
+        for s0, s1 in ((5, 10), (10, 20)):
+            assert not compare_records(by[(s1, eot)], by[(s0, eot)]).a_above_b(), (s0, s1, eot)
+    assert isinstance(unconverged(recs), list)
+    again = run_convergence(d, steps=(5, 10, 20), eot=(1, 4), workdir=tmp_path, show_progress=False)
+    assert [r["timestamp"] for r in again] == [r["timestamp"] for r in recs]  # read from the store, not rerun
+
+
+def test_deterministic_defenses_get_no_eot_axis():
+    from bench.converge import budget_specs
+
+    assert budget_specs("adaptive-pgd", [10, 20], [1, 8], [1], stochastic=False) == [
+        "adaptive-pgd(restarts=1,steps=10)", "adaptive-pgd(restarts=1,steps=20)"]
+    assert len(budget_specs("adaptive-pgd", [10, 20], [1, 8], [1, 3], stochastic=True)) == 8
+    with pytest.raises(BenchError, match="has no steps or restarts budget"):
+        budget_specs("fgsm", [10], [1], [1], stochastic=True)
+
+
+def _budget_rec(steps, acc, n=400, eot=8):
+    return {"dataset": "d", "defense": "x+mi", "attack": f"adaptive-pgd(eot={eot},restarts=1,steps={steps})",
+            "eps": 8 / 255, "robust_acc": acc, "robust_acc_std": 0.0, "n_examples": n, "trials": 1,
+            "stochastic": True, "attack_config": {"steps": steps, "eot": eot, "restarts": 1}, "threat_model": "adaptive"}
+
+
+def test_not_converged_fires_only_beyond_noise():
+    from bench.converge import unconverged
+
+    assert unconverged([_budget_rec(10, 60), _budget_rec(20, 50), _budget_rec(50, 40)])[0][2] == "steps"
+    assert unconverged([_budget_rec(10, 60), _budget_rec(20, 50), _budget_rec(50, 49)]) == []  # 1 point: noise
+    from bench.diagnostics import diagnose
+    from bench.leaderboard import leaderboard_frame
+
+    recs = [dict(_budget_rec(s, a), timestamp=f"t{s}", clean_acc=90.0) for s, a in ((20, 55), (50, 40))]
+    findings = diagnose(leaderboard_frame(recs))
+    assert [f.check for f in findings] == ["not-converged"]
+
+
+# ---- leaderboard ----
+
+def test_leaderboard_shows_worst_case_columns_for_randomised_defenses_only(erm, mixup_mi, sub):
+    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+
+    recs = [dict(_run(d, "pgd10", sub), timestamp=str(i)) for i, d in enumerate((erm, mixup_mi))]
+    wide = wide_frame(leaderboard_frame(recs))
+    col = "pgd10 ε=24/255 worst-case"
+    assert col in wide.columns
+    cells = dict(zip(wide["defense"], wide[col]))
+    assert isinstance(cells["mixup+mi"], dict) and not isinstance(cells["erm"], dict)
+    assert "worst-case" in render_wide(wide, "md")
+
+
+# ---- CLI ----
+
+def test_converge_and_report_reject_bad_options_with_one_line(tmp_path):
+    for args, msg in (
+        (["converge", "-d", "erm", "--steps", "10,x"], "invalid --steps"),
+        (["converge", "-d", "erm", "--eot", "0"], "--eot values must be >= 1"),
+        (["converge", "-d", "erm", "--attack", "fgsm"], "has no steps or restarts budget"),
+        (["converge", "-d", "erm", "--attack", "adaptive-pgd(steps=3)"], "give the attack's name only"),
+        (["report", "-d", "erm", "--transfer-from", "nope"], "unknown recipe"),
+        (["report", "-d", "erm", "--ece-threshold", "0"], "--ece-threshold must be > 0"),
+        (["run", "-d", "erm", "-a", "adaptive-pgd(stepz=3)"], "takes no keyword 'stepz'"),
+    ):
+        code, _, stderr = bench_cli(*args, "--workdir", str(tmp_path))
+        assert code == 2, (args, stderr)
+        assert msg in stderr and "Traceback" not in stderr
+        assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+@pytest.mark.slow
+def test_report_has_every_checklist_item_with_numbers_and_a_verdict(tmp_path):
+    code, _, stderr = bench_cli("report", "-d", "mixup+mi", "--preset", "quick", "--epochs", "5", "--test-subset", "60",
+                "--steps", "5,10", "--eot", "1,2", "--set", "spsa_iters=5", "--set", "spsa_samples=16",
+                "--set", "corruption_subset=30", "--set", "n_adaptive=2", "--workdir", str(tmp_path),
+                "--output", str(tmp_path / "rep"), "--no-progress")
+    assert code == 0, stderr
+    from bench.report import CHECKLIST
+
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    for i, key in enumerate(CHECKLIST, 1):
+        section = md.split(f"## {i}. {key}: ")[1].split("\n## ")[0]
+        assert section.split("\n")[0] in ("pass", "FLAG")
+        assert any(ch.isdigit() for ch in section.split("| --- | --- |")[1])  # a number in its table
+        assert "Verdict: **" in section
+        assert key in page
+    assert (tmp_path / "rep" / "eps.png").exists() and (tmp_path / "rep" / "converge.png").exists()
+    assert json.loads(json.dumps(md))  # plain text
