@@ -37,7 +37,7 @@ def test_set_overrides_any_preset_field_and_n_adaptive_exists(tmp_path):
                              "--test-subset", "40", "--workdir", str(tmp_path), "--no-progress")
     assert code == 0, err
     rec = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
-    assert rec["attack_config"]["n_adaptive"] == 2
+    assert rec["attack_config"]["eot"] == 2  # N_A, the adaptive attack's EOT draws
     assert rec["train_overrides"]["corruption_subset"] == 50 and rec["train_overrides"]["spsa_iters"] == 3
     for bad, pattern in ((["--set", "no_such_field=1"], "unknown preset field"),
                          (["--set", "n_adaptive=many"], "takes an integer"), (["--set", "oops"], "FIELD=VALUE")):
