@@ -105,8 +105,6 @@ def plot_convergence(records: list[dict], path: Path, defense: str | None = None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.atomic import atomic_write
-
     latest: dict[tuple, dict] = {}
     for r in sorted(records, key=lambda r: r.get("timestamp", "")):
         b = budget(r)
@@ -134,9 +132,6 @@ def plot_convergence(records: list[dict], path: Path, defense: str | None = None
     ax.set_xscale("log")
     ax.set(xlabel="attack steps", ylabel="robust accuracy (%) [95 % CI]",
            title="convergence" + (f" — {defense}" if defense else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
-    return Path(path)
+    from bench.plots import save_figure
+
+    return save_figure(fig, ax, path)

@@ -86,6 +86,13 @@ def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, 
                     color=colors[(2 * i) % 20 + (i // 10) % 2], linestyle=("-", "--", ":")[(i // 7) % 3], label=defense)
     ax.set(xlabel=spec["xlabel"], ylabel=spec["ylabel"],
            title=f"{kind}" + (f" ({attack})" if spec["attack"] else "") + (f" — {dataset}" if dataset else ""))
+    return save_figure(fig, ax, path)
+
+
+def save_figure(fig, ax, path: Path) -> Path:
+    """Grid, legend outside the axes, and an atomic PNG write: the finish every plot shares."""
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()

@@ -163,8 +163,12 @@ def _with_threads(threads: int, fn, *args):
     """Run fn with torch's intra-op threads set to this worker's share of the cores."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
-    return fn(*args)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
 
 
 Executor = Callable[[SweepSpec, list[Job], Any], list[dict]]
