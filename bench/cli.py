@@ -261,10 +261,19 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
             table.add_column(p.name)
         for f in fields(presets[0]):
             table.add_row(f.name, *[_preset_value(f.name, getattr(p, f.name)) for p in presets])
+    elif kind == "attacks":
+        from attacks import ATTACKS
+        from attacks.spec import FAMILIES
+
+        table.add_column("keywords")
+        for n in ATTACKS.names():
+            cls = ATTACKS.get(n)
+            defaults = sorted((k, getattr(cls, k, v[1])) for k, v in cls.parameters().items())
+            table.add_row(n, ATTACKS.help(n), ", ".join(f"{k}={'preset' if d is None else d}" for k, d in defaults))
+        for n in FAMILIES.names():
+            table.add_row(f"{n}:…", FAMILIES.help(n), "")
     else:
-        if kind == "attacks":
-            from attacks import ATTACKS as reg
-        elif kind == "datasets":
+        if kind == "datasets":
             from bench.data import DATASETS as reg
         else:
             from bench.models import MODELS as reg
