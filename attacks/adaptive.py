@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from attacks.base import ATTACKS, Attack, ThreatModel
+from attacks.base import ATTACKS, Attack, Norm, ThreatModel
 from attacks.pgd import PGD50
 from attacks.spec import FAMILIES
 
@@ -22,6 +22,7 @@ class AdaptiveAPGD(Attack):
     defense each APGD run returns its highest-loss iterate (torchattacks' best_loss mode)."""
 
     name = "adaptive-apgd"
+    norms = (Norm.LINF, Norm.L2)
     uses_step = False
     adaptive = True
     draws_per_call = 1
@@ -41,7 +42,7 @@ class AdaptiveAPGD(Attack):
 
         eot = self.eot if getattr(model, "stochastic", False) else 1
         seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from the trial's seeded stream: restarts differ
-        return torchattacks.APGD(model, norm="Linf", eps=self.eps, steps=self.steps, n_restarts=1, seed=seed,
+        return torchattacks.APGD(model, norm=self.norm.value, eps=self.eps, steps=self.steps, n_restarts=1, seed=seed,
                                  loss=loss, eot_iter=eot, rho=0.75)
 
     def candidates(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

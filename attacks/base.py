@@ -26,16 +26,53 @@ class ThreatModel(str, Enum):
     BLACK_BOX = "black-box"  # scores of the (deterministic) defended predictor only, no gradients
 
 
+class Norm(str, Enum):
+    """The distance of the threat model (RobustBench's names): the eps-ball an attack stays in."""
+
+    LINF = "Linf"
+    L2 = "L2"
+    NONE = "none"  # no eps-ball: clean inputs, corruptions, calibration
+
+    def distance(self, delta: torch.Tensor) -> torch.Tensor:
+        """Per-image size of the perturbations `delta` (B, ...) in this norm."""
+        flat = delta.reshape(len(delta), -1)
+        return flat.abs().amax(dim=1) if self is Norm.LINF else flat.norm(p=2, dim=1)
+
+    def project(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        """x_adv moved into the eps-ball around x (L-inf: clipped; L2: scaled down) and into [0,1]."""
+        delta = x_adv - x
+        if self is Norm.LINF:
+            delta = delta.clamp(-eps, eps)
+        elif self is Norm.L2:
+            norms = self.distance(delta).clamp_min(1e-12)
+            delta = delta * (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
+        return (x + delta).clamp(0, 1)
+
+
+NORM_ALIASES = {"linf": Norm.LINF, "inf": Norm.LINF, "l-inf": Norm.LINF, "l2": Norm.L2}
+
+
+def parse_norm(text: "str | Norm | None") -> Norm:
+    """`linf` / `Linf` / `inf` or `l2` / `L2` -> Norm; anything else is a BenchError listing the valid names."""
+    if isinstance(text, Norm):
+        return text
+    norm = NORM_ALIASES.get(str(text or "linf").strip().lower())
+    if norm is None:
+        raise BenchError(f"unknown norm {text!r}; valid norms: linf, l2")
+    return norm
+
+
 def default_step(eps: float) -> float:
     """The step size used when none is given: eps/4 (2/255 at eps 8/255), so that ten steps can use the budget."""
     return eps / 4
 
 
 class Attack(ABC):
-    """An evaluation with an L-infinity budget `eps` and step size `step` on the [0,1] pixel scale.
+    """An evaluation with a budget `eps` in the norm `norm` (L-inf or L2) and step size `step` on the [0,1]
+    pixel scale.
 
     `step=None` means default_step(eps); attacks that take no step (FGSM, SPSA, …) set `uses_step = False`
-    and record no step."""
+    and record no step. `norms` are the norms an attack implements; any other is refused at construction."""
 
     name: ClassVar[str] = ""
     uses_eps: ClassVar[bool] = True
@@ -43,25 +80,33 @@ class Attack(ABC):
     targeted: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
     draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
+    norms: ClassVar[tuple[Norm, ...]] = (Norm.LINF,)
 
     # keywords an attack spec may set, NAME(key=value): {key: (type, default)}; read as attributes
     params: ClassVar[dict[str, tuple[type, Any]]] = {}
 
-    def __init__(self, eps: float, step: float | None = None, settings: Any = None, **params: Any) -> None:
-        if not 0 <= eps <= 1:
-            raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)")
+    def __init__(self, eps: float, step: float | None = None, settings: Any = None, *,
+                 norm: "str | Norm | None" = None, **params: Any) -> None:
+        norm = parse_norm(norm) if self.uses_eps else Norm.NONE
+        if self.uses_eps and norm not in self.norms:
+            raise BenchError(f"attack {self.name} has no {norm.value} version; its norms: "
+                             f"{', '.join(n.value for n in self.norms)}")
+        if not 0 <= eps <= (1 if norm is not Norm.L2 else float("inf")):
+            raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)" if norm is not Norm.L2
+                             else f"L2 epsilon {eps} must be >= 0")
         if step is not None and step <= 0 and eps > 0:
             raise BenchError(f"step {step} must be > 0")
+        self.norm = norm
         self.eps = float(eps)
         self.step = (float(step) if step is not None else default_step(self.eps)) if self.uses_step else None
         self.settings = settings
         self.spec = self.name
-        declared = self.parameters()
-        for key, value in params.items():
-            if key not in declared:
-                raise BenchError(f"attack {self.name} takes no keyword {key!r}; its keywords: "
-                                 f"{', '.join(sorted(declared)) or 'none'}")
-        for key, (kind, default) in declared.items():
+        reject_unknown_keywords(self.name, type(self).parameters(), params)
+        self.set_params(params)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """The spec's keywords as attributes (defaults from the class), integers checked to be >= 1."""
+        for key, (kind, default) in self.parameters().items():
             value = params.get(key, getattr(type(self), key, default))
             if value is not None and kind is int and int(value) < 1:
                 raise BenchError(f"attack {self.name}: {key} must be >= 1, got {value}")
@@ -77,6 +122,8 @@ class Attack(ABC):
 
     def config(self) -> dict:
         base = {"eps": self.eps, "step": self.step} if self.uses_step else {"eps": self.eps}
+        if self.uses_eps:
+            base["norm"] = self.norm.value
         return {**base, **{k: getattr(self, k) for k in sorted(self.parameters())}}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
@@ -114,6 +161,14 @@ class Attack(ABC):
         """The model this attack differentiates or queries, if it chooses its own (a surrogate, another
         defense's F_w); None: chosen by the threat model (attacks.evaluation.attacked_model)."""
         return None
+
+
+def reject_unknown_keywords(name: str, declared: dict, given: dict) -> None:
+    """A keyword the attack does not take is a BenchError that lists the ones it does."""
+    for key in given:
+        if key not in declared:
+            raise BenchError(f"attack {name} takes no keyword {key!r}; its keywords: "
+                             f"{', '.join(sorted(declared)) or 'none'}")
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks")

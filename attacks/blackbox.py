@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attacks.base import ATTACKS, Attack, ThreatModel
+from attacks.base import ATTACKS, Attack, Norm, ThreatModel
 
 
 @ATTACKS.register("spsa", help="gradient-free SPSA (untargeted), CIFAR-scale settings (torchattacks)")
@@ -16,15 +16,15 @@ class SPSA(Attack):
     name = "spsa"
     uses_step = False  # SPSA's own Adam step is spsa_lr
 
-    def __init__(self, eps: float, step: float | None = None, settings=None) -> None:
-        super().__init__(eps, step, settings)
+    def __init__(self, eps: float, step: float | None = None, settings=None, **kw) -> None:
+        super().__init__(eps, step, settings, **kw)
         self.nb_iter = int(getattr(settings, "spsa_iters", 100))
         self.nb_sample = int(getattr(settings, "spsa_samples", 128))
         self.lr = float(getattr(settings, "spsa_lr", 0.01))
         self.delta = float(getattr(settings, "spsa_delta", 0.01))
 
     def config(self) -> dict:
-        return {"eps": self.eps, "nb_iter": self.nb_iter, "nb_sample": self.nb_sample, "lr": self.lr,
+        return {"eps": self.eps, "norm": self.norm.value, "nb_iter": self.nb_iter, "nb_sample": self.nb_sample, "lr": self.lr,
                 "delta": self.delta, "subset": getattr(self.settings, "spsa_subset", None), "subset_rule": "stratified"}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
@@ -53,6 +53,7 @@ class AutoAttack(Attack):
     randomised one gets the `rand` version (APGD-CE and APGD-DLR with EOT) on the whole defended predictor."""
 
     name = "autoattack"
+    norms = (Norm.LINF, Norm.L2)
     uses_step = False  # APGD adapts its own step size
     draws_per_call = None  # each forward is the full defended predictor; AutoAttack's own EOT averages calls
 
@@ -68,7 +69,7 @@ class AutoAttack(Attack):
             return x.clone()
         version = "rand" if getattr(model, "stochastic", False) else "standard"
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
-        aa = PyAutoAttack(model, eps=self.eps, norm="Linf", version=version, device=x.device, seed=seed)
+        aa = PyAutoAttack(model, eps=self.eps, norm=self.norm.value, version=version, device=x.device, seed=seed)
         aa.verbose = False
         logging.getLogger("auto-attack").setLevel(logging.WARNING)
         x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))

@@ -151,8 +151,11 @@ def attack_accuracy(
 
 
 def check_in_ball(attack: Attack, x: torch.Tensor, x_adv: torch.Tensor) -> None:
-    """Refuse to report numbers of an attack that left its eps-ball or the [0,1] pixel range."""
-    if attack.uses_eps and (x_adv - x).abs().max() > attack.eps + 1e-6:
-        raise RuntimeError(f"{attack.name} left the eps-ball; refusing to report its numbers")
+    """Refuse to report numbers of an attack that left its eps-ball (in its norm) or the [0,1] pixel range."""
+    if attack.uses_eps:
+        size = float(attack.norm.distance((x_adv - x).float()).max())
+        if size > attack.eps * (1 + 1e-5) + 1e-6:
+            raise RuntimeError(f"{attack.spec} left the {attack.norm.value} eps-ball ({size:.6g} > {attack.eps:.6g}); "
+                               "refusing to report its numbers")
     if x_adv.min() < 0 or x_adv.max() > 1:
         raise RuntimeError(f"{attack.name} produced pixels outside [0,1]; refusing to report")

@@ -1,18 +1,21 @@
-"""L-infinity gradient attacks from torchattacks: PGD-10/50, targeted PGD-10, FGSM, adaptive EOT-PGD, and `clean`."""
+"""Gradient attacks from torchattacks in L-inf and L2: PGD-10/50, targeted PGD-10, FGSM (FGM in L2), adaptive
+EOT-PGD, and `clean`."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from attacks.base import ATTACKS, Attack, ThreatModel
+from attacks.base import ATTACKS, Attack, Norm, ThreatModel
 
 
 class PGD(Attack):
-    """Untargeted L-inf PGD, cross-entropy loss, uniform random start in the eps-ball; `restarts` random starts
-    per image, the evaluation keeping the one the defended predictor gets right least often."""
+    """Untargeted PGD, cross-entropy loss, random start in the eps-ball (torchattacks PGD in L-inf, PGDL2 in
+    L2); `restarts` random starts per image, the evaluation keeping the one the defended predictor gets right
+    least often."""
 
     name = "pgd"
     steps = 10
+    norms = (Norm.LINF, Norm.L2)
     params = {"steps": (int, 10), "restarts": (int, 1)}
 
     def config(self) -> dict:
@@ -22,6 +25,8 @@ class PGD(Attack):
         """The torchattacks attack on `model`; subclasses swap the algorithm, perturb() stays shared."""
         import torchattacks
 
+        if self.norm is Norm.L2:
+            return torchattacks.PGDL2(model, eps=self.eps, alpha=self.step, steps=self.steps, random_start=True)
         return torchattacks.PGD(model, eps=self.eps, alpha=self.step, steps=self.steps, random_start=True)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
@@ -33,16 +38,16 @@ class PGD(Attack):
         return attack(x, y)
 
 
-ATTACKS.register("pgd", help="untargeted L-inf PGD with a budget: pgd(steps=N,restarts=R) (torchattacks)")(PGD)
+ATTACKS.register("pgd", help="untargeted PGD (L-inf or L2) with a budget: pgd(steps=N,restarts=R) (torchattacks)")(PGD)
 
 
-@ATTACKS.register("pgd10", help="untargeted L-inf PGD, 10 steps, random start (torchattacks)")
+@ATTACKS.register("pgd10", help="untargeted PGD (L-inf or L2), 10 steps, random start (torchattacks)")
 class PGD10(PGD):
     name = "pgd10"
     steps = 10
 
 
-@ATTACKS.register("pgd50", help="untargeted L-inf PGD, 50 steps, random start (torchattacks)")
+@ATTACKS.register("pgd50", help="untargeted PGD (L-inf or L2), 50 steps, random start (torchattacks)")
 class PGD50(PGD):
     name = "pgd50"
     steps = 50
@@ -65,15 +70,21 @@ class TargetedPGD10(PGD):
         return logits.scatter(1, y.view(-1, 1), float("-inf")).argmax(dim=1)
 
 
-@ATTACKS.register("fgsm", help="fast gradient sign method, one step of size eps (torchattacks)")
+@ATTACKS.register("fgsm", help="fast gradient sign method, one step of size eps; in L2 the fast gradient method "
+                  "(FGM), one step of L2 length eps along the gradient (torchattacks)")
 class FGSM(Attack):
     name = "fgsm"
     uses_step = False  # one step of size eps
+    norms = (Norm.LINF, Norm.L2)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
         import torchattacks
 
-        return torchattacks.FGSM(model, eps=self.eps)(x, y) if self.eps > 0 else x.clone()
+        if self.eps == 0:
+            return x.clone()
+        if self.norm is Norm.L2:  # FGM: x + eps * g / ||g||_2, i.e. one PGDL2 step of length eps from x
+            return torchattacks.PGDL2(model, eps=self.eps, alpha=self.eps, steps=1, random_start=False)(x, y)
+        return torchattacks.FGSM(model, eps=self.eps)(x, y)
 
 
 class AdaptivePGD(PGD):
@@ -102,7 +113,7 @@ class AdaptivePGD(PGD):
             return x.clone()
         return eot_pgd(model, x, y, eps=self.eps, step=self.step, steps=self.steps,
                        n_draws=self.n_adaptive(getattr(model, "stochastic", False)),
-                       max_rows=int(getattr(self.settings, "eot_max_rows", 4096)))
+                       max_rows=int(getattr(self.settings, "eot_max_rows", 4096)), norm=self.norm)
 
 
 ATTACKS.register("adaptive-pgd", help="adaptive EOT-PGD with a budget: adaptive-pgd(steps=N,eot=N_A,restarts=R)")(

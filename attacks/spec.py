@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from attacks.base import ATTACKS, Attack
+from attacks.base import ATTACKS, Attack, reject_unknown_keywords
 from bench.errors import BenchError
 from bench.registry import Registry
 
@@ -90,10 +90,8 @@ def attack_class(spec: str | AttackSpec) -> type[Attack]:
 def check_params(cls: type[Attack], spec: AttackSpec) -> None:
     """Every keyword is one the attack takes, with a value of the declared type."""
     params = cls.parameters()
+    reject_unknown_keywords(spec.name, params, spec.kwargs)
     for key, value in spec.args:
-        if key not in params:
-            valid = ", ".join(sorted(params)) or "none"
-            raise BenchError(f"attack {spec.name} takes no keyword {key!r}; its keywords: {valid}")
         kind = params[key][0]
         if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
             raise BenchError(f"attack {spec.name}: {key} must be an integer, got {value!r}")
@@ -101,19 +99,29 @@ def check_params(cls: type[Attack], spec: AttackSpec) -> None:
             raise BenchError(f"attack {spec.name}: {key} must be a number, got {value!r}")
 
 
-def build_attack(spec: str | AttackSpec, eps: float, step: float | None, settings: Any) -> Attack:
-    """An Attack instance for `spec` at radius eps (attacks without a radius ignore it)."""
+def build_attack(spec: str | AttackSpec, eps: float, step: float | None, settings: Any,
+                 norm: str | None = None) -> Attack:
+    """An Attack instance for `spec` at radius eps in `norm` (default: the preset's; attacks without a radius
+    ignore both)."""
     spec = parse_attack_spec(spec) if isinstance(spec, str) else spec
     cls = attack_class(spec)
     check_params(cls, spec)
     kwargs = spec.kwargs
-    atk = cls(eps, step, settings, **kwargs) if cls.uses_eps else cls(settings=settings, **kwargs)
-    atk.spec = str(spec)
+    norm = norm if norm is not None else getattr(settings, "norm", None)
+    atk = cls(eps, step, settings, norm=norm, **kwargs) if cls.uses_eps else cls(settings=settings, **kwargs)
+    atk.spec = str(canonical(spec, cls))
     return atk
+
+
+def canonical(spec: AttackSpec, cls: type[Attack]) -> AttackSpec:
+    """A family spec under its class's own spelling (`torchattacks:pgd` -> `torchattacks:PGD`): one result, one
+    name in the store and the leaderboard."""
+    return AttackSpec(cls.name, spec.args) if ":" in spec.name and cls.name else spec
 
 
 def validate_attack(text: str) -> AttackSpec:
     """Parse and resolve a spec without building it (CLI validation before any work)."""
     spec = parse_attack_spec(text)
-    check_params(attack_class(spec), spec)
-    return spec
+    cls = attack_class(spec)
+    check_params(cls, spec)
+    return canonical(spec, cls)

@@ -74,7 +74,20 @@ ModelDirOpt = Annotated[Optional[Path], typer.Option(
     "--model-dir", help="robustbench:NAME checkpoints, laid out DATASET/THREAT/NAME.pt (default <workdir>/robustbench-models)")]
 ZooThreatOpt = Annotated[Optional[str], typer.Option("--zoo-threat-model", help="robustbench:NAME zoo section: Linf | L2 | corruptions")]
 ZooDatasetOpt = Annotated[Optional[str], typer.Option("--zoo-dataset", help="robustbench:NAME zoo dataset (default: inferred)")]
+NormOpt = Annotated[Optional[str], typer.Option("--norm", help="threat model of the eps attacks: linf | l2 "
+                                               "(default: the preset's, linf); L2 radii are plain numbers, e.g. 0.5")]
+EpsOpt = Annotated[Optional[str], typer.Option(help="radius(es) in the --norm on the [0,1] scale: 8/255 or 0.031 "
+                                               "(L-inf), 0.5 (L2); comma list (default: the preset's eps / eps_l2)")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG path (default under the workdir)")]
+
+
+def _norm_choice(norm: Optional[str], base, set_values: dict) -> tuple[Optional[str], str]:
+    """(--norm as a preset override or None, the norm in effect with the preset)."""
+    from attacks.base import parse_norm
+    from bench.runner import resolve_settings
+
+    chosen = parse_norm(norm).value if norm is not None else None
+    return chosen, chosen or parse_norm(set_values.get("norm") or resolve_settings(base).norm).value
 
 
 def _check_positive(**values: Optional[float]) -> None:
@@ -109,8 +122,10 @@ def run(
     preset: PresetOpt = None,
     epochs: Annotated[Optional[int], typer.Option(help="training epochs (default: the preset's for this recipe)")] = None,
     trials: Annotated[Optional[int], typer.Option(help="evaluation trials with new seeds; mean ± std recorded")] = None,
-    eps: Annotated[Optional[str], typer.Option(help="L-inf radius(es) on the [0,1] scale: 8/255 or 0.031, comma list")] = None,
-    step: Annotated[Optional[str], typer.Option(help="PGD step size on the [0,1] scale (default 2/255)")] = None,
+    eps: EpsOpt = None,
+    norm: NormOpt = None,
+    step: Annotated[Optional[str], typer.Option(help="PGD step size on the [0,1] scale (default eps/4: 2/255 at "
+                                                "8/255)")] = None,
     lambda_mi: Annotated[Optional[float], typer.Option("--lambda-mi", help="MI mixing coefficient lambda_MI")] = None,
     n_mi: Annotated[Optional[int], typer.Option("--n-mi", help="MI samples N_MI")] = None,
     eta: Annotated[Optional[float], typer.Option(help="mixup lambda ~ Beta(eta, eta)")] = None,
@@ -152,15 +167,16 @@ def run(
     # validate everything before any work, so bad input leaves the store untouched
     parse_defense_spec(defense)
     attacks = [str(validate_attack(a)) for a in parse_name_list(attack, "attack")]
-    eps_list = parse_eps_list(eps) if eps is not None else None
-    step_v = parse_step(step) if step is not None else None
-    _check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                    vae_epochs=vae_epochs, latent_dim=latent_dim, train_steps=train_steps, n_adaptive=n_adaptive)
-    _set_threads(threads)
     from bench.preset_io import parse_set_options
 
     base = _base_preset(preset, preset_file)
     set_values = parse_set_options(set_)
+    norm_v, norm_now = _norm_choice(norm, base, set_values)
+    eps_list = parse_eps_list(eps, norm_now) if eps is not None else None
+    step_v = parse_step(step) if step is not None else None
+    _check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                    vae_epochs=vae_epochs, latent_dim=latent_dim, train_steps=train_steps, n_adaptive=n_adaptive)
+    _set_threads(threads)
     train_eps_v = parse_eps(train_eps) if train_eps is not None else None
     train_step_v = parse_step(train_step) if train_step is not None else None
     if trades_beta is not None and trades_beta < 0:
@@ -176,7 +192,8 @@ def run(
                      eval_batch_size=eval_batch_size, step=step_v, vae_from=vae_from, vae_epochs=vae_epochs,
                      vae_latent_dim=latent_dim, vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth,
                      trades_beta=trades_beta, train_eps=train_eps_v, train_step=train_step_v, train_steps=train_steps,
-                     amp=amp, n_adaptive=n_adaptive, **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset))
+                     amp=amp, n_adaptive=n_adaptive, norm=norm_v,
+                     **_zoo_overrides(model_dir, zoo_threat_model, zoo_dataset))
     if lambda_mi is not None:
         overrides.update(lambda_mi={}, lambda_mi_default=lambda_mi)
     overrides.update(set_values)  # --set FIELD=VALUE
@@ -192,7 +209,7 @@ def run(
     records = []
     for name in attacks:
         uses_eps = attack_class(name).uses_eps
-        for e in (eps_list or [ctx.settings.eps]) if uses_eps else [0.0]:
+        for e in (eps_list or [ctx.settings.eps_for()]) if uses_eps else [0.0]:
             records.append(evaluate(d, name, eps=e, workdir=ctx.workdir, show_progress=not no_progress))
     _print_records(records)
 
@@ -204,13 +221,13 @@ def _zoo_overrides(model_dir: Optional[Path], threat_model: Optional[str], datas
 
 
 def _print_records(records: list[dict]) -> None:
-    from bench.leaderboard import eps_label
+    from bench.leaderboard import eps_label, eps_text
 
     table = Table(title="results (accuracy % of the defended predictor [95 % interval])")
     for col in ("dataset", "defense", "attack", "threat model", "ε", "step", "clean", "robust", "n", "trials", "s"):
         table.add_column(col, justify="right" if col in ("clean", "robust", "n", "trials", "s") else "left")
     for r in records:
-        table.add_row(r["dataset"], r["defense"], r["attack"], r["threat_model"], eps_label(r["eps"]),
+        table.add_row(r["dataset"], r["defense"], r["attack"], r["threat_model"], eps_text(r["eps"], r.get("norm")),
                       "-" if r["step"] is None else eps_label(r["step"]), _fmt_acc(r, "clean"), _fmt_acc(r, "robust"),
                       str(r["n_examples"]), str(r["trials"]), f"{r['seconds']:.1f}")
     out.print(table)
@@ -231,12 +248,16 @@ def _preset_value(field: str, value) -> str:
 
 
 @app.command("list")
-def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | models | presets")) -> None:
+def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | models | presets"),
+          all_: Annotated[bool, typer.Option("--all", help="attacks: also every class of the torchattacks and ART "
+                                             "catalogs, with kind and norms")] = False) -> None:
     """List the registered names of one kind."""
     from bench.registry import unknown_name_message
 
     if kind not in LIST_KINDS:
         raise BenchError(unknown_name_message("list kind", kind, list(LIST_KINDS)))
+    if all_ and kind != "attacks":
+        raise BenchError("--all applies to `bench list attacks` only")
     table = Table()
     table.add_column("name")
     table.add_column("description")
@@ -272,6 +293,11 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
             table.add_row(n, ATTACKS.help(n), ", ".join(f"{k}={'preset' if d is None else d}" for k, d in defaults))
         for n in FAMILIES.names():
             table.add_row(f"{n}:…", FAMILIES.help(n), "")
+        if all_:
+            from attacks.catalog import catalog_table
+
+            out.print(table)
+            table = catalog_table()
     else:
         if kind == "datasets":
             from bench.data import DATASETS as reg
@@ -422,7 +448,8 @@ def sweep(
     attacks: Annotated[str, typer.Option("--attacks", help="comma-separated attacks")] = "pgd10",
     datasets: Annotated[Optional[str], typer.Option("--datasets", help="comma-separated datasets (default: the preset's)")] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="comma-separated seeds")] = "0",
-    eps: Annotated[Optional[str], typer.Option(help="L-inf radius(es) on the [0,1] scale, comma list")] = None,
+    eps: EpsOpt = None,
+    norm: NormOpt = None,
     preset: PresetOpt = None,
     executor: Annotated[str, typer.Option(help="local (in process) | ray")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one)")] = None,
@@ -463,6 +490,9 @@ def sweep(
     _check_positive(cpus_per_task=cpus_per_task)
     base = _base_preset(preset, preset_file)
     set_values = parse_set_options(set_)
+    norm_v, norm_now = _norm_choice(norm, base, set_values)
+    if norm_v is not None:
+        set_values["norm"] = norm_v
     settings = resolve_settings(base, **set_values)
     dataset_list = parse_name_list(datasets, "dataset") if datasets else [settings.dataset]
     for d in dataset_list:
@@ -480,7 +510,7 @@ def sweep(
         raise BenchError(f"--lambda-mi values must be in [0, 1], got {lambda_mi}")
     if etas and not all(v > 0 for v in etas):
         raise BenchError(f"--eta values must be > 0, got {eta}")
-    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps) if eps else None, base,
+    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps, norm_now) if eps else None, base,
                      resolve_workdir(workdir), device, overrides, str(data_dir) if data_dir else None, not no_progress,
                      epochs, variants(lambdas, etas))
     records, skipped, seconds = run_sweep(spec, executor, {"address": address, "num_cpus": num_cpus,
@@ -629,18 +659,22 @@ def plot_command(
                                                   "budgeted attack)")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
     defense: Annotated[Optional[str], typer.Option("--defense", "-d", help="converge: only this defense")] = None,
+    norm: Annotated[str, typer.Option("--norm", help="the threat model plotted: linf | l2")] = "linf",
     output: OutputOpt = None,
     workdir: WorkdirOpt = None,
 ) -> None:
     """Write a PNG plot of recorded results (one line per defense; converge: one per EOT count)."""
+    from attacks.base import parse_norm
     from bench.plots import PLOTS, plot
     from bench.store import ResultStore
     from bench.workdir import resolve_workdir
 
     PLOTS.get(kind)
+    norm_v = parse_norm(norm).value
     wd = resolve_workdir(workdir, create=False)
-    path = output or wd / "figures" / f"plot-{kind}-{attack or 'pgd10'}.png"
-    plot(ResultStore(wd).records(), kind, path, attack, dataset, defense)
+    suffix = "-l2" if norm_v == "L2" else ""
+    path = output or wd / "figures" / f"plot-{kind}-{attack or 'pgd10'}{suffix}.png"
+    plot(ResultStore(wd).records(), kind, path, attack, dataset, defense, norm_v)
     out.print(f"wrote {path}")
 
 

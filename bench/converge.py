@@ -45,14 +45,14 @@ def budget_specs(attack: str, steps, eot, restarts, stochastic: bool) -> list[st
 
 
 def run_convergence(defense, attack: str = "adaptive-pgd", *, steps=DEFAULT_STEPS, eot=DEFAULT_EOT,
-                    restarts=DEFAULT_RESTARTS, eps: float | None = None, workdir=None,
-                    show_progress: bool = True) -> list[dict[str, Any]]:
+                    restarts=DEFAULT_RESTARTS, eps: float | None = None, norm: str | None = None,
+                    workdir=None, show_progress: bool = True) -> list[dict[str, Any]]:
     """Evaluate (or read from the store) every budget of the grid on the defense's test images."""
     from bench.runner import stored_or_evaluate
 
     test = defense.dataset.test
     stochastic = defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
-    return [stored_or_evaluate(defense, spec, eps=eps, workdir=workdir, show_progress=show_progress)
+    return [stored_or_evaluate(defense, spec, eps=eps, norm=norm, workdir=workdir, show_progress=show_progress)
             for spec in budget_specs(attack, steps, eot, restarts, stochastic)]
 
 

@@ -25,6 +25,7 @@ class Finding:
     defense: str
     rows: tuple[tuple[str, float], ...]  # (attack, eps) of the affected leaderboard rows
     message: str
+    norm: str = "Linf"  # the threat model's norm of those rows (checks compare radii within one norm)
 
 
 Check = Callable[[pd.DataFrame], list[tuple[tuple[tuple[str, float], ...], str]]]
@@ -119,22 +120,31 @@ def not_converged(df: pd.DataFrame):
 
 
 def diagnose(frame: pd.DataFrame) -> list[Finding]:
-    """Run every registered check on each (dataset, defense) of a leaderboard frame."""
+    """Run every registered check on each (dataset, defense, norm) of a leaderboard frame: an L2 radius is
+    never compared with an L-inf one."""
+    from bench.leaderboard import record_norms
+
     findings = []
-    for (dataset, defense), g in frame.groupby(["dataset", "defense"]):
+    frame = frame.assign(norm=record_norms(frame)) if len(frame) else frame.assign(norm=[])
+    for (dataset, defense, norm), g in frame.groupby(["dataset", "defense", "norm"]):
         for name in CHECKS.names():
             for rows, message in CHECKS.get(name)(g):
-                findings.append(Finding(name, dataset, defense, tuple(rows), message))
+                if norm == "L2":
+                    message = f"[L2] {message}"
+                findings.append(Finding(name, dataset, defense, tuple(rows), message, norm))
     return findings
 
 
 def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Add a `flags` column naming the checks that fired on each row."""
+    from bench.leaderboard import record_norms
+
     flags: dict[tuple, set[str]] = {}
     for f in diagnose(frame):
         for attack, eps in f.rows:
-            flags.setdefault((f.dataset, f.defense, attack, float(eps)), set()).add(f.check)
+            flags.setdefault((f.dataset, f.defense, f.norm, attack, float(eps)), set()).add(f.check)
     out = frame.copy()
-    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, r.attack, float(r.eps)), ())))
-                    for r in frame.itertuples()]
+    norms = record_norms(frame) if len(frame) else []
+    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, n, r.attack, float(r.eps)), ())))
+                    for r, n in zip(frame.itertuples(), norms)]
     return out

@@ -11,7 +11,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.stats import TRIAL_INTERVAL_NOTE, compare_records, format_interval, interval_from_summary
 
-ROW_KEY = ["dataset", "defense", "attack", "threat_model", "eps"]
+ROW_KEY = ["dataset", "defense", "attack", "threat_model", "norm", "eps"]
 # records that agree on ROW_KEY but differ here are different results and are shown apart, never merged
 VARIANT_KEY = ["step", "n_examples", "preset", "config_hash", "attack_config_key", "trials"]
 COLUMNS = [
@@ -57,6 +57,7 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
         df = df[df["dataset"] == dataset]
     if df.empty:
         return pd.DataFrame(columns=COLUMNS + ["flags"])
+    df["norm"] = record_norms(df)
     df["attack_config_key"] = df["attack_config"].map(lambda v: _json(v) if isinstance(v, dict) else "")
     for col in VARIANT_KEY:
         df[col] = df[col].astype(object).where(df[col].notna(), "")
@@ -65,7 +66,7 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
         lambda v: ";".join(f"{k}={val}" for k, val in sorted(v.items())) if isinstance(v, dict) else v
     )
     extra = [c for c in df.columns if c not in COLUMNS and c != "attack_config_key"]
-    df = df[COLUMNS + extra].sort_values(["dataset", "defense", "attack", "threat_model", "eps"], kind="stable")
+    df = df[COLUMNS + extra].sort_values(["dataset", "defense", "attack", "threat_model", "norm", "eps"], kind="stable")
     df = with_intervals(df.reset_index(drop=True))
     df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
     for col in ("n_examples", "trials"):
@@ -75,12 +76,26 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
     return flag_frame(df)
 
 
+def record_norms(df: pd.DataFrame) -> pd.Series:
+    """Each record's norm; records written before L2 existed are L-inf (or `none` for clean, corruptions, ECE)."""
+    norm = df["norm"] if "norm" in df else pd.Series([None] * len(df), index=df.index)
+    legacy = df["threat_model"].map(lambda t: "none" if t == "none" else "Linf")
+    return norm.where(norm.notna() & (norm != ""), legacy)
+
+
 def eps_label(eps: float) -> str:
     """8/255 when eps is a whole number of 255ths, else the decimal."""
     scaled = eps * 255
     if abs(scaled - round(scaled)) < 1e-3:
         return "0" if round(scaled) == 0 else f"{round(scaled)}/255"
     return f"{eps:.4g}"
+
+
+def eps_text(eps: float, norm: str | None = None) -> str:
+    """A radius as read in its norm: L-inf as k/255 (eps_label), L2 as a plain number with an `L2` mark."""
+    if norm == "L2":
+        return f"L2 {eps:.4g}"
+    return eps_label(eps)
 
 
 def _step_label(v) -> str:
@@ -104,7 +119,7 @@ def render(df: pd.DataFrame, fmt: str) -> str:
     if fmt == "md":
         view = df[["dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "robust_acc",
                    "trials", "n_examples", "flags"]].copy()
-        view["eps"] = view["eps"].map(eps_label)
+        view["eps"] = [eps_text(e, n) for e, n in zip(df["eps"], df["norm"])]
         view["step"] = view["step"].map(_step_label)
         view["clean_acc"] = _interval_text(df, "clean")
         view["robust_acc"] = _interval_text(df, "robust")
@@ -130,8 +145,11 @@ def reference_table(name: str) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"robust_acc": float, "robust_acc_std": float, "clean_acc": float})
 
 
-def _column(attack: str, eps: float) -> str:
-    return attack if attack in ("clean", "corruptions", "ece") or eps == 0 else f"{attack} ε={eps_label(eps)}"
+def _column(attack: str, eps: float, norm: str | None = None) -> str:
+    """`pgd10 ε=8/255` (L-inf), `pgd10 L2 ε=0.5`; attacks without a radius by name."""
+    if attack in ("clean", "corruptions", "ece") or eps == 0:
+        return attack
+    return f"{attack} L2 ε={eps:.4g}" if norm == "L2" else f"{attack} ε={eps_label(eps)}"
 
 
 # wide columns in this order (clean first, white-box before adaptive before black-box); others after, as met
@@ -141,7 +159,7 @@ WORST_SUFFIX = "worst-case"  # wide column of the worst case over R draws of a r
 
 
 def _column_rank(col: str) -> int:
-    name = col.split(" ε=")[0].split(" (")[0].split("(")[0].split(":")[0]
+    name = col.split(" ε=")[0].split(" L2")[0].split(" (")[0].split("(")[0].split(":")[0]
     name = name.removesuffix(f" {WORST_SUFFIX}")
     return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
 
@@ -202,7 +220,8 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
 
 def _column_labels(df: pd.DataFrame) -> list[str]:
     """attack ε=…; plus step / n / settings when one column holds results evaluated differently."""
-    base = [_column(a, e) for a, e in zip(df["attack"], df["eps"])]
+    norms = df["norm"] if "norm" in df else [None] * len(df)
+    base = [_column(a, e, n) for a, e, n in zip(df["attack"], df["eps"], norms)]
     labels = list(base)
     frame = df.assign(_col=base)
     for col, g in frame.groupby("_col", sort=False):

@@ -22,26 +22,29 @@ def parse_number(text: str, what: str = "value") -> float:
     return value
 
 
-def parse_eps(text: str) -> float:
-    """An L-infinity radius on the [0,1] pixel scale: 0 <= eps <= 1."""
+def parse_eps(text: str, norm: str | None = None) -> float:
+    """A radius on the [0,1] pixel scale: 0 <= eps <= 1 in L-inf; any eps >= 0 in L2 (e.g. 0.5)."""
+    from attacks.base import Norm, parse_norm
+
     value = parse_number(text, "epsilon")
     if value < 0:
         raise BenchError(f"invalid epsilon {text!r}: must be >= 0")
-    if value > 1:
+    if value > 1 and parse_norm(norm) is not Norm.L2:
         raise BenchError(
-            f"invalid epsilon {text!r}: inputs are on the [0,1] scale, so eps must be <= 1 (did you mean {text}/255?)"
+            f"invalid epsilon {text!r}: inputs are on the [0,1] scale, so an L-inf eps must be <= 1 "
+            f"(did you mean {text}/255, or --norm l2?)"
         )
     return value
 
 
-def parse_eps_list(text: str) -> list[float]:
-    """Comma-separated epsilons, each parsed by parse_eps; duplicates removed, order kept."""
+def parse_eps_list(text: str, norm: str | None = None) -> list[float]:
+    """Comma-separated epsilons, each parsed by parse_eps in `norm`; duplicates removed, order kept."""
     parts = [p for p in text.split(",")]
     if not parts or any(not p.strip() for p in parts):
         raise BenchError(f"invalid epsilon list {text!r}: expected values like 2/255,4/255,8/255")
     out: list[float] = []
     for p in parts:
-        v = parse_eps(p)
+        v = parse_eps(p, norm)
         if v not in out:
             out.append(v)
     return out

@@ -58,8 +58,13 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
     return out
 
 
+def record_norm(r: dict) -> str:
+    """A record's norm (records from before L2 existed: L-inf, or `none` without an eps-ball)."""
+    return r.get("norm") or ("none" if r.get("threat_model") == "none" else "Linf")
+
+
 def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, dataset: str | None = None,
-         defense: str | None = None) -> Path:
+         defense: str | None = None, norm: str = "Linf") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,9 +79,10 @@ def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, 
     attack = attack or "pgd10"
     if defense:
         records = [r for r in records if r.get("defense") == defense]
+    records = [r for r in records if record_norm(r) in (norm, "none")]  # one threat model's radii per plot
     data = curves(records, kind, attack, dataset)
     if not data:
-        raise BenchError(f"no records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
+        raise BenchError(f"no {norm} records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
                          + (f" on {dataset}" if dataset else ""))
     fig, ax = plt.subplots(figsize=(7.5, 4))
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours, and markers/dashes vary too: no two lines alike
@@ -84,8 +90,10 @@ def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, 
         xs, ys, err = zip(*pts)
         ax.errorbar(xs, ys, yerr=[[e[0] for e in err], [e[1] for e in err]] if spec["y"] == "robust_acc" else None, marker="osD^v<>"[i % 7], capsize=2,
                     color=colors[(2 * i) % 20 + (i // 10) % 2], linestyle=("-", "--", ":")[(i // 7) % 3], label=defense)
-    ax.set(xlabel=spec["xlabel"], ylabel=spec["ylabel"],
-           title=f"{kind}" + (f" ({attack})" if spec["attack"] else "") + (f" — {dataset}" if dataset else ""))
+    xlabel = spec["xlabel"].replace("L∞", "L2") if norm == "L2" else spec["xlabel"]
+    ax.set(xlabel=xlabel, ylabel=spec["ylabel"],
+           title=f"{kind}" + (f" ({attack}{', L2' if norm == 'L2' else ''})" if spec["attack"] else "")
+           + (f" — {dataset}" if dataset else ""))
     return save_figure(fig, ax, path)
 
 

@@ -37,8 +37,10 @@ class Preset:
     num_workers: int = 2  # DataLoader workers when the training set does not fit on the device
     device_data_limit_gb: float = 4.0  # training sets up to this size are kept on the device
     # evaluation
-    eps: float = 8 / 255
-    step: float | None = None  # PGD step; None = eps/4 at every eps (2/255 at 8/255)
+    norm: str = "Linf"  # threat model of eps attacks: Linf | L2 (--norm)
+    eps: float = 8 / 255  # L-inf radius
+    eps_l2: float = 0.5  # L2 radius, used with norm L2 (RobustBench's CIFAR-10 L2 budget)
+    step: float | None = None  # PGD step; None = eps/4 at every eps and norm (2/255 at 8/255, 0.125 at L2 0.5)
     trials: int = 1
     eval_batch_size: int = 256
     n_adaptive: int = 30  # N_A: draws of the defense's randomness averaged per adaptive-PGD step (EOT)
@@ -75,6 +77,12 @@ class Preset:
     def epochs_for(self, recipe: str) -> int:
         """Epochs for a recipe; `adv-X` trains its classifier like `X` (only its VAE differs)."""
         return self.epochs.get(recipe, self.epochs.get(recipe.removeprefix("adv-"), self.epochs_default))
+
+    def eps_for(self, norm: str | None = None) -> float:
+        """The default radius in `norm` (default: this preset's norm): eps for L-inf, eps_l2 for L2."""
+        from attacks.base import Norm, parse_norm
+
+        return self.eps_l2 if parse_norm(norm or self.norm) is Norm.L2 else self.eps
 
     def lambda_mi_for(self, recipe: str) -> float:
         return self.lambda_mi.get(recipe, self.lambda_mi.get(recipe.removeprefix("adv-"), self.lambda_mi_default))
@@ -134,6 +142,19 @@ CIFAR_CPU = _add(
         spsa_iters=20,
         spsa_samples=64,
         corruption_subset=200,
+    )
+)
+
+CIFAR_CPU_FULL = _add(
+    replace(
+        CIFAR_CPU,
+        name="cifar-cpu-full",
+        description="CIFAR-10 on a 2-core CPU, the committed leaderboard: small CNN on all 50,000 training images, "
+        "1,000 stratified test images (SPSA 200, corruptions 500), epochs sized from measured epoch times",
+        train_subset=None,
+        test_subset=1000,
+        spsa_subset=200,
+        corruption_subset=500,
     )
 )
 

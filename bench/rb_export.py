@@ -1,5 +1,6 @@
 """`bench leaderboard --format robustbench`: one RobustBench `model_info` JSON per defense, laid out as RobustBench
-keeps them (DIR/DATASET/Linf/DEFENSE.json), with exactly the fields of robustbench.utils.ModelInfo.
+keeps them (DIR/DATASET/Linf/DEFENSE.json, and DIR/DATASET/L2/DEFENSE.json for defenses with L2 results), with
+exactly the fields of robustbench.utils.ModelInfo.
 
 RobustBench's headline number is AutoAttack accuracy (`autoattack_acc`); it is filled only from an `autoattack`
 record, never from a weaker attack. The footnote names the worst accuracy over every attack that was run.
@@ -24,7 +25,8 @@ MODEL_INFO_FIELDS = (
     "corruptions_mce_3d", "autoattack_acc", "footnote",
 )
 _ROBUSTBENCH_DATASETS = ("cifar10", "cifar100", "imagenet")
-_NOT_LINF = ("clean", "corruptions", "ece", "linearity")
+_NO_BALL = ("clean", "corruptions", "ece", "linearity")
+SECTIONS = ("Linf", "L2")  # RobustBench's threat-model folders for eps attacks
 
 
 def _slug(text: str) -> str:
@@ -43,10 +45,16 @@ def _forward_passes(inference_config: Any) -> int:
     return int(inference_config.get("n_mi", 1)) if isinstance(inference_config, dict) else 1
 
 
-def model_info(rows: pd.DataFrame) -> dict[str, Any]:
-    """The ModelInfo fields for one (dataset, defense) from its leaderboard rows (accuracies in percent)."""
+def _radius(eps: float, norm: str) -> str:
+    return f"{eps:g}" if norm == "L2" else eps_label(eps)
+
+
+def model_info(rows: pd.DataFrame, norm: str = "Linf") -> dict[str, Any]:
+    """The ModelInfo fields for one (dataset, defense) in one threat-model section (`Linf` or `L2`) from its
+    leaderboard rows (accuracies in percent)."""
     first = rows.iloc[0]
-    linf = rows[~rows["attack"].isin(_NOT_LINF) & (rows["eps"] > 0)]
+    norms = rows["norm"] if "norm" in rows else pd.Series(["Linf"] * len(rows), index=rows.index)
+    linf = rows[~rows["attack"].isin(_NO_BALL) & (rows["eps"] > 0) & (norms == norm)]
     eps = None
     if not linf.empty:
         counts = linf["eps"].value_counts()
@@ -62,7 +70,7 @@ def model_info(rows: pd.DataFrame) -> dict[str, Any]:
     notes = [f"varmixup-bench, preset {first['preset']}, {base} test images" + (f" ({others})" if others else "")]
     if not linf.empty:
         worst = linf.loc[linf["robust_acc"].idxmin()]
-        notes.append(f"worst L-inf accuracy at {eps_label(eps)} over {', '.join(sorted(linf['attack']))}: "
+        notes.append(f"worst {'L2' if norm == 'L2' else 'L-inf'} accuracy at {_radius(eps, norm)} over {', '.join(sorted(linf['attack']))}: "
                      f"{worst['robust_acc']:.2f} ({worst['attack']}, {worst['threat_model']})")
     if aa.empty:
         notes.append("AutoAttack not run: autoattack_acc is empty")
@@ -73,7 +81,7 @@ def model_info(rows: pd.DataFrame) -> dict[str, Any]:
         "number_forward_passes": _forward_passes(first.get("inference_config")),
         "dataset": first["dataset"] if first["dataset"] in _ROBUSTBENCH_DATASETS else str(first["dataset"]),
         "architecture": str(first["model"]),
-        "eps": eps_label(eps) if eps is not None else None,
+        "eps": _radius(eps, norm) if eps is not None else None,
         "clean_acc": _pct(clean),
         "corruptions_acc": _pct(corr["robust_acc"].iloc[0]) if not corr.empty else None,
         "autoattack_acc": _pct(aa["robust_acc"].iloc[0]) if not aa.empty else None,
@@ -83,13 +91,17 @@ def model_info(rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_robustbench(records: list[dict[str, Any]], out_dir: Path, dataset: str | None = None) -> list[Path]:
-    """Write one JSON per (dataset, defense) under out_dir/DATASET/Linf/; returns the paths written."""
+    """Write one JSON per (dataset, defense, section) under out_dir/DATASET/Linf/ (always) and .../L2/ (defenses
+    with L2 results); returns the paths written."""
     frame = leaderboard_frame(records, dataset)
     if frame.empty:
         raise BenchError("no results to export" + (f" for dataset {dataset}" if dataset else ""))
     paths = []
     for (ds, defense), rows in frame.groupby(["dataset", "defense"], sort=True):
-        path = Path(out_dir) / _slug(ds) / "Linf" / f"{_slug(defense)}.json"
-        atomic_write_text(path, json.dumps(model_info(rows), indent=2) + "\n")
-        paths.append(path)
+        for section in SECTIONS:
+            if section != "Linf" and not (rows["norm"] == section).any():
+                continue
+            path = Path(out_dir) / _slug(ds) / section / f"{_slug(defense)}.json"
+            atomic_write_text(path, json.dumps(model_info(rows, section), indent=2) + "\n")
+            paths.append(path)
     return paths

@@ -68,7 +68,7 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
     figures_dir = Path(figures_dir or workdir)
 
     def ev(attack: str, e: float | None = eps) -> dict[str, Any]:
-        return stored_or_evaluate(defense, attack, eps=e, workdir=workdir, show_progress=show_progress)
+        return stored_or_evaluate(defense, attack, eps=e, norm="Linf", workdir=workdir, show_progress=show_progress)
 
     items = []
     # 1. the eps curve falls and reaches ~0 at a large eps

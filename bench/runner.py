@@ -253,9 +253,10 @@ def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | N
     """The latest stored record of exactly this evaluation (same evaluation_key), else evaluate and store it:
     what `bench converge` and `bench report` use to run only what is missing."""
     settings: Preset = defense.info["settings"]
-    eps = settings.eps if kw.get("eps") is None else kw["eps"]
+    norm = kw.get("norm") or settings.norm
+    eps = settings.eps_for(norm) if kw.get("eps") is None else kw["eps"]
     step = settings.step if kw.get("step") is None else kw["step"]
-    atk = build_attack(attack, eps, step, settings)
+    atk = build_attack(attack, eps, step, settings, norm)
     test = kw.get("split") or defense.dataset.test
     trials = settings.trials if kw.get("trials") is None else kw["trials"]
     seed = settings.seed if kw.get("seed") is None else kw["seed"]
@@ -273,6 +274,7 @@ def evaluate(
     *,
     eps: float | None = None,
     step: float | None = None,
+    norm: str | None = None,
     trials: int | None = None,
     seed: int | None = None,
     workdir: str | Path | None = None,
@@ -286,16 +288,15 @@ def evaluate(
 
     `tags` are extra fields stored with the record (a sweep stores its cell key there)."""
     settings: Preset = defense.info["settings"]
-    eps = settings.eps if eps is None else eps
+    norm = norm or settings.norm
+    eps = settings.eps_for(norm) if eps is None else eps
     step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
     trials = settings.trials if trials is None else trials
     seed = settings.seed if seed is None else seed
     batch_size = batch_size or settings.eval_batch_size
     if trials < 1:
         raise BenchError(f"--trials must be >= 1, got {trials}")
-    if eps < 0 or eps > 1:
-        raise BenchError(f"epsilon {eps} must be in [0, 1] on the [0,1] pixel scale")
-    atk = build_attack(attack, eps, step, settings)
+    atk = build_attack(attack, eps, step, settings, norm)  # refuses an eps outside the norm's range
     test = split or defense.dataset.test
     check_unit_range(test.x, "test images")
     defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
@@ -314,6 +315,7 @@ def evaluate(
         "defense": defense.spec,
         "attack": atk.spec,
         "threat_model": threat.value,
+        "norm": atk.norm.value,
         "eps": atk.eps,
         "step": atk.step,
         "attack_config": atk.config(),

@@ -104,7 +104,7 @@ class SweepSpec:
         from attacks.spec import attack_class
         from bench.runner import resolve_settings
 
-        default_eps = resolve_settings(self.preset, **self.overrides).eps
+        default_eps = resolve_settings(self.preset, **self.overrides).eps_for()
         jobs = []
         for dataset in self.datasets:
             for seed in self.seeds:
