@@ -25,7 +25,8 @@ class SPSA(Attack):
 
     def config(self) -> dict:
         return {"eps": self.eps, "norm": self.norm.value, "nb_iter": self.nb_iter, "nb_sample": self.nb_sample, "lr": self.lr,
-                "delta": self.delta, "subset": getattr(self.settings, "spsa_subset", None), "subset_rule": "stratified"}
+                "delta": self.delta, "subset": getattr(self.settings, "spsa_subset", None), "subset_rule": "stratified",
+                "subset_seed": int(getattr(self.settings, "subset_seed", 0))}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.OBLIVIOUS if stochastic_defense else ThreatModel.BLACK_BOX
@@ -34,7 +35,7 @@ class SPSA(Attack):
         from bench.data import stratified_subset
 
         n = getattr(self.settings, "spsa_subset", None)
-        split = stratified_subset(split, n, int(getattr(self.settings, "seed", 0)), "spsa_subset")
+        split = stratified_subset(split, n, int(getattr(self.settings, "subset_seed", 0)), "spsa_subset")
         return super().evaluate(defense, split, **kw)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):

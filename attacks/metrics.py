@@ -56,7 +56,7 @@ class Corruptions(Attack):
 
     def config(self) -> dict:
         return {"source": str(self.folder) if self.folder else "generated (CIFAR-C parameters)", "subset": self.subset,
-                "subset_rule": "stratified"}
+                "subset_rule": "stratified", "subset_seed": int(getattr(self.settings, "subset_seed", 0))}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.NONE
@@ -67,7 +67,7 @@ class Corruptions(Attack):
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         from bench.data import stratified_indices
 
-        seed_subset = int(getattr(self.settings, "seed", 0))
+        seed_subset = int(getattr(self.settings, "subset_seed", 0))
         sel = torch.as_tensor(stratified_indices(split.y, self.subset or len(split.y), seed_subset, "corruption_subset"))
         x, y = split.x[sel], split.y[sel]
         names = sorted(CORRUPTIONS)

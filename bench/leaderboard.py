@@ -193,15 +193,18 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
 TRAINING_FIELDS = {"dataset", "model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
                    "train_step", "train_steps", "trades_beta", "amp", "seed", "train_subset", "vae_latent_dim",
                    "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
-                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps"}
+                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs"}
 
 
 def _row_labels(df: pd.DataFrame) -> list[str]:
     """The defense name, plus what differs when one defense was trained or evaluated in several ways (epochs,
     preset, subsets): such rows are never merged."""
+    from bench.seeds import model_signature
+
     labels = list(df["defense"])
     for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
-        sigs = g[["config_hash", "preset"]].apply(lambda r: "|".join(map(str, r)), axis=1)
+        # one row per way of training, whatever the seed: several training seeds are one row (bench.seeds)
+        sigs = pd.Series([f"{model_signature(r)}|{r['preset']}" for _, r in g.iterrows()], index=g.index)
         if sigs.nunique() <= 1:
             continue
         firsts = {sig: g.loc[i] for i, sig in sigs.items()}
@@ -238,27 +241,32 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
     calibration error. With a reference, its numbers follow in `paper:` columns."""
-    df = df.reset_index(drop=True)
+    from bench.seeds import pool_seeds
+
+    df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
     row_labels, col_labels = _row_labels(df), _column_labels(df)
     rows: dict[tuple, dict] = {}
     for i, r in enumerate(df.itertuples()):
         rec = df.iloc[i].to_dict()
         row = rows.setdefault((r.dataset, row_labels[i]), {"dataset": r.dataset, "defense": row_labels[i]})
+        seeds = int(rec.get("seeds", 1) or 1)
         clean = {"mean": r.clean_acc, "lo": r.clean_acc_ci_low, "hi": r.clean_acc_ci_high, "mark": "",
-                 "rec": rec, "which": "clean"}
+                 "rec": rec, "which": "clean", "seeds": seeds}
         if r.attack == "clean":
             row["clean"] = clean
         elif r.attack == "ece":
-            row["ECE (%)"] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value"}
+            row["ECE (%)"] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value",
+                              "seeds": seeds}
         else:
             row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
-                                  "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust"}
+                                  "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust",
+                                  "seeds": seeds}
             if rec.get("stochastic") is True and pd.notna(rec.get("robust_acc_worst")):
                 # a randomised defense: the fraction of images classified correctly in every one of R draws
                 row[f"{col_labels[i]} {WORST_SUFFIX}"] = {
                     "mean": rec["robust_acc_worst"], "lo": rec["robust_acc_worst_ci_low"],
                     "hi": rec["robust_acc_worst_ci_high"], "mark": _THREAT_MARK.get(r.threat_model, ""),
-                    "rec": rec, "which": "worst"}
+                    "rec": rec, "which": "worst", "seeds": seeds}
             row.setdefault("clean", clean)
     out = pd.DataFrame(list(rows.values()))
     measured = sorted((c for c in out.columns if c not in ("dataset", "defense")), key=_column_rank)
@@ -279,9 +287,10 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
 
 def _cell(v) -> str:
     if isinstance(v, dict):
+        seeds = f" ×{v['seeds']}" if v.get("seeds", 1) > 1 else ""  # the mean of this many training seeds
         if v["lo"] is None or pd.isna(v["lo"]):
-            return f"{v['mean']:.2f}{v['mark']}"
-        return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}"
+            return f"{v['mean']:.2f}{v['mark']}{seeds}"
+        return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}{seeds}"
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
@@ -316,7 +325,8 @@ def best_cells(wide: pd.DataFrame) -> dict[str, int]:
 
 LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTERVAL_NOTE.split(": ", 1)[1]
           + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; `worst-case` columns (randomised defenses): the share of images "
-          "classified correctly in every one of R fresh draws; bold: significantly above the runner-up in its column (paired "
+          "classified correctly in every one of R fresh draws; ×S: the mean of S training seeds evaluated on the same "
+          "images, its interval widened by t(S-1)·s/√S of the seed spread; bold: significantly above the runner-up in its column (paired "
           "McNemar / paired z test on the same images, p < 0.05, where both cells have per-image results; otherwise "
           "non-overlapping intervals); no bold where the best is within noise")
 

@@ -102,7 +102,7 @@ def get_dataset(
         cache_dir=workdir / "data",
         train_subset=settings.train_subset,
         test_subset=settings.test_subset,
-        seed=settings.seed,
+        seed=settings.subset_seed,
     )
 
 

@@ -31,11 +31,18 @@ def bandwidth_of(settings: Any) -> float:
     return float(settings.vae_bandwidth or 2.0 * settings.vae_latent_dim)
 
 
+def vae_epochs(settings: Any, adversarial: bool) -> int:
+    """Training epochs of the VAE: the adversarial one may have its own (`vae_adv_epochs`; each of its epochs
+    runs vae_adv_steps PGD steps per batch, so it costs several plain epochs)."""
+    adv = getattr(settings, "vae_adv_epochs", None)
+    return int(adv) if adversarial and adv is not None else int(settings.vae_epochs)
+
+
 def vae_config(settings: Any, adversarial: bool) -> dict:
     """Every VAE setting that determines its weights (the source dataset is added by vae_key)."""
     cfg = {
         "latent_dim": settings.vae_latent_dim, "width": settings.vae_width, "gamma": settings.vae_gamma,
-        "bandwidth": bandwidth_of(settings), "epochs": settings.vae_epochs, "batch_size": settings.vae_batch_size,
+        "bandwidth": bandwidth_of(settings), "epochs": vae_epochs(settings, adversarial), "batch_size": settings.vae_batch_size,
         "lr": settings.vae_lr, "adversarial": adversarial,
         "from": canonical_dataset_name(settings.vae_from) if settings.vae_from else None, "seed": settings.seed,
         "code": VAE_CODE_VERSION,
@@ -70,8 +77,9 @@ def train_vae(vae: MMDVAE, train: Split, settings: Any, adversarial: bool, devic
     bw = bandwidth_of(settings)
     history = []
     with progress(show_progress) as bar:
-        task = bar.add_task(f"train {'adv-' if adversarial else ''}VAE", total=settings.vae_epochs * steps, info="")
-        for epoch in range(1, settings.vae_epochs + 1):
+        n_epochs = vae_epochs(settings, adversarial)
+        task = bar.add_task(f"train {'adv-' if adversarial else ''}VAE", total=n_epochs * steps, info="")
+        for epoch in range(1, n_epochs + 1):
             perm = torch.randperm(n, generator=gen).to(device)
             sums = {"loss": 0.0, "recon": 0.0, "mmd": 0.0}
             for i in range(steps):
@@ -134,7 +142,7 @@ def source_dataset(ctx: TrainContext) -> Dataset:
         return ctx.dataset
     from bench.data import load_dataset
 
-    return load_dataset(name, cache_dir=ctx.workdir / "data", seed=ctx.settings.seed)
+    return load_dataset(name, cache_dir=ctx.workdir / "data", seed=ctx.settings.subset_seed)
 
 
 def vae_key(ctx: TrainContext, adversarial: bool, source: Dataset) -> str:

@@ -1,0 +1,53 @@
+#!/bin/bash
+# The committed CIFAR-10 leaderboard (leaderboards/cifar10-cpu-full.*): every pass of the sweep, in order of
+# importance, each resumable (`bench sweep` skips cells already in the store; training resumes from its last
+# epoch checkpoint). Re-running this script continues where the last run stopped.
+#
+#   leaderboards/cifar10_full.sh [WORKDIR]      (default /work/sweeps/cifar10-full; run from the repo root)
+#
+# Writes WORKDIR/sweep.log (the sweeps' output) and WORKDIR/passes.tsv (start, end, seconds, exit status per
+# pass), from which leaderboards/README.md's budget table is written.
+set -u
+WD=${1:-/work/sweeps/cifar10-full}
+DATA=imagefolder:../shared/datasets/cifar10-jpeg.tar.gz
+D_ALL=erm,mixup,mixup+mi,varerm,varerm+varmi,varmixup,varmixup+varmi,adv-varmixup,adv-varmixup+adv-varmi,at,trades,iat,iat+mi
+D_SEEDS=erm,mixup+mi,varmixup+varmi,adv-varmixup+adv-varmi,at          # three training seeds
+R_ALL=mixup+mi,varerm+varmi,varmixup+varmi,adv-varmixup+adv-varmi,iat+mi  # randomised inference rules
+R_SEEDS=mixup+mi,varmixup+varmi,adv-varmixup+adv-varmi
+export OMP_WAIT_POLICY=PASSIVE  # idle OpenMP threads sleep instead of spinning when the cores are shared
+mkdir -p "$WD"
+BENCH=${BENCH:-bench}
+
+pass() {  # pass NAME ARGS...: one `bench sweep`, timed
+  local name=$1; shift
+  local start=$(date -u +%s)
+  echo "== $(date -u +%FT%TZ) pass $name: bench sweep $*" >> "$WD/sweep.log"
+  $BENCH sweep --preset cifar-cpu-full --datasets "$DATA" --workdir "$WD" --no-progress --threads 2 "$@" \
+    >> "$WD/sweep.log" 2>&1
+  local rc=$?
+  local end=$(date -u +%s)
+  printf "%s\t%s\t%s\t%s\t%s\n" "$name" "$(date -u -d @$start +%FT%TZ)" "$(date -u -d @$end +%FT%TZ)" \
+    "$((end - start))" "$rc" >> "$WD/passes.tsv"
+  return $rc
+}
+
+pass train-seed0      --defenses $D_ALL   --seeds 0   --attacks clean,pgd10,ece
+pass adaptive-seed0   --defenses $R_ALL   --seeds 0   --attacks adaptive-pgd10
+pass train-seeds12    --defenses $D_SEEDS --seeds 1,2 --attacks clean,pgd10,ece
+pass adaptive-seeds12 --defenses $R_SEEDS --seeds 1,2 --attacks adaptive-pgd10
+pass eps-curve        --defenses $D_ALL   --seeds 0   --attacks pgd10 --eps 2/255,4/255,16/255
+pass pgd50-tpgd10     --defenses $D_ALL   --seeds 0   --attacks pgd50,tpgd10
+pass l2               --defenses $D_ALL   --seeds 0   --attacks pgd10 --norm l2 --eps 0.5
+pass adaptive-strong  --defenses $R_ALL   --seeds 0   --attacks adaptive-apgd,surrogate-pgd50
+pass spsa             --defenses $D_ALL   --seeds 0   --attacks spsa
+pass corruptions      --defenses $D_ALL   --seeds 0   --attacks corruptions
+for D in varmixup+varmi mixup+mi at; do
+  start=$(date -u +%s)
+  echo "== $(date -u +%FT%TZ) report $D" >> "$WD/sweep.log"
+  $BENCH report --defense $D --preset cifar-cpu-full --dataset "$DATA" --workdir "$WD" --no-progress \
+    --threads 2 --steps 10,20,50 --eot 1,8 >> "$WD/sweep.log" 2>&1
+  rc=$?; end=$(date -u +%s)
+  printf "%s\t%s\t%s\t%s\t%s\n" "report-$D" "$(date -u -d @$start +%FT%TZ)" "$(date -u -d @$end +%FT%TZ)" \
+    "$((end - start))" "$rc" >> "$WD/passes.tsv"
+done
+echo "== $(date -u +%FT%TZ) all passes done" >> "$WD/sweep.log"

@@ -1,0 +1,70 @@
+"""Several training seeds of one defense are one leaderboard row: pooled cells, widened intervals, same images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.stats import decode_per_image, encode_per_image, interval_from_summary, wilson_interval
+
+
+def _record(seed: int, attack: str, acc_correct: np.ndarray, defense: str = "erm") -> dict:
+    n = len(acc_correct)
+    return {"dataset": "d", "defense": defense, "attack": attack, "threat_model": "white-box", "norm": "Linf",
+            "eps": 8 / 255, "step": 2 / 255, "clean_acc": 90.0, "clean_acc_std": 0.0,
+            "robust_acc": 100.0 * acc_correct.mean(), "robust_acc_std": 0.0, "trials": 1, "n_examples": n,
+            "seconds": 1, "seed": seed, "model": "m", "preset": "p", "device": "cpu", "config_hash": f"h{seed}",
+            "eval_hash": f"e{seed}{attack}", "timestamp": f"2026-01-01T00:00:0{seed}", "versions": {},
+            "train_config": {"epochs": 5, "lr": 0.001, "batch_size": 128, "recipe_config": {}},
+            "train_overrides": {"seed": seed} if seed else {}, "attack_config": {"eps": 8 / 255, "steps": 10},
+            "per_image": encode_per_image(np.arange(n), np.ones(n), acc_correct, 1)}
+
+
+def test_three_seeds_are_one_cell_with_the_seed_spread_in_its_interval():
+    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+    from bench.seeds import pool_seeds
+
+    rng = np.random.default_rng(0)
+    n = 400
+    outcomes = [(rng.random(n) < p).astype(np.uint8) for p in (0.30, 0.40, 0.50)]
+    records = [_record(s, "pgd10", o) for s, o in enumerate(outcomes)] + [_record(0, "pgd50", outcomes[0])]
+    frame = leaderboard_frame(records)
+    pooled = pool_seeds(frame)
+    cell = pooled[pooled["attack"] == "pgd10"].iloc[0]
+    accs = [100.0 * o.mean() for o in outcomes]
+    assert cell["seeds"] == 3 and cell["robust_acc"] == pytest.approx(np.mean(accs))
+    lo, hi = interval_from_summary(np.mean(accs), np.std(accs, ddof=1), 3, n)
+    assert (cell["robust_acc_ci_low"], cell["robust_acc_ci_high"]) == pytest.approx((lo, hi))
+    w_lo, w_hi = wilson_interval(np.mean(accs) / 100 * n, n)
+    assert hi - lo > w_hi - w_lo  # the seed spread widens the interval of one seed's images
+    per = decode_per_image(cell["per_image"])  # summed over seeds on the same images: paired tests still work
+    assert per["trials"] == 3 and np.allclose(per["robust"], np.mean(outcomes, axis=0))
+    assert pooled[pooled["attack"] == "pgd50"].iloc[0]["seeds"] == 1
+    wide = wide_frame(frame)
+    assert len(wide) == 1  # seeds and single-seed columns share the defense's row
+    text = render_wide(wide, "md")
+    assert "×3" in text and "×S: the mean of S training seeds" in text
+
+
+def test_different_training_settings_are_never_pooled():
+    from bench.leaderboard import leaderboard_frame
+    from bench.seeds import pool_seeds
+
+    a = np.ones(50, dtype=np.uint8)
+    r0, r1 = _record(0, "pgd10", a), _record(1, "pgd10", a)
+    r1["train_config"] = {**r1["train_config"], "epochs": 10}
+    pooled = pool_seeds(leaderboard_frame([r0, r1]))
+    assert len(pooled) == 2 and set(pooled["seeds"]) == {1}
+
+
+def test_subsets_do_not_depend_on_the_training_seed(tmp_path):
+    from bench.runner import make_context
+
+    a = make_context("digits", workdir=tmp_path, preset="quick", seed=0, test_subset=100, train_subset=500,
+                     show_progress=False)
+    b = make_context("digits", workdir=tmp_path, preset="quick", seed=3, test_subset=100, train_subset=500,
+                     show_progress=False)
+    assert np.array_equal(a.dataset.test.index.numpy(), b.dataset.test.index.numpy())
+    assert np.array_equal(a.dataset.train.index.numpy(), b.dataset.train.index.numpy())
+    c = make_context("digits", workdir=tmp_path, preset="quick", seed=0, test_subset=100, subset_seed=5,
+                     show_progress=False)
+    assert not np.array_equal(a.dataset.test.index.numpy(), c.dataset.test.index.numpy())
