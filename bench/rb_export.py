@@ -93,9 +93,12 @@ def model_info(rows: pd.DataFrame, norm: str = "Linf") -> dict[str, Any]:
 def write_robustbench(records: list[dict[str, Any]], out_dir: Path, dataset: str | None = None) -> list[Path]:
     """Write one JSON per (dataset, defense, section) under out_dir/DATASET/Linf/ (always) and .../L2/ (defenses
     with L2 results); returns the paths written."""
+    from bench.seeds import pool_seeds
+
     frame = leaderboard_frame(records, dataset)
     if frame.empty:
         raise BenchError("no results to export" + (f" for dataset {dataset}" if dataset else ""))
+    frame = pool_seeds(frame)  # several training seeds: their mean, as in the wide leaderboard
     paths = []
     for (ds, defense), rows in frame.groupby(["dataset", "defense"], sort=True):
         for section in SECTIONS:
