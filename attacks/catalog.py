@@ -186,6 +186,17 @@ class QueryOnly(nn.Module):
             return self.inner(x.detach()).detach()
 
 
+class _Probabilities(nn.Module):
+    """Score attacks of ART (SimBA, ZOO, …) want probabilities, not logits: softmax of the queried model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).softmax(dim=1)
+
+
 class _AsFloat32(nn.Module):
     """Some ART attacks (HopSkipJump, Boundary) query with float64 arrays; the model takes float32."""
 
@@ -319,7 +330,8 @@ class CatalogAttack(Attack):
         if key not in self._wrapped:  # F_w (or the defended predictor) wrapped once per attacked model
             with torch.no_grad():
                 num_classes = int(model(x[:1]).shape[1])
-            self._wrapped = {key: (_art_classifier(model, x, num_classes), model)}
+            queried = model if self.entry.kind == "gradient" else _Probabilities(model)
+            self._wrapped = {key: (_art_classifier(queried, x, num_classes), model)}
         clf = self._wrapped[key][0]
         attack = self.entry.cls(clf, **self.kwargs())
         adv = attack.generate(x=x.detach().cpu().numpy().astype(np.float32), y=y.detach().cpu().numpy())

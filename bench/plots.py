@@ -82,8 +82,8 @@ def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, 
     records = [r for r in records if record_norm(r) in (norm, "none")]  # one threat model's radii per plot
     data = curves(records, kind, attack, dataset)
     if not data:
-        raise BenchError(f"no {norm} records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
-                         + (f" on {dataset}" if dataset else ""))
+        raise BenchError(f"no records for a {kind} plot" + (f" of attack {attack}" if spec["attack"] else "")
+                         + (" in L2" if norm == "L2" else "") + (f" on {dataset}" if dataset else ""))
     fig, ax = plt.subplots(figsize=(7.5, 4))
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours, and markers/dashes vary too: no two lines alike
     for i, (defense, pts) in enumerate(data.items()):

@@ -225,6 +225,13 @@ def test_an_l2_record_round_trips_through_csv_md_json_and_robustbench(erm, tmp_p
     linf_info = json.loads((tmp_path / "rb" / "digits" / "Linf" / "erm.json").read_text())
     assert len(paths) == 2 and l2_info["eps"] == "0.5" and linf_info["eps"] == "8/255"
     assert "worst L2 accuracy at 0.5" in l2_info["footnote"] and "L2" not in linf_info["footnote"]
+    from bench.plots import curves, plot
+
+    assert plot(records, "eps", tmp_path / "l2.png", norm="L2").stat().st_size > 0  # bench plot eps --norm l2
+    l2_points = curves([r for r in records if r.get("norm") == "L2"], "eps")
+    assert [x for x, _, _ in l2_points["erm"]] == [0.5]
+    code, _, err = bench_cli("plot", "eps", "--norm", "l2", "--attack", "fgsm", "--workdir", str(tmp_path))
+    assert code == 2 and "no records for a eps plot of attack fgsm in L2" in err
 
 
 def test_norm_names():
