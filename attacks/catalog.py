@@ -334,7 +334,9 @@ class CatalogAttack(Attack):
             self._wrapped = {key: (_art_classifier(queried, x, num_classes), model)}
         clf = self._wrapped[key][0]
         attack = self.entry.cls(clf, **self.kwargs())
-        adv = attack.generate(x=x.detach().cpu().numpy().astype(np.float32), y=y.detach().cpu().numpy())
+        num_classes = clf.nb_classes
+        labels = np.eye(num_classes, dtype=np.float32)[y.detach().cpu().numpy()]  # one-hot: every ART attack takes it
+        adv = attack.generate(x=x.detach().cpu().numpy().astype(np.float32), y=labels)
         return torch.as_tensor(np.asarray(adv), dtype=x.dtype)
 
     def candidates(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
