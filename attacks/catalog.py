@@ -91,7 +91,7 @@ _ART_GRADIENT_MIXINS = {"LossGradientsMixin", "ClassGradientsMixin"}
 _ART_DECISION = {"HopSkipJump", "BoundaryAttack", "GeoDA", "SignOPTAttack"}  # the predicted label only
 # gradient attacks whose requirements do not say so: they run gradient attacks inside
 _ART_GRADIENT = {"AutoAttack", "UniversalPerturbation", "TargetedUniversalPerturbation", "FeatureAdversariesPyTorch",
-                 "FeatureAdversariesNumpy", "GRAPHITEWhiteboxPyTorch", "VirtualAdversarialMethod"}
+                 "FeatureAdversariesNumpy", "GRAPHITEWhiteboxPyTorch"}
 _ART_NORMS = {"BasicIterativeMethod": ("Linf",), "CarliniL2Method": ("L2",), "CarliniLInfMethod": ("Linf",),
               "CarliniL0Method": ("L0",), "DeepFool": ("L2",), "ElasticNet": ("L1", "L2"), "NewtonFool": ("L2",),
               "SaliencyMapMethod": ("L0",), "PixelAttack": ("L0",), "ThresholdAttack": ("Linf",),
@@ -272,6 +272,8 @@ class CatalogAttack(Attack):
                 out["norm"] = self.norm.value
         if "verbose" in kw:
             out["verbose"] = False
+        if "targeted" in kw:
+            out["targeted"] = False  # the evaluation is untargeted (SignOPT defaults to targeted)
         out.update(self.user_kwargs)
         return out
 
