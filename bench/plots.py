@@ -50,7 +50,8 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
     for (defense, x), r in sorted(latest.items()):
         y = float(r[spec["y"]])
         if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
-            err = (y - float(r["robust_acc_ci_low"]), float(r["robust_acc_ci_high"]) - y)  # the 95 % interval
+            # the 95 % interval (clamped: at 0 % or 100 % a bound can sit a rounding error past the mean)
+            err = (max(0.0, y - float(r["robust_acc_ci_low"])), max(0.0, float(r["robust_acc_ci_high"]) - y))
         else:
             sd = float(r.get("robust_acc_std") or 0.0)
             err = (sd, sd)

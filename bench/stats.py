@@ -34,7 +34,9 @@ def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+    lo = 0.0 if k <= 0 else max(0.0, centre - half)  # exact at the ends: 0 of n has lower bound 0, not 2e-17
+    hi = 1.0 if k >= n else min(1.0, centre + half)
+    return 100.0 * lo, 100.0 * hi
 
 
 def accuracy_interval(per_trial: Sequence[float], n: int) -> tuple[float, float]:

@@ -90,7 +90,9 @@ def training_budget(workdir: Path) -> str:
     lines = ["| model | seed | epochs | seconds | s / epoch |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {m} | {s} | {e} | {t:.0f} | {t / e:.0f} |" for m, s, e, t in sorted(rows, key=lambda r: (r[1], r[0]))]
     total = sum(r[3] for r in rows)
-    return "\n".join(lines) + f"\n\nTraining in all: {total / 3600:.2f} h.\n"
+    return "\n".join(lines) + (f"\n\nTraining in all: {total / 3600:.2f} h (the latent-32 VAE is the latent-size "
+                               "measurement). Seconds as measured: during the first session development and "
+                               "tests shared the 2 cores, so those models took up to twice their idle time.\n")
 
 
 def pass_times(workdir: Path) -> tuple[str, float]:

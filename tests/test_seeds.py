@@ -68,3 +68,13 @@ def test_subsets_do_not_depend_on_the_training_seed(tmp_path):
     c = make_context("digits", workdir=tmp_path, preset="quick", seed=0, test_subset=100, subset_seed=5,
                      show_progress=False)
     assert not np.array_equal(a.dataset.test.index.numpy(), c.dataset.test.index.numpy())
+
+
+def test_intervals_at_zero_and_full_accuracy_contain_the_mean_and_plot(tmp_path):
+    from bench.plots import plot
+
+    assert wilson_interval(0, 1000)[0] == 0.0 and wilson_interval(1000, 1000)[1] == 100.0
+    zero = _record(0, "pgd10", np.zeros(1000, dtype=np.uint8))
+    lo, hi = wilson_interval(0, 1000)
+    zero.update(robust_acc_ci_low=lo, robust_acc_ci_high=hi)
+    assert plot([zero], "eps", tmp_path / "zero.png").exists()  # a 0 % cell has a one-sided error bar
