@@ -91,9 +91,10 @@ class Attack(ABC):
         if self.uses_eps and norm not in self.norms:
             raise BenchError(f"attack {self.name} has no {norm.value} version; its norms: "
                              f"{', '.join(n.value for n in self.norms)}")
-        if not 0 <= eps <= (1 if norm is not Norm.L2 else float("inf")):
-            raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)" if norm is not Norm.L2
-                             else f"L2 epsilon {eps} must be >= 0")
+        if norm is Norm.L2 and eps < 0:
+            raise BenchError(f"L2 epsilon {eps} must be >= 0")
+        if norm is not Norm.L2 and not 0 <= eps <= 1:
+            raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)")
         if step is not None and step <= 0 and eps > 0:
             raise BenchError(f"step {step} must be > 0")
         self.norm = norm

@@ -32,32 +32,24 @@ def eot_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_draws: in
     return grad
 
 
-def _per_image(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
-
-
 def eot_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, step: float, steps: int,
             n_draws: int, max_rows: int = 4096, looped: bool = False, norm: Norm = Norm.LINF) -> torch.Tensor:
     """PGD with EOT gradients, random start; in L-inf the update and projection of torchattacks' EOTPGD, in L2
     those of its PGDL2 (normalised-gradient step, radial random start, scaling back onto the ball), so with one
     draw (a deterministic model) it reproduces torchattacks' PGD / PGDL2 given the same global seed."""
     x = x.detach()
+    per_image = (len(x), *([1] * (x.dim() - 1)))
     if norm is Norm.L2:
         delta = torch.empty_like(x).normal_()
-        n = delta.view(len(x), -1).norm(p=2, dim=1)
-        r = torch.zeros_like(n).uniform_(0, 1)
-        adv = (x + delta * _per_image(r / n * eps, x)).clamp(0, 1).detach()
+        r = torch.zeros(len(x), dtype=x.dtype, device=x.device).uniform_(0, 1)
+        adv = (x + delta * (r / Norm.L2.distance(delta) * eps).view(per_image)).clamp(0, 1).detach()
     else:
         adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1).detach()
     for _ in range(steps):
         g = eot_gradient(model, adv, y, n_draws, max_rows=max_rows, looped=looped)
         if norm is Norm.L2:
-            g = g / _per_image(g.view(len(x), -1).norm(p=2, dim=1) + 1e-10, x)
-            adv = adv.detach() + step * g
-            d = adv - x
-            factor = (eps / d.view(len(x), -1).norm(p=2, dim=1)).clamp(max=1.0)
-            adv = (x + d * _per_image(factor, x)).clamp(0, 1).detach()
+            g = g / (Norm.L2.distance(g) + 1e-10).view(per_image)
         else:
-            adv = adv.detach() + step * g.sign()
-            adv = (x + (adv - x).clamp(-eps, eps)).clamp(0, 1).detach()
+            g = g.sign()
+        adv = norm.project(x, adv.detach() + step * g, eps).detach()
     return adv

@@ -122,10 +122,8 @@ def not_converged(df: pd.DataFrame):
 def diagnose(frame: pd.DataFrame) -> list[Finding]:
     """Run every registered check on each (dataset, defense, norm) of a leaderboard frame: an L2 radius is
     never compared with an L-inf one."""
-    from bench.leaderboard import record_norms
-
     findings = []
-    frame = frame.assign(norm=record_norms(frame)) if len(frame) else frame.assign(norm=[])
+    frame = _with_norms(frame)
     for (dataset, defense, norm), g in frame.groupby(["dataset", "defense", "norm"]):
         for name in CHECKS.names():
             for rows, message in CHECKS.get(name)(g):
@@ -137,14 +135,21 @@ def diagnose(frame: pd.DataFrame) -> list[Finding]:
 
 def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Add a `flags` column naming the checks that fired on each row."""
-    from bench.leaderboard import record_norms
-
+    frame = _with_norms(frame)
     flags: dict[tuple, set[str]] = {}
     for f in diagnose(frame):
         for attack, eps in f.rows:
             flags.setdefault((f.dataset, f.defense, f.norm, attack, float(eps)), set()).add(f.check)
     out = frame.copy()
-    norms = record_norms(frame) if len(frame) else []
-    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, n, r.attack, float(r.eps)), ())))
-                    for r, n in zip(frame.itertuples(), norms)]
+    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, r.norm, r.attack, float(r.eps)), ())))
+                    for r in frame.itertuples()]
     return out
+
+
+def _with_norms(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its `norm` column (leaderboard frames have it; a bare frame of records gets it here)."""
+    if "norm" in frame and frame["norm"].notna().all():
+        return frame
+    from bench.leaderboard import record_norms
+
+    return frame.assign(norm=record_norms(frame))

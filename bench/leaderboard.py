@@ -76,11 +76,18 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
     return flag_frame(df)
 
 
+def record_norm(r: dict) -> str:
+    """A record's norm; records written before L2 existed are L-inf (or `none` for clean, corruptions, ECE)."""
+    norm = r.get("norm")
+    if isinstance(norm, str) and norm:
+        return norm
+    return "none" if r.get("threat_model") == "none" else "Linf"
+
+
 def record_norms(df: pd.DataFrame) -> pd.Series:
-    """Each record's norm; records written before L2 existed are L-inf (or `none` for clean, corruptions, ECE)."""
-    norm = df["norm"] if "norm" in df else pd.Series([None] * len(df), index=df.index)
-    legacy = df["threat_model"].map(lambda t: "none" if t == "none" else "Linf")
-    return norm.where(norm.notna() & (norm != ""), legacy)
+    """record_norm of every row of a frame."""
+    cols = [c for c in ("norm", "threat_model") if c in df]
+    return pd.Series([record_norm(r) for r in df[cols].to_dict("records")], index=df.index, dtype=object)
 
 
 def eps_label(eps: float) -> str:

@@ -59,11 +59,6 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
     return out
 
 
-def record_norm(r: dict) -> str:
-    """A record's norm (records from before L2 existed: L-inf, or `none` without an eps-ball)."""
-    return r.get("norm") or ("none" if r.get("threat_model") == "none" else "Linf")
-
-
 def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, dataset: str | None = None,
          defense: str | None = None, norm: str = "Linf") -> Path:
     import matplotlib
@@ -80,6 +75,8 @@ def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, 
     attack = attack or "pgd10"
     if defense:
         records = [r for r in records if r.get("defense") == defense]
+    from bench.leaderboard import record_norm
+
     records = [r for r in records if record_norm(r) in (norm, "none")]  # one threat model's radii per plot
     data = curves(records, kind, attack, dataset)
     if not data:

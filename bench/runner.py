@@ -249,17 +249,26 @@ def evaluation_key(defense: Defense, atk, test: Split, trials: int, seed: int) -
                         "test": split_fingerprint(test), "draws": int(settings.worst_case_draws)})
 
 
+def _evaluation(defense: Defense, attack: str, eps: float | None, step: float | None, norm: str | None,
+                trials: int | None, seed: int | None, split: Split | None):
+    """The attack, test split, trials and seed an evaluation runs with: given values, else the preset's."""
+    settings: Preset = defense.info["settings"]
+    norm = norm or settings.norm
+    eps = settings.eps_for(norm) if eps is None else eps
+    step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
+    trials = settings.trials if trials is None else trials
+    seed = settings.seed if seed is None else seed
+    if trials < 1:
+        raise BenchError(f"--trials must be >= 1, got {trials}")
+    atk = build_attack(attack, eps, step, settings, norm)  # refuses an eps outside the norm's range
+    return atk, split or defense.dataset.test, trials, seed
+
+
 def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | None = None, **kw: Any) -> dict[str, Any]:
     """The latest stored record of exactly this evaluation (same evaluation_key), else evaluate and store it:
     what `bench converge` and `bench report` use to run only what is missing."""
-    settings: Preset = defense.info["settings"]
-    norm = kw.get("norm") or settings.norm
-    eps = settings.eps_for(norm) if kw.get("eps") is None else kw["eps"]
-    step = settings.step if kw.get("step") is None else kw["step"]
-    atk = build_attack(attack, eps, step, settings, norm)
-    test = kw.get("split") or defense.dataset.test
-    trials = settings.trials if kw.get("trials") is None else kw["trials"]
-    seed = settings.seed if kw.get("seed") is None else kw["seed"]
+    atk, test, trials, seed = _evaluation(defense, attack, kw.get("eps"), kw.get("step"), kw.get("norm"),
+                                          kw.get("trials"), kw.get("seed"), kw.get("split"))
     key = evaluation_key(defense, atk, test, trials, seed)
     wd = resolve_workdir(workdir or defense.info["workdir"])
     for rec in reversed(ResultStore(wd).records()):
@@ -288,16 +297,8 @@ def evaluate(
 
     `tags` are extra fields stored with the record (a sweep stores its cell key there)."""
     settings: Preset = defense.info["settings"]
-    norm = norm or settings.norm
-    eps = settings.eps_for(norm) if eps is None else eps
-    step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
-    trials = settings.trials if trials is None else trials
-    seed = settings.seed if seed is None else seed
+    atk, test, trials, seed = _evaluation(defense, attack, eps, step, norm, trials, seed, split)
     batch_size = batch_size or settings.eval_batch_size
-    if trials < 1:
-        raise BenchError(f"--trials must be >= 1, got {trials}")
-    atk = build_attack(attack, eps, step, settings, norm)  # refuses an eps outside the norm's range
-    test = split or defense.dataset.test
     check_unit_range(test.x, "test images")
     defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
     eval_hash = evaluation_key(defense, atk, test, trials, seed)
