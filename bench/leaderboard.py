@@ -268,8 +268,9 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
             row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
                                   "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust",
                                   "seeds": seeds}
-            if rec.get("stochastic") is True and pd.notna(rec.get("robust_acc_worst")):
-                # a randomised defense: the fraction of images classified correctly in every one of R draws
+            if rec.get("stochastic") is True and pd.notna(rec.get("robust_acc_worst")) and _draws(rec) > 1:
+                # a randomised defense: the fraction of images classified correctly in every one of R draws (with
+                # R = 1, e.g. `--set worst_case_draws=1` on secondary columns, it is the mean column again)
                 row[f"{col_labels[i]} {WORST_SUFFIX}"] = {
                     "mean": rec["robust_acc_worst"], "lo": rec["robust_acc_worst_ci_low"],
                     "hi": rec["robust_acc_worst_ci_high"], "mark": _THREAT_MARK.get(r.threat_model, ""),
@@ -290,6 +291,12 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
                 if pd.notna(r.clean_acc):
                     out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), f"{reference}: clean [{r.table}]"] = f"{r.clean_acc:g}"
     return out
+
+
+def _draws(rec: dict) -> int:
+    """R, the draws that classified each adversarial example (records older than the field: 1)."""
+    r = rec.get("draws")
+    return int(r) if r is not None and pd.notna(r) else 1
 
 
 def _cell(v) -> str:

@@ -45,6 +45,10 @@ class Preset:
     eval_batch_size: int = 256
     n_adaptive: int = 30  # N_A: draws of the defense's randomness averaged per adaptive-PGD step (EOT)
     eot_max_rows: int = 4096  # batched EOT: at most this many inputs (B x draws) per forward/backward
+    # rows per model call inside a randomised rule (n_mi x B mixes, or B x N_A EOT rows); None: 256 on a CPU,
+    # where cache-sized calls are up to twice as fast as one large call (defenses.base.CPU_CHUNK_ROWS), one call
+    # elsewhere
+    forward_rows: int | None = None
     worst_case_draws: int = 10  # R: draws classifying each adversarial example of a randomised defense
     spsa_iters: int = 100
     spsa_samples: int = 128

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from defenses.base import INFERENCE, InferenceRule, TrainContext, softmax_probs
+from defenses.base import INFERENCE, InferenceRule, TrainContext, chunk_rows, rows_in_chunks, softmax_probs
 from defenses.pool import OtherLabelPool
 
 
@@ -45,7 +45,7 @@ class MixupInference(InferenceRule):
         n = n_samples or self.n_mi
         xs = self.partners(classifier, x, generator, n)
         mixed = self.lambda_mi * x.unsqueeze(0) + (1.0 - self.lambda_mi) * xs  # (n, B, C, H, W)
-        probs = softmax_probs(classifier(mixed.flatten(0, 1)))  # one batched forward
+        probs = softmax_probs(rows_in_chunks(classifier, mixed.flatten(0, 1), chunk_rows(self.settings, x.device)))
         return probs.view(n, x.shape[0], -1).mean(dim=0)
 
     def surrogate(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 F^VarMI(x) = mean_s softmax F_w(decode(lambda_mi * mu(x) + (1 - lambda_mi) * mu(x_s))), x_s from the MI-OL pool
 (training examples of classes other than F_w's prediction for x). Pool latents are encoded once at setup; per
-batch there is one encoder pass, one batched decode of all n_mi mixes and one batched classifier forward.
+batch there is one encoder pass and one decode + classifier forward of all n_mi mixes (in cache-sized chunks on
+a CPU, defenses.base.rows_in_chunks).
 The forward is differentiable through encoder, decoder and classifier, for adaptive attacks.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from defenses.base import INFERENCE, TrainContext, softmax_probs
+from defenses.base import INFERENCE, TrainContext, chunk_rows, rows_in_chunks, softmax_probs
 from defenses.latent import FittedVAE, encode_split, get_vae, on_device, vae_config
 from defenses.mi import MixupInference
 from defenses.pool import OtherLabelPool
@@ -41,7 +42,8 @@ class VarMI(MixupInference):
         n = n_samples or self.n_mi
         zs = self.pool.sample(pred, n, generator)  # (n, B, d) pool latents
         z = self.lambda_mi * vae.encode_mean(x).unsqueeze(0) + (1.0 - self.lambda_mi) * zs
-        probs = softmax_probs(classifier(vae.decode(z.flatten(0, 1))))
+        rows = chunk_rows(self.settings, x.device)
+        probs = softmax_probs(rows_in_chunks(lambda zz: classifier(vae.decode(zz)), z.flatten(0, 1), rows))
         return probs.view(n, x.shape[0], -1).mean(dim=0)
 
     def surrogate(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -52,16 +52,56 @@ def test_mi_with_lambda_one_equals_plain(mixup_mi, digits):
     torch.testing.assert_close(p_mi, p_plain, rtol=1e-5, atol=1e-6)
 
 
-def test_mi_is_one_batched_forward_and_a_probability(mixup_mi, digits):
+def _calls(defense, x, seed=0):
     calls = []
-    handle = mixup_mi.classifier.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    handle = defense.classifier.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     try:
-        p = mixup_mi.predict_proba(digits.test.x[:40], torch.Generator().manual_seed(0))
+        p = defense.predict_proba(x, torch.Generator().manual_seed(seed))
     finally:
         handle.remove()
-    assert calls == [40, 40 * mixup_mi.rule.n_mi]  # prediction for the pool, then all mixes at once
+    return calls, p
+
+
+def test_mi_is_batched_in_cache_sized_calls_and_a_probability(mixup_mi, digits, monkeypatch):
+    from dataclasses import replace
+
+    from defenses.base import CPU_CHUNK_ROWS
+
+    calls, p = _calls(mixup_mi, digits.test.x[:40])  # on a CPU: the 1,200 mixes in calls of 256 rows
+    assert calls == [40] + [CPU_CHUNK_ROWS] * 4 + [1200 - 4 * CPU_CHUNK_ROWS]
     torch.testing.assert_close(p.sum(1), torch.ones(40))
     assert mixup_mi.rule.lambda_mi == 0.5 and mixup_mi.rule.n_mi == 30
+    monkeypatch.setattr(mixup_mi.rule, "settings", replace(mixup_mi.rule.settings, forward_rows=10**6))
+    one, p_one = _calls(mixup_mi, digits.test.x[:40])
+    assert one == [40, 40 * mixup_mi.rule.n_mi]  # prediction for the pool, then all mixes in one call
+    torch.testing.assert_close(p, p_one, rtol=1e-5, atol=1e-6)  # same draws, same probabilities
+
+
+def test_chunked_rule_forward_gives_the_one_call_values_and_gradients(mixup_mi, digits, monkeypatch):
+    from dataclasses import replace
+
+    x0, y = digits.test.x[:24], digits.test.y[:24]
+    out = {}
+    for rows in (7, 10**6):  # 7 does not divide 24 x 30: a ragged last chunk
+        monkeypatch.setattr(mixup_mi.rule, "settings", replace(mixup_mi.rule.settings, forward_rows=rows))
+        x = x0.clone().requires_grad_(True)
+        p = mixup_mi.forward(x, torch.Generator().manual_seed(5))
+        p[torch.arange(24), y].log().sum().backward()
+        out[rows] = (p.detach(), x.grad)
+    torch.testing.assert_close(out[7][0], out[10**6][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[7][1], out[10**6][1], rtol=1e-4, atol=1e-6)
+    assert out[7][1].abs().sum() > 0
+
+
+def test_chunk_rows_default_is_device_dependent():
+    from defenses.base import CPU_CHUNK_ROWS, chunk_rows
+
+    settings = get_preset("quick")
+    assert chunk_rows(settings, torch.device("cpu")) == CPU_CHUNK_ROWS
+    assert chunk_rows(settings, torch.device("cuda")) is None  # a GPU gets one large call
+    from dataclasses import replace
+
+    assert chunk_rows(replace(settings, forward_rows=64), torch.device("cuda")) == 64
 
 
 def test_mi_batched_equals_per_sample(mixup_mi, digits):

@@ -274,6 +274,9 @@ def test_leaderboard_shows_worst_case_columns_for_randomised_defenses_only(erm, 
     cells = dict(zip(wide["defense"], wide[col]))
     assert isinstance(cells["mixup+mi"], dict) and not isinstance(cells["erm"], dict)
     assert "worst-case" in render_wide(wide, "md")
+    # with R = 1 draw per adversarial example the worst case is the mean: no column for it
+    one = [dict(r, draws=1, robust_acc_worst=r["robust_acc"]) for r in recs]
+    assert not any("worst-case" in c for c in wide_frame(leaderboard_frame(one)).columns)
 
 
 # ---- CLI ----

@@ -71,7 +71,7 @@ def test_varmi_partners_never_from_predicted_class_and_batched_equals_loop(varmi
             torch.testing.assert_close(batched[i], single, rtol=1e-4, atol=1e-5)
 
 
-def test_varmi_one_encode_one_decode_one_classifier_forward(varmixup_varmi, digits):
+def test_varmi_one_encode_and_its_mixes_decoded_and_classified_in_cpu_chunks(varmixup_varmi, digits):
     vae = varmixup_varmi.rule.vae.vae
     calls = {"enc": [], "dec": [], "clf": []}
     hooks = [vae.encoder.register_forward_hook(lambda m, i, o: calls["enc"].append(len(i[0]))),
@@ -82,7 +82,7 @@ def test_varmi_one_encode_one_decode_one_classifier_forward(varmixup_varmi, digi
     finally:
         for h in hooks:
             h.remove()
-    assert calls == {"enc": [20], "dec": [600], "clf": [20, 600]}
+    assert calls == {"enc": [20], "dec": [256, 256, 88], "clf": [20, 256, 256, 88]}  # 600 mixes, chunks of 256
 
 
 def test_varmi_forward_is_differentiable_through_the_vae(varmixup_varmi, digits):
