@@ -16,8 +16,9 @@ from attacks.spec import FAMILIES
 @ATTACKS.register("adaptive-apgd", help="APGD-CE then APGD-DLR with EOT through the defended predictor "
                   "(torchattacks); adaptive-apgd(steps=N,eot=N_A,restarts=R)")
 class AdaptiveAPGD(Attack):
-    """AutoAttack's rand-version pair: APGD with the cross-entropy loss, then with the DLR loss, each with EOT
-    over `eot` draws (default n_adaptive) on the whole defended predictor; per image the evaluation keeps the
+    """AutoAttack's rand-version pair: APGD with the cross-entropy loss, then with the DLR loss, each `steps`
+    iterations (default apgd_steps, AutoAttack's 100) with EOT over `eot` draws (default n_adaptive) on the whole
+    defended predictor; per image the evaluation keeps the
     candidate the defense classifies correctly least often. APGD adapts its own step size. On a randomised
     defense each APGD run returns its highest-loss iterate (torchattacks' best_loss mode)."""
 
@@ -26,11 +27,13 @@ class AdaptiveAPGD(Attack):
     uses_step = False
     adaptive = True
     draws_per_call = 1
-    params = {"steps": (int, 100), "eot": (int, None), "restarts": (int, 1)}
+    params = {"steps": (int, None), "eot": (int, None), "restarts": (int, 1)}
     losses = ("ce", "dlr")
 
     def __init__(self, eps: float, step: float | None = None, settings: Any = None, **params: Any) -> None:
         super().__init__(eps, step, settings, **params)
+        if self.steps is None:
+            self.steps = int(getattr(settings, "apgd_steps", 100))
         if self.eot is None:
             self.eot = int(getattr(settings, "n_adaptive", 30))
 

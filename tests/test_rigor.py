@@ -201,6 +201,16 @@ def test_adaptive_apgd_agrees_with_pyautoattack_apgd_on_a_deterministic_defense(
     assert abs(ours["robust_acc"] - reference) <= 2 * 100 / len(y) + 1e-9, (ours["robust_acc"], reference)
 
 
+def test_adaptive_apgd_takes_its_default_budget_from_the_preset():
+    from attacks.spec import build_attack
+    from bench.presets import get_preset
+
+    assert build_attack("adaptive-apgd", 8 / 255, None, get_preset("quick")).steps == 100  # AutoAttack's
+    full = build_attack("adaptive-apgd", 8 / 255, None, get_preset("cifar-cpu-full"))
+    assert (full.steps, full.eot) == (20, 8) and full.config()["steps"] == 20  # the budget is in the cell key
+    assert build_attack("adaptive-apgd(steps=7)", 8 / 255, None, get_preset("cifar-cpu-full")).steps == 7
+
+
 def test_adaptive_apgd_on_mi_is_far_below_oblivious(mixup_mi, sub):
     obl = _run(mixup_mi, "pgd10", sub)
     ada = _run(mixup_mi, "adaptive-apgd(steps=20,eot=8)", sub)
