@@ -7,6 +7,7 @@ through. Datasets that fit stay on the device; larger ones stream through a Data
 from __future__ import annotations
 
 import math
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterator
@@ -72,7 +73,8 @@ def train_classifier(
     num_workers: int = 2,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Train `model` in place with recipe.loss; returns per-epoch {epoch, loss, acc}; resumes from checkpoint_dir."""
+    """Train `model` in place with recipe.loss; returns per-epoch {epoch, loss, acc, seconds}; resumes from
+    checkpoint_dir."""
     model.to(device).train()
     opt = make_optimizer(optimizer, model.parameters(), lr)
     start_epoch, history = 0, []
@@ -95,6 +97,7 @@ def train_classifier(
             # permute all examples, then drop the trailing partial batch of *this* permutation (permuting only
             # the first n would leave the last len(train) - n examples out of every epoch)
             perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(es))
+            epoch_start = time.perf_counter()
             model.train()
             total_loss, correct = 0.0, 0
             for x, y in batches(train, batch_size, perm, device, on_device, num_workers):
@@ -108,7 +111,10 @@ def train_classifier(
                 total_loss += loss.item() * len(y)
                 correct += int((logits.argmax(1) == y).sum())
                 bar.advance(task)
-            row = {"epoch": epoch, "loss": total_loss / n, "acc": 100.0 * correct / n}
+            # seconds per epoch live in the history, which the checkpoint keeps: a training resumed in a later
+            # session still accounts for the epochs run before the break
+            row = {"epoch": epoch, "loss": total_loss / n, "acc": 100.0 * correct / n,
+                   "seconds": time.perf_counter() - epoch_start}
             history.append(row)
             if checkpoint_dir is not None:
                 save_checkpoint(checkpoint_dir, model, opt, epoch, history)

@@ -81,7 +81,7 @@ def training_budget(workdir: Path) -> str:
         cfg = meta.get("config", {})
         if "seconds" not in meta:
             continue
-        rows.append((cfg.get("recipe", "?"), cfg.get("seed", 0), cfg.get("epochs"), meta["seconds"]))
+        rows.append((cfg.get("recipe", "?"), cfg.get("seed", 0), cfg.get("epochs"), model_seconds(meta)))
     for meta_path in sorted((workdir / "vaes").glob("*/meta.json")):
         meta = json.loads(meta_path.read_text())
         cfg = meta.get("config", {})
@@ -92,7 +92,31 @@ def training_budget(workdir: Path) -> str:
     total = sum(r[3] for r in rows)
     return "\n".join(lines) + (f"\n\nTraining in all: {total / 3600:.2f} h (the latent-32 VAE is the latent-size "
                                "measurement). Seconds as measured: during the first session development and "
-                               "tests shared the 2 cores, so those models took up to twice their idle time.\n")
+                               "tests shared the 2 cores, so those models took up to twice their idle time. "
+                               "Models saved before epochs recorded their own seconds count only the run that "
+                               "saved them (a model resumed after a session's end misses its earlier epochs; "
+                               "the notes say which).\n")
+
+
+def model_seconds(meta: dict) -> float:
+    """A classifier's training seconds: the sum of the per-epoch seconds in its history (kept across a resume from
+    a checkpoint), else (models trained before epochs recorded them) the meta's seconds of the run that saved it."""
+    hist = meta.get("history", [])
+    if hist and all("seconds" in h for h in hist):
+        return float(sum(h["seconds"] for h in hist))
+    return float(meta["seconds"])
+
+
+def compute_time(workdir: Path, records: list[dict]) -> tuple[float, float]:
+    """(training, evaluation) seconds as measured by the harness: every model's and VAE's `seconds` in its
+    meta.json, and every record's `seconds`. Unlike pass wall times, a pass cut by a session's end and resumed
+    in the next one is counted once, without the gap."""
+    train = 0.0
+    for meta_path in (workdir / "models").glob("*/meta.json"):
+        train += model_seconds(json.loads(meta_path.read_text()))
+    for meta_path in (workdir / "vaes").glob("*/meta.json"):
+        train += float(json.loads(meta_path.read_text()).get("seconds", 0.0))
+    return train, sum(float(r.get("seconds") or 0.0) for r in records)
 
 
 def pass_times(workdir: Path) -> tuple[str, float]:
@@ -121,6 +145,7 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
         shutil.copytree(rep.parent, OUT / f"{NAME}-reports" / rep.parent.name, dirs_exist_ok=True)
     missing = missing_cells(records)
     passes, seconds = pass_times(wd)
+    train_s, eval_s = compute_time(wd, records)
     done = "all passes done" in (wd / "sweep.log").read_text() if (wd / "sweep.log").exists() else False
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     banner = "" if done and not missing else (
@@ -133,16 +158,22 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
 50,000** training images; **1,000** stratified test images (SPSA: a stratified 200, 20 iterations × 64 samples;
 corruptions: a stratified 500, CIFAR-10-C parameters), the same images for every training seed. Three training
 seeds for erm, mixup+mi, varmixup+varmi, adv-varmixup+adv-varmi and at on clean, PGD-10 at 8/255, adaptive
-PGD-10 and ECE (cells marked ×3), one seed for the rest. Adaptive attacks: EOT over N_A = 8 draws; every
-adversarial example of a randomised defense is classified by R = 10 fresh draws (`worst-case` columns). MMD-VAE
-latent 64. Produced at commit `{commit}` on {platform.machine()} Linux, 2 CPU cores, by
+PGD-10 and ECE (cells marked ×3), one seed for the rest. Adaptive attacks: EOT over N_A = 8 draws; adaptive APGD
+20 iterations per loss (`apgd_steps`). Every adversarial example of a randomised defense is classified by R = 10
+fresh draws in the PGD-10, adaptive, PGD-50, SPSA and corruption cells (`worst-case` columns), by one draw in the
+ε-curve, tPGD-10 and L2 cells (their mean; 1/10 of the cost). MMD-VAE latent 64. Produced at commit `{commit}`
+on {platform.machine()} Linux, 2 CPU cores, by
 
 ```
 leaderboards/cifar10_full.sh {workdir}      # the passes below, each a resumable `bench sweep`
 python leaderboards/make_cifar10_full.py {workdir}
 ```
 
-Wall time of the passes (measured, from `{workdir}/passes.tsv`): {seconds / 3600:.2f} h so far.
+Measured time so far: **{(train_s + eval_s) / 3600:.2f} h of computation** ({train_s / 3600:.2f} h training, {eval_s / 3600:.2f} h
+evaluation: the sum of every model's and record's own `seconds`; loading data and models adds a few minutes per
+pass). The sweep ran across sessions (a session's end stops it; the next resumes it), so the pass wall times below,
+from `{workdir}/passes.tsv`, cover only the passes that ran in one piece or their resumed part:
+{seconds / 3600:.2f} h in all.
 
 {passes}
 ## Training budget (measured)
@@ -163,7 +194,8 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100�
     if NOTES.exists():
         body += "\n" + NOTES.read_text()
     (OUT / f"{NAME}.md").write_text(body)
-    print(f"{len(records)} records, {len(missing)} missing line(s), {seconds / 3600:.2f} h of passes")
+    print(f"{len(records)} records, {len(missing)} missing line(s), {(train_s + eval_s) / 3600:.2f} h of computation "
+          f"({train_s / 3600:.2f} h training), {seconds / 3600:.2f} h of logged passes")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,9 @@ def test_interrupted_training_resumes_from_its_last_epoch_with_identical_weights
     resumed, hist = _train(digits, tmp_path / "run")
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     assert [h["loss"] for h in hist] == pytest.approx([h["loss"] for h in ref_hist])
+    # every epoch keeps its own seconds across the resume: the sweep's budget table counts the epochs run before
+    # a session's end
+    assert all(h["seconds"] > 0 for h in hist)
     for (k, v), (_, w) in zip(ref.state_dict().items(), resumed.state_dict().items()):
         torch.testing.assert_close(v, w, msg=k)
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()  # removed once training completed
