@@ -132,6 +132,52 @@ def pass_times(workdir: Path) -> tuple[str, float]:
     return "\n".join(lines) + "\n", total
 
 
+RANDOMISED = ("mixup+mi", "varerm+varmi", "varmixup+varmi", "adv-varmixup+adv-varmi", "iat+mi")
+# (a, b): each side is (defense, attack, metric); the table tests a - b, paired on the same 1,000 images (seed 0)
+CLAIMS = (
+    [((d, "adaptive-pgd10", "robust"), (d, "pgd10", "robust")) for d in RANDOMISED]  # adaptive below oblivious?
+    + [((d, "adaptive-pgd10", "worst"), (d, "adaptive-pgd10", "robust")) for d in RANDOMISED]  # luck of the draw?
+    + [((d, "adaptive-apgd", "robust"), (d, "adaptive-pgd10", "robust")) for d in RANDOMISED]  # APGD stronger?
+    + [(("varmixup+varmi", "adaptive-pgd10", "robust"), ("mixup+mi", "adaptive-pgd10", "robust")),
+       (("varmixup+varmi", "adaptive-pgd10", "robust"), ("varerm+varmi", "adaptive-pgd10", "robust")),
+       (("adv-varmixup+adv-varmi", "adaptive-pgd10", "robust"), ("varmixup+varmi", "adaptive-pgd10", "robust")),
+       (("varmixup+varmi", "adaptive-pgd10", "robust"), ("at", "pgd10", "robust")),
+       (("adv-varmixup+adv-varmi", "adaptive-pgd10", "robust"), ("at", "pgd10", "robust")),
+       (("iat+mi", "adaptive-pgd10", "robust"), ("iat", "pgd10", "robust")),
+       (("trades", "pgd10", "robust"), ("at", "pgd10", "robust")),
+       (("varmixup+varmi", "clean", "clean"), ("varmixup", "clean", "clean")),
+       (("mixup+mi", "clean", "clean"), ("mixup", "clean", "clean")),
+       (("varmixup", "clean", "clean"), ("mixup", "clean", "clean")),
+       (("at", "clean", "clean"), ("erm", "clean", "clean"))]
+)
+
+
+def _seed0_cell(records: list[dict], defense: str, attack: str) -> dict | None:
+    """The latest seed-0 L-inf record of (defense, attack) at the preset's ε (clean: any ε)."""
+    from bench.presets import get_preset
+
+    eps = get_preset("cifar-cpu-full").eps
+    hits = [r for r in records if r["defense"] == defense and r["attack"] == attack and int(r.get("seed", 0)) == 0
+            and (attack == "clean" or ((r.get("norm") or "Linf") == "Linf" and abs(float(r["eps"]) - eps) < 1e-9))]
+    return max(hits, key=lambda r: r.get("timestamp", "")) if hits else None
+
+
+def comparisons(records: list[dict]) -> str:
+    """The paired tests behind the notes' claims: a − b in points, its standard error, p (exact McNemar on 0/1
+    outcomes, else a z test on per-image fractions) and whether it is beyond noise by the harness's rule (|z| > 2)."""
+    from bench.stats import compare_records
+
+    lines = ["| a | b | a − b (points) | SE | p | beyond noise |", "| --- | --- | --- | --- | --- | --- |"]
+    for (da, aa, wa), (db, ab, wb) in CLAIMS:
+        ra, rb = _seed0_cell(records, da, aa), _seed0_cell(records, db, ab)
+        if ra is None or rb is None:
+            continue
+        c = compare_records(ra, rb, (wa, wb))
+        verdict = "yes" if abs(c.z) > 2 else "no"
+        lines.append(f"| {da} {aa} ({wa}) | {db} {ab} ({wb}) | {c.diff:+.1f} | {c.se:.1f} | {c.p:.2g} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wd = Path(workdir)
     records = [json.loads(line) for line in open(wd / "results.jsonl") if line.strip()]
@@ -187,6 +233,9 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100�
     if missing:
         body += ("\n## Missing cells\n\nNot recorded yet; re-running `leaderboards/cifar10_full.sh` resumes the "
                  "sweep and fills only these:\n\n" + "\n".join(missing) + "\n")
+    body += ("\n## Paired comparisons (seed 0, the same 1,000 images)\n\nThe tests behind the claims in the notes; "
+             "`worst` is the share correct in all R = 10 draws, `robust` the mean over them. Rows whose cells are "
+             "not recorded yet are left out.\n\n" + comparisons(records))
     body += "\n## Gradient-masking diagnostics (`bench diagnose`)\n\n```\n" + diag + "```\n"
     if reports:
         body += "\n## Per-defense reports (`bench report`)\n\n" + "\n".join(

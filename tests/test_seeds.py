@@ -78,3 +78,36 @@ def test_intervals_at_zero_and_full_accuracy_contain_the_mean_and_plot(tmp_path)
     lo, hi = wilson_interval(0, 1000)
     zero.update(robust_acc_ci_low=lo, robust_acc_ci_high=hi)
     assert plot([zero], "eps", tmp_path / "zero.png").exists()  # a 0 % cell has a one-sided error bar
+
+
+def _composer():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "leaderboards" / "make_cifar10_full.py"
+    spec = importlib.util.spec_from_file_location("make_cifar10_full", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_leaderboard_claims_use_seed_zero_paired_cells_and_registered_names():
+    from attacks.spec import attack_class
+    from defenses import parse_defense_spec
+
+    m = _composer()
+    for side in (s for claim in m.CLAIMS for s in claim):  # every claim names a real defense and attack
+        parse_defense_spec(side[0]), attack_class(side[1])
+        assert side[2] in ("robust", "worst", "clean")
+    rng = np.random.default_rng(1)
+    a = (rng.random(1000) < 0.40).astype(np.uint8)
+    b = a.copy()
+    b[np.flatnonzero(a)[:60]] = 0  # b loses 60 of a's correct images: a paired 6-point drop
+    recs = [_record(0, "adaptive-pgd10", b, "mixup+mi"), _record(0, "pgd10", a, "mixup+mi"),
+            _record(1, "pgd10", np.zeros(1000, np.uint8), "mixup+mi")]  # seed 1 must not be the one compared
+    for r in recs:
+        r["eps"] = 8 / 255
+    table = m.comparisons(recs)
+    row = next(line for line in table.splitlines() if line.startswith("| mixup+mi adaptive-pgd10 (robust) | mixup+mi pgd10"))
+    assert "| -6.0 |" in row and row.endswith("| yes |")
+    assert "varmixup+varmi" not in table  # cells not recorded are left out, not filled
