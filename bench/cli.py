@@ -381,6 +381,8 @@ def vae_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """The Var* defenses' MMD-VAE: print its reconstruction error and write inputs vs reconstructions as PNG."""
+    import torch
+
     from bench.figures import save_rows, vae_rows
     from bench.registry import unknown_name_message
     from defenses.latent import get_vae, reconstruction_error
@@ -395,7 +397,8 @@ def vae_command(
     test = ctx.dataset.test
     err_test = reconstruction_error(vae, test.x, ctx.device)
     path = output or ctx.workdir / "figures" / f"vae-{vae.key}.png"
-    save_rows(vae_rows(vae, test.x[:16].to(ctx.device)), path)
+    spread = torch.linspace(0, len(test.x) - 1, min(16, len(test.x))).long()  # across the (class-sorted) split
+    save_rows(vae_rows(vae, test.x[spread].to(ctx.device)), path)
     hist = vae.meta.get("history", [])
     kind = "adversarial " if adversarial else ""
     table = Table(title=f"{kind}MMD-VAE {vae.key} ({'trained' if vae.trained else 'cached'})")

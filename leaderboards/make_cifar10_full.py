@@ -22,9 +22,32 @@ DRIVER = OUT / "cifar10_full.sh"
 NOTES = OUT / f"{NAME}-notes.md"
 
 
+DATA = "imagefolder:../shared/datasets/cifar10-jpeg.tar.gz"
+
+
 def bench(*args: str) -> str:
+    import os
+
     exe = shutil.which("bench") or str(Path(sys.executable).with_name("bench"))
-    return subprocess.run([exe, *args], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "COLUMNS": "220"}  # rich tables unwrapped in the captured output
+    return subprocess.run([exe, *args], capture_output=True, text=True, check=True, env=env).stdout
+
+
+def vae_section(workdir: str) -> str:
+    """`bench vae show` (cached VAEs only, never trains) for the preset's VAE, the latent-32 comparison and the
+    adversarial VAE: test pixel MSE and a figure of test images over reconstructions each."""
+    out = []
+    for tag, extra in (("latent64", []), ("latent32", ["--latent-dim", "32"]), ("adv-latent64", ["--adversarial"])):
+        png = OUT / f"{NAME}-vae-{tag}.png"
+        try:
+            text = bench("vae", "show", "--preset", "cifar-cpu-full", "--dataset", DATA, "--workdir", workdir,
+                         "--no-progress", "-o", str(png), *extra)
+        except subprocess.CalledProcessError:
+            continue  # not trained (yet)
+        command = " ".join(["bench vae show --preset cifar-cpu-full", *extra])
+        out.append(f"`{command}` (figure: `{png.name}`, test images over their reconstructions):\n\n"
+                   f"```\n{text.strip()}\n```\n")
+    return "\n".join(out)
 
 
 def _cell(defense: str, attack: str, seed: int, norm: str, eps: float | None) -> tuple:
@@ -225,6 +248,9 @@ from `{workdir}/passes.tsv`, cover only the passes that ran in one piece or thei
 ## Training budget (measured)
 
 {training_budget(wd)}
+## The MMD-VAE
+
+{vae_section(workdir)}
 The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100–350 epochs, PGD-10 with step
 8/255, Tables 2 and 4), for orientation only: this run is a small CNN trained for a few epochs with PGD step ε/4.
 
