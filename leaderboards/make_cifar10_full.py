@@ -96,8 +96,9 @@ def missing_cells(records: list[dict]) -> list[str]:
     return [f"- `{a}`{where}: {', '.join(v)}" for (a, where), v in lacking.items()]
 
 
-def training_budget(workdir: Path) -> str:
-    """One line per trained classifier and VAE: recipe, seed, epochs, measured seconds and seconds per epoch."""
+def trained_models(workdir: Path) -> list[tuple]:
+    """(model, seed, epochs, seconds) of every trained classifier and VAE in the workdir, read once for the budget
+    table and the computation total."""
     rows = []
     for meta_path in sorted((workdir / "models").glob("*/meta.json")):
         meta = json.loads(meta_path.read_text())
@@ -110,6 +111,11 @@ def training_budget(workdir: Path) -> str:
         cfg = meta.get("config", {})
         name = ("adv-VAE" if cfg.get("adversarial") else "VAE") + f" (latent {cfg.get('latent_dim')})"
         rows.append((name, cfg.get("seed", 0), cfg.get("epochs"), meta.get("seconds", float("nan"))))
+    return rows
+
+
+def training_budget(rows: list[tuple]) -> str:
+    """One line per trained classifier and VAE: recipe, seed, epochs, measured seconds and seconds per epoch."""
     lines = ["| model | seed | epochs | seconds | s / epoch |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {m} | {s} | {e} | {t:.0f} | {t / e:.0f} |" for m, s, e, t in sorted(rows, key=lambda r: (r[1], r[0]))]
     total = sum(r[3] for r in rows)
@@ -130,15 +136,11 @@ def model_seconds(meta: dict) -> float:
     return float(meta["seconds"])
 
 
-def compute_time(workdir: Path, records: list[dict]) -> tuple[float, float]:
-    """(training, evaluation) seconds as measured by the harness: every model's and VAE's `seconds` in its
-    meta.json, and every record's `seconds`. Unlike pass wall times, a pass cut by a session's end and resumed
-    in the next one is counted once, without the gap."""
-    train = 0.0
-    for meta_path in (workdir / "models").glob("*/meta.json"):
-        train += model_seconds(json.loads(meta_path.read_text()))
-    for meta_path in (workdir / "vaes").glob("*/meta.json"):
-        train += float(json.loads(meta_path.read_text()).get("seconds", 0.0))
+def compute_time(models: list[tuple], records: list[dict]) -> tuple[float, float]:
+    """(training, evaluation) seconds as measured by the harness: every model's and VAE's seconds, and every
+    record's `seconds`. Unlike pass wall times, a pass cut by a session's end and resumed in the next one is
+    counted once, without the gap."""
+    train = sum(t for *_, t in models if t == t)  # a VAE without its seconds (NaN) counts 0
     return train, sum(float(r.get("seconds") or 0.0) for r in records)
 
 
@@ -214,7 +216,8 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
         shutil.copytree(rep.parent, OUT / f"{NAME}-reports" / rep.parent.name, dirs_exist_ok=True)
     missing = missing_cells(records)
     passes, seconds = pass_times(wd)
-    train_s, eval_s = compute_time(wd, records)
+    models = trained_models(wd)
+    train_s, eval_s = compute_time(models, records)
     done = "all passes done" in (wd / "sweep.log").read_text() if (wd / "sweep.log").exists() else False
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     banner = "" if done and not missing else (
@@ -247,7 +250,7 @@ from `{workdir}/passes.tsv`, cover only the passes that ran in one piece or thei
 {passes}
 ## Training budget (measured)
 
-{training_budget(wd)}
+{training_budget(models)}
 ## The MMD-VAE
 
 {vae_section(workdir)}
