@@ -745,11 +745,11 @@ def diagnose(
         out.print(f"no warning signs in {frame.groupby(['dataset', 'defense']).ngroups} defense(s); "
                   f"checks: {', '.join(CHECKS.names())}")
         return
-    table = Table(title="gradient-masking warning signs")
-    for col in ("dataset", "defense", "check", "finding"):
+    table = Table(title="gradient-masking warning signs (each trained model checked on its own evaluations)")
+    for col in ("dataset", "defense", "seed", "check", "finding"):
         table.add_column(col)
     for f in findings:
-        table.add_row(f.dataset, f.defense, f.check, f.message)
+        table.add_row(f.dataset, f.defense, f.seed, f.check, f.message)
     out.print(table)
 
 

@@ -1,7 +1,8 @@
 """Gradient-masking warning signs (Carlini et al., "On Evaluating Adversarial Robustness") over the store.
 
-Each check is registered by name and looks at the latest records of one (dataset, defense); a finding names
-the check, the rows it concerns and why. A check fires only when the difference exceeds two standard errors of
+Each check is registered by name and looks at the latest records of one trained model (dataset, defense,
+config hash: each training seed is its own model, never compared with another's); a finding names the check,
+the model, the rows it concerns and why. A check fires only when the difference exceeds two standard errors of
 the difference (bench.stats): paired on the same images when both records keep per-image results, otherwise
 from each accuracy's binomial standard error and trial spread. Two evaluations of one randomised predictor
 differ by its own sampling noise; that noise never fires a check.
@@ -26,6 +27,8 @@ class Finding:
     rows: tuple[tuple[str, float], ...]  # (attack, eps) of the affected leaderboard rows
     message: str
     norm: str = "Linf"  # the threat model's norm of those rows (checks compare radii within one norm)
+    model: str = ""  # the trained model's config hash (one per training seed)
+    seed: str = ""  # its training seed, for the reader
 
 
 Check = Callable[[pd.DataFrame], list[tuple[tuple[tuple[str, float], ...], str]]]
@@ -120,16 +123,17 @@ def not_converged(df: pd.DataFrame):
 
 
 def diagnose(frame: pd.DataFrame) -> list[Finding]:
-    """Run every registered check on each (dataset, defense, norm) of a leaderboard frame: an L2 radius is
-    never compared with an L-inf one."""
+    """Run every registered check on each (dataset, defense, trained model, norm) of a leaderboard frame: an L2
+    radius is never compared with an L-inf one, nor one seed's model with another's."""
     findings = []
-    frame = _with_norms(frame)
-    for (dataset, defense, norm), g in frame.groupby(["dataset", "defense", "norm"]):
+    frame = _with_models(_with_norms(frame))
+    for (dataset, defense, model, norm), g in frame.groupby(["dataset", "defense", "_model", "norm"], sort=True):
+        seeds = ",".join(sorted({str(s) for s in g["seed"] if pd.notna(s)})) if "seed" in g else ""
         for name in CHECKS.names():
             for rows, message in CHECKS.get(name)(g):
                 if norm == "L2":
                     message = f"[L2] {message}"
-                findings.append(Finding(name, dataset, defense, tuple(rows), message, norm))
+                findings.append(Finding(name, dataset, defense, tuple(rows), message, norm, model, seeds))
     return findings
 
 
@@ -139,11 +143,18 @@ def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
     flags: dict[tuple, set[str]] = {}
     for f in diagnose(frame):
         for attack, eps in f.rows:
-            flags.setdefault((f.dataset, f.defense, f.norm, attack, float(eps)), set()).add(f.check)
+            flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), set()).add(f.check)
     out = frame.copy()
-    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, r.norm, r.attack, float(r.eps)), ())))
-                    for r in frame.itertuples()]
+    models = _with_models(frame)["_model"]
+    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, m, r.norm, r.attack, float(r.eps)), ())))
+                    for r, m in zip(frame.itertuples(), models)]
     return out
+
+
+def _with_models(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with `_model`, the trained model each record evaluated (its config hash; "" where unknown)."""
+    hashes = frame["config_hash"] if "config_hash" in frame else pd.Series("", index=frame.index)
+    return frame.assign(_model=[str(h) if pd.notna(h) else "" for h in hashes])
 
 
 def _with_norms(frame: pd.DataFrame) -> pd.DataFrame:

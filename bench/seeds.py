@@ -14,15 +14,23 @@ from bench.stats import encode_per_image, interval_from_summary
 _SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials"]
 
 
+def _without_seeds(v: Any) -> Any:
+    """A nested config with every `seed` key removed: a recipe's parts (the VarMixup family's MMD-VAE) are seeded
+    from the training seed, so their seeds differ exactly when the training seed does."""
+    if isinstance(v, dict):
+        return {k: _without_seeds(x) for k, x in v.items() if k != "seed"}
+    return v
+
+
 def model_signature(row: pd.Series | dict) -> str:
-    """The training configuration of a record without its seed: recipe settings, epochs, lr, batch size and the
-    preset overrides that change a model."""
+    """The training configuration of a record without its seeds (the model's and its MMD-VAE's): recipe settings,
+    epochs, lr, batch size and the preset overrides that change a model."""
     from bench.leaderboard import TRAINING_FIELDS
 
     def load(v: Any) -> Any:
         return json.loads(v) if isinstance(v, str) and v.startswith("{") else v
 
-    cfg = load(row.get("train_config")) or {}
+    cfg = _without_seeds(load(row.get("train_config")) or {})
     ov = load(row.get("train_overrides")) or {}
     ov = {k: v for k, v in ov.items() if k in TRAINING_FIELDS and k != "seed"} if isinstance(ov, dict) else {}
     return json.dumps({"train": cfg, "overrides": ov}, sort_keys=True, default=str)

@@ -53,3 +53,24 @@ def test_leaderboard_flags_affected_rows():
     flagged = df[df["flags"] != ""]
     assert set(zip(flagged["attack"], flagged["eps"].round(4))) == {("pgd50", round(8 / 255, 4)), ("pgd10", round(8 / 255, 4))}
     assert "⚠ pgd50-above-pgd10" in render(df, "md")
+
+
+def test_each_training_seed_is_checked_on_its_own_evaluations():
+    """Two seeds of mixup+mi at the same eps are two models, not an eps curve; one seed's oblivious cell is
+    never set against another's adaptive cell (the cifar10-cpu-full store: seed 1's PGD-10 4.8 % beside seed
+    0's 1.6 % fired accuracy-rises-with-eps before the checks grouped by model)."""
+    def seeded(seed, attack, robust, threat="oblivious"):
+        return dict(rec(attack, 8 / 255, robust, threat, defense="mixup+mi"), seed=seed, config_hash=f"h{seed}",
+                    eval_hash=f"{attack}{seed}")
+
+    records = [seeded(0, "pgd10", 10.0), seeded(1, "pgd10", 20.0), seeded(0, "adaptive-pgd10", 2.0, "adaptive")]
+    findings = diagnose(_frame(records))
+    assert [(f.check, f.seed) for f in findings] == [("oblivious-overstates", "0")]  # seed 1 has no adaptive cell
+    assert "10.0%" in findings[0].message and "20.0%" not in findings[0].message
+    flagged = _frame(records)
+    flagged = flagged[flagged["flags"] != ""]
+    assert sorted(zip(flagged["seed"], flagged["attack"])) == [(0, "adaptive-pgd10"), (0, "pgd10")]
+    # the same symptom inside one model still fires
+    one_model = [dict(rec("pgd10", 8 / 255, 10.0), defense="mixup+mi"),
+                 dict(rec("pgd10", 16 / 255, 20.0), defense="mixup+mi")]
+    assert {f.check for f in diagnose(_frame(one_model))} == {"accuracy-rises-with-eps"}

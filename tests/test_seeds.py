@@ -56,6 +56,29 @@ def test_different_training_settings_are_never_pooled():
     assert len(pooled) == 2 and set(pooled["seeds"]) == {1}
 
 
+def _varmixup_record(seed: int, acc_correct: np.ndarray, latent_dim: int = 64) -> dict:
+    """A VarMixup record as the harness writes it: the MMD-VAE inside the recipe config is seeded by the training
+    seed (the train_config of /work/sweeps/cifar10-full's varmixup+varmi records)."""
+    vae = {"adversarial": False, "bandwidth": 128.0, "batch_size": 128, "code": 1, "epochs": 6, "from": None,
+           "gamma": 1.0, "latent_dim": latent_dim, "lr": 0.001, "seed": seed, "width": 32}
+    return dict(_record(seed, "pgd10", acc_correct, "varmixup+varmi"),
+                train_config={"batch_size": 128, "epochs": 6, "lr": 0.001, "recipe_config": {"eta": 1.0, "vae": vae}})
+
+
+def test_the_vae_seed_follows_the_training_seed_and_pools_with_it():
+    from bench.leaderboard import leaderboard_frame, wide_frame
+    from bench.seeds import pool_seeds
+
+    a = np.ones(50, dtype=np.uint8)
+    frame = leaderboard_frame([_varmixup_record(s, a) for s in (0, 1, 2)])
+    pooled = pool_seeds(frame)
+    assert len(pooled) == 1 and pooled.iloc[0]["seeds"] == 3
+    assert len(wide_frame(frame)) == 1  # one row, labelled by the defense alone
+    other = leaderboard_frame([_varmixup_record(0, a), _varmixup_record(1, a, latent_dim=32)])
+    assert set(pool_seeds(other)["seeds"]) == {1}  # a different VAE is a different recipe, never pooled
+    assert len(wide_frame(other)) == 2
+
+
 def test_subsets_do_not_depend_on_the_training_seed(tmp_path):
     from bench.runner import make_context
 
