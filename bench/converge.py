@@ -99,7 +99,8 @@ def unconverged(records: list[dict], z: float = 2.0) -> list[tuple[dict, dict, s
 
 def plot_convergence(records: list[dict], path: Path, defense: str | None = None, dataset: str | None = None,
                      attack: str | None = None) -> Path:
-    """Accuracy against steps, one line per (EOT draws, restarts), 95 % intervals as error bars."""
+    """Accuracy against steps, one line per (EOT draws, restarts) and training seed (points of different seeds'
+    models are never joined), 95 % intervals as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,21 +112,23 @@ def plot_convergence(records: list[dict], path: Path, defense: str | None = None
         if b is None or "(" not in str(r.get("attack")) or (defense and r.get("defense") != defense) \
                 or (dataset and r.get("dataset") != dataset) or (attack and base_name(r["attack"]) != attack):
             continue
-        latest[(r["defense"], base_name(r["attack"]), float(r.get("eps", 0)), b["eot"], b["restarts"], b["steps"])] = r
+        latest[(r["defense"], int(r.get("seed") or 0), base_name(r["attack"]), float(r.get("eps", 0)), b["eot"],
+                b["restarts"], b["steps"])] = r
     if not latest:
         raise BenchError("no convergence records" + (f" for {defense}" if defense else "")
                          + " (run bench converge first)")
     lines: dict[tuple, list] = {}
-    for (d, a, e, eot, rs, s), r in sorted(latest.items()):
-        lines.setdefault((d, a, e, eot, rs), []).append((s, r))
+    for (d, seed, a, e, eot, rs, s), r in sorted(latest.items()):
+        lines.setdefault((d, seed, a, e, eot, rs), []).append((s, r))
+    seeds = {k[1] for k in lines}
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for i, (key, pts) in enumerate(lines.items()):
-        d, a, e, eot, rs = key
+        d, seed, a, e, eot, rs = key
         xs = [s for s, _ in pts]
         ys = [float(r["robust_acc"]) for _, r in pts]
         lo = [y - float(r.get("robust_acc_ci_low", y)) for y, (_, r) in zip(ys, pts)]
         hi = [float(r.get("robust_acc_ci_high", y)) - y for y, (_, r) in zip(ys, pts)]
-        label = f"{a} EOT {eot}" + (f", {rs} restarts" if rs > 1 else "")
+        label = f"{a} EOT {eot}" + (f", {rs} restarts" if rs > 1 else "") + (f", seed {seed}" if len(seeds) > 1 else "")
         if len({k[0] for k in lines}) > 1:
             label = f"{d}: {label}"
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="osD^v<>"[i % 7], capsize=3, label=label)

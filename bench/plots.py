@@ -33,8 +33,10 @@ PLOTS.register("converge", help="robust accuracy against attack steps, one line 
 
 
 def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str | None = None) -> dict[str, list]:
-    """{defense: [(x, y, (below, above)), ...]} sorted by x, the latest record per (defense, x); the error bar
-    is the record's 95 % interval (its trial std for records without one)."""
+    """{line: [(x, y, (below, above)), ...]} sorted by x, the latest record per (defense, training seed, x); the
+    error bar is the record's 95 % interval (its trial std for records without one). One line is one training
+    seed, never points of different seeds' models joined up: where a defense has several seeds, its line is the
+    seed with the most points (ties: the lowest), labelled `defense (seed s)`."""
     spec = PLOTS.get(kind)
     latest: dict[tuple, dict] = {}
     for r in sorted(records, key=lambda r: r.get("timestamp", "")):
@@ -45,9 +47,9 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         x = spec["x"](r)
         if x is None or r.get(spec["y"]) is None:
             continue
-        latest[(r["defense"], float(x))] = r
-    out: dict[str, list] = {}
-    for (defense, x), r in sorted(latest.items()):
+        latest[(r["defense"], int(r.get("seed") or 0), float(x))] = r
+    by_seed: dict[str, dict[int, list]] = {}
+    for (defense, seed, x), r in sorted(latest.items()):
         y = float(r[spec["y"]])
         if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
             # the 95 % interval (clamped: at 0 % or 100 % a bound can sit a rounding error past the mean)
@@ -55,7 +57,11 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         else:
             sd = float(r.get("robust_acc_std") or 0.0)
             err = (sd, sd)
-        out.setdefault(defense, []).append((x, y, err))
+        by_seed.setdefault(defense, {}).setdefault(seed, []).append((x, y, err))
+    out: dict[str, list] = {}
+    for defense, seeds in by_seed.items():
+        seed = max(sorted(seeds), key=lambda s: len(seeds[s]))  # max keeps the first (lowest seed) of a tie
+        out[f"{defense} (seed {seed})" if len(seeds) > 1 else defense] = seeds[seed]
     return out
 
 

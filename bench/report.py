@@ -67,6 +67,9 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
     strong = "adaptive-pgd10" if stochastic else "pgd10"
     figures_dir = Path(figures_dir or workdir)
 
+    def own_records() -> list[dict]:  # this model's records: other training seeds of the defense are other models
+        return [r for r in ResultStore(workdir).records() if r.get("config_hash") == defense.info["config_hash"]]
+
     def ev(attack: str, e: float | None = eps) -> dict[str, Any]:
         return stored_or_evaluate(defense, attack, eps=e, norm="Linf", workdir=workdir, show_progress=show_progress)
 
@@ -86,7 +89,7 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
                                              f"({_ci(large[-1])}): gradients may be masked")
     else:
         item.reason = "no rise beyond noise; ~0 % at the largest ε" if large else "no rise beyond noise"
-    item.figure = str(plot(ResultStore(workdir).records(), "eps", figures_dir / "eps.png", strong,
+    item.figure = str(plot(own_records(), "eps", figures_dir / "eps.png", strong,
                            defense.dataset.name, defense.spec).name)
     items.append(item)
 
@@ -102,7 +105,7 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
                                              f"{axis} still helps, the attack has not converged")
     else:
         item.reason = "the largest budget on each axis is within noise of the one before it"
-    item.figure = str(plot_convergence(ResultStore(workdir).records(), figures_dir / "converge.png", defense.spec,
+    item.figure = str(plot_convergence(own_records(), figures_dir / "converge.png", defense.spec,
                                        defense.dataset.name, "adaptive-pgd").name)
     items.append(item)
 

@@ -187,6 +187,24 @@ def test_plots_are_written_from_records(tmp_path):
         plot(recs, "linearity", tmp_path / "lin.png")
 
 
+def test_an_eps_curve_never_joins_points_of_different_training_seeds():
+    """The cifar10-cpu-full store: seed 0 has the whole eps curve, seeds 1 and 2 only ε = 8/255 (written later).
+    The curve is seed 0's, labelled so; a later seed's 8/255 point never replaces seed 0's."""
+    from bench.plots import curves
+
+    def rec(seed, e, acc, t):
+        return {"dataset": "d", "defense": "mixup+mi", "attack": "pgd10", "eps": e, "robust_acc": acc, "seed": seed,
+                "timestamp": t, "robust_acc_ci_low": acc - 1, "robust_acc_ci_high": acc + 1}
+
+    recs = [rec(0, e, a, "2026-01-01") for e, a in ((2 / 255, 20.0), (8 / 255, 1.6), (16 / 255, 0.2))]
+    recs += [rec(1, 8 / 255, 4.8, "2026-02-01"), rec(2, 8 / 255, 3.0, "2026-03-01")]
+    data = curves(recs, "eps")
+    assert list(data) == ["mixup+mi (seed 0)"]
+    assert [(round(x * 255), y) for x, y, _ in data["mixup+mi (seed 0)"]] == [(2, 20.0), (8, 1.6), (16, 0.2)]
+    tie = curves([rec(2, 8 / 255, 3.0, "t"), rec(1, 8 / 255, 4.8, "t")], "eps")
+    assert tie == {"mixup+mi (seed 1)": [(8 / 255, 4.8, (1.0, 1.0))]}  # a tie: the lowest seed
+
+
 def test_sweep_reruns_cells_whose_model_or_attack_settings_changed(tmp_path):
     grid = dict(GRID, defenses=["erm"], attacks=["pgd10", "adaptive-pgd10"])
     recs, skipped, _ = run_sweep(_spec(tmp_path, **grid))
