@@ -232,8 +232,9 @@ corruptions: a stratified 500, CIFAR-10-C parameters), the same images for every
 seeds for erm, mixup+mi, varmixup+varmi, adv-varmixup+adv-varmi and at on clean, PGD-10 at 8/255, adaptive
 PGD-10 and ECE (cells marked ×3), one seed for the rest. Adaptive attacks: EOT over N_A = 8 draws; adaptive APGD
 20 iterations per loss (`apgd_steps`). Every adversarial example of a randomised defense is classified by R = 10
-fresh draws in the PGD-10, adaptive, PGD-50, SPSA and corruption cells (`worst-case` columns), by one draw in the
-ε-curve, tPGD-10 and L2 cells (their mean; 1/10 of the cost). MMD-VAE latent 64. Produced at commit `{commit}`
+fresh draws in the PGD-10, adaptive PGD-10, PGD-50, adaptive APGD, surrogate and SPSA cells (`worst-case`
+columns), by one draw in the ε-curve, tPGD-10 and L2 cells (their mean; 1/10 of the cost) and in the corruption
+cells (one draw per corrupted image, 75 × 500 of them). MMD-VAE latent 64. Produced at commit `{commit}`
 on {platform.machine()} Linux, 2 CPU cores, by
 
 ```
