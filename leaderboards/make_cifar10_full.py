@@ -177,29 +177,43 @@ CLAIMS = (
 )
 
 
-def _seed0_cell(records: list[dict], defense: str, attack: str) -> dict | None:
-    """The latest seed-0 L-inf record of (defense, attack) at the preset's ε (clean: any ε)."""
+def _seed_cell(records: list[dict], defense: str, attack: str, seed: int = 0) -> dict | None:
+    """The latest L-inf record of (defense, attack) for one training seed at the preset's ε (clean: any ε)."""
     from bench.presets import get_preset
 
     eps = get_preset("cifar-cpu-full").eps
-    hits = [r for r in records if r["defense"] == defense and r["attack"] == attack and int(r.get("seed", 0)) == 0
+    hits = [r for r in records if r["defense"] == defense and r["attack"] == attack
+            and int(r.get("seed", 0)) == seed
             and (attack == "clean" or ((r.get("norm") or "Linf") == "Linf" and abs(float(r["eps"]) - eps) < 1e-9))]
     return max(hits, key=lambda r: r.get("timestamp", "")) if hits else None
 
 
+OTHER_SEEDS = (1, 2)
+
+
 def comparisons(records: list[dict]) -> str:
-    """The paired tests behind the notes' claims: a − b in points, its standard error, p (exact McNemar on 0/1
-    outcomes, else a z test on per-image fractions) and whether it is beyond noise by the harness's rule (|z| > 2)."""
+    """The paired tests behind the notes' claims, on seed 0: a − b in points, its standard error, p (exact McNemar
+    on 0/1 outcomes, else a z test on per-image fractions) and whether it is beyond noise by the harness's rule
+    (|z| > 2); then the same difference on each other training seed where both cells exist (a claim that holds on
+    seed 0 alone rests on one model)."""
     from bench.stats import compare_records
 
-    lines = ["| a | b | a − b (points) | SE | p | beyond noise |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| a | b | a − b (points) | SE | p | beyond noise | seeds 1, 2: a − b (* beyond noise) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for (da, aa, wa), (db, ab, wb) in CLAIMS:
-        ra, rb = _seed0_cell(records, da, aa), _seed0_cell(records, db, ab)
+        ra, rb = _seed_cell(records, da, aa), _seed_cell(records, db, ab)
         if ra is None or rb is None:
             continue
         c = compare_records(ra, rb, (wa, wb))
         verdict = "yes" if abs(c.z) > 2 else "no"
-        lines.append(f"| {da} {aa} ({wa}) | {db} {ab} ({wb}) | {c.diff:+.1f} | {c.se:.1f} | {c.p:.2g} | {verdict} |")
+        others = []
+        for seed in OTHER_SEEDS:
+            sa, sb = _seed_cell(records, da, aa, seed), _seed_cell(records, db, ab, seed)
+            if sa is not None and sb is not None:
+                o = compare_records(sa, sb, (wa, wb))
+                others.append(f"{o.diff:+.1f}{'*' if abs(o.z) > 2 else ''}")
+        lines.append(f"| {da} {aa} ({wa}) | {db} {ab} ({wb}) | {c.diff:+.1f} | {c.se:.1f} | {c.p:.2g} | {verdict} | "
+                     f"{', '.join(others) or '—'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -264,8 +278,9 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100�
         body += ("\n## Missing cells\n\nNot recorded yet; re-running `leaderboards/cifar10_full.sh` resumes the "
                  "sweep and fills only these:\n\n" + "\n".join(missing) + "\n")
     body += ("\n## Paired comparisons (seed 0, the same 1,000 images)\n\nThe tests behind the claims in the notes; "
-             "`worst` is the share correct in all R = 10 draws, `robust` the mean over them. Rows whose cells are "
-             "not recorded yet are left out.\n\n" + comparisons(records))
+             "`worst` is the share correct in all R = 10 draws, `robust` the mean over them. The last column repeats "
+             "the test on training seeds 1 and 2 where both cells exist (— where they do not: those columns ran on "
+             "seed 0 only). Rows whose seed-0 cells are not recorded yet are left out.\n\n" + comparisons(records))
     body += "\n## Gradient-masking diagnostics (`bench diagnose`)\n\n```\n" + diag + "```\n"
     if reports:
         body += "\n## Per-defense reports (`bench report`)\n\n" + "\n".join(

@@ -126,11 +126,18 @@ def test_leaderboard_claims_use_seed_zero_paired_cells_and_registered_names():
     a = (rng.random(1000) < 0.40).astype(np.uint8)
     b = a.copy()
     b[np.flatnonzero(a)[:60]] = 0  # b loses 60 of a's correct images: a paired 6-point drop
+    c = b.copy()
+    c[np.flatnonzero(b)[:2]] = 0  # seed 1: a 0.2-point drop (2 discordant images), within noise
     recs = [_record(0, "adaptive-pgd10", b, "mixup+mi"), _record(0, "pgd10", a, "mixup+mi"),
-            _record(1, "pgd10", np.zeros(1000, np.uint8), "mixup+mi")]  # seed 1 must not be the one compared
+            _record(1, "pgd10", b, "mixup+mi"), _record(1, "adaptive-pgd10", c, "mixup+mi"),
+            _record(2, "pgd10", np.zeros(1000, np.uint8), "mixup+mi")]  # seed 2 lacks its adaptive cell
     for r in recs:
         r["eps"] = 8 / 255
     table = m.comparisons(recs)
     row = next(line for line in table.splitlines() if line.startswith("| mixup+mi adaptive-pgd10 (robust) | mixup+mi pgd10"))
-    assert "| -6.0 |" in row and row.endswith("| yes |")
+    assert "| -6.0 |" in row and row.endswith("| yes | -0.2 |")  # seed 0's test; seed 1 beside it, no *
     assert "varmixup+varmi" not in table  # cells not recorded are left out, not filled
+    recs[3] = _record(1, "adaptive-pgd10", np.zeros(1000, np.uint8), "mixup+mi")
+    recs[3]["eps"] = 8 / 255
+    row = next(line for line in m.comparisons(recs).splitlines() if line.startswith("| mixup+mi adaptive-pgd10 (robust)"))
+    assert row.endswith(f"| yes | {-100 * b.mean():+.1f}* |")
