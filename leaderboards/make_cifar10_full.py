@@ -200,18 +200,19 @@ def comparisons(records: list[dict]) -> str:
 
     lines = ["| a | b | a − b (points) | SE | p | beyond noise | seeds 1, 2: a − b (* beyond noise) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for (da, aa, wa), (db, ab, wb) in CLAIMS:
-        ra, rb = _seed_cell(records, da, aa), _seed_cell(records, db, ab)
-        if ra is None or rb is None:
+
+    def paired(a: tuple, b: tuple, seed: int):  # the test of a - b on one training seed, None without both cells
+        ra, rb = _seed_cell(records, a[0], a[1], seed), _seed_cell(records, b[0], b[1], seed)
+        return None if ra is None or rb is None else compare_records(ra, rb, (a[2], b[2]))
+
+    for a, b in CLAIMS:
+        tests = {seed: paired(a, b, seed) for seed in (0, *OTHER_SEEDS)}
+        c = tests.pop(0)
+        if c is None:
             continue
-        c = compare_records(ra, rb, (wa, wb))
+        (da, aa, wa), (db, ab, wb) = a, b
         verdict = "yes" if abs(c.z) > 2 else "no"
-        others = []
-        for seed in OTHER_SEEDS:
-            sa, sb = _seed_cell(records, da, aa, seed), _seed_cell(records, db, ab, seed)
-            if sa is not None and sb is not None:
-                o = compare_records(sa, sb, (wa, wb))
-                others.append(f"{o.diff:+.1f}{'*' if abs(o.z) > 2 else ''}")
+        others = [f"{o.diff:+.1f}{'*' if abs(o.z) > 2 else ''}" for o in tests.values() if o is not None]
         lines.append(f"| {da} {aa} ({wa}) | {db} {ab} ({wb}) | {c.diff:+.1f} | {c.se:.1f} | {c.p:.2g} | {verdict} | "
                      f"{', '.join(others) or '—'} |")
     return "\n".join(lines) + "\n"
