@@ -234,8 +234,20 @@ def _scan_tar(path: Path) -> dict[str, list[tuple[str, Callable[[], bytes]]]]:
 
 
 def _cache_key(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    """What the decoded cache is keyed by: a tarball's bytes (a copy or a touched file still hits the cache), or a
+    folder's image files with their sizes and mtimes (a folder's own mtime does not change when an image inside
+    a class folder is added or rewritten, so it cannot be the key)."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(path.glob("*/*/*")):
+            if p.suffix.lower() in _IMAGE_EXT:
+                st = p.stat()
+                h.update(f"{p.relative_to(path).as_posix()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 @DATASETS.register("imagefolder", help="imagefolder:PATH - a train/ + test/ ImageFolder tree or a .tar.gz of one")
@@ -248,20 +260,27 @@ def load_imagefolder(arg: str | None, req: DataRequest) -> Dataset:
     cache = None
     if req.cache_dir is not None:
         cache = Path(req.cache_dir) / "imagefolder" / _cache_key(path)
-        if (cache / "train_x.npy").exists():
+        if (cache / "classes.json").exists():  # written last: a cache cut short by a crash is decoded again
             return _load_cached(cache, path)
     files = _scan_dir(path) if path.is_dir() else _scan_tar(path)
     ds = _read_tree(files, str(path))
     ds.name = f"imagefolder:{arg}"
     if cache is not None:
-        _save_cached(cache, ds)
+        _save_cached(cache, ds, path)
     return ds
 
 
-def _save_cached(cache: Path, ds: Dataset) -> None:
+def _save_cached(cache: Path, ds: Dataset, source: Path) -> None:
+    """Write the decoded arrays, and remove older caches of the same source: their key no longer matches its
+    contents, so they would never be read again."""
     import json
     import os
+    import shutil
 
+    where = str(source.resolve())
+    for old in cache.parent.glob("*/source.txt"):
+        if old.parent != cache and old.read_text() == where:
+            shutil.rmtree(old.parent, ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         s: Split = getattr(ds, split)
@@ -270,6 +289,7 @@ def _save_cached(cache: Path, ds: Dataset) -> None:
             np.save(tmp, arr)
             os.replace(tmp, cache / f"{split}_{key}.npy")
     (cache / "classes.json").write_text(json.dumps(ds.classes))
+    (cache / "source.txt").write_text(where)
 
 
 def _load_cached(cache: Path, path: Path) -> Dataset:

@@ -58,6 +58,37 @@ def test_imagefolder_dir_and_tarball_agree(tmp_path):
     assert any((tmp_path / "cache" / "imagefolder").iterdir())
 
 
+def test_imagefolder_cache_follows_the_images_not_the_folder_mtime(tmp_path, monkeypatch):
+    """A folder's mtime does not change when an image inside a class folder is rewritten: the decoded cache must
+    still see the new image. A tarball's cache is keyed by its bytes, so a copy or a touch still hits it, and a
+    changed tarball replaces its stale cache instead of leaving it beside the new one."""
+    import os
+
+    import bench.data as data
+
+    tree, cache = tmp_path / "tree", tmp_path / "cache"
+    _make_tree(tree)
+    a = load_dataset(f"imagefolder:{tree}", cache_dir=cache)
+    target = tree / "train" / "ant" / "0.png"
+    st_root = os.stat(tree)
+    Image.fromarray(np.full((6, 5, 3), 7, dtype=np.uint8)).save(target)
+    os.utime(tree, ns=(st_root.st_atime_ns, st_root.st_mtime_ns))  # the root folder looks untouched
+    b = load_dataset(f"imagefolder:{tree}", cache_dir=cache)
+    assert not torch.equal(a.train.x, b.train.x)
+    assert torch.allclose(b.train.x[0], torch.full((3, 6, 5), 7 / 255))  # class "ant" sorts first, 0.png first
+    assert len(list((cache / "imagefolder").iterdir())) == 1  # the stale cache of the old images is gone
+
+    tgz = tmp_path / "tree.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(tree, arcname="top")
+    first = load_dataset(f"imagefolder:{tgz}", cache_dir=cache)
+    os.utime(tgz, ns=(1, 1))  # touched (or copied anew): same bytes, so the cache is read, nothing is decoded
+    monkeypatch.setattr(data, "_read_tree", lambda *a, **k: pytest.fail("decoded again despite a valid cache"))
+    again = load_dataset(f"imagefolder:{tgz}", cache_dir=cache)
+    assert torch.equal(first.train.x, again.train.x)
+    assert len(list((cache / "imagefolder").iterdir())) == 2  # one per source
+
+
 def test_imagefolder_without_test_split_fails_clearly(tmp_path):
     (tmp_path / "t" / "train" / "a").mkdir(parents=True)
     with pytest.raises(BenchError, match="expected .*test"):
