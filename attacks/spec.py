@@ -125,3 +125,31 @@ def validate_attack(text: str) -> AttackSpec:
     cls = attack_class(spec)
     check_params(cls, spec)
     return canonical(spec, cls)
+
+
+def _fixes_parameters_only(preset: type[Attack], base: type[Attack]) -> bool:
+    """`preset` is `base` with some parameter defaults fixed and a name of its own (adaptive-pgd10 is
+    adaptive-pgd with steps=10): it overrides no method and adds no attribute that is not a parameter."""
+    if preset is base or not issubclass(preset, base):
+        return False
+    params = base.parameters()
+    for klass in preset.__mro__[:preset.__mro__.index(base)]:
+        own = {k for k in vars(klass) if not k.startswith("_")} - {"name"}
+        if not own <= set(params):
+            return False
+    return True
+
+
+def named_presets(atk: Attack) -> list[Attack]:
+    """The registered attacks that run exactly `atk`: presets of its class with the same configuration, built at
+    its radius, step and norm. A budget spec such as `adaptive-pgd(eot=8,restarts=1,steps=10)` is the preset
+    `adaptive-pgd10` under the preset's N_A = 8, so a stored result of either answers for both."""
+    out = []
+    for name in ATTACKS.names():
+        cls = ATTACKS.get(name)
+        if not _fixes_parameters_only(cls, type(atk)):
+            continue
+        other = cls(atk.eps, atk.step, atk.settings, norm=atk.norm) if cls.uses_eps else cls(settings=atk.settings)
+        if other.config() == atk.config():
+            out.append(other)
+    return out

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from attacks import check_unit_range
-from attacks.spec import build_attack
+from attacks.spec import build_attack, named_presets
 from attacks.evaluation import attack_accuracy  # noqa: F401  (re-exported for the Python API)
 from bench.cache import WeightCache, config_hash
 from bench.checkpoint import FILE as CHECKPOINT_FILE
@@ -266,14 +266,26 @@ def _evaluation(defense: Defense, attack: str, eps: float | None, step: float | 
 
 def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | None = None, **kw: Any) -> dict[str, Any]:
     """The latest stored record of exactly this evaluation (same evaluation_key), else evaluate and store it:
-    what `bench converge` and `bench report` use to run only what is missing."""
+    what `bench converge` and `bench report` use to run only what is missing. A budget spec that a named preset
+    runs exactly (`adaptive-pgd(eot=8,restarts=1,steps=10)` = `adaptive-pgd10`) reuses the preset's record: it is
+    stored again under the spec asked for, with `same_as` naming the preset and 0 seconds of computation."""
     atk, test, trials, seed = _evaluation(defense, attack, kw.get("eps"), kw.get("step"), kw.get("norm"),
                                           kw.get("trials"), kw.get("seed"), kw.get("split"))
     key = evaluation_key(defense, atk, test, trials, seed)
     wd = resolve_workdir(workdir or defense.info["workdir"])
-    for rec in reversed(ResultStore(wd).records()):
+    store = ResultStore(wd)
+    records = store.records()
+    for rec in reversed(records):
         if rec.get("eval_hash") == key:
             return rec
+    same = {evaluation_key(defense, other, test, trials, seed) for other in named_presets(atk)}
+    for rec in reversed(records):
+        if rec.get("eval_hash") in same:  # the same attack stored under its preset's name: same seeds, same result
+            copy = {**rec, "attack": atk.spec, "eval_hash": key, "seconds": 0.0, "same_as": rec["attack"],
+                    "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            if kw.get("record", True):
+                store.append(copy)
+            return copy
     return evaluate(defense, attack, workdir=wd, **kw)
 
 

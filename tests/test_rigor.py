@@ -243,6 +243,36 @@ def test_convergence_grid_on_mi_is_non_increasing_up_to_noise(tmp_path, digits):
     assert [r["timestamp"] for r in again] == [r["timestamp"] for r in recs]  # read from the store, not rerun
 
 
+def test_a_budget_spec_run_exactly_by_a_named_preset_reuses_its_record(tmp_path, digits, monkeypatch):
+    """`adaptive-pgd(eot=N_A,restarts=1,steps=10)` is `adaptive-pgd10`: the same seeds give the same numbers, so
+    a convergence grid reuses the stored preset instead of attacking again; a different budget is not reused."""
+    import bench.runner as runner
+    from attacks.spec import build_attack, named_presets
+    from bench.store import ResultStore
+
+    d = bench.train("mixup+mi", digits, workdir=tmp_path, epochs=2, show_progress=False, test_subset=64)
+    n_a = int(d.info["settings"].n_adaptive)
+    spec = f"adaptive-pgd(eot={n_a},restarts=1,steps=10)"
+    named = runner.stored_or_evaluate(d, "adaptive-pgd10", workdir=tmp_path, show_progress=False)
+    fresh = bench.evaluate(d, spec, record=False, show_progress=False)  # really attacked under the budget's name
+    assert fresh["robust_acc"] == named["robust_acc"] and fresh["per_image"] == named["per_image"]
+
+    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("attacked again"))
+    reused = runner.stored_or_evaluate(d, spec, workdir=tmp_path, show_progress=False)
+    assert (reused["attack"], reused["same_as"], reused["seconds"]) == (spec, "adaptive-pgd10", 0.0)
+    assert reused["eval_hash"] == fresh["eval_hash"] != named["eval_hash"]
+    assert reused["robust_acc_worst"] == named["robust_acc_worst"]
+    assert ResultStore(tmp_path).records()[-1]["eval_hash"] == fresh["eval_hash"]  # stored under the budget's name
+    assert runner.stored_or_evaluate(d, spec, workdir=tmp_path)["timestamp"] == reused["timestamp"]
+
+    other = build_attack("adaptive-pgd(eot=1,restarts=1,steps=10)", 8 / 255, None, d.info["settings"])
+    assert named_presets(other) == []  # another EOT budget is another attack
+    tpgd = build_attack("pgd(steps=10)", 8 / 255, None, d.info["settings"])
+    assert [a.spec for a in named_presets(tpgd)] == ["pgd10"]  # tpgd10 overrides choose_targets: not a preset
+    with pytest.raises(pytest.fail.Exception, match="attacked again"):
+        runner.stored_or_evaluate(d, "adaptive-pgd(eot=1,restarts=1,steps=10)", workdir=tmp_path)
+
+
 def test_deterministic_defenses_get_no_eot_axis():
     from bench.converge import budget_specs
 
