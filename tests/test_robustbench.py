@@ -220,6 +220,30 @@ def test_leaderboard_robustbench_json_matches_records_and_modelinfo(erm, mixup_m
     assert code == 2 and "--output DIR" in err
 
 
+def test_worst_over_attacks_compares_attacks_on_one_training_seed():
+    """PGD-10 on three seeds (40, 10, 40: mean 30) and adaptive PGD-10 on seed 0 only (35): the worst case over
+    attacks is seed 0's 35 (adaptive), not the pooled PGD-10 mean set against a single seed's adaptive cell."""
+    import pandas as pd
+
+    from bench.rb_export import model_info
+
+    def row(attack, acc, seed, eps=8 / 255):
+        return {"dataset": "d", "defense": "x+mi", "model": "m", "preset": "p", "attack": attack, "norm": "Linf",
+                "eps": eps, "clean_acc": 50.0, "robust_acc": acc, "n_examples": 1000, "seed": seed,
+                "threat_model": "adaptive" if attack.startswith("adaptive") else "oblivious",
+                "inference_config": {"n_mi": 30}}
+
+    seed_rows = pd.DataFrame([row("clean", 50.0, s, 0.0) for s in (0, 1, 2)]
+                             + [row("pgd10", a, s) for s, a in ((0, 40.0), (1, 10.0), (2, 40.0))]
+                             + [row("adaptive-pgd10", 35.0, 0)])
+    pooled = pd.DataFrame([row("clean", 50.0, "0,1,2", 0.0), row("pgd10", 30.0, "0,1,2"),
+                           row("adaptive-pgd10", 35.0, 0)])
+    note = model_info(pooled, "Linf", seed_rows)["footnote"]
+    assert "at 8/255 on training seed 0 over adaptive-pgd10, pgd10: 35.00 (adaptive-pgd10, adaptive)" in note
+    one = seed_rows[seed_rows["seed"] == 0]
+    assert "training seed" not in model_info(one, "Linf", one)["footnote"]  # one seed: nothing to say
+
+
 def test_zoo_dataset_is_inferred_from_name_or_shape():
     from bench.data import Dataset, Split
     from bench.zoo import zoo_dataset_for
