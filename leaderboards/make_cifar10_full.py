@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 OUT = Path("leaderboards")
@@ -144,6 +146,29 @@ def compute_time(models: list[tuple], records: list[dict]) -> tuple[float, float
     return train, sum(float(r.get("seconds") or 0.0) for r in records)
 
 
+def elapsed_time(workdir: Path, records: list[dict], max_gap: float = 3600.0) -> tuple[float, float, float, list]:
+    """The sweep's wall time: (seconds, first, last, skipped) from its writes in the workdir (files, records'
+    timestamps, the passes logged in sweep.log), summing the intervals between consecutive writes but skipping
+    those longer than `max_gap` (the machine idle between sessions; no cell or epoch here runs that long).
+    It includes what computation seconds leave out: loading, and the minutes the sweep was paused for tests."""
+    events = [p.stat().st_mtime for p in workdir.rglob("*") if p.is_file()]
+    events += [datetime.fromisoformat(r["timestamp"]).timestamp() for r in records if r.get("timestamp")]
+    log = workdir / "sweep.log"
+    if log.exists():
+        events += [datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+                   for t in re.findall(r"^== (\S+) ", log.read_text(), re.M)]
+    events.sort()
+    if not events:
+        return 0.0, 0.0, 0.0, []
+    steps = [(a, b - a) for a, b in zip(events, events[1:])]
+    skipped = [(a, gap) for a, gap in steps if gap > max_gap]
+    return sum(gap for _, gap in steps if gap <= max_gap), events[0], events[-1], skipped
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def pass_times(workdir: Path) -> tuple[str, float]:
     path = workdir / "passes.tsv"
     if not path.exists():
@@ -233,6 +258,9 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     passes, seconds = pass_times(wd)
     models = trained_models(wd)
     train_s, eval_s = compute_time(models, records)
+    wall_s, first, last, skipped = elapsed_time(wd, records)
+    idle = "" if not skipped else (" Skipped as idle: " + ", ".join(
+        f"{gap / 3600:.1f} h after {_utc(t)}" for t, gap in skipped) + ".")
     done = "all passes done" in (wd / "sweep.log").read_text() if (wd / "sweep.log").exists() else False
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     banner = "" if done and not missing else (
@@ -257,11 +285,14 @@ leaderboards/cifar10_full.sh {workdir}      # the passes below, each a resumable
 python leaderboards/make_cifar10_full.py {workdir}
 ```
 
-Measured time so far: **{(train_s + eval_s) / 3600:.2f} h of computation** ({train_s / 3600:.2f} h training, {eval_s / 3600:.2f} h
-evaluation: the sum of every model's and record's own `seconds`; loading data and models adds a few minutes per
-pass). The sweep ran across sessions (a session's end stops it; the next resumes it), so the pass wall times below,
-from `{workdir}/passes.tsv`, cover only the passes that ran in one piece or their resumed part:
-{seconds / 3600:.2f} h in all.
+Measured time so far: **{wall_s / 3600:.2f} h of wall time** on this machine, from the sweep's first write in the
+workdir ({_utc(first)}) to its last ({_utc(last)}), the sum of the intervals between its writes that are under an
+hour.{idle} That includes loading data and models for each pass and the minutes the sweep was paused while tests
+ran on the shared cores. Of it, **{(train_s + eval_s) / 3600:.2f} h is computation** ({train_s / 3600:.2f} h
+training, {eval_s / 3600:.2f} h evaluation: the sum of every model's and record's own `seconds`). The sweep ran
+across sessions (a session's end stops it; the next resumes it), so the pass wall times below, from
+`{workdir}/passes.tsv`, cover only the passes that ran in one piece or their resumed part: {seconds / 3600:.2f} h
+in all.
 
 {passes}
 ## Training budget (measured)
@@ -289,7 +320,8 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100â
     if NOTES.exists():
         body += "\n" + NOTES.read_text()
     (OUT / f"{NAME}.md").write_text(body)
-    print(f"{len(records)} records, {len(missing)} missing line(s), {(train_s + eval_s) / 3600:.2f} h of computation "
+    print(f"{len(records)} records, {len(missing)} missing line(s), {wall_s / 3600:.2f} h of wall time, "
+          f"{(train_s + eval_s) / 3600:.2f} h of computation "
           f"({train_s / 3600:.2f} h training), {seconds / 3600:.2f} h of logged passes")
 
 

@@ -141,3 +141,24 @@ def test_leaderboard_claims_use_seed_zero_paired_cells_and_registered_names():
     recs[3]["eps"] = 8 / 255
     row = next(line for line in m.comparisons(recs).splitlines() if line.startswith("| mixup+mi adaptive-pgd10 (robust)"))
     assert row.endswith(f"| yes | {-100 * b.mean():+.1f}* |")
+
+
+def test_elapsed_time_sums_the_intervals_between_writes_and_skips_idle_gaps(tmp_path):
+    """Writes at 0, 10 min, 30 min, then 5 h later and 20 min after that: 30 + 20 minutes of wall time, with the
+    5-hour idle gap (between sessions) left out and reported."""
+    import os
+
+    m = _composer()
+    t0 = 1_800_000_000.0
+    for name, minutes in (("a", 0), ("b", 10), ("models/c", 30), ("models/d", 330)):
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+        os.utime(p, (t0 + 60 * minutes, t0 + 60 * minutes))
+    from datetime import datetime, timezone
+
+    stamp = datetime.fromtimestamp(t0 + 60 * 350, timezone.utc).isoformat(timespec="seconds")
+    wall, first, last, skipped = m.elapsed_time(tmp_path, [{"timestamp": stamp}])
+    assert wall == 50 * 60 and (first, last) == (t0, t0 + 350 * 60)
+    assert skipped == [(t0 + 30 * 60, 300 * 60)]
+    assert m.elapsed_time(tmp_path / "empty", []) == (0.0, 0.0, 0.0, [])
