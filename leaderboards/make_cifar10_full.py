@@ -18,7 +18,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-OUT = Path("leaderboards")
+OUT = Path(__file__).resolve().parent  # leaderboards/, wherever the script is run from
+ROOT = OUT.parent  # the repo root: bench runs there, so DATA's relative path resolves
 NAME = "cifar10-cpu-full"
 DRIVER = OUT / "cifar10_full.sh"
 NOTES = OUT / f"{NAME}-notes.md"
@@ -32,7 +33,7 @@ def bench(*args: str) -> str:
 
     exe = shutil.which("bench") or str(Path(sys.executable).with_name("bench"))
     env = {**os.environ, "COLUMNS": "220"}  # rich tables unwrapped in the captured output
-    return subprocess.run([exe, *args], capture_output=True, text=True, check=True, env=env).stdout
+    return subprocess.run([exe, *args], capture_output=True, text=True, check=True, env=env, cwd=ROOT).stdout
 
 
 def vae_section(workdir: str) -> str:
@@ -244,7 +245,8 @@ def comparisons(records: list[dict]) -> str:
 
 
 def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
-    wd = Path(workdir)
+    wd = Path(workdir).resolve()  # bench runs from the repo root: a relative workdir is taken from here first
+    workdir = str(wd)
     records = [json.loads(line) for line in open(wd / "results.jsonl") if line.strip()]
     bench("leaderboard", "--workdir", workdir, "--format", "csv", "--layout", "long", "-o", str(OUT / f"{NAME}.csv"))
     wide = bench("leaderboard", "--workdir", workdir, "--format", "md", "--reference", "paper:cifar10")
@@ -262,7 +264,8 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     idle = "" if not skipped else (" Skipped as idle: " + ", ".join(
         f"{gap / 3600:.1f} h after {_utc(t)}" for t, gap in skipped) + ".")
     done = "all passes done" in (wd / "sweep.log").read_text() if (wd / "sweep.log").exists() else False
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
     banner = "" if done and not missing else (
         "> **PARTIAL — the sweep is still running.** This table holds the cells recorded so far; the list under "
         "\"Missing cells\" is what `leaderboards/cifar10_full.sh` has not run yet. Do not cite it as the finished "
