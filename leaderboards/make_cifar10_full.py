@@ -28,6 +28,11 @@ NOTES = OUT / f"{NAME}-notes.md"
 DATA = "imagefolder:../shared/datasets/cifar10-jpeg.tar.gz"
 
 
+def _rel(path: Path) -> str:
+    """An output path as bench, run from the repo root, is given it (and prints it into the tables)."""
+    return str(path.relative_to(ROOT))
+
+
 def bench(*args: str) -> str:
     import os
 
@@ -44,7 +49,7 @@ def vae_section(workdir: str) -> str:
         png = OUT / f"{NAME}-vae-{tag}.png"
         try:
             text = bench("vae", "show", "--preset", "cifar-cpu-full", "--dataset", DATA, "--workdir", workdir,
-                         "--no-progress", "-o", str(png), *extra)
+                         "--no-progress", "-o", _rel(png), *extra)
         except subprocess.CalledProcessError:
             continue  # not trained (yet)
         command = " ".join(["bench vae show --preset cifar-cpu-full", *extra])
@@ -248,11 +253,11 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wd = Path(workdir).resolve()  # bench runs from the repo root: a relative workdir is taken from here first
     workdir = str(wd)
     records = [json.loads(line) for line in open(wd / "results.jsonl") if line.strip()]
-    bench("leaderboard", "--workdir", workdir, "--format", "csv", "--layout", "long", "-o", str(OUT / f"{NAME}.csv"))
+    bench("leaderboard", "--workdir", workdir, "--format", "csv", "--layout", "long", "-o", _rel(OUT / f"{NAME}.csv"))
     wide = bench("leaderboard", "--workdir", workdir, "--format", "md", "--reference", "paper:cifar10")
     diag = bench("diagnose", "--workdir", workdir)
-    bench("plot", "eps", "--attack", "pgd10", "--workdir", workdir, "--output", str(OUT / f"{NAME}-eps.png"))
-    bench("leaderboard", "--workdir", workdir, "--format", "robustbench", "--output", str(OUT / f"{NAME}-robustbench"))
+    bench("plot", "eps", "--attack", "pgd10", "--workdir", workdir, "--output", _rel(OUT / f"{NAME}-eps.png"))
+    bench("leaderboard", "--workdir", workdir, "--format", "robustbench", "--output", _rel(OUT / f"{NAME}-robustbench"))
     reports = sorted((wd / "reports").glob("*/report.md")) if (wd / "reports").exists() else []
     for rep in reports:
         shutil.copytree(rep.parent, OUT / f"{NAME}-reports" / rep.parent.name, dirs_exist_ok=True)
