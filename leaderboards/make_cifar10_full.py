@@ -249,6 +249,37 @@ def comparisons(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+BONFERRONI_Z3 = 2.394  # two-sided 5 % over three seed pairs: 0.05 / 3 per pair
+
+
+def seed_spread(records: list[dict]) -> str:
+    """Every cell the driver runs on several training seeds, seed by seed with its 95 % interval, and whether
+    the seeds differ beyond noise: the largest gap (highest seed − lowest) tested paired on the same images, at
+    |z| > 2.394 (Bonferroni over the three seed pairs). The ×S cells of the table are these seeds' means."""
+    from bench.stats import compare_records, format_interval
+
+    pairs = list(dict.fromkeys((d, a) for d, a, seed, *_ in expected_cells() if seed != 0))
+    lines = ["| defense | cell | seed 0 | seed 1 | seed 2 | highest − lowest (points) | SE | seeds differ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for d, a in pairs:
+        which = "clean" if a == "clean" else "robust"
+        if a == "ece":
+            continue  # a calibration error, not a proportion of images
+        cells = {seed: _seed_cell(records, d, a, seed) for seed in (0, *OTHER_SEEDS)}
+        have = {seed: r for seed, r in cells.items() if r is not None}
+        if len(have) < 2:
+            continue
+        key = f"{which}_acc"
+        shown = [format_interval(r[key], r[f"{key}_ci_low"], r[f"{key}_ci_high"]) if r else "—"
+                 for r in cells.values()]
+        hi = max(have.values(), key=lambda r: r[key])
+        lo = min(have.values(), key=lambda r: r[key])
+        c = compare_records(hi, lo, (which, which))
+        lines.append(f"| {d} | {a} | {' | '.join(shown)} | {c.diff:+.1f} | {c.se:.1f} | "
+                     f"{'yes' if abs(c.z) > BONFERRONI_Z3 else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wd = Path(workdir).resolve()  # bench runs from the repo root: a relative workdir is taken from here first
     workdir = str(wd)
@@ -321,6 +352,11 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100�
              "`worst` is the share correct in all R = 10 draws, `robust` the mean over them. The last column repeats "
              "the test on training seeds 1 and 2 where both cells exist (— where they do not: those columns ran on "
              "seed 0 only). Rows whose seed-0 cells are not recorded yet are left out.\n\n" + comparisons(records))
+    body += ("\n## Training seeds, one by one\n\nThe cells behind the ×S means, seed by seed on the same 1,000 "
+             "images. `seeds differ` tests the highest seed against the lowest, paired per image, at |z| > 2.394 "
+             "(Bonferroni over the three pairs); where it says yes, the model's training seed moves the number "
+             "beyond the image sampling noise, and the ×S interval (widened by the seeds' spread) is the one to "
+             "read.\n\n" + seed_spread(records))
     body += "\n## Gradient-masking diagnostics (`bench diagnose`)\n\n```\n" + diag + "```\n"
     if reports:
         body += "\n## Per-defense reports (`bench report`)\n\n" + "\n".join(

@@ -162,3 +162,28 @@ def test_elapsed_time_sums_the_intervals_between_writes_and_skips_idle_gaps(tmp_
     assert wall == 50 * 60 and (first, last) == (t0, t0 + 350 * 60)
     assert skipped == [(t0 + 30 * 60, 300 * 60)]
     assert m.elapsed_time(tmp_path / "empty", []) == (0.0, 0.0, 0.0, [])
+
+
+def test_seed_spread_shows_each_seed_and_flags_only_gaps_beyond_noise():
+    """Seed 1 of mixup+mi gets 100 more of the same 1,000 images right (a 10-point paired gap: flagged); erm's
+    seeds differ by 2 discordant images (within noise); a cell with seed 0 alone is left out."""
+    from bench.stats import wilson_interval
+
+    m = _composer()
+    rng = np.random.default_rng(3)
+    base = (rng.random(1000) < 0.30).astype(np.uint8)
+    up = base.copy()
+    up[np.flatnonzero(base == 0)[:100]] = 1
+    near = base.copy()
+    near[np.flatnonzero(base)[:2]] = 0
+    recs = [_record(0, "pgd10", base, "mixup+mi"), _record(1, "pgd10", up, "mixup+mi"),
+            _record(0, "pgd10", base, "erm"), _record(1, "pgd10", near, "erm"), _record(2, "pgd10", base, "erm"),
+            _record(0, "pgd10", base, "varmixup+varmi")]
+    for r in recs:
+        r["robust_acc_ci_low"], r["robust_acc_ci_high"] = wilson_interval(r["robust_acc"] * 10, 1000)
+    table = m.seed_spread(recs)
+    mi = next(line for line in table.splitlines() if line.startswith("| mixup+mi | pgd10 |"))
+    assert f"| {100 * up.mean():.1f} [" in mi and "| — | +10.0 |" in mi and mi.endswith("| yes |")
+    erm = next(line for line in table.splitlines() if line.startswith("| erm | pgd10 |"))
+    assert "| +0.2 |" in erm and erm.endswith("| no |")
+    assert "varmixup+varmi" not in table
