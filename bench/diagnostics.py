@@ -134,7 +134,8 @@ def diagnose(frame: pd.DataFrame) -> list[Finding]:
                 if norm == "L2":
                     message = f"[L2] {message}"
                 findings.append(Finding(name, dataset, defense, tuple(rows), message, norm, model, seeds))
-    return findings
+    # models are grouped by config hash; list them by seed, so a defense's seeds read 0, 1, 2
+    return sorted(findings, key=lambda f: (f.dataset, f.defense, f.norm, f.seed, f.check))
 
 
 def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -74,3 +74,9 @@ def test_each_training_seed_is_checked_on_its_own_evaluations():
     one_model = [dict(rec("pgd10", 8 / 255, 10.0), defense="mixup+mi"),
                  dict(rec("pgd10", 16 / 255, 20.0), defense="mixup+mi")]
     assert {f.check for f in diagnose(_frame(one_model))} == {"accuracy-rises-with-eps"}
+    # findings read seed by seed, whatever order the models' config hashes sort in
+    three = [seeded(s, a, r, t) for s in (2, 0, 1) for a, r, t in (("pgd10", 30.0, "oblivious"),
+                                                                    ("adaptive-pgd10", 5.0, "adaptive"))]
+    for r in three:
+        r["config_hash"] = {0: "zz", 1: "aa", 2: "mm"}[r["seed"]]
+    assert [f.seed for f in diagnose(_frame(three))] == ["0", "1", "2"]
