@@ -17,6 +17,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import NormalDist
 
 OUT = Path(__file__).resolve().parent  # leaderboards/, wherever the script is run from
 ROOT = OUT.parent  # the repo root: bench runs there, so DATA's relative path resolves
@@ -157,7 +158,13 @@ def elapsed_time(workdir: Path, records: list[dict], max_gap: float = 3600.0) ->
     timestamps, the passes logged in sweep.log), summing the intervals between consecutive writes but skipping
     those longer than `max_gap` (the machine idle between sessions; no cell or epoch here runs that long).
     It includes what computation seconds leave out: loading, and the minutes the sweep was paused for tests."""
-    events = [p.stat().st_mtime for p in workdir.rglob("*") if p.is_file()]
+    events = []
+    for p in workdir.rglob("*"):
+        try:
+            if p.is_file():
+                events.append(p.stat().st_mtime)
+        except FileNotFoundError:  # a running sweep's temporary file, renamed between listing and stat
+            continue
     events += [datetime.fromisoformat(r["timestamp"]).timestamp() for r in records if r.get("timestamp")]
     log = workdir / "sweep.log"
     if log.exists():
@@ -249,22 +256,22 @@ def comparisons(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-BONFERRONI_Z3 = 2.394  # two-sided 5 % over three seed pairs: 0.05 / 3 per pair
+SEED_PAIRS_Z = NormalDist().inv_cdf(1 - 0.05 / (2 * 3))  # two-sided 5 %, Bonferroni over three seed pairs: 2.394
 
 
 def seed_spread(records: list[dict]) -> str:
     """Every cell the driver runs on several training seeds, seed by seed with its 95 % interval, and whether
     the seeds differ beyond noise: the largest gap (highest seed − lowest) tested paired on the same images, at
-    |z| > 2.394 (Bonferroni over the three seed pairs). The ×S cells of the table are these seeds' means."""
+    |z| > SEED_PAIRS_Z (Bonferroni over the three seed pairs). The ×S cells of the table are these seeds' means."""
     from bench.stats import compare_records, format_interval
 
     pairs = list(dict.fromkeys((d, a) for d, a, seed, *_ in expected_cells() if seed != 0))
     lines = ["| defense | cell | seed 0 | seed 1 | seed 2 | highest − lowest (points) | SE | seeds differ |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for d, a in pairs:
-        which = "clean" if a == "clean" else "robust"
         if a == "ece":
             continue  # a calibration error, not a proportion of images
+        which = "clean" if a == "clean" else "robust"
         cells = {seed: _seed_cell(records, d, a, seed) for seed in (0, *OTHER_SEEDS)}
         have = {seed: r for seed, r in cells.items() if r is not None}
         if len(have) < 2:
@@ -276,7 +283,7 @@ def seed_spread(records: list[dict]) -> str:
         lo = min(have.values(), key=lambda r: r[key])
         c = compare_records(hi, lo, (which, which))
         lines.append(f"| {d} | {a} | {' | '.join(shown)} | {c.diff:+.1f} | {c.se:.1f} | "
-                     f"{'yes' if abs(c.z) > BONFERRONI_Z3 else 'no'} |")
+                     f"{'yes' if abs(c.z) > SEED_PAIRS_Z else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -353,7 +360,7 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100�
              "the test on training seeds 1 and 2 where both cells exist (— where they do not: those columns ran on "
              "seed 0 only). Rows whose seed-0 cells are not recorded yet are left out.\n\n" + comparisons(records))
     body += ("\n## Training seeds, one by one\n\nThe cells behind the ×S means, seed by seed on the same 1,000 "
-             "images. `seeds differ` tests the highest seed against the lowest, paired per image, at |z| > 2.394 "
+             f"images. `seeds differ` tests the highest seed against the lowest, paired per image, at |z| > {SEED_PAIRS_Z:.3f} "
              "(Bonferroni over the three pairs); where it says yes, the model's training seed moves the number "
              "beyond the image sampling noise, and the ×S interval (widened by the seeds' spread) is the one to "
              "read.\n\n" + seed_spread(records))
