@@ -80,3 +80,12 @@ def test_each_training_seed_is_checked_on_its_own_evaluations():
     for r in three:
         r["config_hash"] = {0: "zz", 1: "aa", 2: "mm"}[r["seed"]]
     assert [f.seed for f in diagnose(_frame(three))] == ["0", "1", "2"]
+
+
+def test_large_eps_check_is_l_inf_only():
+    """ε = 0.5 is half the pixel range in L-inf, where ~0 % is expected; in L2 it is a small ball, and AT keeping
+    36.5 % there (the cifar10-cpu-full store) is no sign of masking."""
+    l2 = dict(rec("pgd10", 0.5, 36.5, "white-box"), norm="L2")
+    assert [f for f in diagnose(_frame([l2])) if f.check == "large-eps-not-zero"] == []
+    linf = rec("pgd10", 0.5, 36.5, "white-box")
+    assert [f.check for f in diagnose(_frame([linf]))] == ["large-eps-not-zero"]
