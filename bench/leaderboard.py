@@ -310,7 +310,8 @@ def _cell(v) -> str:
 
 def best_is_significant(best: dict, runner_up: dict) -> bool:
     """Whether the best cell is significantly above the runner-up: a paired test (McNemar / paired z, p < 0.05)
-    on the same images when both records carry per-image results, otherwise non-overlapping 95 % intervals."""
+    on the same images when both records carry per-image results, widened by the seeds' spread for means over
+    training seeds (stats.compare_records), otherwise non-overlapping 95 % intervals."""
     a, b = best.get("rec"), runner_up.get("rec")
     if a is None or b is None or best["lo"] is None:
         return False
@@ -342,7 +343,8 @@ LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTER
           "classified correctly in every one of R fresh draws; ×S: the mean of S training seeds evaluated on the same "
           "images, its interval widened by t(S-1)·s/√S of the seed spread; bold: significantly above the runner-up in its column (paired "
           "McNemar / paired z test on the same images, p < 0.05, where both cells have per-image results; otherwise "
-          "non-overlapping intervals); no bold where the best is within noise")
+          "non-overlapping intervals; a ×S cell's test is widened by its seeds' spread, paired by seed where both "
+          "cells hold the same seeds); no bold where the best is within noise")
 
 
 def render_wide(wide: pd.DataFrame, fmt: str) -> str:

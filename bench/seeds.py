@@ -45,7 +45,8 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
     the means over seeds; each interval is the Wilson interval over the n images widened in quadrature by
     t(S-1)·s/√S of the S seeds' spread (stats.interval_from_summary with seeds as trials); per-image outcomes
     are summed over seeds (the images are the same: subsets do not depend on the seed), so pooled cells keep
-    their paired tests. Rows of a single seed are unchanged, with seeds = 1."""
+    their paired tests, and each seed's accuracy is kept in `<field>_by_seed`, so that those tests also carry the
+    seeds' spread (stats.seed_spread). Rows of a single seed are unchanged, with seeds = 1."""
     if frame.empty:
         return frame.assign(seeds=[])
     df = frame.copy()
@@ -74,7 +75,8 @@ def _pooled(g: pd.DataFrame) -> dict[str, Any]:
         vals = g[which].astype(float).to_numpy()
         mean, std = float(vals.mean()), float(vals.std(ddof=1))
         lo, hi = interval_from_summary(mean, std, s, n)
-        row.update({which: mean, f"{which}_std": std, f"{which}_ci_low": lo, f"{which}_ci_high": hi})
+        row.update({which: mean, f"{which}_std": std, f"{which}_ci_low": lo, f"{which}_ci_high": hi,
+                    f"{which}_by_seed": json.dumps({str(k): float(v) for k, v in zip(g["seed"], vals)})})
     if "value" in g and g["value"].notna().all():
         row["value"] = float(g["value"].astype(float).mean())
     row["per_image"] = _pooled_per_image(list(g["per_image"]))

@@ -10,6 +10,8 @@ diagnostics their "significantly different" decisions.
 - Two cells with per-image outcomes on common images: a paired test on the per-image differences (exact
   McNemar when both are single-trial 0/1 outcomes); otherwise an unpaired z test whose standard errors combine
   the binomial error and the trial spread.
+- Two means over training seeds (pooled cells): the test of the images, widened by t_{S-1} times the standard
+  error of the seeds' spread (paired by seed where both cells hold the same seeds), as their intervals are.
 """
 from __future__ import annotations
 
@@ -196,14 +198,63 @@ _FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_wor
 
 def compare_records(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")) -> Comparison:
     """Compare metric which[0] of record a with which[1] of record b: paired on common images when both carry
-    per-image results, else unpaired."""
+    per-image results, else unpaired; widened by the training seeds' spread when either is a mean over seeds."""
+    ka, kb = (_FIELD.get(w, f"{w}_acc") for w in which)
+    by_a, by_b = by_seed(a, ka), by_seed(b, kb)
     pair = paired_outcomes(a, b, which)
     if pair is not None and len(pair[0]) > 1:
-        return paired_test(*pair)
-    ka, kb = (_FIELD.get(w, f"{w}_acc") for w in which)
-    return unpaired_test(float(_get(a, ka)), int(_get(a, "n_examples", 1)), float(_get(a, f"{ka}_std")),
-                         int(_get(a, "trials", 1)), float(_get(b, kb)), int(_get(b, "n_examples", 1)),
-                         float(_get(b, f"{kb}_std")), int(_get(b, "trials", 1)))
+        cmp = paired_test(*pair)
+    else:  # a pooled cell's `_std` is its seeds' spread, which the seed term below carries
+        cmp = unpaired_test(float(_get(a, ka)), int(_get(a, "n_examples", 1)),
+                            0.0 if by_a else float(_get(a, f"{ka}_std")), int(_get(a, "trials", 1)),
+                            float(_get(b, kb)), int(_get(b, "n_examples", 1)),
+                            0.0 if by_b else float(_get(b, f"{kb}_std")), int(_get(b, "trials", 1)))
+    seeds = seed_spread(by_a, by_b)
+    return cmp if seeds is None else widen_by_seeds(cmp, *seeds)
+
+
+# ---- training seeds: a mean over models is compared with the models' spread, not only the images' ----
+
+def by_seed(rec: dict, field: str) -> dict[str, float] | None:
+    """{training seed: value} of a cell pooled over several seeds (bench/seeds.py writes `<field>_by_seed`), or
+    None for a single model."""
+    v = rec.get(f"{field}_by_seed") if isinstance(rec, dict) else None
+    if isinstance(v, str):
+        import json
+
+        v = json.loads(v)
+    return {str(k): float(x) for k, x in v.items()} if isinstance(v, dict) and len(v) > 1 else None
+
+
+def seed_spread(by_a: dict[str, float] | None, by_b: dict[str, float] | None) -> tuple[float, int] | None:
+    """The training seeds' share of the error of a − b, as (standard error in points, degrees of freedom), when
+    either cell is a mean over seeds. Paired by seed where both hold the same seeds (the spread of the per-seed
+    differences: a seed effect the two defenses share cancels), else the sum of each mean's own seed variance
+    (a single-seed cell contributes none: one model has no spread to measure). None for two single models.
+
+    Why: the images are the same for every seed, so a per-image paired test of two seed means sees only the
+    image sampling; where seeds move a randomised rule by several points, that test would call a one-point gap
+    between two seed means significant although another three seeds could reverse it."""
+    if by_a is None and by_b is None:
+        return None
+    if by_a is not None and by_b is not None and by_a.keys() == by_b.keys():
+        d = np.array([by_a[k] - by_b[k] for k in sorted(by_a)])
+        return float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1
+    parts = [(float(np.var(list(s.values()), ddof=1)) / len(s), len(s) - 1) for s in (by_a, by_b) if s is not None]
+    return math.sqrt(sum(v for v, _ in parts)), min(df for _, df in parts)
+
+
+def widen_by_seeds(cmp: Comparison, se_seeds: float, df: int) -> Comparison:
+    """cmp with the seed term added as the seed-pooled intervals add it (interval_from_summary): the 95 % half
+    width of the difference is hypot(z·SE_images, t(df)·SE_seeds); the returned SE is that half width / z, and
+    p the normal p value of the difference on it (p < 0.05 exactly when the difference exceeds the half width)."""
+    if not se_seeds > 0:
+        return cmp
+    from scipy.stats import norm, t as student_t
+
+    half = math.hypot(Z95 * cmp.se, float(student_t.ppf(0.975, df)) * se_seeds)
+    se = half / Z95
+    return Comparison(cmp.diff, se, float(2 * norm.sf(abs(cmp.diff) / se)), cmp.paired, cmp.n)
 
 
 def format_interval(mean: float, lo: float, hi: float, digits: int = 1) -> str:

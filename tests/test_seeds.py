@@ -187,3 +187,59 @@ def test_seed_spread_shows_each_seed_and_flags_only_gaps_beyond_noise():
     erm = next(line for line in table.splitlines() if line.startswith("| erm | pgd10 |"))
     assert "| +0.2 |" in erm and erm.endswith("| no |")
     assert "varmixup+varmi" not in table
+
+
+def _seeded_cells(rates_a, rates_b, n=1000):
+    """Records of two defenses, one per training seed, with independent per-image outcomes at the given rates."""
+    rng = np.random.default_rng(1)
+    recs = []
+    for name, rates in (("a", rates_a), ("b", rates_b)):
+        recs += [_record(s, "pgd10", (rng.random(n) < p).astype(np.uint8), defense=name) for s, p in enumerate(rates)]
+    return recs
+
+
+def test_a_gap_between_seed_means_within_the_seeds_spread_gets_no_bold():
+    """Seeds move a randomised rule by several points (the CIFAR-10 run: mixup+mi clean 39.5 / 50.8 / 48.2). The
+    per-image test of two seed means sees the images only and called such a gap significant."""
+    from bench.leaderboard import best_cells, leaderboard_frame, wide_frame
+    from bench.seeds import pool_seeds
+    from bench.stats import compare_records, paired_outcomes, paired_test
+
+    frame = leaderboard_frame(_seeded_cells((0.55, 0.35, 0.50), (0.40, 0.40, 0.42)))
+    pooled = {r["defense"]: r for r in pool_seeds(frame).to_dict("records")}
+    a, b = pooled["a"], pooled["b"]
+    assert paired_test(*paired_outcomes(a, b)).significant()  # the images alone: "a is better" (the old rule)
+    cmp = compare_records(a, b)
+    assert cmp.diff == pytest.approx(a["robust_acc"] - b["robust_acc"]) and cmp.diff > 4
+    assert not cmp.significant()  # per-seed gaps +15, -5, +8: another three seeds could reverse it
+    wide = wide_frame(frame)
+    assert "pgd10 ε=8/255" not in best_cells(wide)
+
+    agree = wide_frame(leaderboard_frame(_seeded_cells((0.50, 0.50, 0.50), (0.40, 0.40, 0.40))))
+    col = "pgd10 ε=8/255"
+    assert col in best_cells(agree) and agree.iloc[best_cells(agree)[col]]["defense"] == "a"  # seeds agree: bold
+
+
+def test_the_seed_term_is_the_paired_t_test_over_seeds():
+    """Known answer: with no image noise, `widen_by_seeds` rejects exactly when scipy's paired t test over the
+    seeds does (p < 0.05); with one side a single model, exactly when the one-sample t test of the other does."""
+    from scipy.stats import ttest_1samp, ttest_rel
+
+    from bench.stats import Comparison, seed_spread, widen_by_seeds
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        s = int(rng.integers(2, 6))
+        va, vb = rng.normal(40, 3, s), rng.normal(38, 3, s)
+        a = {str(k): float(v) for k, v in enumerate(va)}
+        b = {str(k): float(v) for k, v in enumerate(vb)}
+        diff = float(va.mean() - vb.mean())
+        ours = widen_by_seeds(Comparison(diff, 0.0, 0.0, True, 1000), *seed_spread(a, b))
+        assert ours.significant() == (ttest_rel(va, vb).pvalue < 0.05)
+        single = float(vb[0])
+        ours = widen_by_seeds(Comparison(float(va.mean()) - single, 0.0, 0.0, True, 1000), *seed_spread(a, None))
+        assert ours.significant() == (ttest_1samp(va, single).pvalue < 0.05)
+    assert seed_spread(None, None) is None
+    same = widen_by_seeds(Comparison(1.0, 0.5, 0.0455, True, 1000), *seed_spread({"0": 3.0, "1": 4.0},
+                                                                                   {"0": 2.0, "1": 3.0}))
+    assert same.se == 0.5 and same.p == 0.0455  # equal gaps on every seed: no seed term, the images' test stands
