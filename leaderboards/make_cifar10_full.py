@@ -201,6 +201,11 @@ CLAIMS = (
     [((d, "adaptive-pgd10", "robust"), (d, "pgd10", "robust")) for d in RANDOMISED]  # adaptive below oblivious?
     + [((d, "adaptive-pgd10", "worst"), (d, "adaptive-pgd10", "robust")) for d in RANDOMISED]  # luck of the draw?
     + [((d, "adaptive-apgd", "robust"), (d, "adaptive-pgd10", "robust")) for d in RANDOMISED]  # APGD stronger?
+    + [((d, "surrogate-pgd50", "robust"), (d, "adaptive-pgd10", "robust")) for d in RANDOMISED]  # BPDA-style?
+    + [(("at", "spsa", "robust"), ("at", "pgd10", "robust")),  # black-box not below white-box?
+       (("varmixup+varmi", "spsa", "robust"), ("varmixup+varmi", "adaptive-pgd10", "robust")),
+       (("varmixup", "corruptions", "robust"), ("mixup", "corruptions", "robust")),  # the paper's Table 4 claim
+       (("varmixup", "corruptions", "robust"), ("erm", "corruptions", "robust"))]
     + [(("varmixup+varmi", "adaptive-pgd10", "robust"), ("mixup+mi", "adaptive-pgd10", "robust")),
        (("varmixup+varmi", "adaptive-pgd10", "robust"), ("varerm+varmi", "adaptive-pgd10", "robust")),
        (("adv-varmixup+adv-varmi", "adaptive-pgd10", "robust"), ("varmixup+varmi", "adaptive-pgd10", "robust")),
@@ -216,13 +221,14 @@ CLAIMS = (
 
 
 def _seed_cell(records: list[dict], defense: str, attack: str, seed: int = 0) -> dict | None:
-    """The latest L-inf record of (defense, attack) for one training seed at the preset's ε (clean: any ε)."""
+    """The latest L-inf record of (defense, attack) for one training seed at the preset's ε (clean and corruptions,
+    which have no ε-ball: any)."""
     from bench.presets import get_preset
 
     eps = get_preset("cifar-cpu-full").eps
     hits = [r for r in records if r["defense"] == defense and r["attack"] == attack
             and int(r.get("seed", 0)) == seed
-            and (attack == "clean" or ((r.get("norm") or "Linf") == "Linf" and abs(float(r["eps"]) - eps) < 1e-9))]
+            and (attack in ("clean", "corruptions") or ((r.get("norm") or "Linf") == "Linf" and abs(float(r["eps"]) - eps) < 1e-9))]
     return max(hits, key=lambda r: r.get("timestamp", "")) if hits else None
 
 

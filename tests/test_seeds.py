@@ -243,3 +243,14 @@ def test_the_seed_term_is_the_paired_t_test_over_seeds():
     same = widen_by_seeds(Comparison(1.0, 0.5, 0.0455, True, 1000), *seed_spread({"0": 3.0, "1": 4.0},
                                                                                    {"0": 2.0, "1": 3.0}))
     assert same.se == 0.5 and same.p == 0.0455  # equal gaps on every seed: no seed term, the images' test stands
+
+
+def test_leaderboard_claims_find_corruption_cells_which_have_no_eps():
+    """Corruption records carry eps 0 (no ε-ball); the Table 4 claim (VarMixup above Mixup) must still find them."""
+    m = _composer()
+    rng = np.random.default_rng(2)
+    recs = [dict(_record(0, "corruptions", (rng.random(500) < p).astype(np.uint8), d), eps=0.0)
+            for d, p in (("varmixup", 0.5), ("mixup", 0.3), ("erm", 0.3))]
+    table = m.comparisons(recs)
+    row = next(line for line in table.splitlines() if line.startswith("| varmixup corruptions (robust) | mixup"))
+    assert "| yes |" in row
