@@ -89,3 +89,20 @@ def test_large_eps_check_is_l_inf_only():
     assert [f for f in diagnose(_frame([l2])) if f.check == "large-eps-not-zero"] == []
     linf = rec("pgd10", 0.5, 36.5, "white-box")
     assert [f.check for f in diagnose(_frame([linf]))] == ["large-eps-not-zero"]
+
+
+def test_blackbox_check_sets_spsa_against_the_strongest_attack_that_sees_the_defense():
+    """A randomised defense's oblivious PGD attacks F_w only, so SPSA below it is not "black-box beats white-box"
+    (the old check paired SPSA with pgd10 whatever its threat model); SPSA below the adaptive attack is."""
+    def mi(attack, robust, threat):
+        return dict(rec(attack, 8 / 255, robust, threat, defense="varmixup+varmi"))
+
+    base = [mi("pgd10", 41.0, "oblivious"), mi("adaptive-pgd10", 15.0, "adaptive")]
+    quiet = diagnose(_frame(base + [mi("spsa", 25.0, "oblivious")]))
+    assert "blackbox-beats-whitebox" not in {f.check for f in quiet}
+    loud = [f for f in diagnose(_frame(base + [mi("spsa", 5.0, "oblivious")])) if f.check == "blackbox-beats-whitebox"]
+    assert len(loud) == 1 and "adaptive-pgd10 15.0%" in loud[0].message
+    # a deterministic model: the strongest white-box attack, not only pgd10
+    det = [rec("pgd10", 8 / 255, 30.0), rec("pgd50", 8 / 255, 20.0), rec("spsa", 8 / 255, 25.0, "black-box")]
+    found = [f for f in diagnose(_frame(det)) if f.check == "blackbox-beats-whitebox"]
+    assert found == []  # SPSA 25 is below PGD-10 30 but above PGD-50 20: a weaker white-box attack, not a masking sign
