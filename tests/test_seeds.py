@@ -254,3 +254,22 @@ def test_leaderboard_claims_find_corruption_cells_which_have_no_eps():
     table = m.comparisons(recs)
     row = next(line for line in table.splitlines() if line.startswith("| varmixup corruptions (robust) | mixup"))
     assert "| yes |" in row
+
+
+def test_pass_table_lists_cells_run_and_leaves_out_passes_that_found_everything_stored(tmp_path):
+    m = _composer()
+    (tmp_path / "sweep.log").write_text(
+        "== 2026-01-01T00:00:00Z pass pgd50: bench sweep --attacks pgd50\nsweep: 13 cell(s) run, 0 already in the "
+        "store, 2315.0 s (local)\n== 2026-01-02T00:00:00Z pass pgd50: bench sweep --attacks pgd50\nsweep: 0 cell(s) "
+        "run, 13 already in the store, 0.0 s (local)\n== 2026-01-02T00:00:06Z pass spsa: bench sweep --attacks spsa\n"
+        "== 2026-01-02T00:30:00Z report at\n")
+    (tmp_path / "passes.tsv").write_text(
+        "pgd50\t2026-01-01T00:00:00Z\t2026-01-01T00:38:35Z\t2315\t0\n"
+        "pgd50\t2026-01-02T00:00:00Z\t2026-01-02T00:00:06Z\t6\t0\n"
+        "report-at\t2026-01-02T00:30:00Z\t2026-01-02T00:50:00Z\t1200\t0\n")
+    table, total = m.pass_times(tmp_path)
+    assert total == 2315 + 6 + 1200  # every logged second counts
+    rows = [line for line in table.splitlines() if line.startswith("| pgd50") or line.startswith("| report")]
+    assert rows == ["| pgd50 | 2026-01-01T00:00:00Z | 2026-01-01T00:38:35Z | 2315 | 13 | 0 |",
+                    "| report-at | 2026-01-02T00:30:00Z | 2026-01-02T00:50:00Z | 1200 | — | 0 |"]
+    assert "1 pass of resumed drivers that found all their cells stored (6–6 s each, 6 s in all)" in table
