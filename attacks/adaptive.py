@@ -17,16 +17,21 @@ from attacks.spec import FAMILIES
                   "(torchattacks); adaptive-apgd(steps=N,eot=N_A,restarts=R)")
 class AdaptiveAPGD(Attack):
     """AutoAttack's rand-version pair: APGD with the cross-entropy loss, then with the DLR loss, each `steps`
-    iterations (default apgd_steps, AutoAttack's 100) with EOT over `eot` draws (default n_adaptive) on the whole
-    defended predictor; per image the evaluation keeps the
-    candidate the defense classifies correctly least often. APGD adapts its own step size. On a randomised
-    defense each APGD run returns its highest-loss iterate (torchattacks' best_loss mode)."""
+    iterations (default apgd_steps, AutoAttack's 100) on the whole defended predictor; per image the evaluation
+    keeps the candidate the defense classifies correctly least often. APGD adapts its own step size.
+
+    On a randomised defense, EOT is in the model: every forward averages the class probabilities of `eot` draws
+    (default n_adaptive), and APGD runs with eot_iter = 1. torchattacks' own eot_iter averages the gradients
+    but keeps the loss of the last draw alone (as AutoAttack's apgd does), and APGD halves its step and keeps its
+    best iterate on that loss: one draw of one MI mix, so both decisions followed noise and APGD-20 ended
+    significantly weaker than EOT-PGD-10 on MI and VarMI. Each APGD run returns its highest-loss iterate
+    (torchattacks' best_loss mode)."""
 
     name = "adaptive-apgd"
     norms = (Norm.LINF, Norm.L2)
     uses_step = False
     adaptive = True
-    draws_per_call = 1
+    draws_per_call = 1  # a deterministic defense: F_w itself; a randomised one: see attacked_model
     params = {"steps": (int, None), "eot": (int, None), "restarts": (int, 1)}
     losses = ("ce", "dlr")
 
@@ -38,15 +43,23 @@ class AdaptiveAPGD(Attack):
             self.eot = int(getattr(settings, "n_adaptive", 30))
 
     def config(self) -> dict:
-        return {**super().config(), "losses": list(self.losses), "rho": 0.75}
+        return {**super().config(), "losses": list(self.losses), "rho": 0.75, "eot_in": "model"}
+
+    def attacked_model(self, defense, generator: torch.Generator) -> nn.Module | None:
+        """A randomised defense: the defended predictor averaging `eot` draws per forward (so the loss APGD steers
+        by is an `eot`-draw estimate); a deterministic one: chosen by the threat model (F_w)."""
+        if not defense.stochastic:
+            return None
+        from attacks.evaluation import DefendedModel
+
+        return DefendedModel(defense, generator, n_samples=self.eot)
 
     def _apgd(self, model: nn.Module, loss: str):
         import torchattacks
 
-        eot = self.eot if getattr(model, "stochastic", False) else 1
         seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from the trial's seeded stream: restarts differ
         return torchattacks.APGD(model, norm=self.norm.value, eps=self.eps, steps=self.steps, n_restarts=1, seed=seed,
-                                 loss=loss, eot_iter=eot, rho=0.75)
+                                 loss=loss, eot_iter=1, rho=0.75)
 
     def candidates(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                    targets: torch.Tensor | None = None) -> Iterator[torch.Tensor]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from bench.atomic import file_lock
+from bench.atomic import atomic_write_text, file_lock
 
 RECORD_FIELDS = [
     "dataset", "model", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "clean_acc_std",
@@ -44,3 +44,24 @@ class ResultStore:
                 except json.JSONDecodeError:
                     continue  # a torn line from a crashed writer is skipped, never half-read
         return out
+
+    def retire(self, match: Callable[[dict[str, Any]], bool], reason: str) -> list[dict[str, Any]]:
+        """Move the records `match` selects from results.jsonl to retired.jsonl, each with `retired_reason`: an
+        evaluation found wrong after it was stored (an attack fixed since) leaves every table and is never reused,
+        and the file keeps it for the record. Under the store's lock, results.jsonl rewritten atomically (a torn
+        line is dropped with it). Returns the retired records."""
+        if not reason.strip():
+            raise ValueError("retiring records needs a reason")
+        with file_lock(self.lock_path):
+            records = self.records()
+            gone = [r for r in records if match(r)]
+            if not gone:
+                return []
+            kept = [r for r in records if not match(r)]
+            with open(self.path.with_name("retired.jsonl"), "a", encoding="utf-8") as fh:
+                for r in gone:
+                    fh.write(json.dumps({**r, "retired_reason": reason}, sort_keys=True, default=str) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in kept))
+        return gone

@@ -219,6 +219,58 @@ def test_adaptive_apgd_on_mi_is_far_below_oblivious(mixup_mi, sub):
     assert compare_records(obl, ada).a_above_b(), (obl["robust_acc"], ada["robust_acc"])
 
 
+class _Alternating(nn.Module):
+    """A randomised model whose calls alternate between two fixed draws: an even call adds `shift` to class 0's
+    logit, an odd call does not. The EOT loss is the mean of the two; the last draw's is the odd one."""
+
+    stochastic = True
+
+    def __init__(self, shift: float = 4.0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin, self.shift, self.calls = nn.Linear(16, 3), shift, 0
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        bump = torch.zeros_like(out)
+        bump[:, 0] = self.shift if self.calls % 2 == 0 else 0.0
+        self.calls += 1
+        return out + bump
+
+
+def test_torchattacks_apgd_steers_by_the_last_eot_draw_alone():
+    """The library behaviour the harness works around (attacks/adaptive.py): with eot_iter = 2, APGD averages the
+    two draws' gradients but keeps the loss of the last draw, and its best iterate and step-size halving follow
+    that one draw. Against MI (one mix per draw) APGD-20 ended significantly weaker than EOT-PGD-10."""
+    import torchattacks
+
+    model = _Alternating().eval()
+    x, y = torch.rand(6, 1, 4, 4), torch.zeros(6, dtype=torch.long)
+    apgd = torchattacks.APGD(model, eps=8 / 255, steps=1, n_restarts=1, seed=0, loss="ce", eot_iter=2)
+    x_best, _, loss_best, _ = apgd.attack_single_run(x, y)
+    with torch.no_grad():
+        model.calls = 1  # the odd draw
+        odd = F.cross_entropy(model(x_best), y, reduction="none")
+        model.calls = 0
+        even = F.cross_entropy(model(x_best), y, reduction="none")
+    assert torch.allclose(loss_best, odd, atol=1e-5)  # the last draw's loss...
+    assert not torch.allclose(loss_best, (odd + even) / 2, atol=1e-2)  # ...not the EOT mean
+
+
+def test_adaptive_apgd_puts_eot_in_the_model_on_a_randomised_defense(mixup_mi, erm):
+    """Each forward of what APGD attacks averages `eot` draws (an eot-draw loss for its decisions), and APGD runs
+    with eot_iter = 1; a deterministic defense is attacked as before (one call, one deterministic output)."""
+    from attacks.evaluation import DefendedModel, attacked_model
+    from attacks.spec import build_attack
+
+    atk = build_attack("adaptive-apgd(steps=5,eot=6)", 8 / 255, None, mixup_mi.info["settings"])
+    model = attacked_model(mixup_mi, atk, torch.Generator().manual_seed(0))
+    assert isinstance(model, DefendedModel) and model.n_samples == 6 and model.stochastic
+    assert atk._apgd(model, "ce").eot_iter == 1 and atk.config()["eot_in"] == "model"
+    det = attacked_model(erm, atk, torch.Generator())
+    assert not erm.stochastic and getattr(det, "n_samples", 1) == 1
+
+
 def test_transfer_attack_is_black_box_and_crafted_on_the_source(erm, mixup_mi, sub):
     r = _run(mixup_mi, "transfer:erm", sub)
     assert r["threat_model"] == "black-box" and r["attack_config"]["source"] == "erm"

@@ -226,3 +226,34 @@ def test_sweep_reruns_cells_whose_model_or_attack_settings_changed(tmp_path):
     assert len(frame[frame["attack"] == "pgd10"]) == 3  # 2 epochs at two steps, 3 epochs
     wide = wide_frame(frame)
     assert any("[epochs=3]" in d for d in wide["defense"]) and any("step=" in c for c in wide.columns)
+
+
+def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_reason(tmp_path):
+    """An attack fixed after its records were stored: `bench retire` takes exactly those records out of
+    results.jsonl (the table and reuse stop seeing them) into retired.jsonl with the reason."""
+    import json
+
+    from bench.errors import BenchError
+    from bench.retire import retire_records
+    from bench.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    for defense, attack, t in (("mi", "adaptive-apgd", "2026-11-23T09:51:54+00:00"),
+                               ("mi", "adaptive-pgd10", "2026-11-23T09:00:00+00:00"),
+                               ("erm", "adaptive-apgd", "2026-11-23T09:52:00+00:00"),
+                               ("mi", "adaptive-apgd", "2026-11-23T11:30:00+00:00")):  # the fixed attack's
+        store.append({"defense": defense, "attack": attack, "timestamp": t, "eps": 8 / 255, "seed": 0})
+    listed = retire_records(tmp_path, "adaptive-apgd", "2026-11-23T10:40", "EOT loss of one draw", "mi", dry_run=True)
+    assert [r["timestamp"] for r in listed] == ["2026-11-23T09:51:54+00:00"] and len(store.records()) == 4
+    gone = retire_records(tmp_path, "adaptive-apgd", "2026-11-23T10:40", "EOT loss of one draw", "mi")
+    assert len(gone) == 1
+    left = [(r["defense"], r["attack"], r["timestamp"][11:16]) for r in store.records()]
+    assert left == [("mi", "adaptive-pgd10", "09:00"), ("erm", "adaptive-apgd", "09:52"), ("mi", "adaptive-apgd", "11:30")]
+    retired = [json.loads(line) for line in (tmp_path / "retired.jsonl").read_text().splitlines()]
+    assert retired == [{**gone[0], "retired_reason": "EOT loss of one draw"}]
+    with pytest.raises(BenchError, match="no records of attack 'adaptive-apdg'.*adaptive-apgd, adaptive-pgd10"):
+        retire_records(tmp_path, "adaptive-apdg", "2026-11-23T10:40", "typo")
+    with pytest.raises(BenchError, match="not an ISO time"):
+        retire_records(tmp_path, "adaptive-apgd", "yesterday", "x")
+    with pytest.raises(BenchError, match="--reason must say why"):
+        retire_records(tmp_path, "adaptive-apgd", "2026-11-23T10:40", " ")

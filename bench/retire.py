@@ -1,0 +1,45 @@
+"""Retiring stored records that were found wrong after they were stored (an attack fixed since): they leave
+results.jsonl for retired.jsonl with the reason, so no table, report or reuse sees them and the next sweep runs
+those cells again with the fixed code."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+
+def _utc(text: str, what: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise BenchError(f"{what} {text!r} is not an ISO time such as 2026-11-23T10:40") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def retire_records(workdir: Path, attack: str, before: str, reason: str, defense: str | None = None,
+                   dry_run: bool = False) -> list[dict[str, Any]]:
+    """The records of `attack` (and `defense`, if given) stored before `before` (UTC unless it says otherwise),
+    moved to retired.jsonl with `reason`; with dry_run only listed. Matching nothing is an error that lists the
+    store's attacks, so a misspelt name never passes silently."""
+    from bench.store import ResultStore
+
+    store = ResultStore(workdir)
+    if not store.path.exists():
+        raise BenchError(f"no results in {workdir} (results.jsonl does not exist)")
+    if not reason.strip():
+        raise BenchError("--reason must say why the records are retired")
+    cutoff = _utc(before, "--before")
+
+    def match(r: dict[str, Any]) -> bool:
+        return (r.get("attack") == attack and (defense is None or r.get("defense") == defense)
+                and _utc(str(r.get("timestamp")), "record timestamp") < cutoff)
+
+    records = store.records()
+    if not any(r.get("attack") == attack for r in records):
+        raise BenchError(f"no records of attack {attack!r} in {workdir}; its attacks: "
+                         f"{', '.join(sorted({str(r.get('attack')) for r in records}))}")
+    if dry_run:
+        return [r for r in records if match(r)]
+    return store.retire(match, reason)
