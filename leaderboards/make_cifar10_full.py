@@ -320,6 +320,8 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wd = Path(workdir).resolve()  # bench runs from the repo root: a relative workdir is taken from here first
     workdir = str(wd)
     records = [json.loads(line) for line in open(wd / "results.jsonl") if line.strip()]
+    retired_path = wd / "retired.jsonl"  # records found wrong after they ran (`bench retire`): their time was spent
+    retired = [json.loads(line) for line in open(retired_path) if line.strip()] if retired_path.exists() else []
     bench("leaderboard", "--workdir", workdir, "--format", "csv", "--layout", "long", "-o", _rel(OUT / f"{NAME}.csv"))
     wide = bench("leaderboard", "--workdir", workdir, "--format", "md", "--reference", "paper:cifar10")
     diag = bench("diagnose", "--workdir", workdir)
@@ -331,8 +333,12 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     missing = missing_cells(records)
     passes, seconds = pass_times(wd)
     models = trained_models(wd)
-    train_s, eval_s = compute_time(models, records)
-    wall_s, first, last, skipped = elapsed_time(wd, records)
+    train_s, eval_s = compute_time(models, records + retired)
+    retired_s = sum(float(r.get("seconds") or 0.0) for r in retired)
+    retired_note = "" if not retired else (
+        f" It includes {retired_s / 3600:.2f} h on {len(retired)} record(s) retired after they ran (`retired.jsonl`, "
+        "each with its reason; `leaderboards/README.md`).")
+    wall_s, first, last, skipped = elapsed_time(wd, records + retired)
     idle = "" if not skipped else (" Skipped as idle: " + ", ".join(
         f"{gap / 3600:.1f} h after {_utc(t)}" for t, gap in skipped) + ".")
     done = "all passes done" in (wd / "sweep.log").read_text() if (wd / "sweep.log").exists() else False
@@ -364,7 +370,7 @@ Measured time so far: **{wall_s / 3600:.2f} h of wall time** on this machine, fr
 workdir ({_utc(first)}) to its last ({_utc(last)}), the sum of the intervals between its writes that are under an
 hour.{idle} That includes loading data and models for each pass and the minutes the sweep was paused while tests
 ran on the shared cores. Of it, **{(train_s + eval_s) / 3600:.2f} h is computation** ({train_s / 3600:.2f} h
-training, {eval_s / 3600:.2f} h evaluation: the sum of every model's and record's own `seconds`). The sweep ran
+training, {eval_s / 3600:.2f} h evaluation: the sum of every model's and record's own `seconds`).{retired_note} The sweep ran
 across sessions (a session's end stops it; the next resumes it), so the pass wall times below, from
 `{workdir}/passes.tsv`, cover only the passes that ran in one piece or their resumed part: {seconds / 3600:.2f} h
 in all.
