@@ -765,7 +765,6 @@ def retire(
     """Move records found wrong after they were stored (an attack fixed since) out of results.jsonl into
     retired.jsonl: tables, reports and reuse stop seeing them, and the next sweep runs those cells again."""
     from bench.retire import retire_records
-
     from bench.workdir import resolve_workdir
 
     gone = retire_records(resolve_workdir(workdir, create=False), attack, before, reason, defense, dry_run)

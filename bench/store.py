@@ -20,6 +20,7 @@ class ResultStore:
 
     def __init__(self, workdir: Path) -> None:
         self.path = Path(workdir) / "results.jsonl"
+        self.retired_path = Path(workdir) / "retired.jsonl"  # records found wrong after they were stored
         self.lock_path = Path(workdir) / ".results.lock"
 
     def append(self, record: dict[str, Any]) -> None:
@@ -31,19 +32,11 @@ class ResultStore:
                 os.fsync(fh.fileno())
 
     def records(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        out = []
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a torn line from a crashed writer is skipped, never half-read
-        return out
+        return _read_jsonl(self.path)
+
+    def retired(self) -> list[dict[str, Any]]:
+        """The records `retire` moved out, each with its `retired_reason`."""
+        return _read_jsonl(self.retired_path)
 
     def retire(self, match: Callable[[dict[str, Any]], bool], reason: str) -> list[dict[str, Any]]:
         """Move the records `match` selects from results.jsonl to retired.jsonl, each with `retired_reason`: an
@@ -53,15 +46,32 @@ class ResultStore:
         if not reason.strip():
             raise ValueError("retiring records needs a reason")
         with file_lock(self.lock_path):
-            records = self.records()
-            gone = [r for r in records if match(r)]
+            gone, kept = [], []
+            for r in self.records():
+                (gone if match(r) else kept).append(r)
             if not gone:
                 return []
-            kept = [r for r in records if not match(r)]
-            with open(self.path.with_name("retired.jsonl"), "a", encoding="utf-8") as fh:
+            with open(self.retired_path, "a", encoding="utf-8") as fh:
                 for r in gone:
                     fh.write(json.dumps({**r, "retired_reason": reason}, sort_keys=True, default=str) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in kept))
         return gone
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """One dict per line; a torn line from a crashed writer is skipped, never half-read."""
+    if not path.exists():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out

@@ -319,9 +319,11 @@ def seed_spread(records: list[dict]) -> str:
 def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wd = Path(workdir).resolve()  # bench runs from the repo root: a relative workdir is taken from here first
     workdir = str(wd)
-    records = [json.loads(line) for line in open(wd / "results.jsonl") if line.strip()]
-    retired_path = wd / "retired.jsonl"  # records found wrong after they ran (`bench retire`): their time was spent
-    retired = [json.loads(line) for line in open(retired_path) if line.strip()] if retired_path.exists() else []
+    from bench.store import ResultStore
+
+    store = ResultStore(wd)
+    records = store.records()
+    retired = store.retired()  # records found wrong after they ran (`bench retire`): their time was spent
     bench("leaderboard", "--workdir", workdir, "--format", "csv", "--layout", "long", "-o", _rel(OUT / f"{NAME}.csv"))
     wide = bench("leaderboard", "--workdir", workdir, "--format", "md", "--reference", "paper:cifar10")
     diag = bench("diagnose", "--workdir", workdir)
