@@ -775,6 +775,22 @@ def retire(
 
 
 @app.command()
+def restore(
+    csv: Annotated[Path, typer.Argument(help="a long-layout leaderboard CSV (`bench leaderboard --format csv "
+                                             "--layout long`), e.g. a committed leaderboards/*.csv")],
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Rebuild a lost workdir's records from a leaderboard CSV: tables, diagnostics and reports work again, and
+    a resumed sweep skips the restored cells and checks each model it retrains against its restored clean cell."""
+    from bench.restore import restore as restore_records
+    from bench.workdir import resolve_workdir
+
+    added, there = restore_records(csv, resolve_workdir(workdir))
+    out.print(f"restored {added} record(s) from {csv} ({there} already in the store); the CSV holds no weights: "
+              f"a resumed sweep retrains the models it needs")
+
+
+@app.command()
 def perf(
     fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
     only: Optional[str] = typer.Option(None, help="comma-separated benchmark names"),

@@ -145,9 +145,40 @@ def _defense(spec: SweepSpec, defense: str, dataset: str, seed: int, variant: tu
 
 
 def train_job(spec: SweepSpec, job: Job) -> dict:
-    """Train (or load) the job's defense; returns its training key."""
+    """Train (or load) the job's defense; returns its training key. A model trained now while the store holds
+    its clean cell (the cache was lost, or the store was restored from a CSV) must reproduce that cell."""
     d = _defense(spec, job.defense, job.dataset, job.seed, job.variant)
+    if d.info["trained"]:
+        check_reproduced(spec, job, d)
     return {"config_hash": d.info["config_hash"], "trained": d.info["trained"]}
+
+
+def check_reproduced(spec: SweepSpec, job: Job, defense) -> int | None:
+    """Re-run the job's stored clean cell on `defense` (unrecorded) and compare image by image: the stored cells
+    of a model must all come from the weights attacked now, so a retrained model that classifies any test image
+    differently raises instead of adding its cells to another model's row. Returns the images compared (None
+    where the store holds no clean cell for the job)."""
+    import bench
+    from bench.errors import BenchError
+    from bench.stats import decode_per_image
+    from bench.store import ResultStore
+
+    key = spec.cell_key(Cell(job.dataset, job.seed, job.defense, "clean", 0.0, job.variant))
+    stored = [r for r in ResultStore(spec.workdir).records() if r.get("sweep_key") == key]
+    old = decode_per_image(stored[-1].get("per_image")) if stored else None
+    if old is None:
+        return None
+    fresh = decode_per_image(bench.evaluate(defense, "clean", eps=0.0, workdir=spec.workdir, record=False,
+                                            show_progress=False)["per_image"])
+    same_images = fresh["idx"].shape == old["idx"].shape and bool((fresh["idx"] == old["idx"]).all())
+    differ = int((fresh["clean"] != old["clean"]).sum()) if same_images else len(old["idx"])
+    if differ:
+        raise BenchError(
+            f"{job.defense} (seed {job.seed}) was trained again, and the new weights classify {differ} of "
+            f"{len(old['idx'])} test images differently from the stored clean cell ({stored[-1].get('timestamp')}): "
+            f"the store's cells of this model came from other weights. Retire them (`bench retire`) or sweep into "
+            f"a fresh workdir; training is reproducible only on the same hardware, threads and library versions")
+    return len(old["idx"])
 
 
 def run_cell(spec: SweepSpec, cell: Cell) -> dict:
