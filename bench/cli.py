@@ -755,19 +755,23 @@ def diagnose(
 
 @app.command()
 def retire(
-    attack: Annotated[str, typer.Option("--attack", "-a", help="the attack whose records to retire (exact name)")],
     reason: Annotated[str, typer.Option(help="why (kept with each record in retired.jsonl)")],
     before: Annotated[str, typer.Option(help="only records stored before this UTC time, e.g. 2026-11-23T10:40")],
+    attack: Annotated[Optional[str], typer.Option(
+        "--attack", "-a", help="the attack whose records to retire (exact name); every attack if omitted, which "
+                               "needs --seed")] = None,
     defense: Annotated[Optional[str], typer.Option("--defense", "-d", help="only this defense")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="only this training seed (e.g. one whose weights were lost)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be retired, change nothing")] = False,
     workdir: WorkdirOpt = None,
 ) -> None:
-    """Move records found wrong after they were stored (an attack fixed since) out of results.jsonl into
-    retired.jsonl: tables, reports and reuse stop seeing them, and the next sweep runs those cells again."""
+    """Move records found wrong after they were stored (an attack fixed since, or a model whose weights were lost)
+    out of results.jsonl into retired.jsonl: tables, reports and reuse stop seeing them, and the next sweep runs
+    those cells again."""
     from bench.retire import retire_records
     from bench.workdir import resolve_workdir
 
-    gone = retire_records(resolve_workdir(workdir, create=False), attack, before, reason, defense, dry_run)
+    gone = retire_records(resolve_workdir(workdir, create=False), attack, before, reason, defense, dry_run, seed)
     verb = "would retire" if dry_run else "retired"
     out.print(f"{verb} {len(gone)} record(s)" + "".join(
         f"\n  {r['defense']} {r['attack']} seed {r.get('seed')} eps {r.get('eps')} ({r.get('timestamp')})"

@@ -18,11 +18,13 @@ def _utc(text: str, what: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def retire_records(workdir: Path, attack: str, before: str, reason: str, defense: str | None = None,
-                   dry_run: bool = False) -> list[dict[str, Any]]:
-    """The records of `attack` (and `defense`, if given) stored before `before` (UTC unless it says otherwise),
-    moved to retired.jsonl with `reason`; with dry_run only listed. Matching nothing is an error that lists the
-    store's attacks, so a misspelt name never passes silently."""
+def retire_records(workdir: Path, attack: str | None, before: str, reason: str, defense: str | None = None,
+                   dry_run: bool = False, seed: int | None = None) -> list[dict[str, Any]]:
+    """The records of `attack` (every attack if None; then a `seed` is required) and of `defense` and training
+    `seed` where given, stored before `before` (UTC unless it says otherwise), moved to retired.jsonl with
+    `reason`; with dry_run only listed. Matching nothing is an error that lists the store's attacks or seeds, so
+    a misspelt name never passes silently. A whole seed is retired when its weights were lost and retrained ones
+    no longer reproduce its cells."""
     from bench.store import ResultStore
 
     store = ResultStore(workdir)
@@ -32,14 +34,21 @@ def retire_records(workdir: Path, attack: str, before: str, reason: str, defense
         raise BenchError("--reason must say why the records are retired")
     cutoff = _utc(before, "--before")
 
+    if attack is None and seed is None:
+        raise BenchError("name the records to retire: an --attack, a --seed, or both")
+
     def match(r: dict[str, Any]) -> bool:
-        return (r.get("attack") == attack and (defense is None or r.get("defense") == defense)
+        return ((attack is None or r.get("attack") == attack) and (defense is None or r.get("defense") == defense)
+                and (seed is None or r.get("seed") == seed)
                 and _utc(str(r.get("timestamp")), "record timestamp") < cutoff)
 
     records = store.records()
-    if not any(r.get("attack") == attack for r in records):
+    if attack is not None and not any(r.get("attack") == attack for r in records):
         raise BenchError(f"no records of attack {attack!r} in {workdir}; its attacks: "
                          f"{', '.join(sorted({str(r.get('attack')) for r in records}))}")
+    if seed is not None and not any(r.get("seed") == seed for r in records):
+        raise BenchError(f"no records of seed {seed} in {workdir}; its seeds: "
+                         f"{', '.join(str(s) for s in sorted({r.get('seed') for r in records}, key=str))}")
     if dry_run:
         return [r for r in records if match(r)]
     return store.retire(match, reason)

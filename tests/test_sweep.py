@@ -253,6 +253,14 @@ def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_r
     assert retired == [{**gone[0], "retired_reason": "EOT loss of one draw"}]
     with pytest.raises(BenchError, match="no records of attack 'adaptive-apdg'.*adaptive-apgd, adaptive-pgd10"):
         retire_records(tmp_path, "adaptive-apdg", "2026-11-23T10:40", "typo")
+    # a whole training seed (its weights lost): every attack of that seed and no other
+    store.append({"defense": "mi", "attack": "clean", "timestamp": "2026-11-23T09:00:00+00:00", "eps": 0, "seed": 1})
+    gone = retire_records(tmp_path, None, "2026-11-23T12:00", "weights lost", seed=0)
+    assert len(gone) == 3 and [(r["attack"], r["seed"]) for r in store.records()] == [("clean", 1)]
+    with pytest.raises(BenchError, match="no records of seed 2 in .*its seeds: 1"):
+        retire_records(tmp_path, None, "2026-11-23T12:00", "x", seed=2)
+    with pytest.raises(BenchError, match="an --attack, a --seed, or both"):
+        retire_records(tmp_path, None, "2026-11-23T12:00", "x")
     with pytest.raises(BenchError, match="not an ISO time"):
         retire_records(tmp_path, "adaptive-apgd", "yesterday", "x")
     with pytest.raises(BenchError, match="--reason must say why"):

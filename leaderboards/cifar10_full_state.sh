@@ -1,0 +1,53 @@
+#!/bin/bash
+# Save the cifar10-full sweep's state into the repository, or load it into a workdir: a machine lost between
+# sessions takes its workdir with it (it happened once: leaderboards/README.md), and only what is committed
+# survives. The state is what a resumed sweep and the composer need and cannot rebuild cheaply: the trained
+# weights (models/, vaes/: weights.safetensors + meta.json; a model still training: its last epoch checkpoint),
+# results.jsonl, retired.jsonl, passes.tsv and sweep.log. Not the decoded data cache (rebuilt from the archive).
+#
+#   leaderboards/cifar10_full_state.sh save [WORKDIR]   # then commit leaderboards/cifar10-cpu-full-state
+#   leaderboards/cifar10_full_state.sh load [WORKDIR]   # before resuming on a new machine; keeps what WORKDIR has
+#
+# (default WORKDIR /work/sweeps/cifar10-full; run from the repo root)
+set -euo pipefail
+cmd=${1:?usage: cifar10_full_state.sh save|load [WORKDIR]}
+WD=${2:-/work/sweeps/cifar10-full}
+STATE=leaderboards/cifar10-cpu-full-state
+[ -d leaderboards ] || { echo "run from the repository root" >&2; exit 2; }
+
+case "$cmd" in
+  save)
+    [ -f "$WD/results.jsonl" ] || { echo "no sweep in $WD (results.jsonl missing)" >&2; exit 2; }
+    mkdir -p "$STATE"
+    for kind in models vaes; do
+      [ -d "$WD/$kind" ] || continue
+      for dir in "$WD/$kind"/*/; do
+        key=$(basename "$dir"); dest="$STATE/$kind/$key"
+        if [ -f "$dir/weights.safetensors" ] && [ -f "$dir/meta.json" ]; then
+          mkdir -p "$dest"; rm -f "$dest/checkpoint.safetensors"
+          cp -p "$dir/weights.safetensors" "$dir/meta.json" "$dest/"
+        elif [ -f "$dir/checkpoint.safetensors" ]; then  # still training: its last finished epoch
+          mkdir -p "$dest"; cp -p "$dir/checkpoint.safetensors" "$dest/"
+        fi
+      done
+    done
+    for f in results.jsonl retired.jsonl passes.tsv sweep.log; do
+      [ -f "$WD/$f" ] && cp -p "$WD/$f" "$STATE/$f"
+    done
+    echo "saved $(find "$STATE" -name '*.safetensors' | wc -l) weight file(s) and $(wc -l < "$STATE/results.jsonl") record(s) into $STATE; commit it"
+    ;;
+  load)
+    [ -d "$STATE" ] || { echo "no saved state in $STATE" >&2; exit 2; }
+    mkdir -p "$WD"
+    if [ -f "$WD/results.jsonl" ]; then
+      echo "$WD already holds results.jsonl: loading only the weights it lacks" >&2
+      (cd "$STATE" && find models vaes -type f 2>/dev/null) | while read -r f; do
+        [ -e "$WD/$f" ] || { mkdir -p "$(dirname "$WD/$f")"; cp -p "$STATE/$f" "$WD/$f"; }
+      done
+    else
+      cp -rp "$STATE"/. "$WD"/
+    fi
+    echo "loaded $STATE into $WD; resume with leaderboards/cifar10_full.sh $WD"
+    ;;
+  *) echo "usage: cifar10_full_state.sh save|load [WORKDIR]" >&2; exit 2 ;;
+esac
