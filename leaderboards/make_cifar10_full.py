@@ -24,6 +24,7 @@ ROOT = OUT.parent  # the repo root: bench runs there, so DATA's relative path re
 NAME = "cifar10-cpu-full"
 DRIVER = OUT / "cifar10_full.sh"
 NOTES = OUT / f"{NAME}-notes.md"
+FIRST_RUN = OUT / f"{NAME}-first-run.json"  # the measured totals of the run whose workdir was lost (README)
 
 
 DATA = "imagefolder:../shared/datasets/cifar10-jpeg.tar.gz"
@@ -123,17 +124,12 @@ def trained_models(workdir: Path) -> list[tuple]:
     return rows
 
 
-def training_budget(rows: list[tuple]) -> str:
+def training_budget(rows: list[tuple], note: str = "") -> str:
     """One line per trained classifier and VAE: recipe, seed, epochs, measured seconds and seconds per epoch."""
     lines = ["| model | seed | epochs | seconds | s / epoch |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {m} | {s} | {e} | {t:.0f} | {t / e:.0f} |" for m, s, e, t in sorted(rows, key=lambda r: (r[1], r[0]))]
-    total = sum(r[3] for r in rows)
-    return "\n".join(lines) + (f"\n\nTraining in all: {total / 3600:.2f} h (the latent-32 VAE is the latent-size "
-                               "measurement). Seconds as measured: during the first session development and "
-                               "tests shared the 2 cores, so those models took up to twice their idle time. "
-                               "Models saved before epochs recorded their own seconds count only the run that "
-                               "saved them (a model resumed after a session's end misses its earlier epochs; "
-                               "the notes say which).\n")
+    total = sum(r[3] for r in rows if r[3] == r[3])
+    return "\n".join(lines) + f"\n\nTraining in all: {total / 3600:.2f} h. {note}".rstrip() + "\n"
 
 
 def model_seconds(meta: dict) -> float:
@@ -143,6 +139,31 @@ def model_seconds(meta: dict) -> float:
     if hist and all("seconds" in h for h in hist):
         return float(sum(h["seconds"] for h in hist))
     return float(meta["seconds"])
+
+
+def first_run_section() -> tuple[str, float, float]:
+    """The paragraph on the sweep's first run (its workdir lost with its machine; FIRST_RUN holds its measured
+    totals as its last committed table printed them, and its models' training rows) and its (wall, computation)
+    seconds; empty and zero where there was none."""
+    if not FIRST_RUN.exists():
+        return "", 0.0, 0.0
+    run = json.loads(FIRST_RUN.read_text())
+    rows = [(r["model"], r["seed"], r["epochs"], float(r["seconds"])) for r in run["training"]]
+    stand = sorted({r[1] for r in rows} - {0})
+    text = (f"\n### The first run (workdir lost)\n\nThis is the sweep's second run. The first one's workdir "
+            f"(weights, `results.jsonl`, `passes.tsv`, `sweep.log`) was lost with its machine between sessions 8 "
+            f"and 9; from {run['source']}: **{run['wall_h']:.2f} h of wall time** ({run['first_write'][:16]} to "
+            f"{run['last_write'][:16]} UTC), of it {run['computation_h']:.2f} h computation ({run['training_h']:.2f} h "
+            f"training, {run['evaluation_h']:.2f} h evaluation). {run['uncommitted'][0].upper()}{run['uncommitted'][1:]}. "
+            f"{run['restored'][0].upper()}{run['restored'][1:]}: the cells of seeds {', '.join(map(str, stand))} "
+            f"below are the first run's (their models are lost, their per-image records are not), every seed-0 "
+            f"cell is this run's. Its models, as measured then:\n\n"
+            + training_budget(rows, "The latent-32 VAE was the latent-size measurement. Its note then: seconds as "
+                              "measured: during the first session development and tests shared the 2 cores, so "
+                              "those models took up to twice their idle time. Models saved before epochs recorded "
+                              "their own seconds count only the run that saved them (a model resumed after a "
+                              "session's end misses its earlier epochs)."))
+    return text, run["wall_h"] * 3600, run["computation_h"] * 3600
 
 
 def compute_time(models: list[tuple], records: list[dict]) -> tuple[float, float]:
@@ -328,6 +349,7 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wide = bench("leaderboard", "--workdir", workdir, "--format", "md", "--reference", "paper:cifar10")
     diag = bench("diagnose", "--workdir", workdir)
     bench("plot", "eps", "--attack", "pgd10", "--workdir", workdir, "--output", _rel(OUT / f"{NAME}-eps.png"))
+    shutil.rmtree(OUT / f"{NAME}-robustbench", ignore_errors=True)  # a defense whose cells were retired leaves
     bench("leaderboard", "--workdir", workdir, "--format", "robustbench", "--output", _rel(OUT / f"{NAME}-robustbench"))
     reports = sorted((wd / "reports").glob("*/report.md")) if (wd / "reports").exists() else []
     for rep in reports:
@@ -335,12 +357,19 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     missing = missing_cells(records)
     passes, seconds = pass_times(wd)
     models = trained_models(wd)
-    train_s, eval_s = compute_time(models, records + retired)
-    retired_s = sum(float(r.get("seconds") or 0.0) for r in retired)
-    retired_note = "" if not retired else (
-        f" It includes {retired_s / 3600:.2f} h on {len(retired)} record(s) retired after they ran (`retired.jsonl`, "
-        "each with its reason; `leaderboards/README.md`).")
-    wall_s, first, last, skipped = elapsed_time(wd, records + retired)
+    # this run's own records: those restored from the first run's CSV (and retired since) are its time, not ours
+    ours = [r for r in records + retired if "restored_from" not in r]
+    train_s, eval_s = compute_time(models, ours)
+    retired_ours = [r for r in retired if "restored_from" not in r]
+    retired_s = sum(float(r.get("seconds") or 0.0) for r in retired_ours)
+    retired_note = "" if not retired_ours else (
+        f" It includes {retired_s / 3600:.2f} h on {len(retired_ours)} record(s) retired after they ran "
+        "(`retired.jsonl`, each with its reason; `leaderboards/README.md`).")
+    wall_s, first, last, skipped = elapsed_time(wd, ours)
+    first_run, first_wall_s, first_compute_s = first_run_section()
+    both = "" if not first_run else (
+        f" With the first run (below): **{(wall_s + first_wall_s) / 3600:.2f} h of wall time**, "
+        f"{(train_s + eval_s + first_compute_s) / 3600:.2f} h of computation.")
     idle = "" if not skipped else (" Skipped as idle: " + ", ".join(
         f"{gap / 3600:.1f} h after {_utc(t)}" for t, gap in skipped) + ".")
     done = "all passes done" in (wd / "sweep.log").read_text() if (wd / "sweep.log").exists() else False
@@ -368,11 +397,11 @@ leaderboards/cifar10_full.sh {workdir}      # the passes below, each a resumable
 python leaderboards/make_cifar10_full.py {workdir}
 ```
 
-Measured time so far: **{wall_s / 3600:.2f} h of wall time** on this machine, from the sweep's first write in the
+Measured time of this run so far: **{wall_s / 3600:.2f} h of wall time** on this machine, from the sweep's first write in the
 workdir ({_utc(first)}) to its last ({_utc(last)}), the sum of the intervals between its writes that are under an
 hour.{idle} That includes loading data and models for each pass and the minutes the sweep was paused while tests
 ran on the shared cores. Of it, **{(train_s + eval_s) / 3600:.2f} h is computation** ({train_s / 3600:.2f} h
-training, {eval_s / 3600:.2f} h evaluation: the sum of every model's and record's own `seconds`).{retired_note} The sweep ran
+training, {eval_s / 3600:.2f} h evaluation: the sum of every model's and record's own `seconds`).{retired_note}{both} The sweep ran
 across sessions (a session's end stops it; the next resumes it), so the pass wall times below, from
 `{workdir}/passes.tsv`, cover only the passes that ran in one piece or their resumed part: {seconds / 3600:.2f} h
 in all.
@@ -380,7 +409,7 @@ in all.
 {passes}
 ## Training budget (measured)
 
-{training_budget(models)}
+{training_budget(models, "A model resumed from its last epoch checkpoint counts every epoch (its history).")}{first_run}
 ## The MMD-VAE
 
 {vae_section(workdir)}
