@@ -166,6 +166,12 @@ def first_run_section() -> tuple[str, float, float]:
     return text, run["wall_h"] * 3600, run["computation_h"] * 3600
 
 
+def this_runs(records: list[dict]) -> list[dict]:
+    """The records this run made: those restored from the first run's CSV (`bench restore`; retired since or not)
+    are the first run's time, counted in its totals, not this run's."""
+    return [r for r in records if "restored_from" not in r]
+
+
 def compute_time(models: list[tuple], records: list[dict]) -> tuple[float, float]:
     """(training, evaluation) seconds as measured by the harness: every model's and VAE's seconds, and every
     record's `seconds`. Unlike pass wall times, a pass cut by a session's end and resumed in the next one is
@@ -357,10 +363,9 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     missing = missing_cells(records)
     passes, seconds = pass_times(wd)
     models = trained_models(wd)
-    # this run's own records: those restored from the first run's CSV (and retired since) are its time, not ours
-    ours = [r for r in records + retired if "restored_from" not in r]
+    ours = this_runs(records + retired)
     train_s, eval_s = compute_time(models, ours)
-    retired_ours = [r for r in retired if "restored_from" not in r]
+    retired_ours = this_runs(retired)
     retired_s = sum(float(r.get("seconds") or 0.0) for r in retired_ours)
     retired_note = "" if not retired_ours else (
         f" It includes {retired_s / 3600:.2f} h on {len(retired_ours)} record(s) retired after they ran "

@@ -273,3 +273,30 @@ def test_pass_table_lists_cells_run_and_leaves_out_passes_that_found_everything_
     assert rows == ["| pgd50 | 2026-01-01T00:00:00Z | 2026-01-01T00:38:35Z | 2315 | 13 | 0 |",
                     "| report-at | 2026-01-02T00:30:00Z | 2026-01-02T00:50:00Z | 1200 | — | 0 |"]
     assert "1 pass of resumed drivers that found all their cells stored (6–6 s each, 6 s in all)" in table
+
+
+def test_a_lost_first_run_adds_its_measured_totals_and_its_restored_records_count_only_there(tmp_path, monkeypatch):
+    """The composer after a lost workdir: the first run's totals and training rows come from its JSON, and its
+    restored records (retired or not) are left out of this run's time, so nothing is counted twice."""
+    import json
+
+    m = _composer()
+    monkeypatch.setattr(m, "FIRST_RUN", tmp_path / "none.json")
+    assert m.first_run_section() == ("", 0.0, 0.0)
+    run = {"source": "the header at commit abc1234", "first_write": "2026-11-22T20:54:00+00:00",
+           "last_write": "2026-11-23T13:30:00+00:00", "wall_h": 16.6, "computation_h": 13.3, "training_h": 6.08,
+           "evaluation_h": 7.22, "uncommitted": "its last cells were never committed",
+           "restored": "its records were restored", "training": [
+               {"model": "erm", "seed": 0, "epochs": 5, "seconds": 340},
+               {"model": "erm", "seed": 1, "epochs": 5, "seconds": 2025}]}
+    path = tmp_path / "first.json"
+    path.write_text(json.dumps(run))
+    monkeypatch.setattr(m, "FIRST_RUN", path)
+    text, wall, compute = m.first_run_section()
+    assert (wall, compute) == (16.6 * 3600, 13.3 * 3600)
+    assert "**16.60 h of wall time** (2026-11-22T20:54 to 2026-11-23T13:30 UTC)" in text
+    assert "Its last cells were never committed. Its records were restored: the cells of seeds 1 below" in text
+    assert "| erm | 1 | 5 | 2025 | 405 |" in text and "Training in all: 0.66 h." in text
+    restored = [{"seconds": 100, "restored_from": "x.csv"}, {"seconds": 7}]
+    assert m.this_runs(restored) == [{"seconds": 7}]
+    assert m.compute_time([("erm", 0, 5, 295.0)], m.this_runs(restored)) == (295.0, 7.0)
