@@ -158,6 +158,8 @@ def check_reproduced(spec: SweepSpec, job: Job, defense) -> int | None:
     of a model must all come from the weights attacked now, so a retrained model that classifies any test image
     differently raises instead of adding its cells to another model's row. Returns the images compared (None
     where the store holds no clean cell for the job)."""
+    import numpy as np
+
     import bench
     from bench.errors import BenchError
     from bench.stats import decode_per_image
@@ -170,8 +172,8 @@ def check_reproduced(spec: SweepSpec, job: Job, defense) -> int | None:
         return None
     fresh = decode_per_image(bench.evaluate(defense, "clean", eps=0.0, workdir=spec.workdir, record=False,
                                             show_progress=False)["per_image"])
-    same_images = fresh["idx"].shape == old["idx"].shape and bool((fresh["idx"] == old["idx"]).all())
-    differ = int((fresh["clean"] != old["clean"]).sum()) if same_images else len(old["idx"])
+    differ = (int((fresh["clean"] != old["clean"]).sum()) if np.array_equal(fresh["idx"], old["idx"])
+              else len(old["idx"]))  # other test images: nothing comparable
     if differ:
         raise BenchError(
             f"{job.defense} (seed {job.seed}) was trained again, and the new weights classify {differ} of "
