@@ -29,17 +29,22 @@ exec 9> "$WD/.driver.lock"
 flock -n 9 || { echo "another cifar10_full.sh is running on $WD" >&2; exit 1; }
 while pgrep -f "bench (sweep|report) .*--workdir $WD" > /dev/null; do sleep 30; done
 
-pass() {  # pass NAME ARGS...: one `bench sweep`, timed
-  local name=$1; shift
+timed() {  # timed NAME LABEL CMD...: CMD's output into sweep.log under "== TIME LABEL", one passes.tsv row
+  local name=$1 label=$2; shift 2
   local start=$(date -u +%s)
-  echo "== $(date -u +%FT%TZ) pass $name: bench sweep $*" >> "$WD/sweep.log"
-  $BENCH sweep --preset cifar-cpu-full --datasets "$DATA" --workdir "$WD" --no-progress --threads 2 "$@" \
-    >> "$WD/sweep.log" 2>&1 9>&-  # the lock stays with this driver: a sweep it leaves behind is waited for above
+  echo "== $(date -u +%FT%TZ) $label" >> "$WD/sweep.log"
+  "$@" >> "$WD/sweep.log" 2>&1 9>&-  # the lock stays with this driver: a child it leaves behind is waited for above
   local rc=$?
   local end=$(date -u +%s)
   printf "%s\t%s\t%s\t%s\t%s\n" "$name" "$(date -u -d @$start +%FT%TZ)" "$(date -u -d @$end +%FT%TZ)" \
     "$((end - start))" "$rc" >> "$WD/passes.tsv"
   return $rc
+}
+
+pass() {  # pass NAME ARGS...: one `bench sweep`, timed
+  local name=$1; shift
+  timed "$name" "pass $name: bench sweep $*" \
+    $BENCH sweep --preset cifar-cpu-full --datasets "$DATA" --workdir "$WD" --no-progress --threads 2 "$@"
 }
 
 pass train-seed0      --defenses $D_ALL   --seeds 0   --attacks clean,pgd10,ece
@@ -54,20 +59,10 @@ pass adaptive-strong  --defenses $R_ALL   --seeds 0   --attacks adaptive-apgd,su
 pass spsa             --defenses $D_ALL   --seeds 0   --attacks spsa
 pass corruptions      --defenses $D_ALL   --seeds 0   --attacks corruptions
 for D in varmixup+varmi mixup+mi at; do
-  start=$(date -u +%s)
-  echo "== $(date -u +%FT%TZ) report $D" >> "$WD/sweep.log"
-  $BENCH report --defense $D --preset cifar-cpu-full --dataset "$DATA" --workdir "$WD" --no-progress \
-    --threads 2 --steps 10,20,50 --eot 1,8 >> "$WD/sweep.log" 2>&1 9>&-
-  rc=$?; end=$(date -u +%s)
-  printf "%s\t%s\t%s\t%s\t%s\n" "report-$D" "$(date -u -d @$start +%FT%TZ)" "$(date -u -d @$end +%FT%TZ)" \
-    "$((end - start))" "$rc" >> "$WD/passes.tsv"
+  timed "report-$D" "report $D" $BENCH report --defense $D --preset cifar-cpu-full --dataset "$DATA" --workdir "$WD" \
+    --no-progress --threads 2 --steps 10,20,50 --eot 1,8
 done
 # the latent-size measurement behind `latent_dim = 64` (the composer shows both VAEs' test MSE): the latent-32 VAE
-start=$(date -u +%s)
-echo "== $(date -u +%FT%TZ) vae latent 32" >> "$WD/sweep.log"
-$BENCH vae train --preset cifar-cpu-full --dataset "$DATA" --workdir "$WD" --latent-dim 32 --seed 0 \
-  -o "$WD/vae-latent32.png" >> "$WD/sweep.log" 2>&1 9>&-
-rc=$?; end=$(date -u +%s)
-printf "%s\t%s\t%s\t%s\t%s\n" "vae-latent32" "$(date -u -d @$start +%FT%TZ)" "$(date -u -d @$end +%FT%TZ)" \
-  "$((end - start))" "$rc" >> "$WD/passes.tsv"
+timed vae-latent32 "vae latent 32" $BENCH vae train --preset cifar-cpu-full --dataset "$DATA" --workdir "$WD" \
+  --latent-dim 32 --seed 0 -o "$WD/vae-latent32.png"
 echo "== $(date -u +%FT%TZ) all passes done" >> "$WD/sweep.log"
