@@ -106,3 +106,17 @@ def test_blackbox_check_sets_spsa_against_the_strongest_attack_that_sees_the_def
     det = [rec("pgd10", 8 / 255, 30.0), rec("pgd50", 8 / 255, 20.0), rec("spsa", 8 / 255, 25.0, "black-box")]
     found = [f for f in diagnose(_frame(det)) if f.check == "blackbox-beats-whitebox"]
     assert found == []  # SPSA 25 is below PGD-10 30 but above PGD-50 20: a weaker white-box attack, not a masking sign
+
+
+def test_oblivious_overstates_takes_the_strongest_adaptive_attack_of_any_kind():
+    """Adaptive PGD-10 within noise of the oblivious cell, adaptive APGD far below it: the check fires and names
+    APGD (in the cifar10-cpu-full store APGD is the strongest attack on every VarMI rule)."""
+    def cell(attack, robust, threat):
+        return dict(rec(attack, 8 / 255, robust, threat, defense="varmixup+varmi"), eval_hash=attack)
+
+    pgd_only = [cell("pgd10", 20.0, "oblivious"), cell("adaptive-pgd10", 19.0, "adaptive")]
+    assert not [f for f in diagnose(_frame(pgd_only)) if f.check == "oblivious-overstates"]
+    found = [f for f in diagnose(_frame(pgd_only + [cell("adaptive-apgd", 10.0, "adaptive")]))
+             if f.check == "oblivious-overstates"]
+    assert len(found) == 1 and "adaptive adaptive-apgd 10.0%" in found[0].message
+    assert set(found[0].rows) == {("pgd10", 8 / 255), ("adaptive-apgd", 8 / 255)}
