@@ -106,6 +106,32 @@ def missing_cells(records: list[dict]) -> list[str]:
     return [f"- `{a}`{where}: {', '.join(v)}" for (a, where), v in lacking.items()]
 
 
+def driver_steps(text: str) -> list[str]:
+    """The names of the driver's steps that are not `bench sweep` passes (`timed NAME ...` lines: the report
+    pages, the latent-32 VAE), with `$D` expanded over the `for D in ...; do` loop around it."""
+    steps, loop = [], None
+    for line in text.splitlines():
+        found = re.match(r"\s*for D in ([^;]+); do", line)
+        if found:
+            loop = found.group(1).split()
+        elif line.strip() == "done":
+            loop = None
+        found = re.match(r'\s*timed\s+"?([^"\s]+)"?\s', line)
+        if found:
+            name = found.group(1)
+            names = [name.replace("$D", d) for d in loop] if "$D" in name and loop else [name]
+            steps += [n for n in names if "$" not in n]  # `pass`'s own `timed "$name"`: the passes are cells
+    return steps
+
+
+def missing_steps(workdir: Path) -> list[str]:
+    """Driver steps beyond the sweep passes (report pages, the latent-32 VAE) with no finished row in passes.tsv."""
+    path = workdir / "passes.tsv"
+    finished = set() if not path.exists() else {
+        row.split("\t")[0] for row in path.read_text().splitlines() if row.endswith("\t0")}
+    return [f"- step `{name}` of `cifar10_full.sh`" for name in driver_steps(DRIVER.read_text()) if name not in finished]
+
+
 def trained_models(workdir: Path) -> list[tuple]:
     """(model, seed, epochs, seconds) of every trained classifier and VAE in the workdir, read once for the budget
     table and the computation total."""
@@ -360,7 +386,7 @@ def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     reports = sorted((wd / "reports").glob("*/report.md")) if (wd / "reports").exists() else []
     for rep in reports:
         shutil.copytree(rep.parent, OUT / f"{NAME}-reports" / rep.parent.name, dirs_exist_ok=True)
-    missing = missing_cells(records)
+    missing = missing_cells(records) + missing_steps(wd)
     passes, seconds = pass_times(wd)
     models = trained_models(wd)
     ours = this_runs(records + retired)
@@ -424,7 +450,7 @@ The `paper:` columns are the paper's own numbers (ResNet-34, full CIFAR-10, 100â
 """
     body = header + wide
     if missing:
-        body += ("\n## Missing cells\n\nNot recorded yet; re-running `leaderboards/cifar10_full.sh` resumes the "
+        body += ("\n## Missing cells\n\nNot recorded or run yet; re-running `leaderboards/cifar10_full.sh` resumes the "
                  "sweep and fills only these:\n\n" + "\n".join(missing) + "\n")
     body += ("\n## Paired comparisons (seed 0, the same 1,000 images)\n\nThe tests behind the claims in the notes; "
              "`worst` is the share correct in all R = 10 draws, `robust` the mean over them. The last column repeats "

@@ -300,3 +300,16 @@ def test_a_lost_first_run_adds_its_measured_totals_and_its_restored_records_coun
     restored = [{"seconds": 100, "restored_from": "x.csv"}, {"seconds": 7}]
     assert m.this_runs(restored) == [{"seconds": 7}]
     assert m.compute_time([("erm", 0, 5, 295.0)], m.this_runs(restored)) == (295.0, 7.0)
+
+
+def test_composer_lists_driver_steps_not_finished_in_passes_tsv(tmp_path):
+    """The report pages and the latent-32 VAE are steps of the driver, not cells: the PARTIAL banner's list
+    names each one until passes.tsv has its finished row (exit 0), so the banner never points at an empty list."""
+    m = _composer()
+    steps = m.driver_steps(m.DRIVER.read_text())
+    assert steps == ["report-varmixup+varmi", "report-mixup+mi", "report-at", "vae-latent32"]
+    assert m.driver_steps('pass() {\n  timed "$name" x\n}\nfor D in a b; do\n  timed "report-$D" r\ndone\n'
+                          'timed vae v\n') == ["report-a", "report-b", "vae"]
+    (tmp_path / "passes.tsv").write_text("spsa\tt0\tt1\t3\t0\nreport-varmixup+varmi\tt1\tt2\t9\t0\n"
+                                         "report-mixup+mi\tt2\tt3\t4\t1\n")  # the second report failed
+    assert m.missing_steps(tmp_path) == [f"- step `{s}` of `cifar10_full.sh`" for s in steps[1:]]
