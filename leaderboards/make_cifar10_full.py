@@ -126,9 +126,7 @@ def driver_steps(text: str) -> list[str]:
 
 def missing_steps(workdir: Path) -> list[str]:
     """Driver steps beyond the sweep passes (report pages, the latent-32 VAE) with no finished row in passes.tsv."""
-    path = workdir / "passes.tsv"
-    finished = set() if not path.exists() else {
-        row.split("\t")[0] for row in path.read_text().splitlines() if row.endswith("\t0")}
+    finished = {name for name, _start, _end, _seconds, rc in pass_rows(workdir) if rc == "0"}
     return [f"- step `{name}` of `cifar10_full.sh`" for name in driver_steps(DRIVER.read_text()) if name not in finished]
 
 
@@ -235,6 +233,12 @@ def _utc(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def pass_rows(workdir: Path) -> list[tuple[str, ...]]:
+    """passes.tsv's rows, (name, start, end, seconds, exit status), one per finished driver step; [] before any."""
+    path = workdir / "passes.tsv"
+    return [tuple(row.split("\t")) for row in path.read_text().splitlines()] if path.exists() else []
+
+
 def cells_run(workdir: Path) -> dict[tuple[str, str], int]:
     """(pass name, start) -> the cells its `bench sweep` ran, from sweep.log ('== START pass NAME: …' followed by
     'sweep: K cell(s) run, …')."""
@@ -251,14 +255,13 @@ def cells_run(workdir: Path) -> dict[tuple[str, str], int]:
 def pass_times(workdir: Path) -> tuple[str, float]:
     """The passes.tsv table and its total seconds. A pass that a resumed driver found complete (0 cells run, a few
     seconds of loading) is counted in the total but not listed."""
-    path = workdir / "passes.tsv"
-    if not path.exists():
+    rows = pass_rows(workdir)
+    if not rows:
         return "(no pass finished yet)\n", 0.0
     cells = cells_run(workdir)
     lines = ["| pass | start (UTC) | end (UTC) | seconds | cells run | exit |", "| --- | --- | --- | --- | --- | --- |"]
     total, idle = 0.0, []
-    for row in path.read_text().splitlines():
-        name, start, end, seconds, rc = row.split("\t")
+    for name, start, end, seconds, rc in rows:
         total += float(seconds)
         k = cells.get((name, start))
         if k == 0 and rc == "0":
