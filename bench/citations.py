@@ -1,7 +1,7 @@
 """Numbers quoted in Markdown prose, checked against the result files they come from.
 
 A quoted figure carries a citation right after it, e.g.
-`21.6 %<!-- cite: leaderboards/cifar10-cpu.csv defense=at attack=pgd10 eps=8/255 field=robust_acc -->`:
+`27.1 %<!-- cite: leaderboards/cifar10-cpu-full.csv defense=at attack=pgd10 eps=8/255 seed=0 field=robust_acc -->`:
 the CSV path (relative to the Markdown file), filters that select exactly one record, and the field. The
 figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables."""
 from __future__ import annotations
