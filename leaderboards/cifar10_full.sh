@@ -58,6 +58,10 @@ pass l2               --defenses $D_ALL   --seeds 0   --attacks pgd10 --norm l2 
 pass adaptive-strong  --defenses $R_ALL   --seeds 0   --attacks adaptive-apgd,surrogate-pgd50
 pass spsa             --defenses $D_ALL   --seeds 0   --attacks spsa
 pass corruptions      --defenses $D_ALL   --seeds 0   --attacks corruptions
+# the reports' convergence grid stops at 8 EOT draws, and on VarMI 8 are still below 1 beyond noise: one more
+# point, 16 draws at 10 steps, says whether 8 are enough (before the reports, so report.md's converge.png shows it)
+timed converge-eot16 "converge varmixup+varmi eot 8,16" $BENCH converge --defense varmixup+varmi --preset cifar-cpu-full \
+  --dataset "$DATA" --workdir "$WD" --no-progress --threads 2 --steps 10 --eot 8,16 --plot "$WD/figures/converge-eot16.png"
 for D in varmixup+varmi mixup+mi at; do
   timed "report-$D" "report $D" $BENCH report --defense $D --preset cifar-cpu-full --dataset "$DATA" --workdir "$WD" \
     --no-progress --threads 2 --steps 10,20,50 --eot 1,8
