@@ -196,8 +196,11 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
     return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(f.get(k))}" for k in differ)) for f in flat]
 
 
-# preset fields that change a trained model (the others only change how it is evaluated)
-TRAINING_FIELDS = {"dataset", "model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
+# preset fields that change a trained model (the others only change how it is evaluated). Not `dataset`: a
+# record's data is its own `dataset` column (the rows' grouping key) and `data_fingerprint`; the preset field is
+# only how the command named it (`bench sweep --datasets` leaves it at the default, `bench report --dataset`
+# sets it), so it must not split one model's records into two rows
+TRAINING_FIELDS = {"model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
                    "train_step", "train_steps", "trades_beta", "amp", "seed", "train_subset", "vae_latent_dim",
                    "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
                    "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs"}

@@ -431,7 +431,7 @@ leaderboards/cifar10_full.sh {workdir}      # the passes below, each a resumable
 python leaderboards/make_cifar10_full.py {workdir}
 ```
 
-Measured time of this run so far: **{wall_s / 3600:.2f} h of wall time** on this machine, from the sweep's first write in the
+Measured time of this run{' so far' if banner else ''}: **{wall_s / 3600:.2f} h of wall time** on this machine, from the sweep's first write in the
 workdir ({_utc(first)}) to its last ({_utc(last)}), the sum of the intervals between its writes that are under an
 hour.{idle} That includes loading data and models for each pass and the minutes the sweep was paused while tests
 ran on the shared cores. Of it, **{(train_s + eval_s) / 3600:.2f} h is computation** ({train_s / 3600:.2f} h

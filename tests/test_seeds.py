@@ -56,6 +56,21 @@ def test_different_training_settings_are_never_pooled():
     assert len(pooled) == 2 and set(pooled["seeds"]) == {1}
 
 
+def test_one_model_from_sweep_and_report_is_one_row():
+    """`bench sweep --datasets X` leaves the preset's `dataset` field alone, `bench report --dataset X` sets it:
+    the same model's cells from both commands share one row (the cifar10-cpu-full AT row was split in two)."""
+    from bench.leaderboard import leaderboard_frame, wide_frame
+
+    a = np.ones(50, dtype=np.uint8)
+    swept, reported = _record(0, "pgd10", a), _record(0, "pgd50", a)
+    reported["train_overrides"] = {"dataset": "imagefolder:../shared/datasets/cifar10-jpeg.tar.gz"}
+    wide = wide_frame(leaderboard_frame([swept, reported]))
+    assert list(wide["defense"]) == ["erm"]
+    other = _record(1, "pgd10", a)  # a setting that does change the model still splits
+    other["train_overrides"] = {"seed": 1, "train_subset": 500}
+    assert len(wide_frame(leaderboard_frame([swept, other]))) == 2
+
+
 def _varmixup_record(seed: int, acc_correct: np.ndarray, latent_dim: int = 64) -> dict:
     """A VarMixup record as the harness writes it: the MMD-VAE inside the recipe config is seeded by the training
     seed (the train_config of /work/sweeps/cifar10-full's varmixup+varmi records)."""
