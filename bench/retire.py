@@ -21,15 +21,15 @@ def _utc(text: str, what: str) -> datetime:
 def retire_records(workdir: Path, attack: str | None, before: str, reason: str, defense: str | None = None,
                    dry_run: bool = False, seed: int | None = None) -> list[dict[str, Any]]:
     """The records of `attack` (every attack if None; then a `seed` is required) and of `defense` and training
-    `seed` where given, stored before `before` (UTC unless it says otherwise), moved to retired.jsonl with
+    `seed` where given, stored before `before` (UTC unless it says otherwise), marked retired in the store with
     `reason`; with dry_run only listed. Matching nothing is an error that lists the store's attacks or seeds, so
     a misspelt name never passes silently. A whole seed is retired when its weights were lost and retrained ones
     no longer reproduce its cells."""
     from bench.store import ResultStore
 
     store = ResultStore(workdir)
-    if not store.path.exists():
-        raise BenchError(f"no results in {workdir} (results.jsonl does not exist)")
+    if not store.path.exists() and not store.legacy_path.exists():
+        raise BenchError(f"no results in {workdir} ({store.path.name} does not exist)")
     if not reason.strip():
         raise BenchError("--reason must say why the records are retired")
     cutoff = _utc(before, "--before")

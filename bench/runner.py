@@ -274,10 +274,10 @@ def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | N
     key = evaluation_key(defense, atk, test, trials, seed)
     wd = resolve_workdir(workdir or defense.info["workdir"])
     store = ResultStore(wd)
+    stored = store.latest(key)
+    if stored is not None:
+        return stored
     records = store.records()
-    for rec in reversed(records):
-        if rec.get("eval_hash") == key:
-            return rec
     same = {evaluation_key(defense, other, test, trials, seed) for other in named_presets(atk)}
     for rec in reversed(records):
         if rec.get("eval_hash") in same:  # the same attack stored under its preset's name: same seeds, same result

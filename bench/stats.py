@@ -260,3 +260,28 @@ def widen_by_seeds(cmp: Comparison, se_seeds: float, df: int) -> Comparison:
 def format_interval(mean: float, lo: float, hi: float, digits: int = 1) -> str:
     """'28.0 [24.2, 32.1]'."""
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+# ---- many comparisons in one command: the family-wise error rate ----
+
+FAMILY_ALPHA = 0.05  # the family-wise error rate of one command's comparisons (diagnose, report, best marks)
+
+
+def one_sided_p(cmp: Comparison) -> float:
+    """p value of "a is above b" (half the two-sided p in that direction, else 1 - half)."""
+    half = cmp.p / 2.0
+    return half if cmp.diff > 0 else 1.0 - half
+
+
+def holm(pvalues: Sequence[float], alpha: float = FAMILY_ALPHA) -> list[bool]:
+    """Holm–Bonferroni step-down: which of the hypotheses to reject so that the chance of rejecting any true
+    one is at most `alpha` (family-wise), whatever their dependence. Sorted ascending, the k-th smallest p
+    (k from 0) is rejected while p <= alpha / (m - k); the first that fails stops the rejections."""
+    m = len(pvalues)
+    reject = [False] * m
+    for k, i in enumerate(sorted(range(m), key=lambda j: pvalues[j])):
+        p = pvalues[i]
+        if not (p <= alpha / (m - k)):  # NaN never rejects
+            break
+        reject[i] = True
+    return reject

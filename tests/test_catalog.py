@@ -198,7 +198,7 @@ def test_bad_names_keywords_and_norms_are_status_2_with_the_valid_choices(tmp_pa
     code, out, err = bench_cli("run", "-d", "erm", *args, "--workdir", str(tmp_path), "--no-progress")
     assert code == 2, out + err
     assert message in " ".join(err.split()), err
-    assert not (tmp_path / "results.jsonl").exists()
+    assert not (tmp_path / "results.sqlite").exists()
 
 
 def test_an_l2_record_round_trips_through_csv_md_json_and_robustbench(erm, tmp_path):

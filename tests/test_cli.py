@@ -19,10 +19,9 @@ def wd(tmp_path):
 
 
 def _records(wd):
-    from pathlib import Path
+    from bench.store import ResultStore
 
-    p = Path(wd) / "results.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+    return ResultStore(wd).records()
 
 
 def test_second_run_with_new_attack_reuses_the_cached_model(wd, monkeypatch):

@@ -1,6 +1,8 @@
 """What a new user tripped over: device default, preset overrides and files, honest records, diagnose's gap check."""
 from __future__ import annotations
 
+from bench.store import ResultStore
+
 import csv
 import io
 import json
@@ -27,7 +29,7 @@ def test_auto_resolves_on_this_machine_and_is_the_default(tmp_path):
     code, _, err = bench_cli("run", "--defense", "erm", "--attack", "clean", "--epochs", "1", "--workdir",
                              str(tmp_path), "--no-progress")
     assert code == 0 and f"device {want}" in err
-    rec = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    rec = ResultStore(tmp_path).records()[-1]
     assert rec["device"].startswith(want)
 
 
@@ -36,7 +38,7 @@ def test_set_overrides_any_preset_field_and_n_adaptive_exists(tmp_path):
                              "--n-adaptive", "2", "--set", "corruption_subset=50", "--set", "spsa_iters=3",
                              "--test-subset", "40", "--workdir", str(tmp_path), "--no-progress")
     assert code == 0, err
-    rec = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    rec = ResultStore(tmp_path).records()[-1]
     assert rec["attack_config"]["eot"] == 2  # N_A, the adaptive attack's EOT draws
     assert rec["train_overrides"]["corruption_subset"] == 50 and rec["train_overrides"]["spsa_iters"] == 3
     for bad, pattern in ((["--set", "no_such_field=1"], "unknown preset field"),
@@ -51,7 +53,7 @@ def test_preset_file_is_validated_and_used(tmp_path):
     code, _, err = bench_cli("run", "--defense", "erm", "--attack", "clean", "--preset-file", str(good),
                              "--workdir", str(tmp_path / "wd"), "--no-progress")
     assert code == 0, err
-    rec = json.loads((tmp_path / "wd" / "results.jsonl").read_text().splitlines()[-1])
+    rec = ResultStore(tmp_path / "wd").records()[-1]
     assert rec["preset"] == "mine" and rec["n_examples"] == 30 and rec["train_config"]["epochs"] == 1
     bad = tmp_path / "bad.toml"
     bad.write_text("n_mii = 4\n")
@@ -67,7 +69,7 @@ def test_records_show_how_they_were_made_and_rows_with_other_training_stay_apart
         code, _, err = bench_cli("run", "--defense", "erm", "--attack", "clean", "--epochs", epochs,
                                  "--test-subset", "50", "--workdir", wd, "--no-progress")
         assert code == 0, err
-    recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    recs = ResultStore(tmp_path).records()
     assert [r["train_overrides"]["epochs"] for r in recs] == [2, 1]
     assert all(r["train_overrides"]["test_subset"] == 50 and r["dataset"] == "digits" for r in recs)
     code, out, _ = bench_cli("leaderboard", "--workdir", wd, "--format", "csv")

@@ -1,6 +1,8 @@
 """Option parsing, presets and the workdir location."""
 from __future__ import annotations
 
+from bench.store import ResultStore
+
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,6 @@ def test_explicit_cli_option_beats_the_preset(tmp_path):
                              "small-cnn", "--epochs", "1", "--step", "2/255", "--trials", "1", "--workdir", str(wd),
                              "--no-progress")
     assert code == 0, err
-    rec = json.loads((wd / "results.jsonl").read_text().splitlines()[0])
+    rec = ResultStore(wd).records()[0]
     assert rec["preset"] == "paper" and rec["model"] == "small-cnn" and rec["trials"] == 1
     assert rec["step"] == pytest.approx(2 / 255) and rec["eps"] == pytest.approx(8 / 255)

@@ -104,4 +104,4 @@ def test_cli_never_tracebacks_on_bad_specs(tmp_path_factory, defense, attack, ep
     code, out, err = bench_cli("run", "--defense", defense, "--attack", attack, "--eps", eps, "--dataset", "nope",
                                "--workdir", str(wd), "--no-progress")
     assert code == 2  # the dataset is always unknown, so no input may start work
-    assert "Traceback" not in err and err.strip() and not (wd / "results.jsonl").exists()
+    assert "Traceback" not in err and err.strip() and not (wd / "results.sqlite").exists()

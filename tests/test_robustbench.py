@@ -2,6 +2,8 @@
 robustbench's own loader, and `bench leaderboard --format robustbench` read back by robustbench's ModelInfo."""
 from __future__ import annotations
 
+from bench.store import ResultStore
+
 import dataclasses
 import hashlib
 import json
@@ -131,7 +133,7 @@ def test_cli_runs_a_zoo_model_offline_and_records_it(zoo, digits, tmp_path):
     code, _, err = bench_cli("run", "--defense", f"robustbench:{ZOO_NAME}", "--attack", "clean,pgd10", "--model-dir",
                              str(model_dir), "--zoo-dataset", "cifar10", "--workdir", str(wd), "--no-progress")
     assert code == 0, err
-    recs = [json.loads(line) for line in (wd / "results.jsonl").read_text().splitlines()]
+    recs = ResultStore(wd).records()
     assert [r["attack"] for r in recs] == ["clean", "pgd10"]
     assert all(r["defense"] == f"robustbench:{ZOO_NAME}" and r["trained"] is False for r in recs)
     assert recs[1]["robust_acc"] <= recs[1]["clean_acc"]

@@ -24,8 +24,9 @@ def _spec(wd, **kw):
 
 
 def _records(wd):
-    p = Path(wd) / "results.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines()] if p.exists() else []
+    from bench.store import ResultStore
+
+    return ResultStore(wd).records()
 
 
 def _values(records):
@@ -230,7 +231,7 @@ def test_sweep_reruns_cells_whose_model_or_attack_settings_changed(tmp_path):
 
 def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_reason(tmp_path):
     """An attack fixed after its records were stored: `bench retire` takes exactly those records out of
-    results.jsonl (the table and reuse stop seeing them) into retired.jsonl with the reason."""
+    the current results (the table and reuse stop seeing them); the store keeps them with the reason."""
     import json
 
     from bench.errors import BenchError
@@ -249,7 +250,7 @@ def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_r
     assert len(gone) == 1
     left = [(r["defense"], r["attack"], r["timestamp"][11:16]) for r in store.records()]
     assert left == [("mi", "adaptive-pgd10", "09:00"), ("erm", "adaptive-apgd", "09:52"), ("mi", "adaptive-apgd", "11:30")]
-    retired = [json.loads(line) for line in (tmp_path / "retired.jsonl").read_text().splitlines()]
+    retired = store.retired()
     assert retired == [{**gone[0], "retired_reason": "EOT loss of one draw"}]
     with pytest.raises(BenchError, match="no records of attack 'adaptive-apdg'.*adaptive-apgd, adaptive-pgd10"):
         retire_records(tmp_path, "adaptive-apdg", "2026-11-23T10:40", "typo")
