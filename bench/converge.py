@@ -73,11 +73,9 @@ def base_name(attack: str) -> str:
     return str(attack).split("(")[0]
 
 
-def unconverged(records: list[dict], z: float = 2.0) -> list[tuple[dict, dict, str]]:
-    """(previous, largest, axis) where, holding the other budgets fixed, the largest value of an axis is
-    significantly below the one before it (paired on the same images where possible)."""
-    from bench.stats import compare_records
-
+def convergence_comparisons(records: list[dict]) -> list[tuple[dict, dict, str]]:
+    """(previous, largest, axis) for every line of the grid: holding the other budgets fixed, the largest value
+    of an axis and the one before it; the caller tests whether the largest is below."""
     points = [(r, budget(r)) for r in records]
     points = [(r, b) for r, b in points if b is not None and "(" in str(r.get("attack"))]
     out = []
@@ -91,10 +89,20 @@ def unconverged(records: list[dict], z: float = 2.0) -> list[tuple[dict, dict, s
             line.sort(key=lambda t: t[0])
             if len(line) < 2 or line[-1][0] == line[-2][0]:
                 continue
-            prev, last = line[-2][1], line[-1][1]
-            if compare_records(prev, last).a_above_b(z):
-                out.append((prev, last, axis))
+            out.append((line[-2][1], line[-1][1], axis))
     return out
+
+
+def unconverged(records: list[dict]) -> list[tuple[dict, dict, str]]:
+    """(previous, largest, axis) where the largest value of an axis is significantly below the one before it
+    (paired on the same images where possible), the grid's comparisons decided together with Holm–Bonferroni
+    at the family-wise level bench.stats.FAMILY_ALPHA."""
+    from bench.stats import FAMILY_ALPHA, compare_records, holm
+
+    pairs = convergence_comparisons(records)
+    cmps = [compare_records(prev, last) for prev, last, _ in pairs]
+    reject = holm([c.p if c.diff > 0 else 1.0 for c in cmps], FAMILY_ALPHA)
+    return [pair for pair, hit in zip(pairs, reject) if hit]
 
 
 def plot_convergence(records: list[dict], path: Path, defense: str | None = None, dataset: str | None = None,
@@ -105,18 +113,9 @@ def plot_convergence(records: list[dict], path: Path, defense: str | None = None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
-    latest: dict[tuple, dict] = {}
-    for r in sorted(records, key=lambda r: r.get("timestamp", "")):
-        b = budget(r)
-        if b is None or "(" not in str(r.get("attack")) or (defense and r.get("defense") != defense) \
-                or (dataset and r.get("dataset") != dataset) or (attack and base_name(r["attack"]) != attack):
-            continue
-        latest[(r["defense"], int(r.get("seed") or 0), base_name(r["attack"]), float(r.get("eps", 0)), b["eot"],
-                b["restarts"], b["steps"])] = r
-    if not latest:
-        raise BenchError("no convergence records" + (f" for {defense}" if defense else "")
-                         + " (run bench converge first)")
+    latest = _latest_budgets(records, defense, dataset, attack)
     lines: dict[tuple, list] = {}
     for (d, seed, a, e, eot, rs, s), r in sorted(latest.items()):
         lines.setdefault((d, seed, a, e, eot, rs), []).append((s, r))
@@ -133,8 +132,92 @@ def plot_convergence(records: list[dict], path: Path, defense: str | None = None
             label = f"{d}: {label}"
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="osD^v<>"[i % 7], capsize=3, label=label)
     ax.set_xscale("log")
+    measured = sorted({s for pts in lines.values() for s, _ in pts})
+    ax.set_xticks(measured, [str(s) for s in measured])  # ticked at the step counts run, not at 10 and 100
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set(xlabel="attack steps", ylabel="robust accuracy (%) [95 % CI]",
            title="convergence" + (f" — {defense}" if defense else ""))
+    from bench.plots import save_figure
+
+    return save_figure(fig, ax, path)
+
+
+def _latest_budgets(records: list[dict], defense: str | None, dataset: str | None, attack: str | None) -> dict:
+    """{(defense, seed, attack, eps, eot, restarts, steps): latest record} of the budget records asked for."""
+    latest: dict[tuple, dict] = {}
+    for r in sorted(records, key=lambda r: r.get("timestamp", "")):
+        b = budget(r)
+        if b is None or "(" not in str(r.get("attack")) or (defense and r.get("defense") != defense) \
+                or (dataset and r.get("dataset") != dataset) or (attack and base_name(r["attack"]) != attack):
+            continue
+        latest[(r["defense"], int(r.get("seed") or 0), base_name(r["attack"]), float(r.get("eps", 0)), b["eot"],
+                b["restarts"], b["steps"])] = r
+    if not latest:
+        raise BenchError("no convergence records" + (f" for {defense}" if defense else "")
+                         + " (run bench converge first)")
+    return latest
+
+
+def budget_differences(records: list[dict]) -> list[dict[str, Any]]:
+    """Every step between successive budgets of one model's grid, holding the other axes fixed: the paired
+    difference larger − smaller in points with its 95 % interval (the test of bench.stats on the same images),
+    and `tested`: whether it is the step the `not-converged` check decides (the largest budget against the one
+    before it). Two accuracies' intervals can overlap completely while their paired difference is clearly
+    below 0: the images are the same, so their sampling error largely cancels in the difference."""
+    from bench.stats import Z95, compare_records
+
+    tested = {(id(prev), id(last)) for prev, last, _ in convergence_comparisons(records)}
+    points = [(r, budget(r)) for r in records]
+    points = [(r, b) for r, b in points if b is not None and "(" in str(r.get("attack"))]
+    out = []
+    for axis in AXES:
+        others = [a for a in AXES if a != axis]
+        groups: dict[tuple, list] = {}
+        for r, b in points:
+            key = (base_name(r["attack"]), round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
+            groups.setdefault(key, []).append((b[axis], r))
+        for key, line in groups.items():
+            line.sort(key=lambda t: t[0])
+            fixed = ", ".join(f"{o} {v}" for o, v in zip(others, key[2:]) if not (o == "restarts" and v == 1))
+            for (va, a), (vb, b) in zip(line, line[1:]):
+                if va == vb:
+                    continue
+                cmp = compare_records(b, a)
+                out.append({"axis": axis, "from": va, "to": vb, "fixed": fixed, "diff": cmp.diff,
+                            "low": cmp.diff - Z95 * cmp.se, "high": cmp.diff + Z95 * cmp.se, "p": cmp.p,
+                            "paired": cmp.paired, "tested": (id(a), id(b)) in tested,
+                            "label": f"{axis} {va}→{vb}" + (f" ({fixed})" if fixed else "")})
+    return out
+
+
+def plot_convergence_differences(records: list[dict], path: Path, defense: str | None = None,
+                                 dataset: str | None = None, attack: str | None = None) -> Path:
+    """What the `not-converged` check tests, drawn: the paired difference between successive budgets (larger −
+    smaller, points) with its 95 % interval, one row per step of the grid; the rows the check decides are
+    filled. An interval wholly left of 0 means the larger budget is significantly below the smaller one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = list(_latest_budgets(records, defense, dataset, attack).values())
+    rows = budget_differences(grid)
+    if not rows:
+        raise BenchError("a convergence grid needs at least two budgets on one axis for paired differences")
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.35 * len(rows)))
+    for i, row in enumerate(rows):
+        ax.errorbar([row["diff"]], [i], xerr=[[row["diff"] - row["low"]], [row["high"] - row["diff"]]], capsize=3,
+                    marker="o", color="C3" if row["tested"] else "C0",
+                    markerfacecolor=None if row["tested"] else "white",
+                    label=("decided by not-converged" if row["tested"] else "other successive budgets")
+                    if i == next(j for j, r in enumerate(rows) if r["tested"] == row["tested"]) else None)
+    ax.axvline(0, color="gray", linewidth=1)
+    ax.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    paired = all(r["paired"] for r in rows)
+    ax.set(xlabel="accuracy change, larger − smaller budget (points) [95 % CI"
+           + (", paired on the same images]" if paired else "]"),
+           title="convergence: paired differences" + (f" — {defense}" if defense else ""))
     from bench.plots import save_figure
 
     return save_figure(fig, ax, path)

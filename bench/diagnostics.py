@@ -1,11 +1,13 @@
 """Gradient-masking warning signs (Carlini et al., "On Evaluating Adversarial Robustness") over the store.
 
 Each check is registered by name and looks at the latest records of one trained model (dataset, defense,
-config hash: each training seed is its own model, never compared with another's); a finding names the check,
-the model, the rows it concerns and why. A check fires only when the difference exceeds two standard errors of
-the difference (bench.stats): paired on the same images when both records keep per-image results, otherwise
-from each accuracy's binomial standard error and trial spread. Two evaluations of one randomised predictor
-differ by its own sampling noise; that noise never fires a check.
+config hash: each training seed is its own model, never compared with another's). A check returns every
+comparison it made, each with a p value (bench.stats: paired on the same images when both records keep
+per-image results, exact McNemar for single-draw 0/1 outcomes, else a z test on the per-image differences, whose
+spread includes a randomised predictor's own draw-to-draw noise; unpaired from binomial errors and trial
+spreads otherwise). `diagnose` then decides all comparisons of one call together with Holm–Bonferroni at a
+family-wise error rate of 5 % (bench.stats.FAMILY_ALPHA): however many checks, ε pairs and defenses one call
+compares, the chance that it reports anything on pure noise is at most 5 %.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.registry import Registry
-from bench.stats import compare_records
+from bench.stats import FAMILY_ALPHA, compare_records, holm
 
 
 @dataclass(frozen=True)
@@ -31,14 +33,37 @@ class Finding:
     seed: str = ""  # its training seed, for the reader
 
 
-Check = Callable[[pd.DataFrame], list[tuple[tuple[tuple[str, float], ...], str]]]
+@dataclass(frozen=True)
+class Candidate:
+    """One comparison a check made: the rows it concerns, what it would report, and the p value of the symptom
+    (two-sided test, counted only in the symptom's direction). `group` merges candidates that report one
+    finding (an oblivious cell against several adaptive attacks): the smallest rejected p of a group is shown."""
+
+    rows: tuple[tuple[str, float], ...]
+    message: str
+    p: float
+    group: tuple = ()
+
+
+Check = Callable[[pd.DataFrame], list[Candidate]]
 CHECKS: Registry[Check] = Registry("diagnostic")
 GRADIENT_ATTACKS = ("pgd10", "pgd50", "adaptive-pgd10", "adaptive-pgd50", "fgsm")
 
 
-def exceeds(a: pd.Series, b: pd.Series, z: float = 2.0, which: tuple[str, str] = ("robust", "robust")) -> bool:
-    """a's accuracy exceeds b's by more than z standard errors of the difference (paired where possible)."""
-    return compare_records(a.to_dict(), b.to_dict(), which).a_above_b(z)
+def symptom_p(a: pd.Series | dict, b: pd.Series | dict, which: tuple[str, str] = ("robust", "robust")) -> float:
+    """p value that a's accuracy is above b's: the two-sided p of the difference when a is above b, else 1."""
+    cmp = compare_records(_dict(a), _dict(b), which)
+    return cmp.p if cmp.diff > 0 else 1.0
+
+
+def exceeds(a: pd.Series, b: pd.Series, alpha: float = FAMILY_ALPHA,
+            which: tuple[str, str] = ("robust", "robust")) -> bool:
+    """a's accuracy is above b's at level alpha (one comparison on its own; `diagnose` corrects for many)."""
+    return symptom_p(a, b, which) < alpha
+
+
+def _dict(r) -> dict:
+    return r.to_dict() if isinstance(r, pd.Series) else dict(r)
 
 
 @CHECKS.register("accuracy-rises-with-eps", help="robust accuracy should not rise as eps grows")
@@ -47,9 +72,9 @@ def rises_with_eps(df: pd.DataFrame):
     for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
         g = g.sort_values("eps")
         for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
-            if exceeds(b, a):
-                out.append((((attack, a["eps"]), (attack, b["eps"])),
-                            f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% at {a['eps']:.4g}"))
+            out.append(Candidate(((attack, a["eps"]), (attack, b["eps"])),
+                                 f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% "
+                                 f"at {a['eps']:.4g}", symptom_p(b, a)))
     return out
 
 
@@ -59,8 +84,21 @@ def large_eps(df: pd.DataFrame):
     if "norm" in df:
         df = df[df["norm"] != "L2"]
     rows = df[(df["eps"] >= 0.5) & df["threat_model"].isin(["white-box", "adaptive"]) & df["attack"].isin(GRADIENT_ATTACKS)]
-    return [(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {r['robust_acc']:.1f}% accurate")
-            for _, r in rows.iterrows() if float(r.get("robust_acc_ci_low", r["robust_acc"])) > 5.0]
+    return [Candidate(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {r['robust_acc']:.1f}% "
+                      f"accurate", above_level_p(r, LARGE_EPS_LEVEL)) for _, r in rows.iterrows()]
+
+
+LARGE_EPS_LEVEL = 5.0  # percent: at L-inf eps >= 0.5 an attack that works leaves at most this much
+
+
+def above_level_p(r, level: float) -> float:
+    """p value that a record's robust accuracy is above `level` percent (exact binomial test over its n images;
+    a mean over trials is rounded to whole images)."""
+    from scipy.stats import binomtest
+
+    n = int(r.get("n_examples") or 1)
+    k = int(round(float(r["robust_acc"]) / 100.0 * n))
+    return float(binomtest(k, n, level / 100.0, alternative="greater").pvalue) if k / n > level / 100 else 1.0
 
 
 def _pairs(df: pd.DataFrame, stronger: str, weaker: str):
@@ -76,16 +114,16 @@ def adaptive_above(df: pd.DataFrame):
     out = []
     for steps in ("10", "50"):
         for eps, ada, obl in _pairs(df, f"adaptive-pgd{steps}", f"pgd{steps}"):
-            if exceeds(ada, obl):
-                out.append((((f"adaptive-pgd{steps}", eps), (f"pgd{steps}", eps)),
-                            f"adaptive-pgd{steps} {ada['robust_acc']:.1f}% > oblivious pgd{steps} {obl['robust_acc']:.1f}%"))
+            out.append(Candidate(((f"adaptive-pgd{steps}", eps), (f"pgd{steps}", eps)),
+                                 f"adaptive-pgd{steps} {ada['robust_acc']:.1f}% > oblivious pgd{steps} "
+                                 f"{obl['robust_acc']:.1f}%", symptom_p(ada, obl)))
     return out
 
 
 @CHECKS.register("pgd50-above-pgd10", help="more PGD steps should not help the defense beyond noise")
 def more_steps(df: pd.DataFrame):
-    return [(((f"pgd50", eps), ("pgd10", eps)), f"pgd50 {p50['robust_acc']:.1f}% > pgd10 {p10['robust_acc']:.1f}%")
-            for eps, p50, p10 in _pairs(df, "pgd50", "pgd10") if exceeds(p50, p10)]
+    return [Candidate((("pgd50", eps), ("pgd10", eps)), f"pgd50 {p50['robust_acc']:.1f}% > pgd10 "
+                      f"{p10['robust_acc']:.1f}%", symptom_p(p50, p10)) for eps, p50, p10 in _pairs(df, "pgd50", "pgd10")]
 
 
 @CHECKS.register("blackbox-beats-whitebox", help="gradient-free SPSA should not beat the strongest gradient attack "
@@ -100,61 +138,80 @@ def blackbox(df: pd.DataFrame):
         same_eps = white[np.isclose(white["eps"].astype(float), float(spsa["eps"]))]
         if same_eps.empty:
             continue
-        best = same_eps.loc[same_eps["robust_acc"].astype(float).idxmin()]
-        if exceeds(best, spsa):
-            out.append(((("spsa", spsa["eps"]), (best["attack"], best["eps"])),
-                        f"SPSA {spsa['robust_acc']:.1f}% < {best['attack']} {best['robust_acc']:.1f}% "
-                        f"({best['threat_model']}): a gradient-free attack beats every gradient attack"))
+        best = same_eps.loc[same_eps["robust_acc"].astype(float).idxmin()]  # SPSA must beat even this one
+        out.append(Candidate((("spsa", spsa["eps"]), (best["attack"], best["eps"])),
+                             f"SPSA {spsa['robust_acc']:.1f}% < {best['attack']} {best['robust_acc']:.1f}% "
+                             f"({best['threat_model']}): a gradient-free attack beats every gradient attack",
+                             symptom_p(best, spsa)))
     return out
 
 
 @CHECKS.register("oblivious-overstates", help="a randomised defense's oblivious accuracy is significantly above "
                  "its adaptive accuracy: the oblivious number is not robustness")
 def oblivious_overstates(df: pd.DataFrame):
-    """Against the strongest of every adaptive attack at the oblivious cell's eps (adaptive PGD, APGD, AutoAttack,
-    the surrogate transfer, a catalog `adaptive:` attack): any one of them below it shows the overstatement."""
+    """Against every adaptive attack at the oblivious cell's eps (adaptive PGD, APGD, AutoAttack, the surrogate
+    transfer, a catalog `adaptive:` attack), each its own comparison: any one of them significantly below it
+    shows the overstatement. (Testing only the lowest would pick it for being low: on noise, the minimum of
+    several equal attacks sits below their common value.)"""
     out = []
     adaptive = df[(df["threat_model"] == "adaptive") & df["robust_acc"].notna()]
     oblivious = df[(df["threat_model"] == "oblivious") & df["attack"].isin(GRADIENT_ATTACKS)]
     for _, obl in oblivious.iterrows():
         same_eps = adaptive[np.isclose(adaptive["eps"].astype(float), float(obl["eps"]))]
-        if same_eps.empty:
-            continue
-        ada = same_eps.loc[same_eps["robust_acc"].astype(float).idxmin()]  # the strongest adaptive attack
-        if exceeds(obl, ada):
-            out.append((((obl["attack"], obl["eps"]), (ada["attack"], ada["eps"])),
-                        f"oblivious {obl['attack']} {obl['robust_acc']:.1f}% > adaptive {ada['attack']} "
-                        f"{ada['robust_acc']:.1f}%: the oblivious number overstates robustness"))
+        for _, ada in same_eps.sort_values("robust_acc").iterrows():
+            out.append(Candidate(((obl["attack"], obl["eps"]), (ada["attack"], ada["eps"])),
+                                 f"oblivious {obl['attack']} {obl['robust_acc']:.1f}% > adaptive {ada['attack']} "
+                                 f"{ada['robust_acc']:.1f}%: the oblivious number overstates robustness",
+                                 symptom_p(obl, ada), group=(obl["attack"], float(obl["eps"]))))
     return out
 
 
 @CHECKS.register("not-converged", help="the largest attack budget (steps, EOT draws or restarts of a bench "
                  "converge grid) is still significantly below the one before it: the attack has not converged")
 def not_converged(df: pd.DataFrame):
-    from bench.converge import unconverged
+    from bench.converge import convergence_comparisons
 
     out = []
-    for prev, last, axis in unconverged([r.to_dict() for _, r in df.iterrows()]):
-        out.append((((prev["attack"], prev["eps"]), (last["attack"], last["eps"])),
-                    f"{last['attack']} {last['robust_acc']:.1f}% < {prev['attack']} {prev['robust_acc']:.1f}%: more "
-                    f"{axis} still lowers accuracy, so the attack has not converged"))
+    for prev, last, axis in convergence_comparisons([r.to_dict() for _, r in df.iterrows()]):
+        out.append(Candidate(((prev["attack"], prev["eps"]), (last["attack"], last["eps"])),
+                             f"{last['attack']} {last['robust_acc']:.1f}% < {prev['attack']} {prev['robust_acc']:.1f}%: "
+                             f"more {axis} still lowers accuracy, so the attack has not converged", symptom_p(prev, last)))
     return out
 
 
-def diagnose(frame: pd.DataFrame) -> list[Finding]:
-    """Run every registered check on each (dataset, defense, trained model, norm) of a leaderboard frame: an L2
-    radius is never compared with an L-inf one, nor one seed's model with another's."""
-    findings = []
+def diagnose(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Finding]:
+    """Run every registered check on each (dataset, defense, trained model, norm) of a leaderboard frame (an L2
+    radius is never compared with an L-inf one, nor one seed's model with another's), then keep the comparisons
+    that Holm–Bonferroni rejects among all of them at family-wise level `alpha`."""
+    candidates: list[tuple[Candidate, str, tuple]] = []
     frame = _with_models(_with_norms(frame))
     for (dataset, defense, model, norm), g in frame.groupby(["dataset", "defense", "_model", "norm"], sort=True):
         seeds = ",".join(sorted({str(s) for s in g["seed"] if pd.notna(s)})) if "seed" in g else ""
         for name in CHECKS.names():
-            for rows, message in CHECKS.get(name)(g):
-                if norm == "L2":
-                    message = f"[L2] {message}"
-                findings.append(Finding(name, dataset, defense, tuple(rows), message, norm, model, seeds))
+            for cand in CHECKS.get(name)(g):
+                candidates.append((cand, name, (dataset, defense, model, norm, seeds)))
+    rejected = holm([c.p for c, _, _ in candidates], alpha)
+    best: dict[tuple, tuple[Candidate, str, tuple]] = {}
+    for (cand, name, where), hit in zip(candidates, rejected):
+        if not hit:
+            continue
+        key = (name, where, cand.group or cand.rows)
+        if key not in best or cand.p < best[key][0].p:
+            best[key] = (cand, name, where)
+    findings = []
+    for cand, name, (dataset, defense, model, norm, seeds) in best.values():
+        message = f"[L2] {cand.message}" if norm == "L2" else cand.message
+        findings.append(Finding(name, dataset, defense, tuple(cand.rows), f"{message} (p = {cand.p:.2g})", norm, model,
+                                seeds))
     # models are grouped by config hash; list them by seed, so a defense's seeds read 0, 1, 2
     return sorted(findings, key=lambda f: (f.dataset, f.defense, f.norm, f.seed, f.check))
+
+
+def comparisons_made(frame: pd.DataFrame) -> int:
+    """How many comparisons one `diagnose(frame)` decides together (the size of its Holm family)."""
+    frame = _with_models(_with_norms(frame))
+    return sum(len(CHECKS.get(name)(g)) for _, g in frame.groupby(["dataset", "defense", "_model", "norm"])
+               for name in CHECKS.names())
 
 
 def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
