@@ -314,13 +314,17 @@ def leaderboard(
     dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv | md | json | html | robustbench (one JSON per "
                                      "defense under --output DIR)")] = "md",
-    layout: Annotated[Optional[str], typer.Option(help="long (one row per record) | wide (defenses x attacks); "
-                                                  "default long for csv/json, wide for md/html")] = None,
+    layout: Annotated[Optional[str], typer.Option(help="headline (per dataset: clean, strongest attack, ensemble; "
+                                                  "md/html) | long (one row per record) | wide (defenses x attacks); "
+                                                  "default headline for md/html, long for csv/json, wide with --reference")] = None,
     reference: Annotated[Optional[str], typer.Option(help="add a transcribed reference beside ours: paper or paper:DATASET")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to FILE instead of stdout")] = None,
+    plots: Annotated[Optional[list[Path]], typer.Option("--plot", help="html: a PNG to embed (repeatable; default: "
+                                                        "the workdir's figures/*.png)")] = None,
 ) -> None:
     """Write the leaderboard of every recorded result (latest record per row)."""
     from bench.atomic import atomic_write_text
+    from bench.headline import render_headline
     from bench.leaderboard import FORMATS, leaderboard_frame, render, render_wide, wide_frame
     from bench.registry import unknown_name_message
     from bench.store import ResultStore
@@ -338,15 +342,24 @@ def leaderboard(
         return
     if fmt not in FORMATS:
         raise BenchError(unknown_name_message("format", fmt, [*FORMATS, "robustbench"]))
-    layout = layout or ("wide" if fmt in ("md", "html") or reference else "long")
-    if layout not in ("long", "wide"):
-        raise BenchError(unknown_name_message("layout", layout, ["long", "wide"]))
+    layout = layout or ("wide" if reference else "headline" if fmt in ("md", "html") else "long")
+    if layout not in ("headline", "long", "wide"):
+        raise BenchError(unknown_name_message("layout", layout, ["headline", "long", "wide"]))
     if layout == "long" and (fmt == "html" or reference):
-        raise BenchError("--format html and --reference need --layout wide")
-    frame = leaderboard_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset)
-    if layout == "wide":
+        raise BenchError("--format html and --reference need --layout wide or headline (html) / wide (reference)")
+    if layout == "headline" and (fmt not in ("md", "html") or reference):
+        raise BenchError("--layout headline is for --format md or html, without --reference (use --layout wide)")
+    wd = resolve_workdir(workdir, create=False)
+    frame = leaderboard_frame(ResultStore(wd).records(), dataset)
+    for p in plots or []:
+        if not p.is_file():
+            raise BenchError(f"--plot {p}: no such file")
+    figures = list(plots) if plots else sorted((wd / "figures").glob("*.png")) if fmt == "html" else []
+    if layout == "headline":
+        text = render_headline(frame, fmt, figures)
+    elif layout == "wide":
         ref_name, _, ref_dataset = (reference or "").partition(":")
-        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None), fmt)
+        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None), fmt, figures)
     else:
         text = render(frame, fmt)
     if output:
@@ -633,9 +646,10 @@ def report(
     oblivious, black-box and transfer vs white-box, worst case over draws, corruptions, calibration; each with
     numbers, 95 % intervals and a verdict. Runs only what the store does not hold yet."""
     from bench.converge import budget_specs
-    from bench.report import ReportOptions, write_report
+    from bench.report import ReportOptions, check_output_folder, write_report
     from defenses import parse_defense_spec
 
+    check_output_folder(output)  # a folder, not report.md: refused before any training
     grid = dict(steps=_int_list(steps, "steps"), eot=_int_list(eot, "eot"), restarts=_int_list(restarts, "restarts"))
     budget_specs("adaptive-pgd", **grid, stochastic=True)
     parse_defense_spec(transfer_from)
@@ -647,10 +661,11 @@ def report(
                             transfer_from=transfer_from, ece_threshold=ece_threshold)
     md, page, items = write_report(d, ctx.workdir, output, options, show_progress=not no_progress)
     table = Table(title=f"robustness report: {d.spec}")
-    for col in ("check", "verdict", "why"):
+    for col in ("check", "verdict", "found"):
         table.add_column(col)
+    colour = {"pass": "green", "flag": "red", "n/a": "dim"}
     for it in items:
-        table.add_row(it.key, "[green]pass[/]" if it.verdict == "pass" else "[red]flag[/]", it.reason)
+        table.add_row(it.key, f"[{colour[it.verdict]}]{it.mark}[/]", it.reason)
     out.print(table)
     out.print(f"wrote {md} and {page}")
 
@@ -755,7 +770,7 @@ def diagnose(
 
 @app.command()
 def retire(
-    reason: Annotated[str, typer.Option(help="why (kept with each record in retired.jsonl)")],
+    reason: Annotated[str, typer.Option(help="why (kept with each retired record in the store)")],
     before: Annotated[str, typer.Option(help="only records stored before this UTC time, e.g. 2026-11-23T10:40")],
     attack: Annotated[Optional[str], typer.Option(
         "--attack", "-a", help="the attack whose records to retire (exact name); every attack if omitted, which "
@@ -766,8 +781,8 @@ def retire(
     workdir: WorkdirOpt = None,
 ) -> None:
     """Move records found wrong after they were stored (an attack fixed since, or a model whose weights were lost)
-    out of results.jsonl into retired.jsonl: tables, reports and reuse stop seeing them, and the next sweep runs
-    those cells again."""
+    out of the current results (the store keeps them, with the reason: `bench export --retired`): tables, reports
+    and reuse stop seeing them, and the next sweep runs those cells again."""
     from bench.retire import retire_records
     from bench.workdir import resolve_workdir
 
@@ -792,6 +807,44 @@ def restore(
     added, there = restore_records(csv, resolve_workdir(workdir))
     out.print(f"restored {added} record(s) from {csv} ({there} already in the store); the CSV holds no weights: "
               f"a resumed sweep retrains the models it needs")
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[Path, typer.Argument(help="the JSONL file to write (one record per line)")],
+    retired: Annotated[bool, typer.Option("--retired", help="also the retired records, each with its "
+                                                             "retired_reason")] = False,
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Write the store's records as JSON lines: a backup, a file to share, or the way back from a damaged
+    results.sqlite (`bench import`)."""
+    from bench.store import ResultStore
+    from bench.workdir import resolve_workdir
+
+    n = ResultStore(resolve_workdir(workdir, create=False)).export_jsonl(output, retired=retired)
+    out.print(f"exported {n} record(s) to {output}")
+
+
+@app.command("import")
+def import_command(
+    source: Annotated[Path, typer.Argument(help="a JSONL file of records (`bench export`, or an old results.jsonl)")],
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Add the records of a JSONL file to the store, in one transaction: a record already stored is kept once,
+    and a line that does not parse is moved to <workdir>/results.quarantine.jsonl and reported."""
+    from bench.store import ResultStore
+    from bench.workdir import resolve_workdir
+
+    if not source.is_file():
+        raise BenchError(f"{source}: no such file")
+    store = ResultStore(resolve_workdir(workdir))
+    read, added, bad = store.import_jsonl(source)
+    out.print(f"imported {read} record(s) from {source} into {store.path} ({added} new, {read - added} already "
+              f"stored)")
+    if bad:
+        err.print(f"[yellow]warning:[/] {len(bad)} line(s) of {source} do not parse (line "
+                  f"{', '.join(map(str, bad[:10]))}{'…' if len(bad) > 10 else ''}); they were moved to "
+                  f"{store.quarantine_path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -251,8 +251,10 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
     calibration error. With a reference, its numbers follow in `paper:` columns."""
+    from bench.diagnostics import diagnose
     from bench.seeds import pool_seeds
 
+    findings = diagnose(df) if not df.empty else []  # on each trained model, before its seeds are pooled
     df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
     row_labels, col_labels = _row_labels(df), _column_labels(df)
     rows: dict[tuple, dict] = {}
@@ -293,6 +295,7 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
                     f" ± {r.robust_acc_std:g}" if pd.notna(r.robust_acc_std) else "")
                 if pd.notna(r.clean_acc):
                     out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), f"{reference}: clean [{r.table}]"] = f"{r.clean_acc:g}"
+    out.attrs["findings"] = findings  # render_wide marks the cells they concern (cell_flags)
     return out
 
 
@@ -311,74 +314,121 @@ def _cell(v) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
-def best_is_significant(best: dict, runner_up: dict) -> bool:
-    """Whether the best cell is significantly above the runner-up: a paired test (McNemar / paired z, p < 0.05)
-    on the same images when both records carry per-image results, widened by the seeds' spread for means over
-    training seeds (stats.compare_records), otherwise non-overlapping 95 % intervals."""
+def best_p_value(best: dict, runner_up: dict) -> float:
+    """Two-sided p value of "the best cell differs from the runner-up", for the best above it (1 otherwise; NaN
+    when either has no record to test): paired on the same images (McNemar / paired z) when both records carry
+    per-image results, else the unpaired z test, widened by the seeds' spread for means over training seeds
+    (stats.compare_records). Two-sided although the direction is known: it was chosen by looking."""
     a, b = best.get("rec"), runner_up.get("rec")
     if a is None or b is None or best["lo"] is None:
-        return False
-    from bench.stats import decode_per_image
+        return float("nan")
+    cmp = compare_records(a, b, (best["which"], runner_up["which"]))
+    return cmp.p if cmp.diff > 0 else 1.0
 
-    if decode_per_image(a.get("per_image")) is not None and decode_per_image(b.get("per_image")) is not None:
-        cmp = compare_records(a, b, (best["which"], runner_up["which"]))
-        if cmp.paired:
-            return cmp.diff > 0 and cmp.significant()
-    return float(best["lo"]) > float(runner_up["hi"])
+
+def best_is_significant(best: dict, runner_up: dict) -> bool:
+    """Whether the best cell is significantly above the runner-up on its own (p < 0.05, best_p_value); a table's
+    bold marks correct for all its comparisons together (best_cells)."""
+    return best_p_value(best, runner_up) < 0.05
 
 
 def best_cells(wide: pd.DataFrame) -> dict[str, int]:
-    """column -> row position of the cell that is significantly best in its column (ECE, which has no interval,
-    is never marked)."""
-    out = {}
+    """column -> row position of the cell that is best in its column and significantly above the runner-up,
+    Holm–Bonferroni over the best-vs-runner-up comparisons of every column of the table (family-wise 5 %), so
+    that one table of many columns does not bold a gap within noise by chance. ECE, which has no interval, is
+    never marked."""
+    from bench.stats import holm
+
+    tests = []
     for col in wide.columns:
         cells = [(i, v) for i, v in enumerate(wide[col]) if isinstance(v, dict) and v.get("rec") is not None]
         if len(cells) < 2:
             continue
         ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
-        if best_is_significant(ranked[0][1], ranked[1][1]):
-            out[col] = ranked[0][0]
-    return out
+        p = best_p_value(ranked[0][1], ranked[1][1])
+        tests.append((col, ranked[0][0], p if p == p else 1.0))
+    return {col: i for (col, i, _), reject in zip(tests, holm([p for *_, p in tests])) if reject}
+
+
+def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], list[tuple[int, str]]]:
+    """The diagnostic findings of a wide table (wide_frame keeps them in `attrs`): {(row position, column):
+    footnote numbers} beside the cells each finding concerns (its attacks at its eps, on its model, in its norm;
+    the defense's name where no cell is), and the footnotes (number, 'check (dataset, defense, seed): why')."""
+    marks: dict[tuple[int, str], list[int]] = {}
+    notes = []
+    for k, f in enumerate(wide.attrs.get("findings", []), start=1):
+        hit = False
+        for i in range(len(wide)):
+            for col in wide.columns:
+                v = wide.iloc[i][col]
+                rec = v.get("rec") if isinstance(v, dict) else None
+                if rec is None or v["which"] not in ("robust", "clean") or rec.get("dataset") != f.dataset:
+                    continue
+                if v["which"] == "clean" and rec.get("attack") != "clean":
+                    continue
+                models = str(rec.get("config_hash")).split(",")
+                if rec.get("defense") != f.defense or f.model not in models or rec.get("norm", "Linf") != f.norm:
+                    continue
+                if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9 for a, e in f.rows):
+                    marks.setdefault((i, col), []).append(k)
+                    hit = True
+        if not hit:  # the row of its model
+            rows = [i for i in range(len(wide)) if wide.iloc[i]["dataset"] == f.dataset and any(
+                isinstance(v, dict) and v.get("rec") is not None and v["rec"].get("defense") == f.defense
+                and f.model in str(v["rec"].get("config_hash")).split(",") for v in wide.iloc[i])]
+            for i in rows[:1]:
+                marks.setdefault((i, "defense"), []).append(k)
+        seed = f", seed {f.seed}" if f.seed else ""
+        notes.append((k, f"{f.check} ({f.dataset}, {f.defense}{seed}): {f.message}"))
+    return marks, notes
 
 
 LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTERVAL_NOTE.split(": ", 1)[1]
           + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; `worst-case` columns (randomised defenses): the share of images "
           "classified correctly in every one of R fresh draws; ×S: the mean of S training seeds evaluated on the same "
           "images, its interval widened by t(S-1)·s/√S of the seed spread; bold: significantly above the runner-up in its column (paired "
-          "McNemar / paired z test on the same images, p < 0.05, where both cells have per-image results; otherwise "
-          "non-overlapping intervals; a ×S cell's test is widened by its seeds' spread, paired by seed where both "
-          "cells hold the same seeds); no bold where the best is within noise")
+          "McNemar / paired z test on the same images where both cells have per-image results, otherwise an unpaired "
+          "z test; a ×S cell's test is widened by its seeds' spread, paired by seed where both cells hold the same "
+          "seeds), Holm–Bonferroni over the comparisons of every column of the table at a family-wise 5 %; no bold "
+          "where the best is within noise; ⚠k: a finding of `bench diagnose` about that cell, its reason below")
 
 
-def render_wide(wide: pd.DataFrame, fmt: str) -> str:
-    """Markdown (significant best per column in bold), HTML (one sortable page), CSV or JSON."""
+def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
+    """Markdown (significant best per column in bold, ⚠ and footnotes for diagnostic findings), HTML (one sortable
+    page, plots embedded), CSV or JSON."""
+    import html
+
     if wide.empty:
         return "(no results)\n"
     best = best_cells(wide)
+    marks, notes = cell_flags(wide) if fmt in ("md", "html") else ({}, [])
     text = wide.copy()
     for col in wide.columns:
-        text[col] = [(f"**{_cell(v)}**" if fmt == "md" else f"<b>{_cell(v)}</b>" if fmt == "html" else _cell(v))
-                     if best.get(col) == i else _cell(v) for i, v in enumerate(wide[col])]
+        cells = []
+        for i, v in enumerate(wide[col]):
+            c = html.escape(_cell(v)) if fmt == "html" else _cell(v)
+            if best.get(col) == i:
+                c = f"**{c}**" if fmt == "md" else f"<b>{c}</b>" if fmt == "html" else c
+            if (i, col) in marks:
+                c += (" ⚠" + ",".join(map(str, marks[(i, col)])) if fmt == "md" else "".join(
+                    f' <a class="flag" href="#fn{k}">⚠{k}</a>' for k in marks[(i, col)]))
+            cells.append(c)
+        text[col] = cells
     if fmt == "md":
-        return text.to_markdown(index=False, disable_numparse=True) + f"\n\n{LEGEND}\n"
+        foot = "".join(f"⚠{k} {t}  \n" for k, t in notes)
+        table = text.to_markdown(index=False, disable_numparse=True)
+        return table + (f"\n\n{foot}" if foot else "") + f"\n\n{LEGEND}\n"
     if fmt == "csv":
         return text.to_csv(index=False)
     if fmt == "json":
         return json.dumps(text.to_dict(orient="records"), indent=2) + "\n"
-    return _html_page(text, LEGEND)
+    return _html_page(text, LEGEND, notes, plots)
 
 
-def _html_page(text: pd.DataFrame, legend: str) -> str:
-    table = text.to_html(index=False, escape=False, table_id="lb")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>varmixup-bench leaderboard</title>
-<style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
-th{{cursor:pointer;background:#eee}}</style></head><body><h1>varmixup-bench leaderboard</h1><p>{legend}; click a
-column header to sort.</p>{table}<script>
-document.querySelectorAll('#lb th').forEach((th, i) => th.addEventListener('click', () => {{
-  const body = document.querySelector('#lb tbody'); const rows = Array.from(body.rows);
-  const key = r => {{ const t = r.cells[i].innerText; const v = parseFloat(t); return isNaN(v) ? t : v; }};
-  const dir = th.dataset.dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
-  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (dir === 'asc' ? 1 : -1));
-  rows.forEach(r => body.appendChild(r)); }}));
-</script></body></html>
-"""
+def _html_page(text: pd.DataFrame, legend: str, notes=(), plots=()) -> str:
+    from bench.headline import _code, page
+
+    table = text.to_html(index=False, escape=False, table_id="lb", classes="sortable", border=0)
+    foot = ('<ol class="notes">' + "".join(f'<li id="fn{k}" value="{k}">⚠{k} {_code(t)}</li>' for k, t in notes)
+            + "</ol>") if notes else ""
+    return page("varmixup-bench leaderboard (wide)", table + foot, legend + ".", plots)

@@ -106,9 +106,12 @@ def test_leaderboard_formats(wd):
     assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[1].replace(" ", ""))
     assert len({l.count("|") for l in lines}) == 1
     assert "8/255" in out and "white-box" in out
-    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md")  # wide: defenses x attacks
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md", "--layout", "wide")  # defenses x attacks
     table = [l for l in out.strip().splitlines() if l.startswith("|")]
     assert code == 0 and len(table) == 3 and "pgd10 ε=8/255" in table[0] and "| erm" in table[2]
+    code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "md")  # the default: the headline view
+    table = [l for l in out.strip().splitlines() if l.startswith("|")]
+    assert code == 0 and len(table) == 3 and "strongest @ 8/255 (attack)" in table[0] and "| erm" in table[2]
     code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "json")
     rows = json.loads(out)
     assert {r["attack"] for r in rows} == {"clean", "pgd10"}

@@ -1,0 +1,200 @@
+"""The headline view of `bench leaderboard --format md|html` (issue 28, item 3): one row per defense with clean,
+strongest-attack and per-image ensemble accuracy, diagnostic flags beside their cells with footnotes, bold marks
+corrected for every comparison of a table (Holm), and a real HTML page. Synthetic records, no training."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bench.stats import encode_per_image, wilson_interval
+
+EPS = 8 / 255
+
+
+def _rec(defense, attack, correct, *, eps=EPS, threat="white-box", stochastic=False, draws=1, worst=None,
+         model=None, clean=None, seed=0, t="2026-01-01T00:00:00"):
+    """One record on images 0..n-1; `correct` per image: 0/1, or correct draws out of `draws`."""
+    correct = np.asarray(correct)
+    n = len(correct)
+    clean_c = np.ones(n, np.uint8) if clean is None else np.asarray(clean, np.uint8)
+    acc = 100.0 * float(correct.mean()) / draws
+    r = {"dataset": "d", "defense": defense, "attack": attack, "threat_model": threat, "eps": eps,
+         "norm": "none" if threat == "none" else "Linf", "step": None if eps == 0 else 2 / 255,
+         "clean_acc": 100.0 * float(clean_c.mean()), "clean_acc_std": 0.0,
+         "robust_acc": acc if attack != "clean" else 100.0 * float(clean_c.mean()), "robust_acc_std": 0.0,
+         "trials": 1, "n_examples": n, "seconds": 1, "seed": seed, "model": "m", "preset": "p", "device": "cpu",
+         "config_hash": model or f"h-{defense}-{seed}", "eval_hash": f"e-{defense}-{attack}-{eps}-{seed}",
+         "stochastic": stochastic, "draws": draws, "timestamp": t, "versions": {},
+         "per_image": encode_per_image(np.arange(n), clean_c, correct, 1, draws=draws,
+                                       worst_correct=worst if draws > 1 else None)}
+    if draws > 1:
+        r["robust_acc_worst"] = 100.0 * float(np.mean(worst))
+        r["robust_acc_worst_ci_low"], r["robust_acc_worst_ci_high"] = wilson_interval(float(np.sum(worst)), n)
+    return r
+
+
+def _correct(n, wrong):
+    c = np.ones(n, np.uint8)
+    c[list(wrong)] = 0
+    return c
+
+
+def _overstated(n=200):
+    """A randomised defense whose oblivious PGD-10 reads 60 % and adaptive PGD-10 20 % on the same 200 images."""
+    obl = _correct(n, range(int(0.4 * n)))
+    ada = _correct(n, range(int(0.8 * n)))
+    return [_rec("mixup+mi", "clean", np.ones(n), eps=0.0, threat="none", stochastic=True),
+            _rec("mixup+mi", "pgd10", obl, threat="oblivious", stochastic=True),
+            _rec("mixup+mi", "adaptive-pgd10", ada, threat="adaptive", stochastic=True)]
+
+
+def _tables(records):
+    from bench.headline import headline_tables
+    from bench.leaderboard import leaderboard_frame
+
+    return headline_tables(leaderboard_frame(records))
+
+
+def _render(records, fmt, plots=()):
+    from bench.headline import render_headline
+    from bench.leaderboard import leaderboard_frame
+
+    return render_headline(leaderboard_frame(records), fmt, plots)
+
+
+def _md_row(md, defense):
+    return [c.strip() for c in next(l for l in md.splitlines() if l.startswith(f"| {defense}")).strip("|").split("|")]
+
+
+def test_flagged_cell_gets_a_warning_and_a_footnote_in_md_and_html():
+    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+
+    recs = _overstated()
+    md = _render(recs, "md")
+    defense, clean, strongest, ensemble, worst = _md_row(md, "mixup+mi")
+    assert "adaptive-pgd10" in strongest and "⚠1" in strongest  # beside the cell it concerns
+    note = next(l for l in md.splitlines() if l.startswith("⚠1 "))
+    assert "oblivious-overstates" in note and "overstates robustness" in note
+    html = _render(recs, "html")
+    assert 'href="#fn1"' in html and 'id="fn1"' in html and "oblivious-overstates" in html
+    wide = render_wide(wide_frame(leaderboard_frame(recs)), "md")  # the wide table marks it too
+    assert re.search(r"20\.0 \[[^]]+\]ᵃ ⚠1", wide) and "⚠1 oblivious-overstates" in wide
+
+
+def test_one_row_per_defense_and_the_strongest_attack_is_the_lowest_and_named():
+    n = 100
+    recs = []
+    for d, (p10, p50, spsa) in {"erm": (30, 25, 40), "at": (50, 45, 55), "trades": (52, 48, 60)}.items():
+        recs += [_rec(d, "clean", np.ones(n), eps=0.0, threat="none"),
+                 _rec(d, "pgd10", _correct(n, range(100 - p10))), _rec(d, "pgd50", _correct(n, range(100 - p50))),
+                 _rec(d, "spsa", _correct(n, range(100 - spsa)), threat="black-box"),
+                 _rec(d, "pgd10", _correct(n, range(5)), eps=2 / 255),  # the ε curve: not the main ε
+                 _rec(d, "adaptive-pgd10", _correct(n, range(1)), eps=0.0, threat="adaptive"),  # ε = 0: no attack
+                 _rec(d, "corruptions", _correct(n, range(3)), eps=0.0, threat="none")]
+    (table,) = _tables(recs)
+    assert table.eps == pytest.approx(EPS) and len(table.rows) == 3  # one row per defense
+    erm = next(r for r in table.rows if r.label == "erm")
+    assert erm.cells["strongest"].mean == 25.0 and erm.cells["strongest"].note == "pgd50"
+    md = _render(recs, "md")
+    assert "strongest @ 8/255 (attack)" in md and "ensemble @ 8/255" in md and "n_examples" not in md
+    assert "25.0 [" in _md_row(md, "erm")[2] and "pgd50" in _md_row(md, "erm")[2]
+    assert len([l for l in md.splitlines() if l.startswith("| ")]) == 1 + 3  # header + one row per defense
+
+
+def test_ensemble_is_per_image_over_every_attack_and_not_above_the_strongest():
+    n = 100
+    recs = [_rec("erm", "clean", np.ones(n), eps=0.0, threat="none"),
+            _rec("erm", "pgd10", _correct(n, range(0, 10))),  # A wrong on 0-9
+            _rec("erm", "pgd50", _correct(n, range(5, 15)))]  # B wrong on 5-14
+    cell = _tables(recs)[0].rows[0].cells
+    ens = cell["ensemble"]
+    assert ens.mean == 85.0 and ens.n == n  # wrong on 0-14
+    assert np.array_equal(np.flatnonzero(ens.outcomes[1] == 0), np.arange(15))
+    assert (ens.lo, ens.hi) == pytest.approx(wilson_interval(85, n))
+    assert ens.mean <= cell["strongest"].mean == 90.0
+    assert "worst" not in cell  # a deterministic defense has no worst case over draws
+
+
+def test_randomised_ensemble_takes_per_image_the_lowest_rate_and_the_worst_case():
+    rng = np.random.default_rng(0)
+    n, draws = 300, 4
+    a, b = rng.integers(0, draws + 1, n), rng.integers(0, draws + 1, n)  # correct draws per image
+    wa, wb = (a == draws).astype(np.uint8), (b == draws).astype(np.uint8)
+    recs = [_rec("mixup+mi", "adaptive-pgd10", a, threat="adaptive", stochastic=True, draws=draws, worst=wa),
+            _rec("mixup+mi", "adaptive-apgd", b, threat="adaptive", stochastic=True, draws=draws, worst=wb)]
+    cells = _tables(recs)[0].rows[0].cells
+    assert cells["ensemble"].mean == pytest.approx(100 * np.minimum(a / draws, b / draws).mean())
+    assert cells["worst"].mean == pytest.approx(100 * np.minimum(wa, wb).mean())
+    assert cells["ensemble"].mean <= cells["strongest"].mean
+    assert cells["strongest"].mean == pytest.approx(100 * min(a.mean(), b.mean()) / draws)
+
+
+def test_html_is_a_page_without_backticks_and_with_the_plots(tmp_path):
+    from PIL import Image
+
+    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+
+    png = tmp_path / "eps.png"
+    Image.new("RGB", (4, 4), "red").save(png)
+    html = _render(_overstated(), "html", [png])
+    assert html.startswith("<!doctype html>") and "<title>" in html and "</html>" in html
+    assert "`" not in html and "n_examples" not in html and "<code>" in html
+    assert "data:image/png;base64," in html and 'id="headline-d"' in html and "<script>" in html
+    assert "`" not in render_wide(wide_frame(leaderboard_frame(_overstated())), "html")
+
+
+def _pair(up=15, down=5, n=100):
+    """Outcomes of two defenses on n images: a correct where b is not on `up` images, the reverse on `down`."""
+    a = _correct(n, range(60, n))  # 60 %
+    b = a.copy()
+    b[:up] = 0
+    b[60:60 + down] = 1
+    return a, b
+
+
+def test_bold_needs_significance_across_every_comparison_of_the_table():
+    from bench.headline import _best_p
+    from bench.leaderboard import best_cells, leaderboard_frame, wide_frame
+
+    a, b = _pair()  # exact McNemar on 15 vs 5 discordant images: p = 0.041, significant on its own
+    recs = [_rec(d, atk, o) for d, o in (("a", a), ("b", b)) for atk in ("pgd10", "pgd50")]
+    assert 0.025 < _best_p(*(_tables(recs)[0].rows[i].cells["strongest"] for i in (0, 1))) < 0.05
+    assert best_cells(wide_frame(leaderboard_frame(recs))) == {}  # two such columns: Holm keeps neither
+    assert "**" not in _render(recs, "md")
+    a, b = _pair(up=30, down=0)
+    recs = [_rec(d, atk, o) for d, o in (("a", a), ("b", b)) for atk in ("pgd10", "pgd50")]
+    assert set(best_cells(wide_frame(leaderboard_frame(recs)))) == {"pgd10 ε=8/255", "pgd50 ε=8/255"}
+    assert "**" in _render(recs, "md")
+
+
+def test_headline_is_the_md_and_html_default(tmp_path):
+    from bench.store import ResultStore
+    from tests_cli_helper import bench_cli
+
+    ResultStore(tmp_path).extend(_overstated())
+    code, out, err = bench_cli("leaderboard", "--workdir", str(tmp_path), "--format", "md")
+    assert code == 0, err
+    assert "strongest @ 8/255 (attack)" in out and "pgd10 ε=8/255" not in out and "⚠1" in out
+    code, out, _ = bench_cli("leaderboard", "--workdir", str(tmp_path), "--format", "md", "--layout", "wide")
+    assert code == 0 and "adaptive-pgd10 ε=8/255" in out
+    code, out, _ = bench_cli("leaderboard", "--workdir", str(tmp_path), "--format", "csv")  # csv: long, as before
+    assert code == 0 and out.splitlines()[0].startswith("dataset,defense,attack")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (Debian package `chromium`)")
+def test_page_loads_in_headless_chromium_with_one_row_per_defense(tmp_path):
+    n = 100
+    recs = _overstated() + [_rec(d, atk, _correct(n, range(k))) for d, k in (("erm", 90), ("at", 50))
+                            for atk in ("clean", "pgd10")]
+    page = tmp_path / "leaderboard.html"
+    page.write_text(_render(recs, "html"), encoding="utf-8")
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    table = re.search(r'<table[^>]*id="headline-d"[^>]*>(.*?)</table>', dom, re.S)
+    assert table is not None and 'data-sortable="ready"' in table.group(0)  # loaded, and its script ran
+    body = re.search(r"<tbody>(.*?)</tbody>", table.group(1), re.S).group(1)
+    assert len(re.findall(r"<tr[ >]", body)) == 3  # mixup+mi, erm, at
