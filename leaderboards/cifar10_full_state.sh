@@ -3,7 +3,8 @@
 # sessions takes its workdir with it (it happened once: leaderboards/README.md), and only what is committed
 # survives. The state is what a resumed sweep and the composer need and cannot rebuild cheaply: the trained
 # weights (models/, vaes/: weights.safetensors + meta.json; a model still training: its last epoch checkpoint),
-# results.jsonl, retired.jsonl, passes.tsv and sweep.log. Not the decoded data cache (rebuilt from the archive).
+# the records (`bench export --retired` into results.jsonl: one JSON line each, retired ones with their
+# retired_reason), passes.tsv and sweep.log. Not the decoded data cache (rebuilt from the archive).
 #
 #   leaderboards/cifar10_full_state.sh save [WORKDIR]   # then commit leaderboards/cifar10-cpu-full-state
 #   leaderboards/cifar10_full_state.sh load [WORKDIR]   # before resuming on a new machine; keeps what WORKDIR has
@@ -17,7 +18,7 @@ STATE=leaderboards/cifar10-cpu-full-state
 
 case "$cmd" in
   save)
-    [ -f "$WD/results.jsonl" ] || { echo "no sweep in $WD (results.jsonl missing)" >&2; exit 2; }
+    [ -f "$WD/results.sqlite" ] || [ -f "$WD/results.jsonl" ] || { echo "no sweep in $WD (no results.sqlite)" >&2; exit 2; }
     mkdir -p "$STATE"
     for kind in models vaes; do
       [ -d "$WD/$kind" ] || continue
@@ -31,7 +32,9 @@ case "$cmd" in
         fi
       done
     done
-    for f in results.jsonl retired.jsonl passes.tsv sweep.log; do
+    bench export "$STATE/results.jsonl" --retired --workdir "$WD" >/dev/null  # a consistent snapshot, even mid-write
+    rm -f "$STATE/retired.jsonl"  # the export holds the retired records too
+    for f in passes.tsv sweep.log; do
       [ -f "$WD/$f" ] && cp -p "$WD/$f" "$STATE/$f"
     done
     echo "saved $(find "$STATE" -name '*.safetensors' | wc -l) weight file(s) and $(wc -l < "$STATE/results.jsonl") record(s) into $STATE; commit it"
@@ -39,13 +42,16 @@ case "$cmd" in
   load)
     [ -d "$STATE" ] || { echo "no saved state in $STATE" >&2; exit 2; }
     mkdir -p "$WD"
-    if [ -f "$WD/results.jsonl" ]; then
-      echo "$WD already holds results.jsonl: loading only the weights it lacks" >&2
+    if [ -f "$WD/results.sqlite" ] || [ -f "$WD/results.jsonl" ]; then
+      echo "$WD already holds results: loading only the weights it lacks" >&2
       (cd "$STATE" && find models vaes -type f 2>/dev/null) | while read -r f; do
         [ -e "$WD/$f" ] || { mkdir -p "$(dirname "$WD/$f")"; cp -p "$STATE/$f" "$WD/$f"; }
       done
     else
       cp -rp "$STATE"/. "$WD"/
+      rm -f "$WD/results.jsonl" "$WD/retired.jsonl"
+      bench import "$STATE/results.jsonl" --workdir "$WD"
+      [ -f "$STATE/retired.jsonl" ] && bench import "$STATE/retired.jsonl" --workdir "$WD"  # a state saved before SQLite
     fi
     echo "loaded $STATE into $WD; resume with leaderboards/cifar10_full.sh $WD"
     ;;
