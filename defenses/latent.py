@@ -21,14 +21,17 @@ from bench.data import Dataset, Split, canonical_dataset_name, split_fingerprint
 from bench.errors import BenchError
 from bench.progress import progress
 from defenses.base import TrainContext, eval_mode
-from defenses.vae import MMDVAE
+from defenses.vae import build_vae
 
 VAE_CODE_VERSION = 1
 
 
-def bandwidth_of(settings: Any) -> float:
-    """Kernel bandwidth: explicit, else 2 * latent_dim, the mean squared distance of two N(0, I) samples."""
-    return float(settings.vae_bandwidth or 2.0 * settings.vae_latent_dim)
+def bandwidth_of(settings: Any) -> float | None:
+    """Kernel bandwidth: explicit, else 2 * the latent's length, the mean squared distance of two N(0, I) samples
+    (flat: 2 * vae_latent_dim; conv: None, taken from the flattened latent, whose length depends on the image)."""
+    if settings.vae_bandwidth:
+        return float(settings.vae_bandwidth)
+    return 2.0 * settings.vae_latent_dim if settings.vae_arch == "flat" else None
 
 
 def vae_epochs(settings: Any, adversarial: bool) -> int:
@@ -47,12 +50,15 @@ def vae_config(settings: Any, adversarial: bool) -> dict:
         "from": canonical_dataset_name(settings.vae_from) if settings.vae_from else None, "seed": settings.seed,
         "code": VAE_CODE_VERSION,
     }
+    if settings.vae_arch != "flat":  # the flat VAE's keys stay as they were before architectures existed
+        cfg.update(arch=settings.vae_arch, latent_channels=settings.vae_latent_channels)
+        cfg.pop("latent_dim")
     if adversarial:
         cfg.update(adv_eps=settings.vae_adv_eps, adv_step=settings.vae_adv_step, adv_steps=settings.vae_adv_steps)
     return cfg
 
 
-def reconstruction_pgd(vae: MMDVAE, x: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:
+def reconstruction_pgd(vae: nn.Module, x: torch.Tensor, eps: float, step: float, steps: int) -> torch.Tensor:
     """L-inf PGD that maximises ||reconstruct(x + delta) - x||^2 (no classifier, so not a torchattacks attack)."""
     with eval_mode(vae):
         adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
@@ -64,7 +70,7 @@ def reconstruction_pgd(vae: MMDVAE, x: torch.Tensor, eps: float, step: float, st
     return adv.detach()
 
 
-def train_vae(vae: MMDVAE, train: Split, settings: Any, adversarial: bool, device: torch.device, seed: int,
+def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, device: torch.device, seed: int,
               show_progress: bool = True) -> list[dict]:
     """Adam on recon + gamma * MMD; returns per-epoch mean {epoch, loss, recon, mmd}."""
     torch.manual_seed(seed)
@@ -106,7 +112,7 @@ def train_vae(vae: MMDVAE, train: Split, settings: Any, adversarial: bool, devic
 class FittedVAE(nn.Module):
     """A VAE used on data of another shape (paper Table 3): inputs resized to the VAE's, outputs back."""
 
-    def __init__(self, vae: MMDVAE, target_shape: tuple[int, int, int]) -> None:
+    def __init__(self, vae: nn.Module, target_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.vae = vae
         self.target_shape = tuple(target_shape)
@@ -159,7 +165,9 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
     s = ctx.settings
     source = source_dataset(ctx)
     key = vae_key(ctx, adversarial, source)
-    vae = MMDVAE(source.image_shape, s.vae_latent_dim, s.vae_width)
+    # a fully convolutional VAE is built for the target's size (its weights fit any size): no resizing
+    shape = source.image_shape if s.vae_arch == "flat" else (source.image_shape[0], *ctx.dataset.image_shape[1:])
+    vae = build_vae(s.vae_arch, shape, s)
     cache = WeightCache(ctx.workdir, "vaes")
     with cache.lock(key):
         if cache.exists(key):
