@@ -18,14 +18,14 @@ def _register(name: str, help: str, x: XGetter, y: str, xlabel: str, ylabel: str
 
 
 _register("eps", "robust accuracy against eps, one line per defense (--attack, default pgd10)",
-          lambda r: r.get("eps"), "robust_acc", "ε (L∞, [0,1] scale)", "robust accuracy (%)", True)
+          lambda r: r.get("eps"), "robust_acc", "ε (L∞, [0,1] scale; log axis)", "robust accuracy (%)", True)
 _register("lambda-mi", "robust accuracy against lambda_MI of MI / VarMI (bench sweep --lambda-mi), Fig. 6b",
           lambda r: (r.get("inference_config") or {}).get("lambda_mi"), "robust_acc", "λ_MI", "robust accuracy (%)", True)
 _register("eta", "robust accuracy against eta of Beta(eta, eta) (bench sweep --eta), Fig. 6a",
           lambda r: ((r.get("train_config") or {}).get("recipe_config") or {}).get("eta"), "robust_acc", "η",
           "robust accuracy (%)", True)
 _register("linearity", "local linearity error gamma(eps) against eps (attack `linearity`), Fig. 4",
-          lambda r: r.get("eps") if r.get("attack") == "linearity" else None, "value", "ε (L∞)", "local linearity γ(ε)", False)
+          lambda r: r.get("eps") if r.get("attack") == "linearity" else None, "value", "ε (L∞; log axis)", "local linearity γ(ε)", False)
 
 
 PLOTS.register("converge", help="robust accuracy against attack steps, one line per EOT count and restarts "
@@ -67,17 +67,25 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
 
 def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, dataset: str | None = None,
          defense: str | None = None, norm: str = "Linf") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     spec = PLOTS.get(kind)
     if "plotter" in spec:  # a plot with its own layout
         from importlib import import_module
 
         module, _, fn = spec["plotter"].partition(":")
         return getattr(import_module(module), fn)(records, path, defense, dataset, attack)
+    fig, ax = figure(records, kind, attack, dataset, defense, norm)
+    return save_figure(fig, ax, path)
+
+
+def figure(records: list[dict], kind: str, attack: str | None = None, dataset: str | None = None,
+           defense: str | None = None, norm: str = "Linf"):
+    """(figure, axes) of a registered curve plot, not yet saved (`plot` saves it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = PLOTS.get(kind)
     attack = attack or "pgd10"
     if defense:
         records = [r for r in records if r.get("defense") == defense]
@@ -98,7 +106,27 @@ def plot(records: list[dict], kind: str, path: Path, attack: str | None = None, 
     ax.set(xlabel=xlabel, ylabel=spec["ylabel"],
            title=f"{kind}" + (f" ({attack}{', L2' if norm == 'L2' else ''})" if spec["attack"] else "")
            + (f" — {dataset}" if dataset else ""))
-    return save_figure(fig, ax, path)
+    if kind in ("eps", "linearity"):
+        radius_axis(ax, sorted({x for pts in data.values() for x, _, _ in pts}), norm)
+    return fig, ax
+
+
+def radius_axis(ax, radii: list[float], norm: str = "Linf") -> None:
+    """ε on a symmetric-log axis (linear only below the smallest non-zero radius, so ε = 0 has a place) ticked at
+    the radii measured: 2, 4, 8, 16/255 and 0.5 get comparable room instead of 2–16/255 sharing an eighth of a
+    linear axis that runs to 0.5."""
+    from matplotlib.ticker import NullLocator
+
+    from bench.leaderboard import eps_text
+
+    positive = [r for r in radii if r > 0]
+    if not positive:
+        return
+    ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
+    ax.set_xticks(radii, [eps_text(r, norm).removeprefix("L2 ") for r in radii], fontsize=8,
+                  rotation=45 if len(radii) > 7 else 0)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(-0.05 * min(positive) if 0 in radii else min(positive) / 1.3, max(radii) * 1.3)
 
 
 def save_figure(fig, ax, path: Path) -> Path:

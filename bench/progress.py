@@ -24,10 +24,41 @@ class _Silent:
         pass
 
 
+class _Nested:
+    """Tasks added inside an outer bar (a report's bar across cells): rows of the outer display, removed when
+    the inner block ends (rich shows one live display at a time)."""
+
+    def __init__(self, outer: Progress) -> None:
+        self.outer, self.tasks = outer, []
+
+    def add_task(self, *a, **k) -> int:
+        task = self.outer.add_task(*a, **k)
+        self.tasks.append(task)
+        return task
+
+    def __getattr__(self, name):
+        return getattr(self.outer, name)
+
+    def close(self) -> None:
+        for task in self.tasks:
+            if task in self.outer.task_ids:
+                self.outer.remove_task(task)
+
+
+_active: list[Progress] = []
+
+
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Progress | _Silent]:
     if not enabled:
         yield _Silent()
+        return
+    if _active:  # inside another bar: add rows to it
+        nested = _Nested(_active[-1])
+        try:
+            yield nested
+        finally:
+            nested.close()
         return
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -40,4 +71,8 @@ def progress(enabled: bool = True) -> Iterator[Progress | _Silent]:
         transient=False,
     )
     with bar:
-        yield bar
+        _active.append(bar)
+        try:
+            yield bar
+        finally:
+            _active.pop()

@@ -1,0 +1,194 @@
+"""`bench report`'s page on synthetic records: verdicts decided by bench.diagnostics, marks that agree with their
+wording, the plan printed before any run, the output folder, and the plots' axes."""
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from bench.stats import accuracy_interval, encode_per_image
+from tests_cli_helper import bench_cli
+
+E8 = 8 / 255
+
+
+def rec(attack, eps, robust, threat="adaptive", n=1000, **extra):
+    lo, hi = accuracy_interval([robust], n)
+    clean_lo, clean_hi = accuracy_interval([95.0], n)
+    out = {"dataset": "digits", "defense": "mixup+mi", "attack": attack, "threat_model": threat, "eps": eps,
+           "step": eps / 4, "clean_acc": 95.0, "clean_acc_std": 0.0, "clean_acc_ci_low": clean_lo,
+           "clean_acc_ci_high": clean_hi, "robust_acc": robust, "robust_acc_std": 0.0, "robust_acc_ci_low": lo,
+           "robust_acc_ci_high": hi, "trials": 1, "n_examples": n, "seconds": 1.0, "seed": 0, "model": "mlp",
+           "preset": "quick", "device": "cpu", "config_hash": "h", "eval_hash": f"{attack}{eps}", "stochastic": True,
+           "timestamp": "2026-01-01T00:00:00", "versions": {"torch": "x"}}
+    if threat == "adaptive":
+        worst = max(0.0, robust - 1)
+        wlo, whi = accuracy_interval([worst], n)
+        out.update(robust_acc_worst=worst, robust_acc_worst_ci_low=wlo, robust_acc_worst_ci_high=whi, draws=10)
+    return {**out, **extra}
+
+
+def budget(steps, eot, robust):
+    return rec(f"adaptive-pgd(eot={eot},restarts=1,steps={steps})", E8, robust,
+               attack_config={"eps": E8, "steps": steps, "eot": eot, "restarts": 1})
+
+
+def evidence(oblivious: float, grid_last: float = 40.0):
+    """A randomised defense's report records; `oblivious` is pgd10 on F_w at 8/255, where adaptive-pgd10 is 40 %."""
+    from bench.report import Evidence
+
+    curve = [rec("adaptive-pgd10", e, r) for e, r in ((0.0, 90.0), (2 / 255, 70.0), (4 / 255, 55.0), (E8, 40.0),
+                                                      (16 / 255, 20.0), (0.5, 0.0))]
+    grid = [budget(10, 1, 42.0), budget(20, 1, 41.0), budget(50, 1, 41.0),
+            budget(10, 8, 41.0), budget(20, 8, 40.5), budget(50, 8, grid_last)]
+    return Evidence(stochastic=True, strong="adaptive-pgd10", chance=10.0, curve=curve, grid=grid,
+                    oblivious=rec("pgd10", E8, oblivious, "oblivious"), adaptive=curve[3],
+                    white=[curve[3], rec("adaptive-apgd", E8, 39.5), rec("surrogate-pgd50", E8, 45.0)],
+                    spsa=rec("spsa", E8, 50.0, "oblivious", n=500), transfer=rec("transfer:erm", E8, 60.0, "black-box"),
+                    clean=rec("clean", 0.0, 95.0, "none"), corruptions=rec("corruptions", 0.0, 80.0, "none", n=500),
+                    ece=rec("ece", 0.0, 95.0, "none", value=3.0, metric="ece_percent"))
+
+
+@pytest.mark.parametrize("case", ["clean", "oblivious-overstates", "not-converged"])
+def test_report_verdicts_are_the_diagnostics_findings_on_the_same_records(case):
+    """A masking item is flagged exactly when `bench diagnose` on the report's own records has a finding of one
+    of its checks; every registered check belongs to an item."""
+    from bench.diagnostics import CHECKS, diagnose
+    from bench.leaderboard import leaderboard_frame
+    from bench.report import ITEM_CHECKS, ReportOptions, judge
+
+    assert set(CHECKS.names()) <= {c for checks in ITEM_CHECKS.values() for c in checks}
+    ev = {"clean": evidence(41.0), "oblivious-overstates": evidence(70.0),
+          "not-converged": evidence(41.0, grid_last=33.0)}[case]  # 50 steps × 8 draws at 33 %: below 40.5 and 41 %
+    findings = diagnose(leaderboard_frame(ev.records()))
+    items = judge(ev, ReportOptions())
+    flagged = {it.key for it in items if it.key in ITEM_CHECKS and it.verdict == "flag"}
+    assert flagged == {key for key, checks in ITEM_CHECKS.items() if any(f.check in checks for f in findings)}
+    if case == "clean":
+        assert findings == [] and all(it.verdict == "pass" for it in items)
+    if case == "oblivious-overstates":
+        assert {f.check for f in findings} == {"oblivious-overstates"} and flagged == {"adaptive-vs-oblivious"}
+    if case == "not-converged":  # the 33 % budget is also below the oblivious 41 %
+        assert flagged == {"convergence", "adaptive-vs-oblivious"}
+
+
+def _fake_defense(stochastic=True):
+    from bench.presets import get_preset
+
+    return SimpleNamespace(spec="mixup+mi", stochastic=stochastic, dataset=SimpleNamespace(name="digits"),
+                           info={"config_hash": "h", "settings": get_preset("quick")})
+
+
+def test_verdict_marks_agree_with_their_wording():
+    """An overstating oblivious number is a finding (⚠, 'oblivious overstates: X % oblivious vs Y % adaptive'),
+    never '✅ pass'; a pass says nothing was found; ECE is not under an accuracy header."""
+    from bench.report import ReportOptions, judge, render_html, render_markdown
+
+    problem = re.compile(r"overstates|must not|below|rises|not converged|beats|weaker|miscalibrated|not above")
+    for oblivious in (41.0, 70.0):
+        items = judge(evidence(oblivious), ReportOptions())
+        md = render_markdown(_fake_defense(), items)
+        rows = {m[1]: (m[2], m[3]) for m in re.finditer(r"^\| \d \| ([\w-]+) \| ([^|]+) \| ([^|]+) \|$", md, re.M)}
+        assert len(rows) == 7
+        for key, (mark, reason) in rows.items():
+            assert mark.startswith("✅") == (problem.search(reason) is None), (key, mark, reason)
+            assert mark.startswith("⚠") == bool(problem.search(reason)), (key, mark, reason)
+    mark, reason = rows["adaptive-vs-oblivious"]
+    assert mark == "⚠ flag" and reason.startswith("oblivious overstates: 70.0 % oblivious (pgd10) vs 39.5 % adaptive")
+    assert "## 3. adaptive-vs-oblivious: ⚠ flag" in md and "Verdict: **⚠ flag** — oblivious overstates" in md
+    calibration = md.split("## 7. calibration")[1]
+    assert "| measurement | value |" in calibration and "accuracy % [95 % CI] |" not in calibration
+    assert "⚠ flag" in render_html(_fake_defense(), items)
+
+
+def test_a_file_as_report_output_is_refused_in_one_line_before_training(tmp_path):
+    from bench.report import check_output_folder
+
+    existing = tmp_path / "existing"
+    existing.write_text("x")
+    for output in (tmp_path / "x.md", tmp_path / "page.html", existing):
+        code, _, stderr = bench_cli("report", "-d", "erm", "--output", str(output), "--workdir", str(tmp_path / "wd"),
+                                    "--no-progress")
+        assert code == 2, stderr
+        assert "give a folder" in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.md").exists() and not (tmp_path / "wd").exists()  # nothing trained, nothing written
+    check_output_folder(tmp_path / "reports")  # a folder (to be created or existing) is fine
+    check_output_folder(tmp_path)
+
+
+def test_the_plan_with_cell_counts_and_estimate_is_printed_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import bench.runner
+    from bench.data import Split
+    from bench.presets import get_preset
+    from bench.report import ReportOptions, build_report, make_plan, report_cells
+    from bench.runner import evaluation_key
+    from bench.store import ResultStore
+
+    settings = get_preset("quick")
+    split = Split(torch.rand(8, 1, 8, 8), torch.arange(8) % 4)
+    defense = SimpleNamespace(spec="erm", stochastic=False, device="cpu", verify_randomness=lambda x: False,
+                              rule=SimpleNamespace(config=lambda: {"name": "plain"}),
+                              dataset=SimpleNamespace(name="digits", test=split, num_classes=4),
+                              info={"config_hash": "h", "settings": settings, "workdir": tmp_path})
+    eps = settings.eps_for("Linf")  # digits: 32/255, a 7th radius on the curve
+    cells = report_cells(eps, False, ReportOptions())
+    assert len(cells) == 17  # 7 radii, 3 budgets, pgd50, surrogate, SPSA, transfer, clean, corruptions, ECE
+    assert make_plan(defense, cells, tmp_path, False).summary() == (
+        "plan: 17 cells: 0 stored (reused), 17 to run; estimate unknown (no stored record of a similar attack)")
+
+    from attacks.spec import build_attack
+
+    clean_key = evaluation_key(defense, build_attack("clean", eps, None, settings, "Linf"), split,
+                               settings.trials, settings.seed)
+    ResultStore(tmp_path).extend([
+        dict(rec("clean", 0.0, 95.0, "none"), eval_hash=clean_key, defense="erm"),
+        # another model's pgd10 on digits took 20 s: 2 s per step, so pgd-family cells have an estimate
+        dict(rec("pgd10", E8, 30.0, "white-box"), eval_hash="other", defense="mixup", config_hash="x", seconds=20.0,
+             attack_config={"steps": 10, "eps": E8})])
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(bench.runner, "stored_or_evaluate", stop)
+    with pytest.raises(Stop):
+        build_report(defense, tmp_path, ReportOptions(), show_progress=False)
+    line = capsys.readouterr().err.strip()
+    # 7 PGD-10 radii + PGD-50 at 2 s/step: 7 × 20 + 100 = 240 s = 4 min; the other 8 cells are unknown
+    assert line == ("plan: 17 cells: 1 stored (reused), 16 to run; estimate ≥ 4 min for 8 of them, unknown for 8 "
+                    "(no stored record of a similar attack)")
+
+
+def test_eps_plot_gives_small_radii_room_and_ticks_the_radii_measured():
+    from bench.plots import figure
+
+    radii = [0.0, 2 / 255, 4 / 255, E8, 16 / 255, 0.5]
+    records = [rec("pgd10", e, r, "white-box") for e, r in zip(radii, (90, 70, 55, 40, 20, 0))]
+    fig, ax = figure(records, "eps", "pgd10")
+    assert ax.get_xscale() == "symlog"
+    assert np.allclose(ax.get_xticks(), radii)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2/255", "4/255", "8/255", "16/255", "0.5"]
+    x = lambda e: ax.transData.transform((e, 0))[0]  # noqa: E731
+    assert (x(16 / 255) - x(2 / 255)) / (x(0.5) - x(0.0)) > 0.3  # a linear axis gives them 12 %
+
+
+def test_convergence_differences_are_paired_and_show_what_the_check_tests(tmp_path):
+    """71.9 vs 70.4 % on the same 1000 images: the accuracies' intervals overlap completely, but 15 images lost
+    and none gained is a significant paired difference, which the differences plot shows left of 0."""
+    from bench.converge import budget_differences, plot_convergence_differences
+
+    idx = np.arange(1000)
+    base = (idx < 719).astype(np.uint8)
+    after = base.copy()
+    after[704:719] = 0  # 15 images that 20 steps still broke
+    grid = [dict(budget(s, 1, 100 * v.mean()), per_image=encode_per_image(idx, np.ones(1000), v, 1),
+                 stochastic=False) for s, v in ((10, base), (20, after))]
+    (row,) = budget_differences(grid)
+    assert row["tested"] and row["paired"] and row["diff"] == pytest.approx(-1.5)
+    assert row["high"] < 0 < grid[1]["robust_acc_ci_high"] - grid[0]["robust_acc_ci_low"]
+    assert plot_convergence_differences(grid, tmp_path / "d.png").stat().st_size > 0
