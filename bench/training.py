@@ -1,4 +1,4 @@
-"""The shared training loop: Adam, seeded per-epoch shuffles, one recipe loss per batch, per-epoch checkpoints.
+"""The shared training loop: the preset's optimizer, learning-rate schedule and augmentation, seeded per-epoch shuffles, one recipe loss per batch, per-epoch checkpoints.
 
 Each epoch draws its shuffle, its recipe randomness (numpy) and torch's global RNG (attack random starts)
 from (seed, epoch) alone, so a training resumed from a checkpoint gives the same weights as one that ran
@@ -23,11 +23,42 @@ from bench.progress import progress
 from defenses.base import Recipe
 
 
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    optimizers = {"adam": torch.optim.Adam, "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9)}
-    if name not in optimizers:
-        raise BenchError(f"unknown optimizer {name!r}; valid: {', '.join(optimizers)}")
-    return optimizers[name](params, lr=lr)
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": lambda params, lr, wd: torch.optim.Adam(params, lr=lr, weight_decay=wd),
+    "sgd": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd),
+    "sgd-nesterov": lambda params, lr, wd: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
+}
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise BenchError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr, weight_decay)
+
+
+def _one_cycle(opt: torch.optim.Optimizer, total_steps: int, lr: float):
+    """Linear warm-up from lr/25 over the first quarter of the steps, then linear decay towards 0 (torch's
+    OneCycleLR with linear annealing)."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr,
+                                               total_steps=max(total_steps, 2), pct_start=0.25,
+                                               anneal_strategy="linear", cycle_momentum=False)
+
+
+SCHEDULES: dict[str, Callable | None] = {"constant": None, "one-cycle": _one_cycle}
+
+
+def flip_translate(x: torch.Tensor, rng: np.random.Generator, shift: int = 2) -> torch.Tensor:
+    """Random horizontal flip of half the batch and a random translation of up to `shift` pixels (reflection
+    padding, then a crop), drawn from the epoch's numpy generator so a resumed training draws the same."""
+    n, _, h, w = x.shape
+    flip = torch.from_numpy(rng.random(n) < 0.5).to(x.device)
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    padded = torch.nn.functional.pad(x, (shift, shift, shift, shift), mode="reflect")
+    dx, dy = rng.integers(0, 2 * shift + 1, size=2)  # one shift per batch: a cheap crop, new every batch
+    return padded[..., dy:dy + h, dx:dx + w]
+
+
+AUGMENTS: dict[str, Callable | None] = {"none": None, "flip-translate": flip_translate}
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -72,11 +103,17 @@ def train_classifier(
     device_data_limit_gb: float = 4.0,
     num_workers: int = 2,
     on_epoch_end: Callable[[int], None] | None = None,
+    weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    augment: str = "none",
 ) -> list[dict]:
     """Train `model` in place with recipe.loss; returns per-epoch {epoch, loss, acc, seconds}; resumes from
-    checkpoint_dir."""
+    checkpoint_dir. `augment` transforms each batch before the recipe sees it (every recipe alike)."""
     model.to(device).train()
-    opt = make_optimizer(optimizer, model.parameters(), lr)
+    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    if lr_schedule not in SCHEDULES or augment not in AUGMENTS:
+        raise BenchError(f"unknown lr_schedule {lr_schedule!r} or augment {augment!r}; valid: "
+                         f"{', '.join(SCHEDULES)}; {', '.join(AUGMENTS)}")
     start_epoch, history = 0, []
     if checkpoint_dir is not None:
         resumed = load_checkpoint(checkpoint_dir, model, opt)
@@ -86,6 +123,10 @@ def train_classifier(
     on_device = (train.x.to(device), train.y.to(device)) if fits else None
     n = len(train) - (len(train) % batch_size if len(train) > batch_size else 0)  # examples seen per epoch
     steps = math.ceil(n / batch_size)
+    schedule = SCHEDULES[lr_schedule](opt, epochs * steps, lr) if SCHEDULES[lr_schedule] else None
+    for _ in range(start_epoch * steps if schedule is not None else 0):
+        schedule.step()  # a resumed training continues the schedule where it stopped
+    transform = AUGMENTS[augment]
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp else nullcontext
     with progress(show_progress) as bar:
         task = bar.add_task(f"train {recipe.name}", total=epochs * steps, completed=start_epoch * steps,
@@ -101,6 +142,8 @@ def train_classifier(
             model.train()
             total_loss, correct = 0.0, 0
             for x, y in batches(train, batch_size, perm, device, on_device, num_workers):
+                if transform is not None:
+                    x = transform(x, rng)
                 with autocast():
                     loss, logits = recipe.loss(model, x, y, rng)
                 if not torch.isfinite(loss):
@@ -108,6 +151,8 @@ def train_classifier(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if schedule is not None:
+                    schedule.step()
                 total_loss += loss.item() * len(y)
                 correct += int((logits.argmax(1) == y).sum())
                 bar.advance(task)

@@ -41,12 +41,13 @@ class AT(_AdversarialRecipe):
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         logits = model(self.pgd(model, x, y))
-        return F.cross_entropy(logits, y), logits
+        return F.cross_entropy(logits, y, label_smoothing=self.settings.label_smoothing), logits
 
 
-def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float):
+def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float,
+                smoothing: float = 0.0):
     """CE(f(x), y) + beta * KL(softmax f(x) || softmax f(x')), the KL averaged over the batch (TRADES eq.)."""
-    ce = F.cross_entropy(logits_clean, y)
+    ce = F.cross_entropy(logits_clean, y, label_smoothing=smoothing)
     kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="batchmean")
     return ce + beta * kl, ce, kl
 
@@ -69,18 +70,18 @@ class TRADES(_AdversarialRecipe):
 
         x_adv = torchattacks.TPGD(model, eps=self.eps, alpha=self.step, steps=self.steps)(x, y)
         logits_clean = model(x)
-        total, _, _ = trades_loss(logits_clean, model(x_adv), y, self.beta)
+        total, _, _ = trades_loss(logits_clean, model(x_adv), y, self.beta, self.settings.label_smoothing)
         return total, logits_clean
 
 
 def iat_loss(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, rng: np.random.Generator,
-             eta: float):
+             eta: float, smoothing: float = 0.0):
     """Mean of the mixup loss on clean pairs and the mixup loss on adversarial pairs (separate lambdas)."""
     mixed, perm, lam = mix_pairs(x, rng, eta)
     logits = model(mixed)
-    clean = mixed_cross_entropy(logits, y, perm, lam)
+    clean = mixed_cross_entropy(logits, y, perm, lam, smoothing)
     mixed_adv, perm_adv, lam_adv = mix_pairs(x_adv, rng, eta)
-    adv = mixed_cross_entropy(model(mixed_adv), y, perm_adv, lam_adv)
+    adv = mixed_cross_entropy(model(mixed_adv), y, perm_adv, lam_adv, smoothing)
     return 0.5 * (clean + adv), logits
 
 
@@ -89,4 +90,4 @@ class IAT(BetaMixing, _AdversarialRecipe):
     name = "iat"
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
-        return iat_loss(model, x, self.pgd(model, x, y), y, rng, self.eta)
+        return iat_loss(model, x, self.pgd(model, x, y), y, rng, self.eta, self.settings.label_smoothing)

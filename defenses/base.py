@@ -77,10 +77,10 @@ class InferenceRule(ABC):
         surrogate attacks). A deterministic rule is its own surrogate (log of its probabilities); a randomised
         rule must define one."""
         if self.stochastic:
-            from bench.errors import BenchError
+            from bench.errors import AttackRefused
 
-            raise BenchError(f"inference rule {self.name!r} is randomised and defines no deterministic surrogate "
-                             "(InferenceRule.surrogate); surrogate attacks cannot run on it")
+            raise AttackRefused(f"inference rule {self.name!r} is randomised and defines no deterministic surrogate "
+                                "(InferenceRule.surrogate); surrogate attacks cannot run on it")
         return self.forward(classifier, x).clamp_min(1e-12).log()
 
 

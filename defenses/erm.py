@@ -15,4 +15,4 @@ class ERM(Recipe):
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         logits = model(x)
-        return F.cross_entropy(logits, y), logits
+        return F.cross_entropy(logits, y, label_smoothing=self.settings.label_smoothing), logits

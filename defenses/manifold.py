@@ -40,4 +40,4 @@ class ManifoldMixup(BetaMixing):
                 logits = model(x)
             finally:
                 handle.remove()
-        return mixed_cross_entropy(logits, y, perm, lam), logits
+        return mixed_cross_entropy(logits, y, perm, lam, self.settings.label_smoothing), logits

@@ -24,9 +24,12 @@ def beta_eta(settings) -> float:
     return eta
 
 
-def mixed_cross_entropy(logits: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
-    """Cross-entropy against the mixed label lambda*y_i + (1-lambda)*y_j."""
-    return lam * F.cross_entropy(logits, y) + (1.0 - lam) * F.cross_entropy(logits, y[perm])
+def mixed_cross_entropy(logits: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, lam: float,
+                        smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy against the mixed label lambda*y_i + (1-lambda)*y_j (each term label-smoothed by
+    `smoothing`, the preset's label_smoothing)."""
+    return (lam * F.cross_entropy(logits, y, label_smoothing=smoothing)
+            + (1.0 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=smoothing))
 
 
 class BetaMixing(Recipe):
@@ -47,4 +50,4 @@ class Mixup(BetaMixing):
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
         mixed, perm, lam = mix_pairs(x, rng, self.eta)
         logits = model(mixed)
-        return mixed_cross_entropy(logits, y, perm, lam), logits
+        return mixed_cross_entropy(logits, y, perm, lam, self.settings.label_smoothing), logits

@@ -50,7 +50,7 @@ class VarERM(_VarRecipe):
         with torch.no_grad():
             x_rec = self._vae(x).reconstruct(x)
         logits = model(x_rec)
-        return F.cross_entropy(logits, y), logits
+        return F.cross_entropy(logits, y, label_smoothing=self.settings.label_smoothing), logits
 
 
 class VarMixup(BetaMixing, _VarRecipe):
@@ -60,7 +60,7 @@ class VarMixup(BetaMixing, _VarRecipe):
         lam = float(rng.beta(self.eta, self.eta))
         perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
         logits = model(varmixup_samples(self._vae(x), x, perm, lam))
-        return mixed_cross_entropy(logits, y, perm, lam), logits
+        return mixed_cross_entropy(logits, y, perm, lam, self.settings.label_smoothing), logits
 
 
 _HELP = {
@@ -96,7 +96,7 @@ class VarIAT(BetaMixing, _VarRecipe):
             lam = float(rng.beta(self.eta, self.eta))
             perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
             logits = model(varmixup_samples(vae, inputs, perm, lam))
-            parts.append(mixed_cross_entropy(logits, y, perm, lam))
+            parts.append(mixed_cross_entropy(logits, y, perm, lam, self.settings.label_smoothing))
             first_logits = logits if first_logits is None else first_logits
         return 0.5 * (parts[0] + parts[1]), first_logits
 
