@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from attacks.spec import AttackSpec, attack_class, parse_attack_spec
 from bench.errors import BenchError
@@ -73,24 +73,26 @@ def base_name(attack: str) -> str:
     return str(attack).split("(")[0]
 
 
-def convergence_comparisons(records: list[dict]) -> list[tuple[dict, dict, str]]:
-    """(previous, largest, axis) for every line of the grid: holding the other budgets fixed, the largest value
-    of an axis and the one before it; the caller tests whether the largest is below."""
+def grid_lines(records: list[dict]) -> Iterator[tuple[str, list[str], tuple, list[tuple[int, dict]]]]:
+    """Every line of a budget grid: (axis, the other axes, the line's key, [(budget on the axis, record)] sorted
+    by that budget), holding the other budgets (and the attack and eps) fixed."""
     points = [(r, budget(r)) for r in records]
     points = [(r, b) for r, b in points if b is not None and "(" in str(r.get("attack"))]
-    out = []
     for axis in AXES:
         others = [a for a in AXES if a != axis]
         groups: dict[tuple, list] = {}
         for r, b in points:
             key = (base_name(r["attack"]), round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
             groups.setdefault(key, []).append((b[axis], r))
-        for line in groups.values():
-            line.sort(key=lambda t: t[0])
-            if len(line) < 2 or line[-1][0] == line[-2][0]:
-                continue
-            out.append((line[-2][1], line[-1][1], axis))
-    return out
+        for key, line in groups.items():
+            yield axis, others, key, sorted(line, key=lambda t: t[0])
+
+
+def convergence_comparisons(records: list[dict]) -> list[tuple[dict, dict, str]]:
+    """(previous, largest, axis) for every line of the grid: holding the other budgets fixed, the largest value
+    of an axis and the one before it; the caller tests whether the largest is below."""
+    return [(line[-2][1], line[-1][1], axis) for axis, _, _, line in grid_lines(records)
+            if len(line) >= 2 and line[-1][0] != line[-2][0]]
 
 
 def unconverged(records: list[dict]) -> list[tuple[dict, dict, str]]:
@@ -167,26 +169,17 @@ def budget_differences(records: list[dict]) -> list[dict[str, Any]]:
     from bench.stats import Z95, compare_records
 
     tested = {(id(prev), id(last)) for prev, last, _ in convergence_comparisons(records)}
-    points = [(r, budget(r)) for r in records]
-    points = [(r, b) for r, b in points if b is not None and "(" in str(r.get("attack"))]
     out = []
-    for axis in AXES:
-        others = [a for a in AXES if a != axis]
-        groups: dict[tuple, list] = {}
-        for r, b in points:
-            key = (base_name(r["attack"]), round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
-            groups.setdefault(key, []).append((b[axis], r))
-        for key, line in groups.items():
-            line.sort(key=lambda t: t[0])
-            fixed = ", ".join(f"{o} {v}" for o, v in zip(others, key[2:]) if not (o == "restarts" and v == 1))
-            for (va, a), (vb, b) in zip(line, line[1:]):
-                if va == vb:
-                    continue
-                cmp = compare_records(b, a)
-                out.append({"axis": axis, "from": va, "to": vb, "fixed": fixed, "diff": cmp.diff,
-                            "low": cmp.diff - Z95 * cmp.se, "high": cmp.diff + Z95 * cmp.se, "p": cmp.p,
-                            "paired": cmp.paired, "tested": (id(a), id(b)) in tested,
-                            "label": f"{axis} {va}→{vb}" + (f" ({fixed})" if fixed else "")})
+    for axis, others, key, line in grid_lines(records):
+        fixed = ", ".join(f"{o} {v}" for o, v in zip(others, key[2:]) if not (o == "restarts" and v == 1))
+        for (va, a), (vb, b) in zip(line, line[1:]):
+            if va == vb:
+                continue
+            cmp = compare_records(b, a)
+            out.append({"axis": axis, "from": va, "to": vb, "fixed": fixed, "diff": cmp.diff,
+                        "low": cmp.diff - Z95 * cmp.se, "high": cmp.diff + Z95 * cmp.se, "p": cmp.p,
+                        "paired": cmp.paired, "tested": (id(a), id(b)) in tested,
+                        "label": f"{axis} {va}→{vb}" + (f" ({fixed})" if fixed else "")})
     return out
 
 
