@@ -51,7 +51,8 @@ def vae_config(settings: Any, adversarial: bool) -> dict:
         "code": VAE_CODE_VERSION,
     }
     if settings.vae_arch != "flat":  # the flat VAE's keys stay as they were before architectures existed
-        cfg.update(arch=settings.vae_arch, latent_channels=settings.vae_latent_channels)
+        cfg.update(arch=settings.vae_arch, latent_channels=settings.vae_latent_channels,
+                   latent_stride=settings.vae_latent_stride)
         cfg.pop("latent_dim")
     if adversarial:
         cfg.update(adv_eps=settings.vae_adv_eps, adv_step=settings.vae_adv_step, adv_steps=settings.vae_adv_steps)

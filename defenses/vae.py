@@ -107,30 +107,38 @@ class ResBlock(nn.Module):
 
 
 class ConvVAE(nn.Module):
-    """Fully convolutional MMD-VAE: two stride-2 stages with residual blocks down to a spatial latent of
-    `latent_channels` x ceil(H/4) x ceil(W/4) (mean and log-variance from a 1x1 convolution), mirrored up to a
-    sigmoid decoder. No layer depends on the image size: a VAE trained on one dataset encodes and decodes images of
-    another size as they are (paper Table 3 without resizing); sides that are not multiples of 4 are padded by
-    replication before encoding and the decoded image is cropped back."""
+    """Fully convolutional MMD-VAE: stride-2 stages with residual blocks down to a spatial latent of
+    `latent_channels` x ceil(H/stride) x ceil(W/stride) (stride 4: two stages, 2: one; mean and log-variance from
+    a 1x1 convolution), mirrored up to a sigmoid decoder. No layer depends on the image size: a VAE trained on one
+    dataset encodes and decodes images of another size as they are (paper Table 3 without resizing); sides that
+    are not multiples of the stride are padded by replication before encoding and the decoded image is cropped
+    back. A finer latent (stride 2, or more channels) reconstructs more faithfully."""
 
-    def __init__(self, shape: tuple[int, int, int], latent_channels: int = 16, width: int = 64) -> None:
+    def __init__(self, shape: tuple[int, int, int], latent_channels: int = 16, width: int = 64, stride: int = 4) -> None:
         super().__init__()
+        if stride not in (2, 4):
+            raise ValueError(f"latent stride must be 2 or 4, got {stride}")
         c, h, w = shape
         self.shape = (c, h, w)
+        self.stride = stride
         self.latent_channels = latent_channels
-        self.latent_shape = (latent_channels, math.ceil(h / 4), math.ceil(w / 4))
-        # residual blocks only at H/2 and H/4, where they are cheap; full resolution has one conv each way
-        self.encoder = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), ResBlock(2 * width),
-            nn.Conv2d(2 * width, 2 * width, 4, stride=2, padding=1), ResBlock(2 * width),
-            nn.BatchNorm2d(2 * width), nn.ReLU())
+        self.latent_shape = (latent_channels, math.ceil(h / stride), math.ceil(w / stride))
+        stages = 2 if stride == 4 else 1
+        # residual blocks only below full resolution, where they are cheap; full resolution has one conv each way
+        enc: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+        c_in = width
+        for _ in range(stages):
+            enc += [nn.Conv2d(c_in, 2 * width, 4, stride=2, padding=1), ResBlock(2 * width)]
+            c_in = 2 * width
+        self.encoder = nn.Sequential(*enc, nn.BatchNorm2d(2 * width), nn.ReLU())
         self.to_latent = nn.Conv2d(2 * width, 2 * latent_channels, 1)
-        self.decoder = nn.Sequential(
-            nn.Conv2d(latent_channels, 2 * width, 3, padding=1), ResBlock(2 * width),
-            nn.ConvTranspose2d(2 * width, 2 * width, 4, stride=2, padding=1), ResBlock(2 * width),
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
-            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, c, 3, padding=1))
+        dec: list[nn.Module] = [nn.Conv2d(latent_channels, 2 * width, 3, padding=1), ResBlock(2 * width)]
+        for i in range(stages):
+            last = i == stages - 1
+            dec += [nn.ConvTranspose2d(2 * width, width if last else 2 * width, 4, stride=2, padding=1)]
+            if not last:
+                dec.append(ResBlock(2 * width))
+        self.decoder = nn.Sequential(*dec, nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, c, 3, padding=1))
 
     @property
     def latent_dim(self) -> int:
@@ -139,7 +147,7 @@ class ConvVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4
+        ph, pw = (-h) % self.stride, (-w) % self.stride
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         mu, logvar = self.to_latent(self.encoder(x)).chunk(2, dim=1)
@@ -149,7 +157,7 @@ class ConvVAE(nn.Module):
         return self.encode(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoded images in [0,1]: 4x the latent's side, cropped to the shape the VAE was built for when the
+        """Decoded images in [0,1]: stride x the latent's side, cropped to the shape the VAE was built for when the
         latent is that shape's (a latent of another size decodes to its own 4x side)."""
         out = torch.sigmoid(self.decoder(z))
         if tuple(z.shape[-2:]) == self.latent_shape[1:]:
@@ -172,9 +180,10 @@ def _flat(shape: tuple[int, int, int], settings: Any) -> nn.Module:
     return MMDVAE(shape, settings.vae_latent_dim, settings.vae_width)
 
 
-@VAES.register("conv", help="fully convolutional, spatial latent of vae_latent_channels x H/4 x W/4; any image size")
+@VAES.register("conv", help="fully convolutional, spatial latent of vae_latent_channels x H/s x W/s "
+               "(s = vae_latent_stride, 4 or 2); any image size")
 def _conv(shape: tuple[int, int, int], settings: Any) -> nn.Module:
-    return ConvVAE(shape, settings.vae_latent_channels, settings.vae_width)
+    return ConvVAE(shape, settings.vae_latent_channels, settings.vae_width, settings.vae_latent_stride)
 
 
 def build_vae(arch: str, shape: tuple[int, int, int], settings: Any) -> nn.Module:

@@ -19,9 +19,11 @@ def test_registry_has_both_architectures_and_the_preset_checks_the_name():
         get_preset(None).with_overrides(vae_arch="conv3d").check()
 
 
-@pytest.mark.parametrize("shape,latent", [((3, 32, 32), (16, 8, 8)), ((1, 8, 8), (16, 2, 2)), ((3, 30, 28), (16, 8, 7))])
-def test_spatial_latent_is_a_quarter_of_the_side_and_decodes_to_the_image_shape(shape, latent):
-    vae = ConvVAE(shape, 16, 8).eval()
+@pytest.mark.parametrize("shape,stride,latent", [((3, 32, 32), 4, (16, 8, 8)), ((1, 8, 8), 4, (16, 2, 2)),
+                                                  ((3, 30, 28), 4, (16, 8, 7)), ((3, 32, 32), 2, (16, 16, 16)),
+                                                  ((3, 31, 32), 2, (16, 16, 16))])
+def test_spatial_latent_is_the_side_over_the_stride_and_decodes_to_the_image_shape(shape, stride, latent):
+    vae = ConvVAE(shape, 16, 8, stride).eval()
     x = torch.rand(3, *shape)
     mu, logvar = vae.encode(x)
     assert tuple(mu.shape) == (3, *latent) == (3, *vae.latent_shape) and mu.shape == logvar.shape
