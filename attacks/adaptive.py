@@ -106,8 +106,16 @@ class SurrogatePGD50(PGD50):
         return ThreatModel.ADAPTIVE if stochastic_defense else ThreatModel.WHITE_BOX
 
     def attacked_model(self, defense, generator: torch.Generator) -> nn.Module:
+        from defenses.base import InferenceRule
+
         if defense.rule.name == "plain":
             return defense.classifier
+        if defense.stochastic and type(defense.rule).surrogate is InferenceRule.surrogate:
+            from bench.errors import AttackRefused
+
+            # refused before any attack work (a rule measured as randomised counts too: its forward is no surrogate)
+            raise AttackRefused(f"inference rule {defense.rule.name or type(defense.rule).__name__!r} is randomised and "
+                                "defines no deterministic surrogate (InferenceRule.surrogate)")
         return SurrogateModel(defense)
 
 

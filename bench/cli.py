@@ -156,9 +156,16 @@ def run(
     seed: SeedOpt = None,
     workdir: WorkdirOpt = None,
     no_progress: NoProgressOpt = False,
+    rerun: Annotated[bool, typer.Option("--rerun", help="evaluate again although the store holds this exact "
+                                        "evaluation (default: reuse the stored record)")] = False,
 ) -> None:
-    """Train (or load from cache) a defense, attack it, print and record the results."""
+    """Train (or load from cache) a defense, attack it, print and record the results.
+
+    An evaluation the store already holds (same evaluation key) is reused, not run again, unless --rerun. An attack
+    the defense refuses (surrogate-pgd50 on a randomised rule without a surrogate) is reported in one line and
+    skipped; the status is 0 when at least one attack ran."""
     from attacks.spec import attack_class, validate_attack
+    from bench.errors import AttackRefused
     from bench.models import MODELS
     from bench.parsing import parse_eps, parse_eps_list, parse_name_list, parse_step
     from bench.runner import evaluate, train
@@ -197,6 +204,9 @@ def run(
     if lambda_mi is not None:
         overrides.update(lambda_mi={}, lambda_mi_default=lambda_mi)
     overrides.update(set_values)  # --set FIELD=VALUE
+    shared = {k: v for k, v in dict(dataset=dataset, seed=seed, train_subset=train_subset,
+                                    test_subset=test_subset).items() if v is not None}
+    _check_before_work([defense], attacks, eps_list, base, {**overrides, **shared})
     ctx = _context(dataset, base, device, seed, workdir, data_dir, download, train_subset, test_subset,
                    no_progress, **overrides)
     d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
@@ -206,12 +216,49 @@ def run(
 
     err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']}); device {ctx.device}, "
               f"{torch.get_num_threads()} thread(s)")
-    records = []
+    records, refused = [], []
     for name in attacks:
         uses_eps = attack_class(name).uses_eps
-        for e in (eps_list or [ctx.settings.eps_for()]) if uses_eps else [0.0]:
-            records.append(evaluate(d, name, eps=e, workdir=ctx.workdir, show_progress=not no_progress))
+        for e in (eps_list or [None]) if uses_eps else [0.0]:  # None: the preset's radius, else the dataset's
+            try:
+                records.append(evaluate(d, name, eps=e, workdir=ctx.workdir, show_progress=not no_progress,
+                                        reuse=not rerun))
+            except AttackRefused as exc:
+                refused.append(name)
+                err.print(f"skipped {name}: {exc}", markup=False, highlight=False, soft_wrap=True)
+                break  # refused at every radius
+    if not records:
+        raise BenchError(f"no attack ran: {d.spec} refused {', '.join(refused)}")
     _print_records(records)
+
+
+def _check_before_work(defenses: list[str], attacks: list[str], eps_list: Optional[list[float]], base,
+                       overrides: dict, datasets: Optional[list[str]] = None):
+    """Everything that can be checked before data loading and training: every preset value (Preset.check), each
+    defense's recipe and rule with its keywords, and each attack built at every radius, step and norm it will run
+    with (which runs its own value checks, e.g. pgd(steps=-3)). Returns the resolved settings."""
+    from attacks.spec import attack_class, build_attack
+    from bench.data import check_dataset_name
+    from bench.runner import resolve_settings
+    from defenses import parse_defense_spec
+
+    settings = resolve_settings(base, **overrides)
+    names = datasets or [settings.dataset]
+    for name in names:
+        check_dataset_name(name)
+    if settings.vae_from:
+        check_dataset_name(settings.vae_from)
+    for spec in defenses:
+        dspec = parse_defense_spec(spec)
+        if not dspec.zoo_model:
+            dspec.build_recipe(settings)
+        dspec.build_rule(settings)
+    for name in attacks:
+        uses_eps = attack_class(name).uses_eps
+        for ds in names:
+            for e in (eps_list or [settings.eps_for(None, ds)]) if uses_eps else [0.0]:
+                build_attack(name, e, settings.step, settings, settings.norm)
+    return settings
 
 
 def _zoo_overrides(model_dir: Optional[Path], threat_model: Optional[str], dataset: Optional[str]) -> dict:
@@ -240,6 +287,8 @@ def _preset_value(field: str, value) -> str:
     """Radii and steps as k/255, dicts as `key value` lists."""
     from bench.leaderboard import eps_label
 
+    if value is None and field in ("eps", "eps_l2"):
+        return "dataset default"
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
     if isinstance(value, float) and field.endswith(("eps", "step")):
@@ -263,11 +312,16 @@ def list_(kind: str = typer.Argument(..., help="defenses | attacks | datasets | 
     table.add_column("description")
     if kind == "defenses":
         from defenses import INFERENCE, RECIPES
+        from defenses.spec import keywords
+
+        def _kw(cls, positional: int) -> str:  # the keywords a spec may set: NAME(key=value)
+            kw = keywords(cls, positional)
+            return f" (keywords: {', '.join(f'{k}={v!r}' for k, v in sorted(kw.items()))})" if kw else ""
 
         for n in RECIPES.names():
-            table.add_row(f"recipe  {n}", RECIPES.help(n))
+            table.add_row(f"recipe  {n}", RECIPES.help(n) + _kw(RECIPES.get(n), 1))
         for n in INFERENCE.names():
-            table.add_row(f"+infer  {n}", INFERENCE.help(n))
+            table.add_row(f"+infer  {n}", INFERENCE.help(n) + _kw(INFERENCE.get(n), 2))
         table.caption = ("a defense is RECIPE[+INFERENCE], e.g. erm, mixup+mi, or robustbench:NAME[+INFERENCE] "
                          "for a RobustBench model-zoo classifier (--model-dir)")
     elif kind == "presets":
@@ -440,13 +494,13 @@ def samples(
 ) -> None:
     """Fig. 7: per pair, a row of input-space mixups and a row of VarMixup samples, lambda in 0, .25, .5, .75, 1."""
     from bench.figures import pick_pairs, sample_rows, save_rows
-    from defenses import RECIPES, parse_defense_spec
+    from defenses import parse_defense_spec
 
     spec = parse_defense_spec(defense)
     _check_positive(pairs=pairs)
     ctx = _context(dataset, preset, device, seed, workdir, data_dir, download, None, None, no_progress,
                    vae_from=vae_from)
-    recipe = RECIPES.get(spec.recipe)(ctx.settings)
+    recipe = spec.build_recipe(ctx.settings)
     recipe.prepare(ctx)
     vae = getattr(recipe, "vae", None)
     if vae is None:
@@ -526,7 +580,9 @@ def sweep(
         raise BenchError(f"--lambda-mi values must be in [0, 1], got {lambda_mi}")
     if etas and not all(v > 0 for v in etas):
         raise BenchError(f"--eta values must be > 0, got {eta}")
-    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, parse_eps_list(eps, norm_now) if eps else None, base,
+    eps_list = parse_eps_list(eps, norm_now) if eps else None
+    _check_before_work(defense_list, attack_list, eps_list, base, overrides, dataset_list)
+    spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, eps_list, base,
                      resolve_workdir(workdir), device, overrides, str(data_dir) if data_dir else None, not no_progress,
                      epochs, variants(lambdas, etas))
     records, skipped, seconds = run_sweep(spec, executor, {"address": address, "num_cpus": num_cpus,
@@ -712,7 +768,7 @@ def fid(
 ) -> None:
     """FID and KID between training images and Mixup / VarMixup samples (paper Fig. 5)."""
     from bench.fid import InceptionFeatures, fid_kid, sample_sets
-    from defenses import RECIPES, parse_defense_spec
+    from defenses import parse_defense_spec
 
     spec = parse_defense_spec(defense)
     _check_positive(n=n)
@@ -722,7 +778,7 @@ def fid(
     if not feature_weights.exists():
         raise BenchError(f"--feature-weights {feature_weights} does not exist")
     ctx = _context(dataset, preset, device, seed, workdir, data_dir, False, train_subset, None, no_progress)
-    recipe = RECIPES.get(spec.recipe)(ctx.settings)
+    recipe = spec.build_recipe(ctx.settings)
     recipe.prepare(ctx)
     x = ctx.dataset.train.x
     sets = sample_sets(recipe, x, n, ctx.settings.seed, ctx.settings.eta)

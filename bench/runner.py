@@ -25,8 +25,10 @@ from bench.stats import accuracy_interval
 from bench.store import ResultStore
 from bench.training import train_classifier
 from bench.workdir import resolve_workdir
-from defenses import INFERENCE, RECIPES, Defense, TrainContext, parse_defense_spec
+from defenses import Defense, TrainContext, parse_defense_spec
 
+# training-regime fields that enter a model's key only when they differ from these (older keys stay valid)
+REGIME_DEFAULTS = {"weight_decay": 0.0, "lr_schedule": "constant", "label_smoothing": 0.0, "augment": "none"}
 TRAINING_CODE_VERSION = 3  # bump when the training loop changes what a key's weights are
 _VERSION_PACKAGES = ("varmixup-bench", "torch", "torchvision", "torchattacks", "adversarial-robustness-toolbox", "numpy")
 
@@ -65,18 +67,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def preset_differences(settings: Preset, recipe: str | None = None, epochs: int | None = None) -> dict[str, Any]:
+def preset_differences(settings: Preset, recipe: str | None = None, epochs: int | None = None,
+                       dataset: str | None = None) -> dict[str, Any]:
     """The settings that differ from the named preset's values (CLI options, --set, subsets, epochs): records
-    carry them, so a run with `--epochs 1` can never pass for the preset's own."""
+    carry them, so a run with `--epochs 1` can never pass for the preset's own. A radius the preset leaves to the
+    dataset and that holds the dataset's default (`dataset`, default the preset's) is no difference."""
     from dataclasses import asdict
 
-    from bench.presets import PRESETS
+    from bench.presets import PRESETS, dataset_eps
 
     mine = asdict(settings)
     try:
         base = asdict(PRESETS.get(settings.name))
     except BenchError:
         base = {}  # a --preset-file preset: every value is its own
+    for name, norm in (("eps", "Linf"), ("eps_l2", "L2")):
+        if base and base.get(name) is None and mine[name] == dataset_eps(dataset or settings.dataset, norm):
+            mine[name] = None  # filled in from DATASET_EPS for the data (Preset.for_dataset)
     out = {k: v for k, v in mine.items() if k not in ("name", "description") and base.get(k, object()) != v}
     if recipe is not None and epochs is not None and epochs != settings.epochs_for(recipe):
         out["epochs"] = epochs
@@ -84,8 +91,9 @@ def preset_differences(settings: Preset, recipe: str | None = None, epochs: int 
 
 
 def resolve_settings(preset: str | Preset | None, **overrides: Any) -> Preset:
+    """The preset with the overrides applied, every value checked (Preset.check): bad values fail before any work."""
     base = preset if isinstance(preset, Preset) else get_preset(preset)
-    return base.with_overrides(**overrides)
+    return base.with_overrides(**overrides).check()
 
 
 def get_dataset(
@@ -122,6 +130,7 @@ def make_context(
     dev = resolve_device(device)
     wd = resolve_workdir(workdir)
     ds = get_dataset(dataset, settings, wd, data_dir, download)
+    settings = settings.for_dataset(ds.name)  # radii the preset leaves to the dataset: this dataset's (DATASET_EPS)
     return TrainContext(ds, settings, wd, dev, settings.seed, show_progress=show_progress)
 
 
@@ -141,6 +150,9 @@ def training_key_config(recipe, ctx: TrainContext, recipe_name: str, epochs: int
         "amp": settings.amp,
         "seed": settings.seed,
     }
+    for field_, default in REGIME_DEFAULTS.items():  # the training regime, only where it differs (keys stay valid)
+        if getattr(settings, field_) != default:
+            cfg[field_] = getattr(settings, field_)
     if settings.vae_from and any(k == "vae" for k in _flat_keys(recipe.config())):
         from defenses.latent import source_dataset
 
@@ -156,10 +168,7 @@ def defense_key(spec: str, ctx: TrainContext, epochs: int | None = None) -> str:
     if dspec.zoo_model:
         return config_hash({"zoo": str(dspec), "dir": s.zoo_model_dir, "threat": s.zoo_threat_model,
                             "zoo_dataset": s.zoo_dataset, "data": split_fingerprint(ctx.dataset.test)})
-    try:
-        recipe = RECIPES.get(dspec.recipe)(s)
-    except ValueError as exc:
-        raise BenchError(f"defense {spec}: {exc}") from None
+    recipe = dspec.build_recipe(s)
     n_epochs = epochs if epochs is not None else s.epochs_for(dspec.recipe)
     return config_hash(training_key_config(recipe, ctx, dspec.recipe, n_epochs))
 
@@ -189,11 +198,8 @@ def train(
 
         return zoo_defense(dspec, ctx, download=download)
     MODELS.get(settings.model)
-    try:
-        recipe = RECIPES.get(dspec.recipe)(settings)
-        rule = INFERENCE.get(dspec.inference)(settings, dspec.recipe)
-    except ValueError as exc:
-        raise BenchError(f"defense {spec}: {exc}") from None
+    recipe = dspec.build_recipe(settings)
+    rule = dspec.build_rule(settings)
     n_epochs = epochs if epochs is not None else settings.epochs_for(dspec.recipe)
     mean, std = ds.channel_stats()
     with torch.random.fork_rng(devices=[]):
@@ -216,7 +222,8 @@ def train(
                 recipe, classifier, ds.train, epochs=n_epochs, batch_size=settings.batch_size, lr=settings.lr,
                 optimizer=settings.optimizer, device=dev, seed=settings.seed, show_progress=ctx.show_progress,
                 amp=settings.amp, checkpoint_dir=cache.folder(key), device_data_limit_gb=settings.device_data_limit_gb,
-                num_workers=settings.num_workers,
+                num_workers=settings.num_workers, weight_decay=settings.weight_decay,
+                lr_schedule=settings.lr_schedule, augment=settings.augment,
             )
             cache.save(key, classifier, {"config": key_config, "history": history,
                                          "seconds": time.perf_counter() - start, "versions": package_versions()})
@@ -251,10 +258,11 @@ def evaluation_key(defense: Defense, atk, test: Split, trials: int, seed: int) -
 
 def _evaluation(defense: Defense, attack: str, eps: float | None, step: float | None, norm: str | None,
                 trials: int | None, seed: int | None, split: Split | None):
-    """The attack, test split, trials and seed an evaluation runs with: given values, else the preset's."""
+    """The attack, test split, trials and seed an evaluation runs with: given values, else the preset's (the
+    radius: the preset's, else the dataset's default, DATASET_EPS)."""
     settings: Preset = defense.info["settings"]
     norm = norm or settings.norm
-    eps = settings.eps_for(norm) if eps is None else eps
+    eps = settings.eps_for(norm, defense.dataset.name) if eps is None else eps
     step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
     trials = settings.trials if trials is None else trials
     seed = settings.seed if seed is None else seed
@@ -271,22 +279,30 @@ def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | N
     stored again under the spec asked for, with `same_as` naming the preset and 0 seconds of computation."""
     atk, test, trials, seed = _evaluation(defense, attack, kw.get("eps"), kw.get("step"), kw.get("norm"),
                                           kw.get("trials"), kw.get("seed"), kw.get("split"))
-    key = evaluation_key(defense, atk, test, trials, seed)
     wd = resolve_workdir(workdir or defense.info["workdir"])
+    rec = _stored(defense, atk, test, trials, seed, wd, kw.get("record", True))
+    return rec if rec is not None else evaluate(defense, attack, workdir=wd, **kw)
+
+
+def _stored(defense: Defense, atk, test: Split, trials: int, seed: int, wd: Path, record: bool) -> dict | None:
+    """The latest stored record of exactly this evaluation (same evaluation_key), or of a named preset that runs it
+    exactly (stored again under the spec asked for, with `same_as` and 0 seconds, when `record`); else None."""
+    key = evaluation_key(defense, atk, test, trials, seed)
     store = ResultStore(wd)
     stored = store.latest(key)
     if stored is not None:
         return stored
-    records = store.records()
     same = {evaluation_key(defense, other, test, trials, seed) for other in named_presets(atk)}
-    for rec in reversed(records):
+    if not same:
+        return None
+    for rec in reversed(store.records()):
         if rec.get("eval_hash") in same:  # the same attack stored under its preset's name: same seeds, same result
             copy = {**rec, "attack": atk.spec, "eval_hash": key, "seconds": 0.0, "same_as": rec["attack"],
                     "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            if kw.get("record", True):
+            if record:
                 store.append(copy)
             return copy
-    return evaluate(defense, attack, workdir=wd, **kw)
+    return None
 
 
 def evaluate(
@@ -304,12 +320,25 @@ def evaluate(
     record: bool = True,
     show_progress: bool = True,
     tags: dict[str, Any] | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Attack the defense on its test split and return (and, with record=True, store) one result record.
 
-    `tags` are extra fields stored with the record (a sweep stores its cell key there)."""
+    `tags` are extra fields stored with the record (a sweep stores its cell key there). With `reuse=True` (what
+    `bench run` does unless --rerun) a stored record of the same evaluation (same evaluation_key) is returned
+    instead and stderr says so: an identical evaluation is not appended twice."""
     settings: Preset = defense.info["settings"]
     atk, test, trials, seed = _evaluation(defense, attack, eps, step, norm, trials, seed, split)
+    if reuse:
+        stored = _stored(defense, atk, test, trials, seed, resolve_workdir(workdir or defense.info["workdir"]), record)
+        if stored is not None:
+            from bench.leaderboard import eps_text
+
+            where = f" at ε {eps_text(stored['eps'], stored.get('norm'))}" if atk.uses_eps else ""
+            stderr_console.print(f"reused stored record of {defense.spec} {atk.spec}{where} ({stored.get('timestamp')}, "
+                                 f"eval {stored.get('eval_hash')}), use --rerun to evaluate again", markup=False,
+                                 highlight=False, soft_wrap=True)
+            return stored
     batch_size = batch_size or settings.eval_batch_size
     check_unit_range(test.x, "test images")
     defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
@@ -330,6 +359,8 @@ def evaluate(
         "threat_model": threat.value,
         "norm": atk.norm.value,
         "eps": atk.eps,
+        **({"eps_source": "user" if eps is not None else settings.eps_source(norm, defense.dataset.name)}
+           if atk.uses_eps else {}),
         "step": atk.step,
         "attack_config": atk.config(),
         "clean_acc": float(np.mean(clean)),
@@ -354,8 +385,9 @@ def evaluate(
         "inference_config": defense.rule.config(),
         "train_config": {k: defense.info["config"][k] for k in ("recipe_config", "epochs", "lr", "batch_size")}
         if "config" in defense.info else {},
-        "train_overrides": preset_differences(settings, defense.recipe.name or None,
-                                              defense.info.get("config", {}).get("epochs")),
+        "train_overrides": preset_differences(settings, defense.info.get("config", {}).get("recipe")
+                                              or defense.recipe.name or None,
+                                              defense.info.get("config", {}).get("epochs"), defense.dataset.name),
         "data_fingerprint": dataset_fingerprint(defense.dataset),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": package_versions(),

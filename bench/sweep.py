@@ -86,13 +86,12 @@ class SweepSpec:
         from attacks.spec import build_attack
         from bench.runner import defense_key
 
-        from defenses import INFERENCE, parse_defense_spec
+        from defenses import parse_defense_spec
 
         ctx = self.context(cell.dataset, cell.seed, cell.variant)
         settings = ctx.settings
         atk = build_attack(cell.attack, cell.eps, settings.step, settings)
-        dspec = parse_defense_spec(cell.defense)
-        rule = INFERENCE.get(dspec.inference)(settings, dspec.recipe or "erm").config()
+        rule = parse_defense_spec(cell.defense).build_rule(settings).config()
         evaluation = {"trials": settings.trials, "test_subset": settings.test_subset, "inference": rule,
                       "draws": settings.worst_case_draws,
                       "test_data": self.__dict__.setdefault("_test_fp", {}).setdefault(
@@ -104,9 +103,10 @@ class SweepSpec:
         from attacks.spec import attack_class
         from bench.runner import resolve_settings
 
-        default_eps = resolve_settings(self.preset, **self.overrides).eps_for()
+        settings = resolve_settings(self.preset, **self.overrides)
         jobs = []
         for dataset in self.datasets:
+            default_eps = settings.eps_for(None, dataset)  # the preset's radius, else this dataset's default
             for seed in self.seeds:
                 for defense in self.defenses:
                     for variant in self.grid:
@@ -186,10 +186,14 @@ def check_reproduced(spec: SweepSpec, job: Job, defense) -> int | None:
 def run_cell(spec: SweepSpec, cell: Cell) -> dict:
     """Evaluate one cell (the defense comes from the cache) and append its record with the cell's key."""
     import bench
+    from attacks.spec import attack_class
 
     d = _defense(spec, cell.defense, cell.dataset, cell.seed, cell.variant)
+    tags = {"sweep_key": spec.cell_key(cell)}
+    if not spec.eps and attack_class(cell.attack).uses_eps:  # no --eps: the preset's radius or the dataset's default
+        tags["eps_source"] = d.info["settings"].eps_source(None, d.dataset.name)
     return bench.evaluate(d, cell.attack, eps=cell.eps, workdir=spec.workdir, show_progress=spec.show_progress,
-                          tags={"sweep_key": spec.cell_key(cell)})
+                          tags=tags)
 
 
 def _with_threads(threads: int, fn, *args):

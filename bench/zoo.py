@@ -100,14 +100,14 @@ def load_zoo_classifier(name: str, dataset: Dataset, model_dir: Path, *, threat_
 
 def zoo_defense(spec, ctx, download: bool = False):
     """The Defense for `robustbench:NAME[+INFERENCE]`: the zoo classifier under the spec's inference rule."""
-    from defenses import INFERENCE, Defense
+    from defenses import Defense
 
     settings = ctx.settings
     model_dir = Path(settings.zoo_model_dir) if settings.zoo_model_dir else ctx.workdir / "robustbench-models"
     classifier, info = load_zoo_classifier(spec.zoo_model, ctx.dataset, model_dir, threat_model=settings.zoo_threat_model,
                                            zoo_dataset=settings.zoo_dataset, download=download)
     classifier.to(ctx.device).eval()
-    rule = INFERENCE.get(spec.inference)(settings, spec.recipe)
+    rule = spec.build_rule(settings)
     defense = Defense.from_classifier(classifier, ctx.dataset, settings, spec=str(spec), rule=rule)
     defense.info.update({"config_hash": config_hash(info), "zoo": info, "architecture": type(classifier).__name__,
                          "workdir": ctx.workdir, "context": ctx})

@@ -304,7 +304,7 @@ def _seed_cell(records: list[dict], defense: str, attack: str, seed: int = 0) ->
     which have no ε-ball: any)."""
     from bench.presets import get_preset
 
-    eps = get_preset("cifar-cpu-full").eps
+    eps = get_preset("cifar-cpu-full").eps_for(None, "cifar10")  # CIFAR-10's default radius, 8/255
     hits = [r for r in records if r["defense"] == defense and r["attack"] == attack
             and int(r.get("seed", 0)) == seed
             and (attack in ("clean", "corruptions") or ((r.get("norm") or "Linf") == "Linf" and abs(float(r["eps"]) - eps) < 1e-9))]

@@ -25,8 +25,8 @@ def _decode(rec):
 
 
 def test_torchattacks_pgd_equals_builtin_pgd10_with_the_same_seed(erm):
-    builtin = evaluate(erm, "pgd10", record=False, show_progress=False)
-    catalog = evaluate(erm, "torchattacks:PGD(steps=10)", record=False, show_progress=False)
+    builtin = evaluate(erm, "pgd10", eps=8 / 255, record=False, show_progress=False)
+    catalog = evaluate(erm, "torchattacks:PGD(steps=10)", eps=8 / 255, record=False, show_progress=False)
     assert catalog["attack"] == "torchattacks:PGD(steps=10)" and catalog["threat_model"] == "white-box"
     assert catalog["robust_acc"] == builtin["robust_acc"]
     assert np.array_equal(_decode(catalog)["robust"], _decode(builtin)["robust"])  # image by image
@@ -140,7 +140,7 @@ def test_the_ball_check_refuses_a_point_outside_the_l2_ball(erm, digits):
 
 def test_l2_defaults_come_from_the_preset_and_accuracy_falls_with_eps(erm):
     rec = evaluate(erm, "pgd10", norm="l2", record=False, show_progress=False)
-    assert (rec["norm"], rec["eps"], rec["step"]) == ("L2", 0.5, 0.125)  # eps_l2, step eps/4
+    assert (rec["norm"], rec["eps"], rec["step"]) == ("L2", 0.7, 0.175)  # digits' L2 default, step eps/4
     accs = [evaluate(erm, "pgd10", eps=e, norm="l2", record=False, show_progress=False)["robust_acc"]
             for e in (0.0, 0.25, 0.5, 1.0, 2.0)]
     assert all(b <= a for a, b in zip(accs, accs[1:])) and accs[-1] <= 1.0, accs
@@ -207,8 +207,8 @@ def test_an_l2_record_round_trips_through_csv_md_json_and_robustbench(erm, tmp_p
     from bench.store import ResultStore
 
     evaluate(erm, "clean", workdir=tmp_path, show_progress=False)
-    evaluate(erm, "pgd10", workdir=tmp_path, show_progress=False)
-    l2 = evaluate(erm, "pgd10", norm="l2", workdir=tmp_path, show_progress=False)
+    evaluate(erm, "pgd10", eps=8 / 255, workdir=tmp_path, show_progress=False)
+    l2 = evaluate(erm, "pgd10", eps=0.5, norm="l2", workdir=tmp_path, show_progress=False)
     records = ResultStore(tmp_path).records()
     frame = leaderboard_frame(records)
     assert sorted(frame["norm"]) == ["L2", "Linf", "none"]

@@ -90,7 +90,8 @@ def test_list_shows_registered_names():
 
 
 def test_leaderboard_formats(wd):
-    assert bench("run", "--defense", "erm", "--attack", "clean,pgd10", "--epochs", "2", "--workdir", wd, "--no-progress")[0] == 0
+    assert bench("run", "--defense", "erm", "--attack", "clean,pgd10", "--epochs", "2", "--eps", "8/255", "--workdir", wd,
+                 "--no-progress")[0] == 0
     code, out, _ = bench("leaderboard", "--workdir", wd, "--format", "csv")
     assert code == 0
     header = out.splitlines()[0].split(",")

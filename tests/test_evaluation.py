@@ -48,7 +48,7 @@ def test_record_has_every_field_and_is_stored(erm, workdir):
     rec = evaluate(erm, "pgd10", trials=2, show_progress=False)
     assert set(RECORD_FIELDS) <= set(rec)
     assert rec["threat_model"] == "white-box" and rec["trials"] == 2 and rec["n_examples"] == 360
-    assert rec["step"] == pytest.approx(2 / 255) and rec["eps"] == pytest.approx(8 / 255)
+    assert rec["step"] == pytest.approx(8 / 255) and rec["eps"] == pytest.approx(32 / 255)  # digits' default, step eps/4
     assert 0 <= rec["robust_acc"] <= rec["clean_acc"] <= 100
     assert rec["versions"]["torch"].startswith("2.")
     assert len(store.records()) == n_before + 1 and store.records()[-1]["eval_hash"] == rec["eval_hash"]

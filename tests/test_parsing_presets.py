@@ -44,7 +44,8 @@ def test_defense_spec_grammar():
 
 def test_quick_preset_and_overrides():
     p = get_preset(None)
-    assert p.name == "quick" and p.dataset == "digits" and p.eps == pytest.approx(8 / 255) and p.step is None  # None: eps/4
+    assert p.name == "quick" and p.dataset == "digits" and p.step is None  # None: eps/4
+    assert p.eps is None and p.eps_for() == pytest.approx(32 / 255)  # None: the dataset's default (DATASET_EPS)
     assert p.lambda_mi_for("mixup") == 0.5 and p.n_mi == 30 and p.eta == 1.0 and p.lr == 1e-3
     q = p.with_overrides(step=8 / 255, n_mi=None)
     assert q.step == pytest.approx(8 / 255) and q.n_mi == 30

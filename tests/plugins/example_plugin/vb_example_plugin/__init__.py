@@ -32,12 +32,17 @@ class RandomSmoothing(InferenceRule):
     name = "random-smoothing"
     stochastic = True  # randomised: attacks on F_w are `oblivious`, adaptive ones use EOT
 
+    def __init__(self, settings, recipe, sigma: float = 0.1, n: int = 8):
+        super().__init__(settings, recipe)  # keywords: --defense 'erm+random-smoothing(sigma=0.2,n=16)'
+        self.sigma, self.n = sigma, n
+
     def config(self) -> dict:
-        return {"sigma": 0.1, "n": 8}  # recorded with every result as inference_config
+        return {"sigma": self.sigma, "n": self.n}  # in the evaluation key; recorded as inference_config
 
     def forward(self, classifier, x, generator=None, n_samples=None):
-        n = n_samples or 8  # adaptive attacks pass n_samples=1 and average gradients over calls
-        noise = torch.randn((n, *x.shape), generator=generator).to(x.device) * 0.1  # generator: a torch.Generator
+        n = n_samples or self.n  # adaptive attacks pass n_samples=1 and average gradients over calls
+        # generator: a CPU torch.Generator (None outside an evaluation): draw on the CPU, then move to x's device
+        noise = torch.randn((n, *x.shape), generator=generator).to(x.device) * self.sigma
         probs = torch.softmax(classifier((x.unsqueeze(0) + noise).clamp(0, 1).flatten(0, 1)), dim=1)
         return probs.view(n, x.shape[0], -1).mean(dim=0)
 
