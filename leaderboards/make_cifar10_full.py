@@ -61,7 +61,7 @@ def vae_section(workdir: str) -> str:
 
 
 def _cell(defense: str, attack: str, seed: int, norm: str, eps: float | None) -> tuple:
-    from attacks.spec import attack_class
+    from varmixup_bench.attacks.spec import attack_class
 
     uses_eps = attack_class(attack).uses_eps
     return (defense, attack, int(seed), norm.lower() if uses_eps else "none", round(eps, 6) if uses_eps else None)
@@ -69,8 +69,8 @@ def _cell(defense: str, attack: str, seed: int, norm: str, eps: float | None) ->
 
 def expected_cells() -> list[tuple]:
     """(defense, attack, seed, norm, eps) of every cell the driver's passes ask for, read from the driver."""
-    from bench.parsing import parse_eps_list
-    from bench.presets import get_preset
+    from varmixup_bench.core.parsing import parse_eps_list
+    from varmixup_bench.config.presets import get_preset
 
     preset = get_preset("cifar-cpu-full")
     text = DRIVER.read_text()
@@ -95,7 +95,7 @@ def expected_cells() -> list[tuple]:
 
 
 def missing_cells(records: list[dict]) -> list[str]:
-    from bench.leaderboard import eps_text
+    from varmixup_bench.views.leaderboard import eps_text
 
     have = {_cell(r["defense"], r["attack"], r["seed"], r.get("norm") or "Linf", r["eps"]) for r in records}
     lacking: dict[tuple, list[str]] = {}
@@ -302,7 +302,7 @@ CLAIMS = (
 def _seed_cell(records: list[dict], defense: str, attack: str, seed: int = 0) -> dict | None:
     """The latest L-inf record of (defense, attack) for one training seed at the preset's ε (clean and corruptions,
     which have no ε-ball: any)."""
-    from bench.presets import get_preset
+    from varmixup_bench.config.presets import get_preset
 
     eps = get_preset("cifar-cpu-full").eps_for(None, "cifar10")  # CIFAR-10's default radius, 8/255
     hits = [r for r in records if r["defense"] == defense and r["attack"] == attack
@@ -319,7 +319,7 @@ def comparisons(records: list[dict]) -> str:
     on 0/1 outcomes, else a z test on per-image fractions) and whether it is beyond noise by the harness's rule
     (|z| > 2); then the same difference on each other training seed where both cells exist (a claim that holds on
     seed 0 alone rests on one model)."""
-    from bench.stats import compare_records
+    from varmixup_bench.results.stats import compare_records
 
     lines = ["| a | b | a − b (points) | SE | p | beyond noise | seeds 1, 2: a − b (* beyond noise) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -348,7 +348,7 @@ def seed_spread(records: list[dict]) -> str:
     """Every cell the driver runs on several training seeds, seed by seed with its 95 % interval, and whether
     the seeds differ beyond noise: the largest gap (highest seed − lowest) tested paired on the same images, at
     |z| > SEED_PAIRS_Z (Bonferroni over the three seed pairs). The ×S cells of the table are these seeds' means."""
-    from bench.stats import compare_records, format_interval
+    from varmixup_bench.results.stats import compare_records, format_interval
 
     pairs = list(dict.fromkeys((d, a) for d, a, seed, *_ in expected_cells() if seed != 0))
     lines = ["| defense | cell | seed 0 | seed 1 | seed 2 | highest − lowest (points) | SE | seeds differ |",
@@ -375,7 +375,7 @@ def seed_spread(records: list[dict]) -> str:
 def main(workdir: str = "/work/sweeps/cifar10-full") -> None:
     wd = Path(workdir).resolve()  # bench runs from the repo root: a relative workdir is taken from here first
     workdir = str(wd)
-    from bench.store import ResultStore
+    from varmixup_bench.results.store import ResultStore
 
     store = ResultStore(wd)
     records = store.records()

@@ -17,20 +17,20 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits():
-    from bench.data import load_dataset
+    from varmixup_bench.training.data import load_dataset
 
     return load_dataset("digits")
 
 
 @pytest.fixture(scope="session")
 def erm(workdir, digits):
-    import bench
+    import varmixup_bench as bench
 
     return bench.train("erm", digits, workdir=workdir, epochs=15, show_progress=False)
 
 
 @pytest.fixture(scope="session")
 def mixup_mi(workdir, digits):
-    import bench
+    import varmixup_bench as bench
 
     return bench.train("mixup+mi", digits, workdir=workdir, epochs=15, show_progress=False)

@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import bench
-from bench.models import build_model
-from bench.presets import get_preset
-from defenses import Defense
-from defenses.adversarial import IAT, TRADES, iat_loss, trades_loss
-from defenses.manifold import ManifoldMixup, mixable_layers
-from defenses.mixup import mix_pairs, mixed_cross_entropy
+import varmixup_bench as bench
+from varmixup_bench.training.models import build_model
+from varmixup_bench.config.presets import get_preset
+from varmixup_bench.defenses import Defense
+from varmixup_bench.defenses.adversarial import IAT, TRADES, iat_loss, trades_loss
+from varmixup_bench.defenses.manifold import ManifoldMixup, mixable_layers
+from varmixup_bench.defenses.mixup import mix_pairs, mixed_cross_entropy
 
 AT_EPS = 32 / 255  # 8/255 barely moves an 8x8 digits model, so robustness is compared at a radius that bites
 AT_OPTS = dict(train_eps=AT_EPS, train_step=8 / 255, train_steps=5)

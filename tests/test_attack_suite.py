@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import bench
-from bench.data import Split
+import varmixup_bench as bench
+from varmixup_bench.training.data import Split
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_targeted_pgd_hits_the_second_class_far_above_chance(erm, sub):
 
 
 def test_targets_are_the_most_likely_class_other_than_the_true_label(erm, sub):
-    from attacks.pgd import TargetedPGD10
+    from varmixup_bench.attacks.pgd import TargetedPGD10
 
     x, y = sub.x[:64], sub.y[:64]
     t = TargetedPGD10(8 / 255, 2 / 255).choose_targets(erm.classifier, x, y)
@@ -37,7 +37,7 @@ def test_targets_are_the_most_likely_class_other_than_the_true_label(erm, sub):
 
 
 def test_target_is_never_the_true_label_even_when_it_ranks_second():
-    from attacks.pgd import TargetedPGD10
+    from varmixup_bench.attacks.pgd import TargetedPGD10
 
     # F_w misclassifies (class 2 first) and ranks the true label 0 second: the target must be 2, not 0
     class Fixed(torch.nn.Module):
@@ -83,7 +83,7 @@ def test_adaptive_attack_is_at_least_as_strong_as_oblivious_on_mixup_mi(mixup_mi
 
 
 def test_adaptive_forward_draws_one_partner_per_call_and_differentiates_the_defense(mixup_mi, sub):
-    from attacks.evaluation import DefendedModel
+    from varmixup_bench.attacks.evaluation import DefendedModel
 
     calls = []
     h = mixup_mi.classifier.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
@@ -114,10 +114,10 @@ def test_spsa_and_corruption_subsets_are_stratified_not_the_first_images(erm, di
     """Image folders list the test set class by class: "the first N images" would be a few classes only."""
     from dataclasses import replace
 
-    import attacks.metrics as metrics
-    from attacks.base import Attack
-    from attacks.blackbox import SPSA
-    from bench.presets import get_preset
+    import varmixup_bench.attacks.metrics as metrics
+    from varmixup_bench.attacks.base import Attack
+    from varmixup_bench.attacks.blackbox import SPSA
+    from varmixup_bench.config.presets import get_preset
 
     by_class = digits.test.subset(torch.argsort(digits.test.y, stable=True))
     assert by_class.y[:30].unique().numel() <= 2  # the trap: the first 30 are zeros and ones

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from attacks.pgd import PGD10
-from bench.perf import plain_pgd_accuracy
-from bench.runner import attack_accuracy, evaluate
+from varmixup_bench.attacks.pgd import PGD10
+from varmixup_bench.dev.perf import plain_pgd_accuracy
+from varmixup_bench.training.runner import attack_accuracy, evaluate
 
 EPS, STEP = 24 / 255, 6 / 255  # a radius where digits accuracy is mid-range, so agreement means something
 

@@ -8,18 +8,18 @@ import pandas as pd
 import pytest
 import torch
 
-from attacks.base import Norm, parse_norm
-from attacks.evaluation import check_in_ball
-from attacks.spec import build_attack
-from bench.errors import BenchError
-from bench.runner import attack_accuracy, evaluate
+from varmixup_bench.attacks.base import Norm, parse_norm
+from varmixup_bench.attacks.evaluation import check_in_ball
+from varmixup_bench.attacks.spec import build_attack
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.training.runner import attack_accuracy, evaluate
 from tests_cli_helper import bench_cli
 
 L2_EPS, L2_STEP = 0.5, 0.125  # digits (8x8): L2 PGD-10 leaves ERM mid-range (about 45 %), so agreement means something
 
 
 def _decode(rec):
-    from bench.stats import decode_per_image
+    from varmixup_bench.results.stats import decode_per_image
 
     return decode_per_image(rec["per_image"])
 
@@ -119,7 +119,7 @@ def test_every_adversarial_batch_lies_in_its_norm_ball_and_in_unit_range(erm, di
     x, y = digits.test.x[:64], digits.test.y[:64]
     atk = build_attack(spec, eps, None, erm.info["settings"], norm)
     torch.manual_seed(0)
-    from attacks.evaluation import attacked_model
+    from varmixup_bench.attacks.evaluation import attacked_model
 
     model = attacked_model(erm, atk, torch.Generator().manual_seed(0))
     for cand in atk.candidates(model, x, y):
@@ -147,7 +147,7 @@ def test_l2_defaults_come_from_the_preset_and_accuracy_falls_with_eps(erm):
 
 
 def test_hopskipjump_is_black_box_on_a_randomised_defense_and_computes_no_gradient(mixup_mi, digits, monkeypatch):
-    from bench.data import Split
+    from varmixup_bench.training.data import Split
 
     def no_gradients(*args, **kwargs):
         raise AssertionError("a decision-based attack asked for a gradient")
@@ -163,7 +163,7 @@ def test_hopskipjump_is_black_box_on_a_randomised_defense_and_computes_no_gradie
 
 
 def test_catalog_kinds_and_norms():
-    from attacks.catalog import art_catalog, torchattacks_catalog
+    from varmixup_bench.attacks.catalog import art_catalog, torchattacks_catalog
 
     ta, art = torchattacks_catalog(), art_catalog()
     assert (ta["PGD"].kind, ta["PGD"].norms) == ("gradient", ("Linf",))
@@ -202,9 +202,9 @@ def test_bad_names_keywords_and_norms_are_status_2_with_the_valid_choices(tmp_pa
 
 
 def test_an_l2_record_round_trips_through_csv_md_json_and_robustbench(erm, tmp_path):
-    from bench.leaderboard import leaderboard_frame, render, render_wide, wide_frame
-    from bench.rb_export import write_robustbench
-    from bench.store import ResultStore
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render, render_wide, wide_frame
+    from varmixup_bench.views.rb_export import write_robustbench
+    from varmixup_bench.results.store import ResultStore
 
     evaluate(erm, "clean", workdir=tmp_path, show_progress=False)
     evaluate(erm, "pgd10", eps=8 / 255, workdir=tmp_path, show_progress=False)
@@ -225,7 +225,7 @@ def test_an_l2_record_round_trips_through_csv_md_json_and_robustbench(erm, tmp_p
     linf_info = json.loads((tmp_path / "rb" / "digits" / "Linf" / "erm.json").read_text())
     assert len(paths) == 2 and l2_info["eps"] == "0.5" and linf_info["eps"] == "8/255"
     assert "worst L2 accuracy at 0.5" in l2_info["footnote"] and "L2" not in linf_info["footnote"]
-    from bench.plots import curves, plot
+    from varmixup_bench.views.plots import curves, plot
 
     assert plot(records, "eps", tmp_path / "l2.png", norm="L2").stat().st_size > 0  # bench plot eps --norm l2
     l2_points = curves([r for r in records if r.get("norm") == "L2"], "eps")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import bench
-from bench.store import ResultStore
+import varmixup_bench as bench
+from varmixup_bench.results.store import ResultStore
 from tests_cli_helper import bench_cli
 
 FAST = ("--epochs", "1", "--test-subset", "60", "--no-progress")
@@ -38,7 +38,7 @@ def test_bad_values_exit_2_before_any_data_loading_or_training(tmp_path, args):
 
 
 def test_digits_default_eps_is_32_over_255_and_breaks_undefended_erm(erm):
-    from bench.presets import DATASET_EPS, get_preset
+    from varmixup_bench.config.presets import DATASET_EPS, get_preset
 
     quick = get_preset("quick")
     assert quick.eps is None and quick.eps_for() == pytest.approx(32 / 255)  # digits: two of its 17 grey levels
@@ -76,7 +76,7 @@ def test_an_identical_run_reuses_its_record_unless_rerun(tmp_path):
 @pytest.fixture()
 def example_plugin(monkeypatch):
     """The example plug-in package's classes, registered in this process as its entry points would register them."""
-    from defenses.base import INFERENCE, RECIPES
+    from varmixup_bench.defenses.base import INFERENCE, RECIPES
 
     monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins" / "example_plugin"))
     import vb_example_plugin as plugin

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.citations import check_citations, find_citations
+from varmixup_bench.results.citations import check_citations, find_citations
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "leaderboards").glob("*.md"))]

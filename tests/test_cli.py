@@ -19,7 +19,7 @@ def wd(tmp_path):
 
 
 def _records(wd):
-    from bench.store import ResultStore
+    from varmixup_bench.results.store import ResultStore
 
     return ResultStore(wd).records()
 
@@ -28,7 +28,7 @@ def test_second_run_with_new_attack_reuses_the_cached_model(wd, monkeypatch):
     code, out, err = bench("run", "--defense", "erm", "--attack", "pgd10", "--epochs", "2", "--workdir", wd, "--no-progress")
     assert code == 0, err
     assert "trained" in err and "pgd10" in out
-    import bench.runner as r
+    import varmixup_bench.training.runner as r
 
     def no_training(*a, **k):
         raise AssertionError("training happened although the model was cached")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.presets import get_preset
-from defenses.latent import vae_config
-from defenses.vae import VAES, ConvVAE, MMDVAE, build_vae, mmd, vae_loss
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.config.presets import get_preset
+from varmixup_bench.defenses.latent import vae_config
+from varmixup_bench.defenses.vae import VAES, ConvVAE, MMDVAE, build_vae, mmd, vae_loss
 
 
 def test_registry_has_both_architectures_and_the_preset_checks_the_name():
@@ -79,7 +79,7 @@ def test_flat_vae_keys_are_unchanged_and_conv_keys_name_the_architecture():
 
 
 def test_varmixup_and_varmi_run_on_a_conv_vae(tmp_path, digits):
-    import bench
+    import varmixup_bench as bench
 
     d = bench.train("varmixup+varmi", digits, workdir=tmp_path, epochs=1, show_progress=False, vae_arch="conv",
                     vae_epochs=2, vae_latent_channels=4, vae_width=8)

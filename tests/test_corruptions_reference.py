@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from attacks import corruptions as C
+from varmixup_bench.attacks import corruptions as C
 
 SEVERITIES = [1, 2, 3, 4, 5]
 

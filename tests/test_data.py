@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.data import load_dataset, stratified_subset
-from bench.errors import BenchError
+from varmixup_bench.training.data import load_dataset, stratified_subset
+from varmixup_bench.core.errors import BenchError
 
 
 def test_digits_is_unit_range_and_stratified(digits):
@@ -64,7 +64,7 @@ def test_imagefolder_cache_follows_the_images_not_the_folder_mtime(tmp_path, mon
     changed tarball replaces its stale cache instead of leaving it beside the new one."""
     import os
 
-    import bench.data as data
+    import varmixup_bench.training.data as data
 
     tree, cache = tmp_path / "tree", tmp_path / "cache"
     _make_tree(tree)

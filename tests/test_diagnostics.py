@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.diagnostics import diagnose, flag_frame
-from bench.leaderboard import leaderboard_frame, render
+from varmixup_bench.views.diagnostics import diagnose, flag_frame
+from varmixup_bench.views.leaderboard import leaderboard_frame, render
 
 
 def rec(attack, eps, robust, threat="white-box", defense="erm", n=1000, std=0.0, trials=1, t="2026-01-01T00:00:00"):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.diagnostics import comparisons_made, diagnose
-from bench.leaderboard import leaderboard_frame
-from bench.stats import encode_per_image
+from varmixup_bench.views.diagnostics import comparisons_made, diagnose
+from varmixup_bench.views.leaderboard import leaderboard_frame
+from varmixup_bench.results.stats import encode_per_image
 
 REPS, N, DRAWS = 40, 200, 10
 E = 8 / 255
@@ -39,13 +39,13 @@ PLANTS = {
 def p_correct(mixup_mi, digits):
     """Each test image's probability that one draw of Mixup + MI classifies it correctly under PGD-10 at an ε that
     leaves it near 50 % (a mid-range accuracy, where a proportion's noise is largest)."""
-    import bench
-    from bench.data import stratified_subset as subset
+    import varmixup_bench as bench
+    from varmixup_bench.training.data import stratified_subset as subset
 
     sub = subset(digits.test, N, 0, "test")
     rates = [bench.evaluate(mixup_mi, "pgd10", eps=0.12, split=sub, seed=s, record=False, show_progress=False)
              for s in range(4)]
-    from bench.stats import decode_per_image
+    from varmixup_bench.results.stats import decode_per_image
 
     p = np.mean([decode_per_image(r["per_image"])["robust"] for r in rates], axis=0)
     assert 0.3 < p.mean() < 0.8 and p.std() > 0.1  # heterogeneous images, mid-range accuracy

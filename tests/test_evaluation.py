@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from attacks.pgd import PGD10
-from bench.data import Split
-from bench.errors import BenchError
-from bench.runner import attack_accuracy, evaluate
-from bench.store import RECORD_FIELDS, ResultStore
+from varmixup_bench.attacks.pgd import PGD10
+from varmixup_bench.training.data import Split
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.training.runner import attack_accuracy, evaluate
+from varmixup_bench.results.store import RECORD_FIELDS, ResultStore
 
 
 def test_model_is_in_eval_mode_during_attack_and_prediction(erm, digits):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-import bench
-from bench.fid import fid_kid, sample_sets
+import varmixup_bench as bench
+from varmixup_bench.views.fid import fid_kid, sample_sets
 from tests_cli_helper import bench_cli
 
 

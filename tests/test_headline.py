@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from bench.stats import encode_per_image, wilson_interval
+from varmixup_bench.results.stats import encode_per_image, wilson_interval
 
 EPS = 8 / 255
 
@@ -53,15 +53,15 @@ def _overstated(n=200):
 
 
 def _tables(records):
-    from bench.headline import headline_tables
-    from bench.leaderboard import leaderboard_frame
+    from varmixup_bench.views.headline import headline_tables
+    from varmixup_bench.views.leaderboard import leaderboard_frame
 
     return headline_tables(leaderboard_frame(records))
 
 
 def _render(records, fmt, plots=()):
-    from bench.headline import render_headline
-    from bench.leaderboard import leaderboard_frame
+    from varmixup_bench.views.headline import render_headline
+    from varmixup_bench.views.leaderboard import leaderboard_frame
 
     return render_headline(leaderboard_frame(records), fmt, plots)
 
@@ -71,7 +71,7 @@ def _md_row(md, defense):
 
 
 def test_flagged_cell_gets_a_warning_and_a_footnote_in_md_and_html():
-    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render_wide, wide_frame
 
     recs = _overstated()
     md = _render(recs, "md")
@@ -136,7 +136,7 @@ def test_randomised_ensemble_takes_per_image_the_lowest_rate_and_the_worst_case(
 def test_html_is_a_page_without_backticks_and_with_the_plots(tmp_path):
     from PIL import Image
 
-    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render_wide, wide_frame
 
     png = tmp_path / "eps.png"
     Image.new("RGB", (4, 4), "red").save(png)
@@ -157,8 +157,8 @@ def _pair(up=15, down=5, n=100):
 
 
 def test_bold_needs_significance_across_every_comparison_of_the_table():
-    from bench.headline import _best_p
-    from bench.leaderboard import best_cells, leaderboard_frame, wide_frame
+    from varmixup_bench.views.headline import _best_p
+    from varmixup_bench.views.leaderboard import best_cells, leaderboard_frame, wide_frame
 
     a, b = _pair()  # exact McNemar on 15 vs 5 discordant images: p = 0.041, significant on its own
     recs = [_rec(d, atk, o) for d, o in (("a", a), ("b", b)) for atk in ("pgd10", "pgd50")]
@@ -172,7 +172,7 @@ def test_bold_needs_significance_across_every_comparison_of_the_table():
 
 
 def test_headline_is_the_md_and_html_default(tmp_path):
-    from bench.store import ResultStore
+    from varmixup_bench.results.store import ResultStore
     from tests_cli_helper import bench_cli
 
     ResultStore(tmp_path).extend(_overstated())

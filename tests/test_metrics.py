@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import bench
-from attacks.corruptions import CORRUPTIONS, corrupt_batch
-from attacks.metrics import expected_calibration_error, load_official_corruptions, local_linearity
+import varmixup_bench as bench
+from varmixup_bench.attacks.corruptions import CORRUPTIONS, corrupt_batch
+from varmixup_bench.attacks.metrics import expected_calibration_error, load_official_corruptions, local_linearity
 
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
@@ -49,7 +49,7 @@ def test_official_npy_folder_is_read(tmp_path):
 
 
 def test_corruptions_record_has_mean_and_breakdown(erm, digits):
-    from bench.data import Split
+    from varmixup_bench.training.data import Split
 
     r = bench.evaluate(erm, "corruptions", split=Split(digits.test.x[:40], digits.test.y[:40]), record=False,
                        show_progress=False)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from bench.presets import get_preset
-from defenses.mi import MixupInference
-from defenses.plain import Plain
-from defenses.pool import OtherLabelPool
+from varmixup_bench.config.presets import get_preset
+from varmixup_bench.defenses.mi import MixupInference
+from varmixup_bench.defenses.plain import Plain
+from varmixup_bench.defenses.pool import OtherLabelPool
 
 
 def test_pool_never_draws_predicted_class_and_covers_the_others():
@@ -65,7 +65,7 @@ def _calls(defense, x, seed=0):
 def test_mi_is_batched_in_cache_sized_calls_and_a_probability(mixup_mi, digits, monkeypatch):
     from dataclasses import replace
 
-    from defenses.base import CPU_CHUNK_ROWS
+    from varmixup_bench.defenses.base import CPU_CHUNK_ROWS
 
     calls, p = _calls(mixup_mi, digits.test.x[:40])  # on a CPU: the 1,200 mixes in calls of 256 rows
     assert calls == [40] + [CPU_CHUNK_ROWS] * 4 + [1200 - 4 * CPU_CHUNK_ROWS]
@@ -94,7 +94,7 @@ def test_chunked_rule_forward_gives_the_one_call_values_and_gradients(mixup_mi, 
 
 
 def test_chunk_rows_default_is_device_dependent():
-    from defenses.base import CPU_CHUNK_ROWS, chunk_rows
+    from varmixup_bench.defenses.base import CPU_CHUNK_ROWS, chunk_rows
 
     settings = get_preset("quick")
     assert chunk_rows(settings, torch.device("cpu")) == CPU_CHUNK_ROWS

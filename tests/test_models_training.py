@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cache import WeightCache
-from bench.errors import BenchError
-from bench.models import build_model
-from defenses.mixup import mix_pairs, mixed_cross_entropy
+from varmixup_bench.training.cache import WeightCache
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.training.models import build_model
+from varmixup_bench.defenses.mixup import mix_pairs, mixed_cross_entropy
 
 
 @pytest.mark.parametrize("name, params_m", [("resnet18", 11.17), ("resnet34", 21.28)])
@@ -71,10 +71,10 @@ def test_weight_cache_roundtrip_and_key_check(tmp_path):
 
 
 def test_nan_loss_stops_training_with_epoch_and_recipe(digits):
-    from bench.data import Split
-    from bench.presets import get_preset
-    from bench.training import train_classifier
-    from defenses.erm import ERM
+    from varmixup_bench.training.data import Split
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.training.loop import train_classifier
+    from varmixup_bench.defenses.erm import ERM
 
     m = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.3])
     x = digits.train.x[:64].clone()
@@ -85,7 +85,7 @@ def test_nan_loss_stops_training_with_epoch_and_recipe(digits):
 
 
 def test_training_is_reproducible_under_a_seed(digits, tmp_path):
-    import bench
+    import varmixup_bench as bench
 
     a = bench.train("erm", digits, workdir=tmp_path / "a", epochs=1, show_progress=False)
     b = bench.train("erm", digits, workdir=tmp_path / "b", epochs=1, show_progress=False)
@@ -99,9 +99,9 @@ class _Stop(Exception):
 
 
 def _train(digits, ckpt, epochs=3, stop_after=None, amp=False):
-    from bench.presets import get_preset
-    from bench.training import train_classifier
-    from defenses.mixup import Mixup
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.training.loop import train_classifier
+    from varmixup_bench.defenses.mixup import Mixup
 
     torch.manual_seed(0)
     m = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.3])
@@ -139,7 +139,7 @@ def test_bf16_autocast_trains_on_cpu(digits, tmp_path):
 
 
 def test_amp_is_part_of_the_cache_key(digits, tmp_path):
-    import bench
+    import varmixup_bench as bench
 
     a = bench.train("erm", digits, workdir=tmp_path, epochs=1, show_progress=False)
     b = bench.train("erm", digits, workdir=tmp_path, epochs=1, show_progress=False, amp=True)
@@ -147,7 +147,7 @@ def test_amp_is_part_of_the_cache_key(digits, tmp_path):
 
 
 def test_large_training_sets_stream_through_a_dataloader(digits):
-    from bench.training import batches
+    from varmixup_bench.training.loop import batches
 
     perm = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))
     on_dev = list(batches(digits.train, 100, perm, torch.device("cpu"), (digits.train.x, digits.train.y), 0))

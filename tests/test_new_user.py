@@ -1,7 +1,7 @@
 """What a new user tripped over: device default, preset overrides and files, honest records, diagnose's gap check."""
 from __future__ import annotations
 
-from bench.store import ResultStore
+from varmixup_bench.results.store import ResultStore
 
 import csv
 import io
@@ -16,13 +16,13 @@ from tests_cli_helper import bench_cli
 @pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"),
                                                (False, False, "cpu")])
 def test_auto_device_prefers_cuda_then_mps_then_cpu(cuda, mps, expected):
-    from bench.runner import choose_device
+    from varmixup_bench.training.runner import choose_device
 
     assert choose_device(cuda, mps) == expected
 
 
 def test_auto_resolves_on_this_machine_and_is_the_default(tmp_path):
-    from bench.runner import resolve_device
+    from varmixup_bench.training.runner import resolve_device
 
     want = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == want and resolve_device(None).type == want
@@ -83,8 +83,8 @@ def test_records_show_how_they_were_made_and_rows_with_other_training_stay_apart
 
 
 def test_diagnose_flags_oblivious_accuracy_far_above_adaptive():
-    from bench.diagnostics import diagnose
-    from bench.leaderboard import leaderboard_frame
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
 
     base = {"dataset": "d", "defense": "varmixup+varmi", "clean_acc": 90.0, "clean_acc_std": 0.0, "robust_acc_std": 0.0,
             "trials": 1, "n_examples": 360, "seconds": 1, "seed": 0, "model": "m", "preset": "p", "device": "cpu",

@@ -1,17 +1,17 @@
 """Option parsing, presets and the workdir location."""
 from __future__ import annotations
 
-from bench.store import ResultStore
+from varmixup_bench.results.store import ResultStore
 
 from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.parsing import parse_eps, parse_eps_list, parse_step
-from bench.presets import get_preset
-from bench.workdir import default_workdir
-from defenses.spec import DefenseSpec, parse_defense_spec
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.parsing import parse_eps, parse_eps_list, parse_step
+from varmixup_bench.config.presets import get_preset
+from varmixup_bench.core.workdir import default_workdir
+from varmixup_bench.defenses.spec import DefenseSpec, parse_defense_spec
 
 
 @pytest.mark.parametrize("text, value", [("8/255", 8 / 255), ("0.0314", 0.0314), (" 2 / 255 ", 2 / 255), ("0", 0.0), ("0.5", 0.5)])

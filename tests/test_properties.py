@@ -7,10 +7,10 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.errors import BenchError
-from bench.parsing import parse_eps, parse_eps_list, parse_name_list, parse_step
-from defenses import INFERENCE, RECIPES
-from defenses.spec import DefenseSpec, parse_defense_spec
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.parsing import parse_eps, parse_eps_list, parse_name_list, parse_step
+from varmixup_bench.defenses import INFERENCE, RECIPES
+from varmixup_bench.defenses.spec import DefenseSpec, parse_defense_spec
 from tests_cli_helper import bench_cli
 
 ALPHABET = string.ascii_letters + string.digits + "+-_./:, " + "é∞\t"

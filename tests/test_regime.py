@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.errors import BenchError
-from bench.models import build_model
-from bench.presets import get_preset
-from bench.training import AUGMENTS, SCHEDULES, flip_translate, make_optimizer
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.training.models import build_model
+from varmixup_bench.config.presets import get_preset
+from varmixup_bench.training.loop import AUGMENTS, SCHEDULES, flip_translate, make_optimizer
 
 
 def test_fast_cnn_maps_cifar_and_digits_shapes_to_logits():
@@ -47,7 +47,7 @@ def test_flip_translate_keeps_pixels_flips_about_half_and_is_seeded():
 
 @pytest.mark.parametrize("recipe", ["erm", "mixup", "at", "trades", "iat", "manifold-mixup"])
 def test_label_smoothing_enters_every_recipe_loss(recipe):
-    from defenses import RECIPES
+    from varmixup_bench.defenses import RECIPES
 
     torch.manual_seed(0)
     model = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.25])
@@ -65,7 +65,7 @@ def test_label_smoothing_enters_every_recipe_loss(recipe):
 
 
 def test_regime_preset_checks_and_keys(tmp_path, digits):
-    from bench.runner import defense_key, make_context
+    from varmixup_bench.training.runner import defense_key, make_context
 
     regime = get_preset("cifar-regime")
     assert regime.model == "fast-cnn" and regime.augment == "flip-translate" and regime.vae_arch == "conv"
@@ -80,9 +80,9 @@ def test_regime_preset_checks_and_keys(tmp_path, digits):
 def test_a_regime_training_on_digits_learns_and_resumes_to_the_same_weights(tmp_path, digits):
     """Every regime piece at once on small data: it learns, and a run interrupted after epoch 2 of 4 resumes
     (the schedule continued, the augmentation re-drawn from the same seeds) to the same weights."""
-    import bench
-    from bench.training import train_classifier
-    from defenses import RECIPES
+    import varmixup_bench as bench
+    from varmixup_bench.training.loop import train_classifier
+    from varmixup_bench.defenses import RECIPES
 
     over = dict(model="fast-cnn-half", optimizer="sgd-nesterov", lr=0.05, weight_decay=5e-4,
                 lr_schedule="one-cycle", label_smoothing=0.1, augment="flip-translate", batch_size=64)

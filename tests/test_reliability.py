@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-import bench
-from bench.errors import BenchError
+import varmixup_bench as bench
+from varmixup_bench.core.errors import BenchError
 
-BENCH = [sys.executable, "-m", "bench.cli"]
+BENCH = [sys.executable, "-m", "varmixup_bench.cli"]
 
 
 def _records(wd: Path) -> list[dict]:
-    from bench.store import ResultStore
+    from varmixup_bench.results.store import ResultStore
 
     return ResultStore(wd).records()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.stats import accuracy_interval, encode_per_image
+from varmixup_bench.results.stats import accuracy_interval, encode_per_image
 from tests_cli_helper import bench_cli
 
 E8 = 8 / 255
@@ -38,7 +38,7 @@ def budget(steps, eot, robust):
 
 def evidence(oblivious: float, grid_last: float = 40.0):
     """A randomised defense's report records; `oblivious` is pgd10 on F_w at 8/255, where adaptive-pgd10 is 40 %."""
-    from bench.report import Evidence
+    from varmixup_bench.views.report import Evidence
 
     curve = [rec("adaptive-pgd10", e, r) for e, r in ((0.0, 90.0), (2 / 255, 70.0), (4 / 255, 55.0), (E8, 40.0),
                                                       (16 / 255, 20.0), (0.5, 0.0))]
@@ -56,9 +56,9 @@ def evidence(oblivious: float, grid_last: float = 40.0):
 def test_report_verdicts_are_the_diagnostics_findings_on_the_same_records(case):
     """A masking item is flagged exactly when `bench diagnose` on the report's own records has a finding of one
     of its checks; every registered check belongs to an item."""
-    from bench.diagnostics import CHECKS, diagnose
-    from bench.leaderboard import leaderboard_frame
-    from bench.report import ITEM_CHECKS, ReportOptions, judge
+    from varmixup_bench.views.diagnostics import CHECKS, diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.views.report import ITEM_CHECKS, ReportOptions, judge
 
     assert set(CHECKS.names()) <= {c for checks in ITEM_CHECKS.values() for c in checks}
     ev = {"clean": evidence(41.0), "oblivious-overstates": evidence(70.0),
@@ -76,7 +76,7 @@ def test_report_verdicts_are_the_diagnostics_findings_on_the_same_records(case):
 
 
 def _fake_defense(stochastic=True):
-    from bench.presets import get_preset
+    from varmixup_bench.config.presets import get_preset
 
     return SimpleNamespace(spec="mixup+mi", stochastic=stochastic, dataset=SimpleNamespace(name="digits"),
                            info={"config_hash": "h", "settings": get_preset("quick")})
@@ -85,7 +85,7 @@ def _fake_defense(stochastic=True):
 def test_verdict_marks_agree_with_their_wording():
     """An overstating oblivious number is a finding (⚠, 'oblivious overstates: X % oblivious vs Y % adaptive'),
     never '✅ pass'; a pass says nothing was found; ECE is not under an accuracy header."""
-    from bench.report import ReportOptions, judge, render_html, render_markdown
+    from varmixup_bench.views.report import ReportOptions, judge, render_html, render_markdown
 
     problem = re.compile(r"overstates|must not|below|rises|not converged|beats|weaker|miscalibrated|not above")
     for oblivious in (41.0, 70.0):
@@ -105,7 +105,7 @@ def test_verdict_marks_agree_with_their_wording():
 
 
 def test_a_file_as_report_output_is_refused_in_one_line_before_training(tmp_path):
-    from bench.report import check_output_folder
+    from varmixup_bench.views.report import check_output_folder
 
     existing = tmp_path / "existing"
     existing.write_text("x")
@@ -120,12 +120,12 @@ def test_a_file_as_report_output_is_refused_in_one_line_before_training(tmp_path
 
 
 def test_the_plan_with_cell_counts_and_estimate_is_printed_before_anything_runs(tmp_path, monkeypatch, capsys):
-    import bench.runner
-    from bench.data import Split
-    from bench.presets import get_preset
-    from bench.report import ReportOptions, build_report, make_plan, report_cells
-    from bench.runner import evaluation_key
-    from bench.store import ResultStore
+    import varmixup_bench.training.runner
+    from varmixup_bench.training.data import Split
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.views.report import ReportOptions, build_report, make_plan, report_cells
+    from varmixup_bench.training.runner import evaluation_key
+    from varmixup_bench.results.store import ResultStore
 
     settings = get_preset("quick")
     split = Split(torch.rand(8, 1, 8, 8), torch.arange(8) % 4)
@@ -139,7 +139,7 @@ def test_the_plan_with_cell_counts_and_estimate_is_printed_before_anything_runs(
     assert make_plan(defense, cells, tmp_path, False).summary() == (
         "plan: 17 cells: 0 stored (reused), 17 to run; estimate unknown (no stored record of a similar attack)")
 
-    from attacks.spec import build_attack
+    from varmixup_bench.attacks.spec import build_attack
 
     clean_key = evaluation_key(defense, build_attack("clean", eps, None, settings, "Linf"), split,
                                settings.trials, settings.seed)
@@ -165,7 +165,7 @@ def test_the_plan_with_cell_counts_and_estimate_is_printed_before_anything_runs(
 
 
 def test_eps_plot_gives_small_radii_room_and_ticks_the_radii_measured():
-    from bench.plots import figure
+    from varmixup_bench.views.plots import figure
 
     radii = [0.0, 2 / 255, 4 / 255, E8, 16 / 255, 0.5]
     records = [rec("pgd10", e, r, "white-box") for e, r in zip(radii, (90, 70, 55, 40, 20, 0))]
@@ -180,7 +180,7 @@ def test_eps_plot_gives_small_radii_room_and_ticks_the_radii_measured():
 def test_convergence_differences_are_paired_and_show_what_the_check_tests(tmp_path):
     """71.9 vs 70.4 % on the same 1000 images: the accuracies' intervals overlap completely, but 15 images lost
     and none gained is a significant paired difference, which the differences plot shows left of 0."""
-    from bench.converge import budget_differences, plot_convergence_differences
+    from varmixup_bench.runs.converge import budget_differences, plot_convergence_differences
 
     idx = np.arange(1000)
     base = (idx < 719).astype(np.uint8)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.leaderboard import leaderboard_frame, render
-from bench.restore import records_from_csv, restore
-from bench.stats import _pack, decode_per_image
-from bench.store import ResultStore
-from bench.sweep import SweepSpec, run_sweep
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.views.leaderboard import leaderboard_frame, render
+from varmixup_bench.results.restore import records_from_csv, restore
+from varmixup_bench.results.stats import _pack, decode_per_image
+from varmixup_bench.results.store import ResultStore
+from varmixup_bench.runs.sweep import SweepSpec, run_sweep
 
 GRID = dict(defenses=["erm", "mixup+mi"], datasets=["digits"], seeds=[0], eps=None, preset="quick")
 
@@ -53,7 +53,7 @@ def test_the_restored_store_renders_the_same_csv_and_restoring_twice_adds_nothin
 
 def test_a_resumed_sweep_retrains_checks_against_the_restored_clean_cells_and_skips_them(swept, tmp_path,
                                                                                         monkeypatch):
-    import bench.sweep as sweep
+    import varmixup_bench.runs.sweep as sweep
 
     _, csv = swept
     restore(csv, tmp_path)

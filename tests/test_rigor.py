@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import bench
-from bench.data import Split
-from bench.errors import BenchError
+import varmixup_bench as bench
+from varmixup_bench.training.data import Split
+from varmixup_bench.core.errors import BenchError
 from tests_cli_helper import bench_cli
 
 
@@ -28,10 +28,10 @@ def _run(defense, attack, split, eps=24 / 255, **kw):
 # ---- attack specs ----
 
 def test_attack_specs_are_canonical_and_validated():
-    from attacks.spec import build_attack, parse_attack_spec, validate_attack
+    from varmixup_bench.attacks.spec import build_attack, parse_attack_spec, validate_attack
 
     assert str(parse_attack_spec("adaptive-pgd( eot=8 , steps=20)")) == "adaptive-pgd(eot=8,steps=20)"
-    atk = build_attack("adaptive-pgd(steps=20,eot=8,restarts=2)", 8 / 255, None, __import__("bench.presets", fromlist=["get_preset"]).get_preset("quick"))
+    atk = build_attack("adaptive-pgd(steps=20,eot=8,restarts=2)", 8 / 255, None, __import__("varmixup_bench.config.presets", fromlist=["get_preset"]).get_preset("quick"))
     assert (atk.steps, atk.eot, atk.restarts, atk.spec) == (20, 8, 2, "adaptive-pgd(eot=8,restarts=2,steps=20)")
     assert atk.config()["steps"] == 20 and atk.config()["eot"] == 8
     assert build_attack("pgd50", 8 / 255, None, None).steps == 50  # the named budgets keep their own steps
@@ -65,7 +65,7 @@ class FixedDraws(nn.Module):
 
 
 def test_batched_eot_gives_the_looped_gradient_on_fixed_draws():
-    from attacks.eot import eot_gradient
+    from varmixup_bench.attacks.eot import eot_gradient
 
     torch.manual_seed(1)
     x, y, draws = torch.rand(6, 1, 4, 4), torch.randint(0, 5, (6,)), 8
@@ -83,12 +83,12 @@ def test_batched_eot_gives_the_looped_gradient_on_fixed_draws():
 
 
 def test_batched_eot_draws_each_row_independently_on_mi(mixup_mi, sub):
-    from attacks.evaluation import DefendedModel
+    from varmixup_bench.attacks.evaluation import DefendedModel
 
     calls = []
     h = mixup_mi.classifier.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
     try:
-        from attacks.eot import eot_gradient
+        from varmixup_bench.attacks.eot import eot_gradient
 
         g = eot_gradient(DefendedModel(mixup_mi, torch.Generator().manual_seed(0)), sub.x[:16], sub.y[:16], 8)
     finally:
@@ -106,7 +106,7 @@ def test_worst_case_is_below_the_mean_for_mi_and_equal_for_erm(erm, mixup_mi, su
     assert rnd["draws"] == 10 and rnd["stochastic"]
     assert rnd["robust_acc_worst"] <= rnd["robust_acc"]
     assert rnd["robust_acc_worst_ci_low"] <= rnd["robust_acc_worst"] <= rnd["robust_acc_worst_ci_high"]
-    from bench.stats import decode_per_image
+    from varmixup_bench.results.stats import decode_per_image
 
     per = decode_per_image(rnd["per_image"])
     assert np.all(per["worst"] <= per["robust"] + 1e-12)  # correct in all draws implies correct on average
@@ -115,13 +115,13 @@ def test_worst_case_is_below_the_mean_for_mi_and_equal_for_erm(erm, mixup_mi, su
 
 
 def test_restarts_keep_per_image_the_candidate_classified_correctly_least_often(erm, sub):
-    from attacks.base import Attack
-    from attacks.evaluation import attack_accuracy
+    from varmixup_bench.attacks.base import Attack
+    from varmixup_bench.attacks.evaluation import attack_accuracy
 
     x, y = sub.x[:40], sub.y[:40]
     eps = 0.3
     torch.manual_seed(0)
-    strong = __import__("attacks.eot", fromlist=["eot_pgd"]).eot_pgd(erm.classifier, x, y, eps=eps, step=eps / 4,
+    strong = __import__("varmixup_bench.attacks.eot", fromlist=["eot_pgd"]).eot_pgd(erm.classifier, x, y, eps=eps, step=eps / 4,
                                                                      steps=20, n_draws=1)
 
     class TwoCandidates(Attack):
@@ -171,7 +171,7 @@ def test_surrogates_of_mi_and_varmi_follow_their_definitions(mixup_mi, sub):
 
 
 def test_a_randomised_rule_without_surrogate_is_refused(mixup_mi):
-    from defenses.base import InferenceRule
+    from varmixup_bench.defenses.base import InferenceRule
 
     class Noisy(InferenceRule):
         name, stochastic = "noisy", True
@@ -202,8 +202,8 @@ def test_adaptive_apgd_agrees_with_pyautoattack_apgd_on_a_deterministic_defense(
 
 
 def test_adaptive_apgd_takes_its_default_budget_from_the_preset():
-    from attacks.spec import build_attack
-    from bench.presets import get_preset
+    from varmixup_bench.attacks.spec import build_attack
+    from varmixup_bench.config.presets import get_preset
 
     assert build_attack("adaptive-apgd", 8 / 255, None, get_preset("quick")).steps == 100  # AutoAttack's
     full = build_attack("adaptive-apgd", 8 / 255, None, get_preset("cifar-cpu-full"))
@@ -214,7 +214,7 @@ def test_adaptive_apgd_takes_its_default_budget_from_the_preset():
 def test_adaptive_apgd_on_mi_is_far_below_oblivious(mixup_mi, sub):
     obl = _run(mixup_mi, "pgd10", sub)
     ada = _run(mixup_mi, "adaptive-apgd(steps=20,eot=8)", sub)
-    from bench.stats import compare_records
+    from varmixup_bench.results.stats import compare_records
 
     assert compare_records(obl, ada).a_above_b(), (obl["robust_acc"], ada["robust_acc"])
 
@@ -260,8 +260,8 @@ def test_torchattacks_apgd_steers_by_the_last_eot_draw_alone():
 def test_adaptive_apgd_puts_eot_in_the_model_on_a_randomised_defense(mixup_mi, erm):
     """Each forward of what APGD attacks averages `eot` draws (an eot-draw loss for its decisions), and APGD runs
     with eot_iter = 1; a deterministic defense is attacked as before (one call, one deterministic output)."""
-    from attacks.evaluation import DefendedModel, attacked_model
-    from attacks.spec import build_attack
+    from varmixup_bench.attacks.evaluation import DefendedModel, attacked_model
+    from varmixup_bench.attacks.spec import build_attack
 
     atk = build_attack("adaptive-apgd(steps=5,eot=6)", 8 / 255, None, mixup_mi.info["settings"])
     model = attacked_model(mixup_mi, atk, torch.Generator().manual_seed(0))
@@ -280,8 +280,8 @@ def test_transfer_attack_is_black_box_and_crafted_on_the_source(erm, mixup_mi, s
 # ---- convergence ----
 
 def test_convergence_grid_on_mi_is_non_increasing_up_to_noise(tmp_path, digits):
-    from bench.converge import run_convergence, unconverged
-    from bench.stats import compare_records
+    from varmixup_bench.runs.converge import run_convergence, unconverged
+    from varmixup_bench.results.stats import compare_records
 
     d = bench.train("mixup+mi", digits, workdir=tmp_path, epochs=8, show_progress=False, test_subset=96)
     recs = run_convergence(d, steps=(5, 10, 20), eot=(1, 4), workdir=tmp_path, show_progress=False)
@@ -298,9 +298,9 @@ def test_convergence_grid_on_mi_is_non_increasing_up_to_noise(tmp_path, digits):
 def test_a_budget_spec_run_exactly_by_a_named_preset_reuses_its_record(tmp_path, digits, monkeypatch):
     """`adaptive-pgd(eot=N_A,restarts=1,steps=10)` is `adaptive-pgd10`: the same seeds give the same numbers, so
     a convergence grid reuses the stored preset instead of attacking again; a different budget is not reused."""
-    import bench.runner as runner
-    from attacks.spec import build_attack, named_presets
-    from bench.store import ResultStore
+    import varmixup_bench.training.runner as runner
+    from varmixup_bench.attacks.spec import build_attack, named_presets
+    from varmixup_bench.results.store import ResultStore
 
     d = bench.train("mixup+mi", digits, workdir=tmp_path, epochs=2, show_progress=False, test_subset=64)
     n_a = int(d.info["settings"].n_adaptive)
@@ -326,7 +326,7 @@ def test_a_budget_spec_run_exactly_by_a_named_preset_reuses_its_record(tmp_path,
 
 
 def test_deterministic_defenses_get_no_eot_axis():
-    from bench.converge import budget_specs
+    from varmixup_bench.runs.converge import budget_specs
 
     assert budget_specs("adaptive-pgd", [10, 20], [1, 8], [1], stochastic=False) == [
         "adaptive-pgd(restarts=1,steps=10)", "adaptive-pgd(restarts=1,steps=20)"]
@@ -342,12 +342,12 @@ def _budget_rec(steps, acc, n=400, eot=8):
 
 
 def test_not_converged_fires_only_beyond_noise():
-    from bench.converge import unconverged
+    from varmixup_bench.runs.converge import unconverged
 
     assert unconverged([_budget_rec(10, 60), _budget_rec(20, 50), _budget_rec(50, 40)])[0][2] == "steps"
     assert unconverged([_budget_rec(10, 60), _budget_rec(20, 50), _budget_rec(50, 49)]) == []  # 1 point: noise
-    from bench.diagnostics import diagnose
-    from bench.leaderboard import leaderboard_frame
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
 
     recs = [dict(_budget_rec(s, a), timestamp=f"t{s}", clean_acc=90.0) for s, a in ((20, 55), (50, 40))]
     findings = diagnose(leaderboard_frame(recs))
@@ -357,7 +357,7 @@ def test_not_converged_fires_only_beyond_noise():
 # ---- leaderboard ----
 
 def test_leaderboard_shows_worst_case_columns_for_randomised_defenses_only(erm, mixup_mi, sub):
-    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render_wide, wide_frame
 
     recs = [dict(_run(d, "pgd10", sub), timestamp=str(i)) for i, d in enumerate((erm, mixup_mi))]
     wide = wide_frame(leaderboard_frame(recs))
@@ -396,7 +396,7 @@ def test_report_has_every_checklist_item_with_numbers_and_a_verdict(tmp_path):
                 "--set", "corruption_subset=30", "--set", "n_adaptive=2", "--workdir", str(tmp_path),
                 "--output", str(tmp_path / "rep"), "--no-progress")
     assert code == 0, stderr
-    from bench.report import CHECKLIST, MARKS
+    from varmixup_bench.views.report import CHECKLIST, MARKS
 
     md = (tmp_path / "rep" / "report.md").read_text()
     page = (tmp_path / "rep" / "report.html").read_text()

@@ -2,7 +2,7 @@
 robustbench's own loader, and `bench leaderboard --format robustbench` read back by robustbench's ModelInfo."""
 from __future__ import annotations
 
-from bench.store import ResultStore
+from varmixup_bench.results.store import ResultStore
 
 import dataclasses
 import hashlib
@@ -14,8 +14,8 @@ import sys
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.models import build_model
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.training.models import build_model
 from tests_cli_helper import bench_cli
 
 ZOO_NAME = "Tiny2026Digits"
@@ -36,14 +36,14 @@ def test_robustbench_does_not_import_without_the_autoattack_alias():
 def test_robustbench_does_not_import_without_pkg_resources():
     """The bug: robustbench.loaders imports pkg_resources, gone from setuptools >= 81 (simulated by blocking it)."""
     res = _python("import sys; sys.modules['pkg_resources'] = None\n"
-                  "import bench.robustbench_compat as c; sys.modules['autoattack'] = c._autoattack_alias()\n"
+                  "import varmixup_bench.training.robustbench_compat as c; sys.modules['autoattack'] = c._autoattack_alias()\n"
                   "import robustbench")
     assert res.returncode != 0 and "pkg_resources" in res.stderr
 
 
 def test_shims_make_robustbench_import_with_pyautoattack_behind_autoattack():
     res = _python("import sys; sys.modules['pkg_resources'] = None\n"
-                  "from bench.robustbench_compat import import_robustbench\n"
+                  "from varmixup_bench.training.robustbench_compat import import_robustbench\n"
                   "rb = import_robustbench()\n"
                   "import pyautoattack, pyautoattack.state, robustbench.loaders as L\n"
                   "assert issubclass(rb.eval.AutoAttack, pyautoattack.AutoAttack)\n"
@@ -57,7 +57,7 @@ def test_shims_make_robustbench_import_with_pyautoattack_behind_autoattack():
 def test_alias_takes_robustbench_benchmark_call_signature(erm, digits, tmp_path):
     """robustbench.eval.benchmark's exact calls (log_path=, bs=, state_path=) run pyautoattack, and the state file
     it reads back gives the same robust accuracy as the returned adversarial examples."""
-    from bench.robustbench_compat import import_robustbench
+    from varmixup_bench.training.robustbench_compat import import_robustbench
 
     rb = import_robustbench()
     x, y = digits.test.x[:24], digits.test.y[:24]
@@ -79,7 +79,7 @@ def test_alias_takes_robustbench_benchmark_call_signature(erm, digits, tmp_path)
 @pytest.fixture()
 def zoo(monkeypatch, tmp_path, erm, digits):
     """A stand-in model-zoo entry (the ERM digits classifier), saved the way RobustBench checkpoints are."""
-    from bench.robustbench_compat import import_robustbench
+    from varmixup_bench.training.robustbench_compat import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo import model_dicts
@@ -99,14 +99,14 @@ def zoo(monkeypatch, tmp_path, erm, digits):
 
 
 def _zoo_defense(model_dir, digits, workdir, spec=f"robustbench:{ZOO_NAME}"):
-    import bench
+    import varmixup_bench as bench
 
     return bench.train(spec, digits, workdir=workdir, show_progress=False, zoo_model_dir=str(model_dir),
                        zoo_dataset="cifar10")
 
 
 def test_zoo_model_gives_the_numbers_of_the_same_weights_trained_here(zoo, erm, digits, tmp_path):
-    from bench.runner import evaluate
+    from varmixup_bench.training.runner import evaluate
 
     model_dir, path = zoo
     d = _zoo_defense(model_dir, digits, tmp_path / "wd")
@@ -161,7 +161,7 @@ def test_unknown_zoo_name_suggests_the_closest(zoo, digits, tmp_path):
 
 
 def test_dataset_without_a_zoo_counterpart_is_refused(digits, tmp_path):
-    import bench
+    import varmixup_bench as bench
 
     with pytest.raises(BenchError, match=r"digits .*matches no RobustBench dataset.*--zoo-dataset"):
         bench.train(f"robustbench:{ZOO_NAME}", digits, workdir=tmp_path, show_progress=False)
@@ -194,9 +194,9 @@ def test_zoo_checkpoint_with_pickled_code_is_refused_never_run(zoo, digits, tmp_
 
 
 def test_leaderboard_robustbench_json_matches_records_and_modelinfo(erm, mixup_mi, tmp_path):
-    from bench.rb_export import MODEL_INFO_FIELDS
-    from bench.robustbench_compat import import_robustbench
-    from bench.runner import evaluate
+    from varmixup_bench.views.rb_export import MODEL_INFO_FIELDS
+    from varmixup_bench.training.robustbench_compat import import_robustbench
+    from varmixup_bench.training.runner import evaluate
 
     rb = import_robustbench()
     assert MODEL_INFO_FIELDS == tuple(f.name for f in dataclasses.fields(rb.utils.ModelInfo))
@@ -227,7 +227,7 @@ def test_worst_over_attacks_compares_attacks_on_one_training_seed():
     attacks is seed 0's 35 (adaptive), not the pooled PGD-10 mean set against a single seed's adaptive cell."""
     import pandas as pd
 
-    from bench.rb_export import model_info
+    from varmixup_bench.views.rb_export import model_info
 
     def row(attack, acc, seed, eps=8 / 255):
         return {"dataset": "d", "defense": "x+mi", "model": "m", "preset": "p", "attack": attack, "norm": "Linf",
@@ -247,8 +247,8 @@ def test_worst_over_attacks_compares_attacks_on_one_training_seed():
 
 
 def test_zoo_dataset_is_inferred_from_name_or_shape():
-    from bench.data import Dataset, Split
-    from bench.zoo import zoo_dataset_for
+    from varmixup_bench.training.data import Dataset, Split
+    from varmixup_bench.training.zoo import zoo_dataset_for
 
     def fake(name, classes, shape):
         split = Split(torch.zeros(2, *shape), torch.zeros(2, dtype=torch.long))

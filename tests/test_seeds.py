@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.stats import decode_per_image, encode_per_image, interval_from_summary, wilson_interval
+from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary, wilson_interval
 
 
 def _record(seed: int, attack: str, acc_correct: np.ndarray, defense: str = "erm") -> dict:
@@ -20,8 +20,8 @@ def _record(seed: int, attack: str, acc_correct: np.ndarray, defense: str = "erm
 
 
 def test_three_seeds_are_one_cell_with_the_seed_spread_in_its_interval():
-    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
-    from bench.seeds import pool_seeds
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render_wide, wide_frame
+    from varmixup_bench.results.seeds import pool_seeds
 
     rng = np.random.default_rng(0)
     n = 400
@@ -46,8 +46,8 @@ def test_three_seeds_are_one_cell_with_the_seed_spread_in_its_interval():
 
 
 def test_different_training_settings_are_never_pooled():
-    from bench.leaderboard import leaderboard_frame
-    from bench.seeds import pool_seeds
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.results.seeds import pool_seeds
 
     a = np.ones(50, dtype=np.uint8)
     r0, r1 = _record(0, "pgd10", a), _record(1, "pgd10", a)
@@ -59,7 +59,7 @@ def test_different_training_settings_are_never_pooled():
 def test_one_model_from_sweep_and_report_is_one_row():
     """`bench sweep --datasets X` leaves the preset's `dataset` field alone, `bench report --dataset X` sets it:
     the same model's cells from both commands share one row (the cifar10-cpu-full AT row was split in two)."""
-    from bench.leaderboard import leaderboard_frame, wide_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
 
     a = np.ones(50, dtype=np.uint8)
     swept, reported = _record(0, "pgd10", a), _record(0, "pgd50", a)
@@ -81,8 +81,8 @@ def _varmixup_record(seed: int, acc_correct: np.ndarray, latent_dim: int = 64) -
 
 
 def test_the_vae_seed_follows_the_training_seed_and_pools_with_it():
-    from bench.leaderboard import leaderboard_frame, wide_frame
-    from bench.seeds import pool_seeds
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+    from varmixup_bench.results.seeds import pool_seeds
 
     a = np.ones(50, dtype=np.uint8)
     frame = leaderboard_frame([_varmixup_record(s, a) for s in (0, 1, 2)])
@@ -95,7 +95,7 @@ def test_the_vae_seed_follows_the_training_seed_and_pools_with_it():
 
 
 def test_subsets_do_not_depend_on_the_training_seed(tmp_path):
-    from bench.runner import make_context
+    from varmixup_bench.training.runner import make_context
 
     a = make_context("digits", workdir=tmp_path, preset="quick", seed=0, test_subset=100, train_subset=500,
                      show_progress=False)
@@ -109,7 +109,7 @@ def test_subsets_do_not_depend_on_the_training_seed(tmp_path):
 
 
 def test_intervals_at_zero_and_full_accuracy_contain_the_mean_and_plot(tmp_path):
-    from bench.plots import plot
+    from varmixup_bench.views.plots import plot
 
     assert wilson_interval(0, 1000)[0] == 0.0 and wilson_interval(1000, 1000)[1] == 100.0
     zero = _record(0, "pgd10", np.zeros(1000, dtype=np.uint8))
@@ -130,8 +130,8 @@ def _composer():
 
 
 def test_leaderboard_claims_use_seed_zero_paired_cells_and_registered_names():
-    from attacks.spec import attack_class
-    from defenses import parse_defense_spec
+    from varmixup_bench.attacks.spec import attack_class
+    from varmixup_bench.defenses import parse_defense_spec
 
     m = _composer()
     for side in (s for claim in m.CLAIMS for s in claim):  # every claim names a real defense and attack
@@ -182,7 +182,7 @@ def test_elapsed_time_sums_the_intervals_between_writes_and_skips_idle_gaps(tmp_
 def test_seed_spread_shows_each_seed_and_flags_only_gaps_beyond_noise():
     """Seed 1 of mixup+mi gets 100 more of the same 1,000 images right (a 10-point paired gap: flagged); erm's
     seeds differ by 2 discordant images (within noise); a cell with seed 0 alone is left out."""
-    from bench.stats import wilson_interval
+    from varmixup_bench.results.stats import wilson_interval
 
     m = _composer()
     rng = np.random.default_rng(3)
@@ -216,9 +216,9 @@ def _seeded_cells(rates_a, rates_b, n=1000):
 def test_a_gap_between_seed_means_within_the_seeds_spread_gets_no_bold():
     """Seeds move a randomised rule by several points (the CIFAR-10 run: mixup+mi clean 39.5 / 50.8 / 48.2). The
     per-image test of two seed means sees the images only and called such a gap significant."""
-    from bench.leaderboard import best_cells, leaderboard_frame, wide_frame
-    from bench.seeds import pool_seeds
-    from bench.stats import compare_records, paired_outcomes, paired_test
+    from varmixup_bench.views.leaderboard import best_cells, leaderboard_frame, wide_frame
+    from varmixup_bench.results.seeds import pool_seeds
+    from varmixup_bench.results.stats import compare_records, paired_outcomes, paired_test
 
     frame = leaderboard_frame(_seeded_cells((0.55, 0.35, 0.50), (0.40, 0.40, 0.42)))
     pooled = {r["defense"]: r for r in pool_seeds(frame).to_dict("records")}
@@ -240,7 +240,7 @@ def test_the_seed_term_is_the_paired_t_test_over_seeds():
     seeds does (p < 0.05); with one side a single model, exactly when the one-sample t test of the other does."""
     from scipy.stats import ttest_1samp, ttest_rel
 
-    from bench.stats import Comparison, seed_spread, widen_by_seeds
+    from varmixup_bench.results.stats import Comparison, seed_spread, widen_by_seeds
 
     rng = np.random.default_rng(3)
     for _ in range(200):

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
-from bench.stats import decode_per_image, encode_per_image
-from bench.store import ResultStore, pack_per_image, unpack_per_image
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.stats import decode_per_image, encode_per_image
+from varmixup_bench.results.store import ResultStore, pack_per_image, unpack_per_image
 from tests_cli_helper import bench_cli
 
-BENCH = [sys.executable, "-m", "bench.cli"]
+BENCH = [sys.executable, "-m", "varmixup_bench.cli"]
 
 
 def _record(i: int, n: int = 300) -> dict:
@@ -106,7 +106,7 @@ _WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from test_store import _record
-    from bench.store import ResultStore
+    from varmixup_bench.results.store import ResultStore
     store = ResultStore({wd!r})
     for i in range({start}, {start} + 100000):
         store.append(_record(i))

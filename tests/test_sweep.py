@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.leaderboard import leaderboard_frame, reference_table, render_wide, wide_frame
-from bench.sweep import SweepSpec, run_sweep
+from varmixup_bench.views.leaderboard import leaderboard_frame, reference_table, render_wide, wide_frame
+from varmixup_bench.runs.sweep import SweepSpec, run_sweep
 
 GRID = dict(defenses=["erm", "mixup+mi"], attacks=["clean", "pgd10"], datasets=["digits"], seeds=[0], eps=None,
             preset="quick")
@@ -24,7 +24,7 @@ def _spec(wd, **kw):
 
 
 def _records(wd):
-    from bench.store import ResultStore
+    from varmixup_bench.results.store import ResultStore
 
     return ResultStore(wd).records()
 
@@ -38,7 +38,7 @@ def test_local_sweep_fills_cells_once_and_resumes_to_nothing(tmp_path, monkeypat
     assert len(recs) == 4 and skipped == 0
     assert {(r["defense"], r["attack"]) for r in _records(tmp_path)} == {
         ("erm", "clean"), ("erm", "pgd10"), ("mixup+mi", "clean"), ("mixup+mi", "pgd10")}
-    import bench.runner as runner
+    import varmixup_bench.training.runner as runner
 
     monkeypatch.setattr(runner, "train_classifier", lambda *a, **k: pytest.fail("trained again"))
     recs, skipped, _ = run_sweep(_spec(tmp_path))
@@ -47,7 +47,7 @@ def test_local_sweep_fills_cells_once_and_resumes_to_nothing(tmp_path, monkeypat
 
 def test_killed_sweep_resumes_with_each_cell_once(tmp_path):
     wd = tmp_path / "wd"
-    cmd = [sys.executable, "-m", "bench.cli", "sweep", "--defenses", "erm,mixup", "--attacks", "clean,pgd10,pgd50",
+    cmd = [sys.executable, "-m", "varmixup_bench.cli", "sweep", "--defenses", "erm,mixup", "--attacks", "clean,pgd10,pgd50",
            "--epochs", "3", "--test-subset", "60", "--workdir", str(wd), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -67,7 +67,7 @@ def test_killed_sweep_resumes_with_each_cell_once(tmp_path):
 @pytest.mark.slow
 def test_ray_sweep_gives_the_same_records_as_local(tmp_path):
     pytest.importorskip("ray")
-    from bench.sweep import _with_threads
+    from varmixup_bench.runs.sweep import _with_threads
 
     # Ray tasks run with one torch thread each (cpus_per_task 1); the local run must too, since float sums (and
     # with them a borderline prediction among 10 draws) differ between thread counts
@@ -83,7 +83,7 @@ def test_ray_sweep_gives_the_same_records_as_local(tmp_path):
 def _ray_link(wd):
     import tempfile
 
-    from bench.cache import config_hash
+    from varmixup_bench.training.cache import config_hash
 
     temp = Path(wd).resolve() / "ray"
     return Path(tempfile.gettempdir()) / f"vb-ray-{config_hash({'workdir': str(temp)})[:10]}"
@@ -157,7 +157,7 @@ def test_wide_columns_follow_attack_order_not_record_order():
 
 
 def test_lambda_mi_sweep_records_each_value_and_lambda_one_is_plain(tmp_path):
-    from bench.sweep import variants
+    from varmixup_bench.runs.sweep import variants
 
     spec = SweepSpec(defenses=["mixup+mi", "mixup"], attacks=["pgd10"], datasets=["digits"], seeds=[0], eps=None,
                      preset="quick", workdir=tmp_path, show_progress=False, epochs=2, overrides={"test_subset": 60},
@@ -173,7 +173,7 @@ def test_lambda_mi_sweep_records_each_value_and_lambda_one_is_plain(tmp_path):
 def test_plots_are_written_from_records(tmp_path):
     from PIL import Image
 
-    from bench.plots import curves, plot
+    from varmixup_bench.views.plots import curves, plot
 
     recs = [{"dataset": "d", "defense": d, "attack": "pgd10", "eps": e, "robust_acc": 90 - 200 * e + k,
              "robust_acc_std": 1.0, "timestamp": "t", "inference_config": {"lambda_mi": 0.5},
@@ -191,7 +191,7 @@ def test_plots_are_written_from_records(tmp_path):
 def test_an_eps_curve_never_joins_points_of_different_training_seeds():
     """The cifar10-cpu-full store: seed 0 has the whole eps curve, seeds 1 and 2 only ε = 8/255 (written later).
     The curve is seed 0's, labelled so; a later seed's 8/255 point never replaces seed 0's."""
-    from bench.plots import curves
+    from varmixup_bench.views.plots import curves
 
     def rec(seed, e, acc, t):
         return {"dataset": "d", "defense": "mixup+mi", "attack": "pgd10", "eps": e, "robust_acc": acc, "seed": seed,
@@ -234,9 +234,9 @@ def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_r
     the current results (the table and reuse stop seeing them); the store keeps them with the reason."""
     import json
 
-    from bench.errors import BenchError
-    from bench.retire import retire_records
-    from bench.store import ResultStore
+    from varmixup_bench.core.errors import BenchError
+    from varmixup_bench.results.retire import retire_records
+    from varmixup_bench.results.store import ResultStore
 
     store = ResultStore(tmp_path)
     for defense, attack, t in (("mi", "adaptive-apgd", "2026-11-23T09:51:54+00:00"),

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-import bench
-from bench.data import Dataset, Split, stratified_subset
+import varmixup_bench as bench
+from varmixup_bench.training.data import Dataset, Split, stratified_subset
 
 
 # ---- 2. training sees every example ----
 
 def test_every_training_example_is_drawn_across_epochs():
-    from bench.training import train_classifier
-    from defenses.base import Recipe
+    from varmixup_bench.training.loop import train_classifier
+    from varmixup_bench.defenses.base import Recipe
 
     seen: set[int] = set()
 
@@ -37,7 +37,7 @@ def test_every_training_example_is_drawn_across_epochs():
 
 
 def test_training_code_version_was_bumped():
-    from bench.runner import TRAINING_CODE_VERSION
+    from varmixup_bench.training.runner import TRAINING_CODE_VERSION
 
     assert TRAINING_CODE_VERSION >= 3  # cached models from the truncated-permutation loop retrain
 
@@ -45,8 +45,8 @@ def test_training_code_version_was_bumped():
 # ---- 3. official CIFAR-C folders score the subset's own images ----
 
 def test_official_corruption_folder_with_a_test_subset_scores_the_subset_images(erm, digits, tmp_path):
-    from bench.presets import get_preset
-    from defenses.base import Defense
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.defenses.base import Defense
 
     # uint8-exact images, so the .npy copies are bit-identical to the clean test images
     q = lambda s: Split((s.x * 255).round() / 255, s.y, s.index)  # noqa: E731
@@ -54,7 +54,7 @@ def test_official_corruption_folder_with_a_test_subset_scores_the_subset_images(
     clean_u8 = (ds.test.x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()[..., 0]
     folder = tmp_path / "digits-C"
     folder.mkdir()
-    from attacks.corruptions import CORRUPTIONS
+    from varmixup_bench.attacks.corruptions import CORRUPTIONS
 
     for name in CORRUPTIONS:
         np.save(folder / f"{name}.npy", np.concatenate([clean_u8] * 5))
@@ -79,8 +79,8 @@ def test_default_step_is_eps_over_four_and_erm_falls_to_zero_at_large_eps(erm, d
 
 
 def test_paper_preset_keeps_its_explicit_step_and_runs_spsa_on_1000_images():
-    from attacks import ATTACKS
-    from bench.presets import get_preset
+    from varmixup_bench.attacks import ATTACKS
+    from varmixup_bench.config.presets import get_preset
 
     paper = get_preset("paper")
     assert ATTACKS.get("pgd10")(8 / 255, paper.step, paper).step == pytest.approx(8 / 255)
@@ -102,7 +102,7 @@ def test_attacks_without_a_step_record_none(erm, digits):
 # ---- 6. MI-OL partners: class uniform, then example ----
 
 def test_mi_partner_classes_are_uniform_on_an_imbalanced_pool():
-    from defenses.pool import OtherLabelPool
+    from varmixup_bench.defenses.pool import OtherLabelPool
 
     y = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
     pool = OtherLabelPool(torch.arange(100.0).view(100, 1, 1, 1), y)
@@ -146,7 +146,7 @@ def test_relative_and_absolute_paths_train_once_and_record_one_dataset_id(tmp_pa
 def test_wilson_interval_matches_scipy(k, n):
     from scipy.stats import binomtest
 
-    from bench.stats import wilson_interval
+    from varmixup_bench.results.stats import wilson_interval
 
     ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
     lo, hi = wilson_interval(k, n)
@@ -161,13 +161,13 @@ def test_records_carry_intervals_that_contain_the_mean_and_widen_with_trial_spre
         for w in ("clean", "robust"):
             assert r[f"{w}_acc_ci_low"] <= r[f"{w}_acc"] <= r[f"{w}_acc_ci_high"]
             assert r[f"{w}_acc_ci_high"] - r[f"{w}_acc_ci_low"] > 0  # never "± 0.00"
-    from bench.stats import accuracy_interval
+    from varmixup_bench.results.stats import accuracy_interval
 
     assert accuracy_interval([50.0, 60.0, 55.0], 100)[1] - accuracy_interval([55.0], 100)[1] > 0
 
 
 def test_per_image_results_round_trip(mixup_mi, digits):
-    from bench.stats import decode_per_image
+    from varmixup_bench.results.stats import decode_per_image
 
     sub = stratified_subset(digits.test, 80, 1, "test")
     r = bench.evaluate(mixup_mi, "pgd10", split=sub, trials=2, record=False, show_progress=False)
@@ -181,7 +181,7 @@ def test_per_image_results_round_trip(mixup_mi, digits):
 # ---- 13. bold only beyond noise ----
 
 def _cell_records(accs, n=50, per_image=True, seed=0):
-    from bench.stats import encode_per_image
+    from varmixup_bench.results.stats import encode_per_image
 
     rng = np.random.default_rng(seed)
     out = []
@@ -201,7 +201,7 @@ def _cell_records(accs, n=50, per_image=True, seed=0):
 
 @pytest.mark.parametrize("per_image", [True, False])
 def test_bold_marks_only_a_significant_best(per_image):
-    from bench.leaderboard import leaderboard_frame, render_wide, wide_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render_wide, wide_frame
 
     tied = render_wide(wide_frame(leaderboard_frame(_cell_records([30, 30, 28], per_image=per_image))), "md")
     assert "**" not in tied  # SPSA 30.00 on 15/50 for three defenses: no "best"
@@ -212,8 +212,8 @@ def test_bold_marks_only_a_significant_best(per_image):
 # ---- 14. diagnostics do not fire on noise ----
 
 def test_two_evaluations_of_one_randomised_predictor_never_fire(mixup_mi, digits):
-    from bench.diagnostics import diagnose
-    from bench.leaderboard import leaderboard_frame
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
 
     sub = stratified_subset(digits.test, 200, 0, "test")
     for seed in range(3):
@@ -226,7 +226,7 @@ def test_two_evaluations_of_one_randomised_predictor_never_fire(mixup_mi, digits
 
 
 def test_paired_test_catches_a_real_gap_that_unpaired_intervals_miss():
-    from bench.stats import encode_per_image, compare_records
+    from varmixup_bench.results.stats import encode_per_image, compare_records
 
     n = 200
     a = np.ones(n)
@@ -241,7 +241,7 @@ def test_paired_test_catches_a_real_gap_that_unpaired_intervals_miss():
 # ---- 15. threads ----
 
 def test_threads_option_and_ray_worker_share(tmp_path):
-    from bench.sweep import _with_threads
+    from varmixup_bench.runs.sweep import _with_threads
     from tests_cli_helper import bench_cli
 
     before = torch.get_num_threads()
@@ -259,7 +259,7 @@ def test_threads_option_and_ray_worker_share(tmp_path):
 # ---- 16. a randomised plug-in rule is never called white-box ----
 
 def _noisy_rule(declared: bool | None):
-    from defenses.base import InferenceRule, softmax_probs
+    from varmixup_bench.defenses.base import InferenceRule, softmax_probs
 
     body = {"name": "noisy", "forward": lambda self, clf, x, generator=None, n_samples=None:
             softmax_probs(clf(x) + 3 * torch.randn(x.shape[0], 10, generator=generator))}
@@ -269,7 +269,7 @@ def _noisy_rule(declared: bool | None):
 
 
 def test_undeclared_randomised_rule_is_measured_and_attacked_as_randomised(erm, digits):
-    from defenses.base import Defense
+    from varmixup_bench.defenses.base import Defense
 
     sub = stratified_subset(digits.test, 60, 0, "test")
     d = Defense.from_classifier(erm.classifier, digits, erm.info["settings"], "erm+noisy",
@@ -279,8 +279,8 @@ def test_undeclared_randomised_rule_is_measured_and_attacked_as_randomised(erm, 
 
 
 def test_declared_deterministic_rule_that_varies_is_an_error(erm, digits):
-    from bench.errors import BenchError
-    from defenses.base import Defense
+    from varmixup_bench.core.errors import BenchError
+    from varmixup_bench.defenses.base import Defense
 
     d = Defense.from_classifier(erm.classifier, digits, erm.info["settings"], "erm+noisy",
                                 rule=_noisy_rule(False)(erm.info["settings"], "erm"))

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import bench
-from defenses.latent import FittedVAE, reconstruction_error, reconstruction_pgd
-from defenses.spec import parse_defense_spec
-from defenses.vae import MMDVAE, mmd
-from defenses.varmixup import varmixup_samples
+import varmixup_bench as bench
+from varmixup_bench.defenses.latent import FittedVAE, reconstruction_error, reconstruction_pgd
+from varmixup_bench.defenses.spec import parse_defense_spec
+from varmixup_bench.defenses.vae import MMDVAE, mmd
+from varmixup_bench.defenses.varmixup import varmixup_samples
 
 VAE_OPTS = {"vae_epochs": 8, "epochs": 8}
 
@@ -93,7 +93,7 @@ def test_varmi_forward_is_differentiable_through_the_vae(varmixup_varmi, digits)
 
 
 def test_vae_is_trained_once_for_all_var_defenses(var_workdir, digits, varmixup_varmi, monkeypatch):
-    import defenses.latent as latent
+    import varmixup_bench.defenses.latent as latent
 
     calls = []
     real = latent.train_vae

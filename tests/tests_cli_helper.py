@@ -7,7 +7,7 @@ from io import StringIO
 
 from rich.console import Console
 
-import bench.cli as cli
+import varmixup_bench.cli as cli
 
 
 def bench_cli(*args: str) -> tuple[int, str, str]:

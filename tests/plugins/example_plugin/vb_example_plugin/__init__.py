@@ -3,8 +3,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attacks.base import Attack
-from defenses.base import InferenceRule, Recipe
+from varmixup_bench import Attack, InferenceRule, Recipe
 
 
 class NoisyTraining(Recipe):

@@ -1,0 +1,184 @@
+"""The attack interface and registry; attacks work on [0,1] images and receive the model chosen by the threat model."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.registry import Registry
+
+if TYPE_CHECKING:
+    from varmixup_bench.training.data import Split
+    from varmixup_bench.defenses.base import Defense
+
+
+class ThreatModel(str, Enum):
+    """Who the adversary differentiates or queries: see README 'Threat models'."""
+
+    NONE = "none"  # no adversary (clean inputs, corruptions, calibration)
+    WHITE_BOX = "white-box"  # deterministic defense: F_w is the whole defended predictor
+    OBLIVIOUS = "oblivious"  # randomised inference rule: the adversary sees F_w only
+    ADAPTIVE = "adaptive"  # gradients through the whole defended predictor, EOT over its randomness
+    BLACK_BOX = "black-box"  # scores of the (deterministic) defended predictor only, no gradients
+
+
+class Norm(str, Enum):
+    """The distance of the threat model (RobustBench's names): the eps-ball an attack stays in."""
+
+    LINF = "Linf"
+    L2 = "L2"
+    NONE = "none"  # no eps-ball: clean inputs, corruptions, calibration
+
+    def distance(self, delta: torch.Tensor) -> torch.Tensor:
+        """Per-image size of the perturbations `delta` (B, ...) in this norm."""
+        flat = delta.reshape(len(delta), -1)
+        return flat.abs().amax(dim=1) if self is Norm.LINF else flat.norm(p=2, dim=1)
+
+    def project(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
+        """x_adv moved into the eps-ball around x (L-inf: clipped; L2: scaled down) and into [0,1]."""
+        delta = x_adv - x
+        if self is Norm.LINF:
+            delta = delta.clamp(-eps, eps)
+        elif self is Norm.L2:
+            norms = self.distance(delta).clamp_min(1e-12)
+            delta = delta * (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
+        return (x + delta).clamp(0, 1)
+
+
+NORM_ALIASES = {"linf": Norm.LINF, "inf": Norm.LINF, "l-inf": Norm.LINF, "l2": Norm.L2}
+
+
+def parse_norm(text: "str | Norm | None") -> Norm:
+    """`linf` / `Linf` / `inf` or `l2` / `L2` -> Norm; anything else is a BenchError listing the valid names."""
+    if isinstance(text, Norm):
+        return text
+    norm = NORM_ALIASES.get(str(text or "linf").strip().lower())
+    if norm is None:
+        raise BenchError(f"unknown norm {text!r}; valid norms: linf, l2")
+    return norm
+
+
+def default_step(eps: float) -> float:
+    """The step size used when none is given: eps/4 (2/255 at eps 8/255), so that ten steps can use the budget."""
+    return eps / 4
+
+
+class Attack(ABC):
+    """An evaluation with a budget `eps` in the norm `norm` (L-inf or L2) and step size `step` on the [0,1]
+    pixel scale.
+
+    `step=None` means default_step(eps); attacks that take no step (FGSM, SPSA, …) set `uses_step = False`
+    and record no step. `norms` are the norms an attack implements; any other is refused at construction."""
+
+    name: ClassVar[str] = ""
+    uses_eps: ClassVar[bool] = True
+    uses_step: ClassVar[bool] = True
+    targeted: ClassVar[bool] = False
+    adaptive: ClassVar[bool] = False
+    draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
+    norms: ClassVar[tuple[Norm, ...]] = (Norm.LINF,)
+
+    # keywords an attack spec may set, NAME(key=value): {key: (type, default)}; read as attributes
+    params: ClassVar[dict[str, tuple[type, Any]]] = {}
+
+    def __init__(self, eps: float, step: float | None = None, settings: Any = None, *,
+                 norm: "str | Norm | None" = None, **params: Any) -> None:
+        norm = parse_norm(norm) if self.uses_eps else Norm.NONE
+        if self.uses_eps and norm not in self.norms:
+            raise BenchError(f"attack {self.name} has no {norm.value} version; its norms: "
+                             f"{', '.join(n.value for n in self.norms)}")
+        if norm is Norm.L2 and eps < 0:
+            raise BenchError(f"L2 epsilon {eps} must be >= 0")
+        if norm is not Norm.L2 and not 0 <= eps <= 1:
+            raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)")
+        if step is not None and step <= 0 and eps > 0:
+            raise BenchError(f"step {step} must be > 0")
+        self.norm = norm
+        self.eps = float(eps)
+        self.step = (float(step) if step is not None else default_step(self.eps)) if self.uses_step else None
+        self.settings = settings
+        self.spec = self.name
+        reject_unknown_keywords(self.name, type(self).parameters(), params)
+        self.set_params(params)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """The spec's keywords as attributes (defaults from the class), integers checked to be >= 1."""
+        for key, (kind, default) in self.parameters().items():
+            value = params.get(key, getattr(type(self), key, default))
+            if value is not None and kind is int and int(value) < 1:
+                raise BenchError(f"attack {self.name}: {key} must be >= 1, got {value}")
+            setattr(self, key, None if value is None else kind(value))
+
+    @classmethod
+    def parameters(cls) -> dict[str, tuple[type, Any]]:
+        """Every keyword of the class and its bases."""
+        out: dict[str, tuple[type, Any]] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(vars(klass).get("params", {}))
+        return out
+
+    def config(self) -> dict:
+        base = {"eps": self.eps, "step": self.step} if self.uses_step else {"eps": self.eps}
+        if self.uses_eps:
+            base["norm"] = self.norm.value
+        return {**base, **{k: getattr(self, k) for k in sorted(self.parameters())}}
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        """The threat model this attack realises against a defense of the given kind."""
+        if self.adaptive:
+            return ThreatModel.ADAPTIVE
+        return ThreatModel.OBLIVIOUS if stochastic_defense else ThreatModel.WHITE_BOX
+
+    def choose_targets(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Target labels of a targeted attack (None for untargeted attacks)."""
+        return None
+
+    @abstractmethod
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Adversarial images in [0,1], within eps of x in L-infinity; `model` maps [0,1] images to logits."""
+
+    def candidates(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   targets: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """The adversarial batches to choose from per image (one per restart by default): the evaluation keeps,
+        per image, the candidate the defended predictor classifies correctly least often."""
+        for _ in range(getattr(self, "restarts", 1)):
+            yield self.perturb(model, x, y, targets)
+
+    def evaluate(self, defense: "Defense", split: "Split", *, trials: int, seed: int, batch_size: int,
+                 show_progress: bool = True) -> dict[str, Any]:
+        """Per-trial metrics: {'clean': [...], 'robust': [...], optional 'hit', 'details', 'value'}."""
+        from varmixup_bench.attacks.evaluation import attack_accuracy
+
+        return attack_accuracy(defense, self, split.x, split.y, trials=trials, seed=seed, batch_size=batch_size,
+                               show_progress=show_progress, index=split.index,
+                               draws=int(getattr(self.settings, "worst_case_draws", 1)))
+
+    def attacked_model(self, defense: "Defense", generator: torch.Generator) -> nn.Module | None:
+        """The model this attack differentiates or queries, if it chooses its own (a surrogate, another
+        defense's F_w); None: chosen by the threat model (attacks.evaluation.attacked_model)."""
+        return None
+
+
+def reject_unknown_keywords(name: str, declared: dict, given: dict) -> None:
+    """A keyword the attack does not take is a BenchError that lists the ones it does."""
+    for key in given:
+        if key not in declared:
+            raise BenchError(f"attack {name} takes no keyword {key!r}; its keywords: "
+                             f"{', '.join(sorted(declared)) or 'none'}")
+
+
+ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks")
+
+
+def check_unit_range(x: torch.Tensor, what: str = "inputs") -> None:
+    """Refuse inputs outside [0,1]: a normalised image attacked with a [0,1] epsilon gives wrong numbers."""
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise BenchError(
+            f"{what} must be [0,1] images (got min {lo:.3g}, max {hi:.3g}); normalisation belongs inside the model"
+        )

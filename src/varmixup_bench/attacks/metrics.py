@@ -1,0 +1,225 @@
+"""Non-adversarial evaluations registered beside the attacks: common corruptions, ECE, local linearity."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from varmixup_bench.attacks.base import ATTACKS, Attack, ThreatModel
+from varmixup_bench.attacks.corruptions import CORRUPTIONS, corrupt_batch
+from varmixup_bench.attacks.evaluation import trial_generator
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.progress import progress
+from varmixup_bench.defenses.base import eval_mode
+
+
+def _accuracy(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch_size: int) -> float:
+    dev = defense.device
+    ok = sum(int((defense.predict(x[i : i + batch_size].to(dev), gen) == y[i : i + batch_size].to(dev)).sum())
+             for i in range(0, len(y), batch_size))
+    return 100.0 * ok / len(y)
+
+
+def load_official_corruptions(folder: Path, name: str, severity: int, indices: np.ndarray | None = None):
+    """Images and labels of one corruption and severity from a CIFAR-10-C / CIFAR-100-C style folder:
+    <name>.npy holds 5 blocks of N uint8 HxWxC images (severity 1..5) and labels.npy their labels."""
+    folder = Path(folder)
+    path, labels_path = folder / f"{name}.npy", folder / "labels.npy"
+    if not path.exists() or not labels_path.exists():
+        raise BenchError(f"corruptions: expected {path} and {labels_path} (CIFAR-10-C layout)")
+    data, labels = np.load(path, mmap_mode="r"), np.load(labels_path)
+    n = len(data) // 5
+    block = slice((severity - 1) * n, severity * n)
+    x, y = np.asarray(data[block]), np.asarray(labels[block])
+    if indices is not None:
+        x, y = x[indices], y[indices]
+    xt = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+    xt = xt.unsqueeze(1) if xt.ndim == 3 else xt.permute(0, 3, 1, 2)
+    return xt.contiguous(), torch.from_numpy(y.astype(np.int64))
+
+
+@ATTACKS.register("corruptions", help="15 common corruptions x 5 severities (CIFAR-C parameters or --corruptions-dir)")
+class Corruptions(Attack):
+    """Mean accuracy of the defended predictor over 15 corruptions x 5 severities; the record's `details`
+    holds the per-corruption, per-severity accuracies."""
+
+    name = "corruptions"
+    uses_eps = False
+
+    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
+        super().__init__(0.0, None, settings)
+        self.folder = getattr(settings, "corruptions_dir", None)
+        self.subset = getattr(settings, "corruption_subset", None)
+
+    def config(self) -> dict:
+        return {"source": str(self.folder) if self.folder else "generated (CIFAR-C parameters)", "subset": self.subset,
+                "subset_rule": "stratified", "subset_seed": int(getattr(self.settings, "subset_seed", 0))}
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        return ThreatModel.NONE
+
+    def perturb(self, model, x, y, targets=None):
+        return x
+
+    def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
+        from varmixup_bench.training.data import stratified_indices
+
+        seed_subset = int(getattr(self.settings, "subset_seed", 0))
+        sel = torch.as_tensor(stratified_indices(split.y, self.subset or len(split.y), seed_subset, "corruption_subset"))
+        x, y = split.x[sel], split.y[sel]
+        names = sorted(CORRUPTIONS)
+        details = {n: [[] for _ in range(5)] for n in names}
+        out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
+        with eval_mode(defense.classifier), progress(show_progress) as bar:
+            task = bar.add_task(f"corruptions on {defense.spec}", total=trials * 75, info="15 x 5")
+            for t in range(trials):
+                trial_seed, gen = trial_generator(seed, t)
+                out["clean"].append(_accuracy(defense, x, y, gen, batch_size))
+                accs = []
+                for n in names:
+                    for sev in range(1, 6):
+                        if self.folder:
+                            # the official file holds the full test set: take exactly the evaluated images
+                            xc, yc = load_official_corruptions(self.folder, n, sev, split.index[sel].numpy())
+                        else:
+                            xc, yc = corrupt_batch(x, n, sev, trial_seed), y
+                        acc = _accuracy(defense, xc, yc, gen, batch_size)
+                        details[n][sev - 1].append(acc)
+                        accs.append(acc)
+                        bar.advance(task)
+                out["robust"].append(float(np.mean(accs)))
+        out["details"] = {n: [float(np.mean(v)) for v in sev] for n, sev in details.items()}
+        return out
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15):
+    """ECE (percent) with n_bins equal-width confidence bins, and per-bin (confidence, accuracy, count)."""
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    edges = torch.linspace(0, 1, n_bins + 1)
+    ece, bins = 0.0, []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        count = int(mask.sum())
+        if count:
+            c, a = float(conf[mask].mean()), float(correct[mask].mean())
+            ece += count / len(labels) * abs(a - c)
+            bins.append((c, a, count))
+        else:
+            bins.append((float((lo + hi) / 2), float("nan"), 0))
+    return 100.0 * ece, bins
+
+
+def reliability_diagram(bins, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from varmixup_bench.core.atomic import atomic_write
+
+    n = len(bins)
+    centers = (np.arange(n) + 0.5) / n
+    acc = [b[1] if b[2] else 0.0 for b in bins]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.bar(centers, acc, width=1 / n, edgecolor="black", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set(xlabel="confidence", ylabel="accuracy", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+    return Path(path)
+
+
+@ATTACKS.register("ece", help="expected calibration error (15 bins) of the defended predictor + reliability PNG")
+class ECE(Attack):
+    name = "ece"
+    uses_eps = False
+
+    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
+        super().__init__(0.0, None, settings)
+
+    def config(self) -> dict:
+        return {"bins": 15}
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        return ThreatModel.NONE
+
+    def perturb(self, model, x, y, targets=None):
+        return x
+
+    def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
+        values, accs, last_bins = [], [], None
+        dev = defense.device
+        for t in range(trials):
+            _, gen = trial_generator(seed, t)
+            with eval_mode(defense.classifier):
+                probs = torch.cat([defense.predict_proba(split.x[i : i + batch_size].to(dev), gen).cpu()
+                                   for i in range(0, len(split), batch_size)])
+            ece, last_bins = expected_calibration_error(probs, split.y)
+            values.append(ece)
+            accs.append(100.0 * float((probs.argmax(1) == split.y).float().mean()))
+        out = {"clean": accs, "robust": accs, "value": float(np.mean(values)), "metric": "ece_percent"}
+        workdir = defense.info.get("workdir")
+        if workdir is not None:
+            path = Path(workdir) / "figures" / f"reliability-{defense.spec.replace('+', '_')}-{defense.info['config_hash']}.png"
+            out["details"] = {"figure": str(reliability_diagram(last_bins, path, f"{defense.spec}: ECE {out['value']:.2f}%"))}
+        return out
+
+
+def local_linearity(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10) -> torch.Tensor:
+    """Per-example gamma(eps) = max_{||d||_inf <= eps} |l(x + d) - l(x) - d . grad l(x)| (Qin et al. 2019),
+    l the cross-entropy of F_w, maximised by sign-gradient ascent from a random start in the eps-ball."""
+    if eps == 0:
+        return torch.zeros(len(y))
+    x = x.clone().requires_grad_(True)
+    loss0 = F.cross_entropy(model(x), y, reduction="none")
+    (g,) = torch.autograd.grad(loss0.sum(), x)
+    loss0, g, x = loss0.detach(), g.detach(), x.detach()
+
+    def gap(d: torch.Tensor) -> torch.Tensor:
+        return (F.cross_entropy(model(x + d), y, reduction="none") - loss0 - (d * g).flatten(1).sum(1)).abs()
+
+    d = torch.empty_like(x).uniform_(-eps, eps)
+    d = (x + d).clamp(0, 1) - x
+    best = gap(d).detach()
+    for _ in range(steps):
+        d.requires_grad_(True)
+        (gd,) = torch.autograd.grad(gap(d).sum(), d)
+        d = (d.detach() + eps / 4 * gd.sign()).clamp(-eps, eps)
+        d = (x + d).clamp(0, 1) - x
+        best = torch.maximum(best, gap(d).detach())
+    return best
+
+
+@ATTACKS.register("linearity", help="local linearity error gamma(eps) of F_w (Qin et al.), one record per eps")
+class Linearity(Attack):
+    name = "linearity"
+    uses_step = False  # its inner ascent uses eps/4, recorded in config()
+
+    def config(self) -> dict:
+        return {"eps": self.eps, "steps": 10}
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        return ThreatModel.NONE
+
+    def perturb(self, model, x, y, targets=None):
+        return x
+
+    def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
+        dev, values = defense.device, []
+        with eval_mode(defense.classifier):
+            for t in range(trials):
+                trial_seed, _ = trial_generator(seed, t)
+                with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                    torch.manual_seed(trial_seed)
+                    gam = torch.cat([local_linearity(defense.classifier, split.x[i : i + batch_size].to(dev),
+                                                     split.y[i : i + batch_size].to(dev), self.eps).cpu()
+                                     for i in range(0, len(split), batch_size)])
+                values.append(float(gam.mean()))
+        acc = _accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
+        return {"clean": [acc], "robust": [acc], "value": float(np.mean(values)), "metric": "local_linearity"}

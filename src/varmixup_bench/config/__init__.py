@@ -1,0 +1,1 @@
+"""Presets: one table of defaults per concern, their checks, and preset files."""

@@ -1,0 +1,29 @@
+"""Where the harness keeps models, data caches and results: --workdir, else $BENCH_WORKDIR, else a per-user folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from varmixup_bench.core.errors import BenchError
+
+ENV_VAR = "BENCH_WORKDIR"
+
+
+def default_workdir() -> Path:
+    """$BENCH_WORKDIR, else $XDG_DATA_HOME/varmixup-bench, else ~/.local/share/varmixup-bench (never the cwd)."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "varmixup-bench"
+
+
+def resolve_workdir(workdir: str | Path | None = None, create: bool = True) -> Path:
+    path = (Path(workdir).expanduser() if workdir else default_workdir()).resolve()
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"workdir {path} exists and is not a directory")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"cannot create workdir {path}: {exc.strerror}") from None
+    return path

@@ -1,0 +1,1 @@
+"""Developer benchmarks (`bench perf`): the harness against plain PyTorch baselines."""

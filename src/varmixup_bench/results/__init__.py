@@ -1,0 +1,1 @@
+"""The results side: the record store (SQLite), statistics of proportions, seeds, restore/retire, citations."""

@@ -1,0 +1,101 @@
+"""Pooling training seeds: the results of one defense trained with several seeds, evaluated the same way on the
+same images, shown as one cell — the mean over seeds, its 95 % interval widened by the seed-to-seed spread."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from varmixup_bench.results.stats import encode_per_image, interval_from_summary
+
+# what must agree for two records to be the same evaluation of the same recipe (all but the training seed)
+_SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials"]
+
+
+def _without_seeds(v: Any) -> Any:
+    """A nested config with every `seed` key removed: a recipe's parts (the VarMixup family's MMD-VAE) are seeded
+    from the training seed, so their seeds differ exactly when the training seed does."""
+    if isinstance(v, dict):
+        return {k: _without_seeds(x) for k, x in v.items() if k != "seed"}
+    return v
+
+
+def model_signature(row: pd.Series | dict) -> str:
+    """The training configuration of a record without its seeds (the model's and its MMD-VAE's): recipe settings,
+    epochs, lr, batch size and the preset overrides that change a model."""
+    from varmixup_bench.views.leaderboard import TRAINING_FIELDS
+
+    def load(v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) and v.startswith("{") else v
+
+    cfg = _without_seeds(load(row.get("train_config")) or {})
+    ov = load(row.get("train_overrides")) or {}
+    ov = {k: v for k, v in ov.items() if k in TRAINING_FIELDS and k != "seed"} if isinstance(ov, dict) else {}
+    return json.dumps({"train": cfg, "overrides": ov}, sort_keys=True, default=str)
+
+
+def _attack_key(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict) else str(v or "")
+
+
+def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per group of records that differ only in the training seed (`seeds` = how many). Accuracies are
+    the means over seeds; each interval is the Wilson interval over the n images widened in quadrature by
+    t(S-1)·s/√S of the S seeds' spread (stats.interval_from_summary with seeds as trials); per-image outcomes
+    are summed over seeds (the images are the same: subsets do not depend on the seed), so pooled cells keep
+    their paired tests, and each seed's accuracy is kept in `<field>_by_seed`, so that those tests also carry the
+    seeds' spread (stats.seed_spread). Rows of a single seed are unchanged, with seeds = 1."""
+    if frame.empty:
+        return frame.assign(seeds=[])
+    df = frame.copy()
+    df["_model"] = [model_signature(r) for _, r in df.iterrows()]
+    df["_attack"] = df["attack_config"].map(_attack_key)
+    keys = [c for c in _SAME if c in df] + ["_model", "_attack"]
+    filled = df[keys].map(str)  # NaN as "nan": a missing value is a value, not a dropped group
+    out = []
+    for _, idx in filled.groupby(keys, sort=False).groups.items():
+        g = df.loc[idx]
+        if g["seed"].nunique() <= 1:
+            out.append(g.iloc[[-1]].assign(seeds=1))
+            continue
+        out.append(pd.DataFrame([_pooled(g)]))
+    return pd.concat(out, ignore_index=True).drop(columns=["_model", "_attack"])
+
+
+def _pooled(g: pd.DataFrame) -> dict[str, Any]:
+    row = g.iloc[-1].to_dict()
+    s, n = len(g), int(row["n_examples"])
+    row.update(seeds=s, seed=",".join(str(v) for v in sorted(g["seed"].unique())),
+               config_hash=",".join(str(v) for v in g["config_hash"]))
+    for which in ("clean_acc", "robust_acc", "robust_acc_worst"):
+        if which not in g or g[which].isna().any():
+            continue
+        vals = g[which].astype(float).to_numpy()
+        mean, std = float(vals.mean()), float(vals.std(ddof=1))
+        lo, hi = interval_from_summary(mean, std, s, n)
+        row.update({which: mean, f"{which}_std": std, f"{which}_ci_low": lo, f"{which}_ci_high": hi,
+                    f"{which}_by_seed": json.dumps({str(k): float(v) for k, v in zip(g["seed"], vals)})})
+    if "value" in g and g["value"].notna().all():
+        row["value"] = float(g["value"].astype(float).mean())
+    row["per_image"] = _pooled_per_image(list(g["per_image"]))
+    return row
+
+
+def _pooled_per_image(blobs: list) -> dict | None:
+    """Per-image counts summed over seeds (None unless every seed has them on the same images)."""
+    from varmixup_bench.results.stats import decode_per_image
+
+    decoded = [decode_per_image(b) for b in blobs]
+    if any(d is None for d in decoded) or any(not np.array_equal(d["idx"], decoded[0]["idx"]) for d in decoded):
+        return None
+    draws = [int((json.loads(b) if isinstance(b, str) else b).get("draws", 1) or 1) for b in blobs]
+    if len(set(draws)) != 1:
+        return None
+    t = sum(d["trials"] for d in decoded)
+    clean = sum(np.rint(d["clean"] * d["trials"]) for d in decoded)
+    robust = sum(np.rint(d["robust"] * d["trials"] * draws[0]) for d in decoded)
+    worst = sum(np.rint(d["worst"] * d["trials"]) for d in decoded)
+    return encode_per_image(decoded[0]["idx"], clean, robust, t, draws=draws[0],
+                            worst_correct=worst if draws[0] > 1 else None)

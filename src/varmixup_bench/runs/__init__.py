@@ -1,0 +1,1 @@
+"""Many evaluations at once: sweeps (local or Ray) and convergence grids."""

@@ -1,0 +1,1 @@
+"""What people read: leaderboards, the headline view, plots, reports, gradient-masking diagnostics, exports."""

@@ -1,0 +1,243 @@
+"""Gradient-masking warning signs (Carlini et al., "On Evaluating Adversarial Robustness") over the store.
+
+Each check is registered by name and looks at the latest records of one trained model (dataset, defense,
+config hash: each training seed is its own model, never compared with another's). A check returns every
+comparison it made, each with a p value (bench.stats: paired on the same images when both records keep
+per-image results, exact McNemar for single-draw 0/1 outcomes, else a z test on the per-image differences, whose
+spread includes a randomised predictor's own draw-to-draw noise; unpaired from binomial errors and trial
+spreads otherwise). `diagnose` then decides all comparisons of one call together with Holm–Bonferroni at a
+family-wise error rate of 5 % (bench.stats.FAMILY_ALPHA): however many checks, ε pairs and defenses one call
+compares, the chance that it reports anything on pure noise is at most 5 %.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from varmixup_bench.core.registry import Registry
+from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    dataset: str
+    defense: str
+    rows: tuple[tuple[str, float], ...]  # (attack, eps) of the affected leaderboard rows
+    message: str
+    norm: str = "Linf"  # the threat model's norm of those rows (checks compare radii within one norm)
+    model: str = ""  # the trained model's config hash (one per training seed)
+    seed: str = ""  # its training seed, for the reader
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One comparison a check made: the rows it concerns, what it would report, and the p value of the symptom
+    (two-sided test, counted only in the symptom's direction). `group` merges candidates that report one
+    finding (an oblivious cell against several adaptive attacks): the smallest rejected p of a group is shown."""
+
+    rows: tuple[tuple[str, float], ...]
+    message: str
+    p: float
+    group: tuple = ()
+
+
+Check = Callable[[pd.DataFrame], list[Candidate]]
+CHECKS: Registry[Check] = Registry("diagnostic")
+GRADIENT_ATTACKS = ("pgd10", "pgd50", "adaptive-pgd10", "adaptive-pgd50", "fgsm")
+
+
+def symptom_p(a: pd.Series | dict, b: pd.Series | dict, which: tuple[str, str] = ("robust", "robust")) -> float:
+    """p value that a's accuracy is above b's: the two-sided p of the difference when a is above b, else 1."""
+    cmp = compare_records(_dict(a), _dict(b), which)
+    return cmp.p if cmp.diff > 0 else 1.0
+
+
+def exceeds(a: pd.Series, b: pd.Series, alpha: float = FAMILY_ALPHA,
+            which: tuple[str, str] = ("robust", "robust")) -> bool:
+    """a's accuracy is above b's at level alpha (one comparison on its own; `diagnose` corrects for many)."""
+    return symptom_p(a, b, which) < alpha
+
+
+def _dict(r) -> dict:
+    return r.to_dict() if isinstance(r, pd.Series) else dict(r)
+
+
+@CHECKS.register("accuracy-rises-with-eps", help="robust accuracy should not rise as eps grows")
+def rises_with_eps(df: pd.DataFrame):
+    out = []
+    for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
+        g = g.sort_values("eps")
+        for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
+            out.append(Candidate(((attack, a["eps"]), (attack, b["eps"])),
+                                 f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% "
+                                 f"at {a['eps']:.4g}", symptom_p(b, a)))
+    return out
+
+
+@CHECKS.register("large-eps-not-zero", help="at L-inf eps >= 0.5 a deterministic model should be at ~0%")
+def large_eps(df: pd.DataFrame):
+    """Half the pixel range in L-inf; an L2 radius of 0.5 is a small ball (a 32x32x3 image's diagonal is ~55)."""
+    if "norm" in df:
+        df = df[df["norm"] != "L2"]
+    rows = df[(df["eps"] >= 0.5) & df["threat_model"].isin(["white-box", "adaptive"]) & df["attack"].isin(GRADIENT_ATTACKS)]
+    return [Candidate(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {r['robust_acc']:.1f}% "
+                      f"accurate", above_level_p(r, LARGE_EPS_LEVEL)) for _, r in rows.iterrows()]
+
+
+LARGE_EPS_LEVEL = 5.0  # percent: at L-inf eps >= 0.5 an attack that works leaves at most this much
+
+
+def above_level_p(r, level: float) -> float:
+    """p value that a record's robust accuracy is above `level` percent (exact binomial test over its n images;
+    a mean over trials is rounded to whole images)."""
+    from scipy.stats import binomtest
+
+    n = int(r.get("n_examples") or 1)
+    k = int(round(float(r["robust_acc"]) / 100.0 * n))
+    return float(binomtest(k, n, level / 100.0, alternative="greater").pvalue) if k / n > level / 100 else 1.0
+
+
+def _pairs(df: pd.DataFrame, stronger: str, weaker: str):
+    """(eps, record of `stronger`, record of `weaker`) at every eps both were run at (the latest of each)."""
+    a = df[df["attack"] == stronger].drop_duplicates("eps", keep="last").set_index("eps", drop=False)
+    b = df[df["attack"] == weaker].drop_duplicates("eps", keep="last").set_index("eps", drop=False)
+    for eps in a.index.intersection(b.index):
+        yield eps, a.loc[eps], b.loc[eps]
+
+
+@CHECKS.register("adaptive-above-oblivious", help="an attack that knows the defense should not do worse")
+def adaptive_above(df: pd.DataFrame):
+    out = []
+    for steps in ("10", "50"):
+        for eps, ada, obl in _pairs(df, f"adaptive-pgd{steps}", f"pgd{steps}"):
+            out.append(Candidate(((f"adaptive-pgd{steps}", eps), (f"pgd{steps}", eps)),
+                                 f"adaptive-pgd{steps} {ada['robust_acc']:.1f}% > oblivious pgd{steps} "
+                                 f"{obl['robust_acc']:.1f}%", symptom_p(ada, obl)))
+    return out
+
+
+@CHECKS.register("pgd50-above-pgd10", help="more PGD steps should not help the defense beyond noise")
+def more_steps(df: pd.DataFrame):
+    return [Candidate((("pgd50", eps), ("pgd10", eps)), f"pgd50 {p50['robust_acc']:.1f}% > pgd10 "
+                      f"{p10['robust_acc']:.1f}%", symptom_p(p50, p10)) for eps, p50, p10 in _pairs(df, "pgd50", "pgd10")]
+
+
+@CHECKS.register("blackbox-beats-whitebox", help="gradient-free SPSA should not beat the strongest gradient attack "
+                 "that sees the defended predictor (white-box, or adaptive for a randomised defense)")
+def blackbox(df: pd.DataFrame):
+    """SPSA against the strongest white-box / adaptive attack at its eps. A randomised defense's oblivious PGD is
+    not that attack (it sees F_w only): SPSA below it is `oblivious-overstates`' finding, not a weak white-box."""
+    out = []
+    white = df[df["threat_model"].isin(["white-box", "adaptive"]) & (df["attack"] != "spsa")
+               & df["robust_acc"].notna()]
+    for _, spsa in df[df["attack"] == "spsa"].drop_duplicates("eps", keep="last").iterrows():
+        same_eps = white[np.isclose(white["eps"].astype(float), float(spsa["eps"]))]
+        if same_eps.empty:
+            continue
+        best = same_eps.loc[same_eps["robust_acc"].astype(float).idxmin()]  # SPSA must beat even this one
+        out.append(Candidate((("spsa", spsa["eps"]), (best["attack"], best["eps"])),
+                             f"SPSA {spsa['robust_acc']:.1f}% < {best['attack']} {best['robust_acc']:.1f}% "
+                             f"({best['threat_model']}): a gradient-free attack beats every gradient attack",
+                             symptom_p(best, spsa)))
+    return out
+
+
+@CHECKS.register("oblivious-overstates", help="a randomised defense's oblivious accuracy is significantly above "
+                 "its adaptive accuracy: the oblivious number is not robustness")
+def oblivious_overstates(df: pd.DataFrame):
+    """Against every adaptive attack at the oblivious cell's eps (adaptive PGD, APGD, AutoAttack, the surrogate
+    transfer, a catalog `adaptive:` attack), each its own comparison: any one of them significantly below it
+    shows the overstatement. (Testing only the lowest would pick it for being low: on noise, the minimum of
+    several equal attacks sits below their common value.)"""
+    out = []
+    adaptive = df[(df["threat_model"] == "adaptive") & df["robust_acc"].notna()]
+    oblivious = df[(df["threat_model"] == "oblivious") & df["attack"].isin(GRADIENT_ATTACKS)]
+    for _, obl in oblivious.iterrows():
+        same_eps = adaptive[np.isclose(adaptive["eps"].astype(float), float(obl["eps"]))]
+        for _, ada in same_eps.sort_values("robust_acc").iterrows():
+            out.append(Candidate(((obl["attack"], obl["eps"]), (ada["attack"], ada["eps"])),
+                                 f"oblivious {obl['attack']} {obl['robust_acc']:.1f}% > adaptive {ada['attack']} "
+                                 f"{ada['robust_acc']:.1f}%: the oblivious number overstates robustness",
+                                 symptom_p(obl, ada), group=(obl["attack"], float(obl["eps"]))))
+    return out
+
+
+@CHECKS.register("not-converged", help="the largest attack budget (steps, EOT draws or restarts of a bench "
+                 "converge grid) is still significantly below the one before it: the attack has not converged")
+def not_converged(df: pd.DataFrame):
+    from varmixup_bench.runs.converge import convergence_comparisons
+
+    out = []
+    for prev, last, axis in convergence_comparisons([r.to_dict() for _, r in df.iterrows()]):
+        out.append(Candidate(((prev["attack"], prev["eps"]), (last["attack"], last["eps"])),
+                             f"{last['attack']} {last['robust_acc']:.1f}% < {prev['attack']} {prev['robust_acc']:.1f}%: "
+                             f"more {axis} still lowers accuracy, so the attack has not converged", symptom_p(prev, last)))
+    return out
+
+
+def diagnose(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Finding]:
+    """Run every registered check on each (dataset, defense, trained model, norm) of a leaderboard frame (an L2
+    radius is never compared with an L-inf one, nor one seed's model with another's), then keep the comparisons
+    that Holm–Bonferroni rejects among all of them at family-wise level `alpha`."""
+    candidates: list[tuple[Candidate, str, tuple]] = []
+    frame = _with_models(_with_norms(frame))
+    for (dataset, defense, model, norm), g in frame.groupby(["dataset", "defense", "_model", "norm"], sort=True):
+        seeds = ",".join(sorted({str(s) for s in g["seed"] if pd.notna(s)})) if "seed" in g else ""
+        for name in CHECKS.names():
+            for cand in CHECKS.get(name)(g):
+                candidates.append((cand, name, (dataset, defense, model, norm, seeds)))
+    rejected = holm([c.p for c, _, _ in candidates], alpha)
+    best: dict[tuple, tuple[Candidate, str, tuple]] = {}
+    for (cand, name, where), hit in zip(candidates, rejected):
+        if not hit:
+            continue
+        key = (name, where, cand.group or cand.rows)
+        if key not in best or cand.p < best[key][0].p:
+            best[key] = (cand, name, where)
+    findings = []
+    for cand, name, (dataset, defense, model, norm, seeds) in best.values():
+        message = f"[L2] {cand.message}" if norm == "L2" else cand.message
+        findings.append(Finding(name, dataset, defense, tuple(cand.rows), f"{message} (p = {cand.p:.2g})", norm, model,
+                                seeds))
+    # models are grouped by config hash; list them by seed, so a defense's seeds read 0, 1, 2
+    return sorted(findings, key=lambda f: (f.dataset, f.defense, f.norm, f.seed, f.check))
+
+
+def comparisons_made(frame: pd.DataFrame) -> int:
+    """How many comparisons one `diagnose(frame)` decides together (the size of its Holm family)."""
+    frame = _with_models(_with_norms(frame))
+    return sum(len(CHECKS.get(name)(g)) for _, g in frame.groupby(["dataset", "defense", "_model", "norm"])
+               for name in CHECKS.names())
+
+
+def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add a `flags` column naming the checks that fired on each row."""
+    frame = _with_norms(frame)
+    flags: dict[tuple, set[str]] = {}
+    for f in diagnose(frame):
+        for attack, eps in f.rows:
+            flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), set()).add(f.check)
+    out = frame.copy()
+    models = _with_models(frame)["_model"]
+    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, m, r.norm, r.attack, float(r.eps)), ())))
+                    for r, m in zip(frame.itertuples(), models)]
+    return out
+
+
+def _with_models(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with `_model`, the trained model each record evaluated (its config hash; "" where unknown)."""
+    hashes = frame["config_hash"] if "config_hash" in frame else pd.Series("", index=frame.index)
+    return frame.assign(_model=[str(h) if pd.notna(h) else "" for h in hashes])
+
+
+def _with_norms(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its `norm` column (leaderboard frames have it; a bare frame of records gets it here)."""
+    if "norm" in frame and frame["norm"].notna().all():
+        return frame
+    from varmixup_bench.views.leaderboard import record_norms
+
+    return frame.assign(norm=record_norms(frame))

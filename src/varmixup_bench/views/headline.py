@@ -1,0 +1,471 @@
+"""The headline view, the default of `bench leaderboard --format md|html`: one table per dataset, one row per
+defense as trained, and the three numbers a reader needs, each with its 95 % interval —
+
+- **clean** accuracy;
+- **strongest @ ε**: robust accuracy under the strongest attack recorded at the dataset's main ε (`main_eps`),
+  with that attack named;
+- **ensemble @ ε**: per image, correct only if correct under *every* attack recorded for that model at that ε
+  and norm (the rule AutoAttack and RobustBench use), on the images all those attacks evaluated. For a
+  randomised defense an image's outcome is a rate (correct draws and trials over all), and the ensemble takes
+  per image the lowest rate over the attacks; `ensemble worst-case` does the same with the per-image worst
+  case over draws (correct in every draw).
+
+Every diagnostic finding (bench.diagnostics) is a ⚠ with a footnote number beside the cell it concerns, its check
+and reason below the table. A bold cell is the best of its column and significantly above the runner-up, with
+Holm–Bonferroni over all the best-vs-runner-up comparisons of one table. `--layout wide` keeps the full matrix.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from varmixup_bench.results.stats import (FAMILY_ALPHA, compare_records, decode_per_image, format_interval, holm, paired_test,
+                         unpaired_test, wilson_interval)
+
+MAIN_NORM = "Linf"
+# records that are not a robust-accuracy attack: no radius, or a metric rather than an accuracy
+NOT_ROBUST = ("clean", "corruptions", "ece", "linearity")
+COLUMNS = ("clean", "strongest", "ensemble", "worst")
+
+
+def _eps_key(eps: Any) -> float:
+    return round(float(eps), 8)
+
+
+def robust_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The records that are robust-accuracy attacks in the main norm (L∞): a radius above 0 and a robust
+    accuracy; clean, corruptions and metrics such as ECE or local linearity are not."""
+    if frame.empty:
+        return frame
+    norm = frame["norm"] if "norm" in frame else pd.Series(MAIN_NORM, index=frame.index)
+    eps = pd.to_numeric(frame["eps"], errors="coerce").fillna(0.0)
+    keep = ((norm == MAIN_NORM) & (eps > 0) & ~frame["attack"].isin(NOT_ROBUST)
+            & (frame["threat_model"] != "none") & pd.to_numeric(frame["robust_acc"], errors="coerce").notna())
+    return frame[keep]
+
+
+def main_eps(frame: pd.DataFrame) -> float | None:
+    """The main ε of a dataset's records: the L∞ radius that most robust-accuracy records share (robust_rows:
+    ε > 0; clean, corruptions and ECE do not count). Ties go to the radius more distinct attacks were run at,
+    then to the larger radius. None when no record qualifies. One preset runs its whole attack suite at its
+    main ε and only the ε curve elsewhere, so this is the preset's `eps` whatever the sweep added."""
+    rows = robust_rows(frame)
+    if rows.empty:
+        return None
+    keys = rows["eps"].map(_eps_key)
+    stats = [(int((keys == k).sum()), rows.loc[keys == k, "attack"].nunique(), k) for k in sorted(set(keys))]
+    return max(stats)[2]
+
+
+@dataclass
+class Cell:
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    note: str = ""  # the attack that achieved it, or how many attacks the ensemble holds
+    which: str = "robust"  # the record field compared (clean | robust | worst)
+    rec: dict | None = None  # the record (clean, strongest), for the paired test of the bold mark
+    outcomes: tuple[np.ndarray, np.ndarray] | None = None  # (image indices, per-image outcome) of an ensemble
+    flags: list[int] = field(default_factory=list)
+    bold: bool = False
+
+
+@dataclass
+class Row:
+    label: str
+    cells: dict[str, Cell]
+    stochastic: bool = False
+    flags: list[int] = field(default_factory=list)  # findings about no headline cell (other ε, L2, other seeds)
+
+
+@dataclass
+class Table:
+    dataset: str
+    eps: float | None
+    n: int | None  # the number of test images most records have (cells on another number say so)
+    rows: list[Row]
+    footnotes: list[tuple[int, str]]  # (number, text)
+
+
+def _labels(frame: pd.DataFrame) -> list[str]:
+    from varmixup_bench.views.leaderboard import _row_labels
+
+    return _row_labels(frame.reset_index(drop=True))
+
+
+def _seed_of(g: pd.DataFrame) -> float:
+    s = pd.to_numeric(g["seed"], errors="coerce").dropna() if "seed" in g else pd.Series(dtype=float)
+    return float(s.min()) if len(s) else math.inf
+
+
+def _attack_names(rows: pd.DataFrame) -> list[str]:
+    """The attack of each record, plus what differs where one attack was recorded in several ways."""
+    from varmixup_bench.views.leaderboard import _differences
+
+    names = list(rows["attack"])
+    for attack in set(names):
+        idx = [i for i, a in enumerate(names) if a == attack]
+        if len(idx) > 1:
+            recs = [rows.iloc[i].to_dict() for i in idx]
+            for i, d in zip(idx, _differences(recs, ["step", "n_examples", "attack_config", "trials"])):
+                names[i] = f"{attack} ({d})" if d else attack
+    return names
+
+
+def _ensemble(recs: list[dict], which: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(common image indices, per-image lowest outcome over the records) or None without per-image results."""
+    decoded = [decode_per_image(r.get("per_image")) for r in recs]
+    decoded = [d for d in decoded if d is not None]
+    if not decoded:
+        return None
+    common = decoded[0]["idx"]
+    for d in decoded[1:]:
+        common = np.intersect1d(common, d["idx"])
+    if len(common) == 0:
+        return None
+    vals = []
+    for d in decoded:
+        order = np.argsort(d["idx"], kind="stable")
+        pos = order[np.searchsorted(d["idx"][order], common)]
+        vals.append(np.asarray(d[which], dtype=float)[pos])
+    return common, np.min(vals, axis=0)
+
+
+def _ensemble_cell(recs: list[dict], which: str) -> Cell | None:
+    ens = _ensemble(recs, which)
+    if ens is None:
+        return None
+    idx, v = ens
+    n = len(v)
+    lo, hi = wilson_interval(float(v.sum()), n)
+    with_images = sum(decode_per_image(r.get("per_image")) is not None for r in recs)
+    note = f"{with_images} attack{'s' if with_images != 1 else ''}"
+    if with_images < len(recs):
+        note += f" of {len(recs)} (the others keep no per-image results)"
+    return Cell(100.0 * float(v.mean()), lo, hi, n, note, which, None, (idx, v))
+
+
+def _record_cell(rec: dict, which: str, note: str = "") -> Cell:
+    key = "clean_acc" if which == "clean" else "robust_acc"
+    return Cell(float(rec[key]), float(rec[f"{key}_ci_low"]), float(rec[f"{key}_ci_high"]),
+                int(rec.get("n_examples") or 0), note, which, rec)
+
+
+def _eps_text(eps: float, norm: str) -> str:
+    from varmixup_bench.views.leaderboard import eps_text
+
+    return eps_text(eps, norm)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(float(a) - float(b)) < 1e-9
+
+
+def headline_tables(frame: pd.DataFrame) -> list[Table]:
+    """The headline tables of a leaderboard frame (bench.leaderboard.leaderboard_frame), one per dataset.
+
+    A row is one defense as trained (the wide table's rows: several training seeds are one row); where it holds
+    several seeds, its cells are those of one trained model, the one with the most attacks at the main ε (ties:
+    the lowest seed), so that no attack's three-seed mean is set against another's single seed (the wide
+    table pools the seeds)."""
+    from varmixup_bench.views.diagnostics import diagnose
+
+    tables, number = [], 0
+    # one diagnose call over the whole frame: the same Holm family as the long table's `flags` and bench diagnose
+    findings = diagnose(frame) if not frame.empty else []
+    for dataset, g in frame.groupby("dataset", sort=True):
+        g = g.reset_index(drop=True)
+        g = g.assign(_row=_labels(g), _model=[str(h) if pd.notna(h) else "" for h in g["config_hash"]])
+        eps = main_eps(g)
+        ns = pd.to_numeric(g["n_examples"], errors="coerce").dropna()
+        n_main = int(ns.mode().max()) if len(ns) else None
+        rows: dict[str, Row] = {}
+        chosen: dict[str, str] = {}  # row label -> the model shown
+        ens_attacks: dict[str, set[str]] = {}
+        strongest_attack: dict[str, str] = {}
+        for label in dict.fromkeys(g["_row"]):
+            rg = g[g["_row"] == label]
+            models = list(rg.groupby("_model", sort=False))
+
+            def at_main(m: pd.DataFrame) -> pd.DataFrame:
+                r = robust_rows(m)
+                return r[[_close(e, eps) for e in r["eps"]]] if eps is not None else r.iloc[0:0]
+
+            model, mg = min(models, key=lambda t: (-len(at_main(t[1])), _seed_of(t[1]), t[0]))
+            chosen[label] = model
+            text = label
+            if len(models) > 1:
+                seed = _seed_of(mg)
+                text += f" (seed {int(seed) if seed != math.inf else '?'} of {len(models)})"
+            cells: dict[str, Cell] = {}
+            clean = mg[mg["attack"] == "clean"]
+            src = clean.iloc[-1] if len(clean) else next(
+                (r for _, r in mg.iterrows() if pd.notna(r.get("clean_acc")) and pd.notna(r.get("clean_acc_ci_low"))),
+                None)
+            if src is not None:
+                cells["clean"] = _record_cell(src.to_dict(), "clean")
+            attacks = at_main(mg)
+            stochastic = "stochastic" in mg and bool(mg["stochastic"].map(lambda v: v is True or v == "True").any())
+            if len(attacks):
+                names = _attack_names(attacks)
+                recs = [r.to_dict() for _, r in attacks.iterrows()]
+                # the lowest; on a tie the attack run under its own name (not a budget that reused it, same_as)
+                i = min(range(len(recs)), key=lambda j: (float(recs[j]["robust_acc"]), bool(recs[j].get("same_as")
+                        if isinstance(recs[j].get("same_as"), str) else False), len(names[j]), names[j]))
+                cells["strongest"] = _record_cell(recs[i], "robust", names[i])
+                strongest_attack[label] = recs[i]["attack"]
+                ens_attacks[label] = {r["attack"] for r in recs}
+                ens = _ensemble_cell(recs, "robust")
+                if ens is not None:
+                    cells["ensemble"] = ens
+                if stochastic:
+                    worst = _ensemble_cell(recs, "worst")
+                    if worst is not None:
+                        cells["worst"] = worst
+            rows[label] = Row(text, cells, stochastic)
+        footnotes = []
+        model_row = {(d, m): lab for lab, d, m in zip(g["_row"], g["defense"], g["_model"])}
+        for f in findings:
+            label = model_row.get((f.defense, f.model)) if f.dataset == dataset else None
+            if label is None:
+                continue
+            row = rows[label]
+            number += 1
+            seed = f" (seed {f.seed})" if f.seed and len(g[g["_row"] == label]["_model"].unique()) > 1 else ""
+            radii = sorted({float(e) for _, e in f.rows})
+            where = "" if eps is not None and f.norm == MAIN_NORM and all(_close(e, eps) for e in radii) else (
+                " [ε = " + ", ".join(_eps_text(e, f.norm) for e in radii) + "]")
+            footnotes.append((number, f"{f.check}{seed}{where}: {f.message}"))
+            target = None
+            if f.model == chosen[label] and f.norm == MAIN_NORM and eps is not None:
+                hit = {a for a, e in f.rows if _close(e, eps)}
+                if strongest_attack.get(label) in hit and "strongest" in row.cells:
+                    target = row.cells["strongest"]
+                elif hit & ens_attacks.get(label, set()) and "ensemble" in row.cells:
+                    target = row.cells["ensemble"]
+                elif "clean" in {a for a, _ in f.rows} and "clean" in row.cells:
+                    target = row.cells["clean"]
+            (target.flags if target is not None else row.flags).append(number)
+        table = Table(str(dataset), eps, n_main, list(rows.values()), footnotes)
+        mark_best(table)
+        tables.append(table)
+    return tables
+
+
+def _best_p(a: Cell, b: Cell) -> float:
+    """Two-sided p of "a differs from b", for a above b (1 otherwise): paired on the common images where both
+    have per-image outcomes (records: stats.compare_records; ensembles: their per-image minima), else the
+    unpaired z test. The direction was chosen by looking (a is the best), so the p value stays two-sided."""
+    if a.rec is not None and b.rec is not None:
+        cmp = compare_records(a.rec, b.rec, (a.which, b.which))
+    elif a.outcomes is not None and b.outcomes is not None:
+        common, ia, ib = np.intersect1d(a.outcomes[0], b.outcomes[0], assume_unique=True, return_indices=True)
+        if len(common) > 1:
+            cmp = paired_test(a.outcomes[1][ia], b.outcomes[1][ib], 1)
+        else:
+            cmp = unpaired_test(a.mean, a.n, 0.0, 1, b.mean, b.n, 0.0, 1)
+    else:
+        return float("nan")
+    return cmp.p if cmp.diff > 0 else 1.0
+
+
+def mark_best(table: Table, alpha: float = FAMILY_ALPHA) -> None:
+    """Bold the best cell of each column where it is significantly above the runner-up, Holm–Bonferroni over all
+    the table's best-vs-runner-up comparisons (family-wise error `alpha`)."""
+    tests = []
+    for col in COLUMNS:
+        cells = [r.cells[col] for r in table.rows if col in r.cells]
+        if len(cells) < 2:
+            continue
+        ranked = sorted(cells, key=lambda c: -c.mean)
+        tests.append((ranked[0], _best_p(ranked[0], ranked[1])))
+    pvalues = [p if p == p else 1.0 for _, p in tests]  # NaN (nothing to compare with) never rejects
+    for (cell, _), reject in zip(tests, holm(pvalues, alpha)):
+        cell.bold = reject
+
+
+# ---- rendering ----
+
+def _headers(t: Table) -> dict[str, str]:
+    from varmixup_bench.views.leaderboard import eps_label
+
+    e = eps_label(t.eps) if t.eps is not None else None
+    return {"clean": "clean", "strongest": f"strongest @ {e} (attack)", "ensemble": f"ensemble @ {e}",
+            "worst": f"ensemble worst-case @ {e}"}
+
+
+def _columns(t: Table) -> list[str]:
+    if t.eps is None:
+        return ["clean"]
+    cols = ["clean", "strongest", "ensemble"]
+    return cols + ["worst"] if any("worst" in r.cells for r in t.rows) else cols
+
+
+def _value(c: Cell, t: Table) -> tuple[str, str]:
+    """('28.0 [24.2, 32.1]', ' attack' or ' (3 attacks, n=200)'): the number and what qualifies it."""
+    extra = [f"n={c.n}"] if t.n is not None and c.n and c.n != t.n else []
+    num = format_interval(c.mean, c.lo, c.hi)
+    if c.rec is not None and c.which == "robust" and c.note:  # the strongest attack, named
+        return num, " " + ", ".join([c.note, *extra])
+    extra = [c.note, *extra] if c.note else extra
+    return num, f" ({', '.join(extra)})" if extra else ""
+
+
+def _md_cell(c: Cell | None, t: Table) -> str:
+    if c is None:
+        return "–"
+    num, extra = _value(c, t)
+    num = f"**{num}**" if c.bold else num
+    return num + extra + (" ⚠" + ",".join(map(str, c.flags)) if c.flags else "")
+
+
+def _title(t: Table) -> str:
+    from varmixup_bench.views.leaderboard import eps_label
+
+    eps = f"main ε = {eps_label(t.eps)} (L∞)" if t.eps is not None else "no L∞ attack recorded"
+    n = f", n = {t.n} test images" if t.n else ""
+    return f"{t.dataset}: {eps}{n}"
+
+
+LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strongest: the record's interval "
+          "(Wilson over its n images; with T trials widened by t(T-1)·s/√T of the trial spread). strongest: the "
+          "lowest robust accuracy of the attacks recorded at the main ε (L∞), the attack named. ensemble: an image "
+          "counts only if every one of those attacks failed on it (AutoAttack's and RobustBench's rule), over the "
+          "images all of them evaluated; for a randomised defense, per image the lowest rate of correct "
+          "classification over the attacks; worst-case: the same with each image's worst case over the defense's "
+          "draws (correct in every draw; a deterministic defense has none); Wilson interval over those n images. "
+          "A cell on another number of images than the table's says n= (an ensemble on fewer images than the "
+          "strongest attack's can come out above it by sampling noise). Bold: best in its column and "
+          "significantly above the runner-up (paired test on the same images, else unpaired z), Holm–Bonferroni "
+          "over the table's comparisons at a family-wise 5 %. ⚠k: a finding of `bench diagnose`, its reason below. "
+          "A row of several training seeds shows the model with the most attacks at the main ε. Every cell: "
+          "`bench leaderboard --layout wide`.")
+
+
+def render_md(tables: list[Table]) -> str:
+    if not tables:
+        return "(no results)\n"
+    parts = []
+    for t in tables:
+        cols = _columns(t)
+        heads = _headers(t)
+        lines = ["| defense | " + " | ".join(heads[c] for c in cols) + " |",
+                 "|" + "---|" * (len(cols) + 1)]
+        for r in t.rows:
+            label = r.label.replace("|", "\\|") + (" ⚠" + ",".join(map(str, r.flags)) if r.flags else "")
+            lines.append("| " + " | ".join([label] + [_md_cell(r.cells.get(c), t) for c in cols]) + " |")
+        parts.append(f"### {_title(t)}\n\n" + "\n".join(lines))
+        if t.footnotes:
+            parts.append("\n".join(f"⚠{k} {text}  " for k, text in t.footnotes).rstrip())
+    return "\n\n".join(parts) + f"\n\n{LEGEND}\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "data"
+
+
+def table_id(dataset: str) -> str:
+    """The HTML id of a dataset's headline table."""
+    return f"headline-{_slug(dataset)}"
+
+
+def _code(text: str) -> str:
+    """HTML-escaped text whose `quoted` parts are <code>, never literal backticks."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html_cell(c: Cell | None, t: Table) -> str:
+    if c is None:
+        return '<td data-v="-1">–</td>'
+    num, extra = _value(c, t)
+    num = f'<span class="v">{f"<b>{html.escape(num)}</b>" if c.bold else html.escape(num)}</span>'
+    return f'<td data-v="{c.mean:.6g}">{num}<small>{html.escape(extra)}</small>{_html_flags(c.flags)}</td>'
+
+
+def _html_flags(flags: Sequence[int]) -> str:
+    return "".join(f' <a class="flag" href="#fn{k}" title="see note {k}">⚠{k}</a>' for k in flags)
+
+
+def _images(plots: Sequence[Path]) -> str:
+    figs = []
+    for p in plots:
+        p = Path(p)
+        if p.is_file():
+            data = base64.b64encode(p.read_bytes()).decode("ascii")
+            figs.append(f'<figure><img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(p.name)}</figcaption></figure>")
+    return ("<h2>Plots</h2>" + "".join(figs)) if figs else ""
+
+
+SORTER = """<script>
+document.querySelectorAll('table.sortable').forEach(table => {
+  table.querySelectorAll('th').forEach((th, i) => th.addEventListener('click', () => {
+    const body = table.tBodies[0]; const rows = Array.from(body.rows);
+    const key = r => { const c = r.cells[i]; if (c.dataset.v !== undefined) return parseFloat(c.dataset.v);
+      const v = parseFloat(c.innerText); return isNaN(v) ? c.innerText : v; };
+    const dir = th.dataset.dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
+    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (dir === 'asc' ? 1 : -1));
+    rows.forEach(r => body.appendChild(r));
+  }));
+  table.dataset.sortable = 'ready';
+});
+</script>"""
+
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:72em;margin:1em auto;padding:0 1em;line-height:1.4}"
+         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+         "th{cursor:pointer;background:#eee}th:hover{background:#ddd}small{color:#555}a.flag{color:#b35900;"
+         "text-decoration:none;font-weight:bold}ol.notes{font-size:.9em;list-style:none;padding-left:1em}"
+         "span.v{white-space:nowrap}img{max-width:100%}figure{margin:1em 0}"
+         "p.legend{font-size:.9em;color:#333}")
+
+
+def page(title: str, body: str, legend: str, plots: Sequence[Path] = ()) -> str:
+    """A self-contained HTML document: no network, sortable tables, plots embedded as base64 PNGs."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>{body}<p class=\"legend\">{_code(legend)} Click a column header to "
+            f"sort.</p>{_images(plots)}{SORTER}</body></html>\n")
+
+
+def render_html(tables: list[Table], plots: Sequence[Path] = ()) -> str:
+    body = []
+    for t in tables:
+        cols = _columns(t)
+        heads = _headers(t)
+        rows = []
+        for r in t.rows:
+            rows.append(f"<tr><td>{html.escape(r.label)}{_html_flags(r.flags)}</td>"
+                        + "".join(_html_cell(r.cells.get(c), t) for c in cols) + "</tr>")
+        body.append(f"<h2>{html.escape(_title(t))}</h2>"
+                    f'<table class="sortable" id="{table_id(t.dataset)}"><thead><tr><th>defense</th>'
+                    + "".join(f"<th>{html.escape(heads[c])}</th>" for c in cols)
+                    + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        if t.footnotes:
+            body.append('<ol class="notes">' + "".join(
+                f'<li id="fn{k}" value="{k}">⚠{k} {_code(text)}</li>' for k, text in t.footnotes) + "</ol>")
+    if not tables:
+        body.append("<p>(no results)</p>")
+    return page("varmixup-bench leaderboard", "".join(body), LEGEND, plots)
+
+
+def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = ()) -> str:
+    """The headline view of a leaderboard frame as markdown or an HTML page (plots embedded)."""
+    from varmixup_bench.core.errors import BenchError
+
+    tables = headline_tables(frame) if not frame.empty else []
+    if fmt == "md":
+        return render_md(tables)
+    if fmt == "html":
+        return render_html(tables, plots)
+    raise BenchError(f"--layout headline is for --format md or html, not {fmt!r} (csv and json: --layout long or wide)")

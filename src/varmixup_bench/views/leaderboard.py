@@ -1,0 +1,434 @@
+"""Leaderboards are views of the result records: one row per (dataset, defense, attack, threat model, eps)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.stats import TRIAL_INTERVAL_NOTE, compare_records, format_interval, interval_from_summary
+
+ROW_KEY = ["dataset", "defense", "attack", "threat_model", "norm", "eps"]
+# records that agree on ROW_KEY but differ here are different results and are shown apart, never merged
+VARIANT_KEY = ["step", "n_examples", "preset", "config_hash", "attack_config_key", "trials"]
+COLUMNS = [
+    "dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "clean_acc", "clean_acc_std",
+    "clean_acc_ci_low", "clean_acc_ci_high", "robust_acc", "robust_acc_std", "robust_acc_ci_low",
+    "robust_acc_ci_high", "robust_acc_worst", "robust_acc_worst_std", "robust_acc_worst_ci_low",
+    "robust_acc_worst_ci_high", "draws", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model",
+    "preset", "device", "threads", "stochastic", "trained", "config_hash", "eval_hash", "data_fingerprint",
+    "train_config", "train_overrides", "inference_config", "attack_config", "timestamp", "versions", "per_image",
+]
+FORMATS = ("csv", "md", "json", "html")
+
+
+def _json(v):
+    """Nested fields as canonical JSON text (sorted keys), scalars unchanged."""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str)
+    return v
+
+
+def with_intervals(df: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing *_ci_low/high (records written before intervals existed) from mean, std, trials and n."""
+    out = df.copy()
+    for which in ("clean", "robust"):
+        lo, hi = f"{which}_acc_ci_low", f"{which}_acc_ci_high"
+        for col in (lo, hi):
+            if col not in out:
+                out[col] = np.nan
+        missing = out[lo].isna() & out[f"{which}_acc"].notna()
+        for i in out.index[missing]:
+            r = out.loc[i]
+            std = float(r[f"{which}_acc_std"]) if pd.notna(r[f"{which}_acc_std"]) else 0.0
+            out.at[i, lo], out.at[i, hi] = interval_from_summary(float(r[f"{which}_acc"]), std,
+                                                                 int(r["trials"] or 1), int(r["n_examples"] or 1))
+    return out
+
+
+def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None) -> pd.DataFrame:
+    """The latest record per result (ROW_KEY plus VARIANT_KEY: records that differ in step, n, preset, training
+    or attack settings are different results and stay apart), sorted; accuracies in percent, 95 % intervals."""
+    df = pd.DataFrame(records, columns=list(dict.fromkeys(COLUMNS + [c for r in records for c in r])))
+    if dataset is not None:
+        df = df[df["dataset"] == dataset]
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS + ["flags"])
+    df["norm"] = record_norms(df)
+    df["attack_config_key"] = df["attack_config"].map(lambda v: _json(v) if isinstance(v, dict) else "")
+    for col in VARIANT_KEY:
+        df[col] = df[col].astype(object).where(df[col].notna(), "")
+    df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY + VARIANT_KEY, keep="last")
+    df["versions"] = df["versions"].map(
+        lambda v: ";".join(f"{k}={val}" for k, val in sorted(v.items())) if isinstance(v, dict) else v
+    )
+    extra = [c for c in df.columns if c not in COLUMNS and c != "attack_config_key"]
+    df = df[COLUMNS + extra].sort_values(["dataset", "defense", "attack", "threat_model", "norm", "eps"], kind="stable")
+    df = with_intervals(df.reset_index(drop=True))
+    df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
+    for col in ("n_examples", "trials"):
+        df[col] = df[col].map(lambda v: v if v != "" else np.nan)
+    from varmixup_bench.views.diagnostics import flag_frame
+
+    return flag_frame(df)
+
+
+def record_norm(r: dict) -> str:
+    """A record's norm; records written before L2 existed are L-inf (or `none` for clean, corruptions, ECE)."""
+    norm = r.get("norm")
+    if isinstance(norm, str) and norm:
+        return norm
+    return "none" if r.get("threat_model") == "none" else "Linf"
+
+
+def record_norms(df: pd.DataFrame) -> pd.Series:
+    """record_norm of every row of a frame."""
+    cols = [c for c in ("norm", "threat_model") if c in df]
+    return pd.Series([record_norm(r) for r in df[cols].to_dict("records")], index=df.index, dtype=object)
+
+
+def eps_label(eps: float) -> str:
+    """8/255 when eps is a whole number of 255ths, else the decimal."""
+    scaled = eps * 255
+    if abs(scaled - round(scaled)) < 1e-3:
+        return "0" if round(scaled) == 0 else f"{round(scaled)}/255"
+    return f"{eps:.4g}"
+
+
+def eps_text(eps: float, norm: str | None = None) -> str:
+    """A radius as read in its norm: L-inf as k/255 (eps_label), L2 as a plain number with an `L2` mark."""
+    if norm == "L2":
+        return f"L2 {eps:.4g}"
+    return eps_label(eps)
+
+
+def _step_label(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else eps_label(float(v))
+
+
+def _interval_text(df: pd.DataFrame, which: str) -> list[str]:
+    return [format_interval(m, lo, hi) for m, lo, hi in
+            zip(df[f"{which}_acc"], df[f"{which}_acc_ci_low"], df[f"{which}_acc_ci_high"])]
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    """The long view: every field in csv/json (nested ones as canonical JSON), a readable table in md."""
+    if fmt in ("csv", "json"):
+        flat = df.copy()
+        for col in flat.columns:
+            flat[col] = flat[col].map(_json)
+        if fmt == "csv":
+            return flat.to_csv(index=False)
+        return json.dumps(flat.to_dict(orient="records"), indent=2, default=str) + "\n"
+    if fmt == "md":
+        view = df[["dataset", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "robust_acc",
+                   "trials", "n_examples", "flags"]].copy()
+        view["eps"] = [eps_text(e, n) for e, n in zip(df["eps"], df["norm"])]
+        view["step"] = view["step"].map(_step_label)
+        view["clean_acc"] = _interval_text(df, "clean")
+        view["robust_acc"] = _interval_text(df, "robust")
+        view["flags"] = view["flags"].map(lambda f: f"⚠ {f}" if f else "")
+        view.columns = ["dataset", "defense", "attack", "threat model", "ε", "step", "clean acc (%) [95 % CI]",
+                        "robust acc (%) [95 % CI]", "trials", "n", "flags"]
+        return view.to_markdown(index=False, disable_numparse=True) + f"\n\n{TRIAL_INTERVAL_NOTE}.\n"
+    raise BenchError(f"unknown leaderboard format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+
+
+# ---- the wide view: rows (dataset, defense), columns attacks; the paper's numbers beside ours ----
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "reference"
+_THREAT_MARK = {"oblivious": "ᵒ", "adaptive": "ᵃ", "black-box": "ᵇ", "white-box": "", "none": ""}
+
+
+def reference_table(name: str) -> pd.DataFrame:
+    """A transcribed reference (e.g. `paper`: Tables 2 and 4 of the VarMixup paper) from leaderboards/reference/."""
+    path = REFERENCE_DIR / f"{name}.csv"
+    if not path.exists():
+        valid = sorted(p.stem for p in REFERENCE_DIR.glob("*.csv"))
+        raise BenchError(f"unknown reference {name!r}; valid references: {', '.join(valid)}")
+    return pd.read_csv(path, dtype={"robust_acc": float, "robust_acc_std": float, "clean_acc": float})
+
+
+def _column(attack: str, eps: float, norm: str | None = None) -> str:
+    """`pgd10 ε=8/255` (L-inf), `pgd10 L2 ε=0.5`; attacks without a radius by name."""
+    if attack in ("clean", "corruptions", "ece") or eps == 0:
+        return attack
+    return f"{attack} L2 ε={eps:.4g}" if norm == "L2" else f"{attack} ε={eps_label(eps)}"
+
+
+# wide columns in this order (clean first, white-box before adaptive before black-box); others after, as met
+_COLUMN_ORDER = ("clean", "pgd10", "pgd50", "tpgd10", "fgsm", "adaptive-pgd10", "adaptive-pgd50", "adaptive-apgd",
+                 "surrogate-pgd50", "autoattack", "spsa", "transfer", "corruptions", "ECE (%)", "linearity")
+WORST_SUFFIX = "worst-case"  # wide column of the worst case over R draws of a randomised defense
+
+
+def _column_rank(col: str) -> int:
+    name = col.split(" ε=")[0].split(" L2")[0].split(" (")[0].split("(")[0].split(":")[0]
+    name = name.removesuffix(f" {WORST_SUFFIX}")
+    return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
+
+
+def _flatten(prefix: str, v, out: dict) -> dict:
+    if isinstance(v, str) and v.startswith("{"):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            pass
+    if isinstance(v, dict):
+        for k, val in v.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), val, out)
+    else:
+        out[prefix] = v
+    return out
+
+
+def _differences(rows: list[dict], fields: list[str]) -> list[str]:
+    """For each row, 'k=v' of the flattened fields whose values differ between the rows."""
+    flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
+    keys = sorted({k for f in flat for k in f})
+    differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
+    def show(v) -> str:
+        return eps_label(v) if isinstance(v, float) and not np.isnan(v) else str(v)
+
+    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(f.get(k))}" for k in differ)) for f in flat]
+
+
+# preset fields that change a trained model (the others only change how it is evaluated). Not `dataset`: a
+# record's data is its own `dataset` column (the rows' grouping key) and `data_fingerprint`; the preset field is
+# only how the command named it (`bench sweep --datasets` leaves it at the default, `bench report --dataset`
+# sets it), so it must not split one model's records into two rows
+TRAINING_FIELDS = {"model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
+                   "train_step", "train_steps", "trades_beta", "amp", "seed", "train_subset", "vae_latent_dim",
+                   "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
+                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs"}
+
+
+def _row_labels(df: pd.DataFrame) -> list[str]:
+    """The defense name, plus what differs when one defense was trained or evaluated in several ways (epochs,
+    preset, subsets): such rows are never merged."""
+    from varmixup_bench.results.seeds import model_signature
+
+    labels = list(df["defense"])
+    for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
+        # one row per way of training, whatever the seed: several training seeds are one row (bench.seeds)
+        sigs = pd.Series([f"{model_signature(r)}|{r['preset']}" for _, r in g.iterrows()], index=g.index)
+        if sigs.nunique() <= 1:
+            continue
+        firsts = {sig: g.loc[i] for i, sig in sigs.items()}
+        reps = [dict(r) for r in firsts.values()]
+        for r in reps:
+            ov = r.get("train_overrides")
+            ov = json.loads(ov) if isinstance(ov, str) and ov.startswith("{") else ov
+            r["train_overrides"] = {k: v for k, v in ov.items() if k in TRAINING_FIELDS} if isinstance(ov, dict) else ov
+        diffs = _differences(reps, ["train_config", "train_overrides", "preset"])
+        names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"
+                 for sig, r, d in zip(firsts, firsts.values(), diffs)}
+        for i, sig in sigs.items():
+            labels[df.index.get_loc(i)] = names[sig]
+    return labels
+
+
+def _column_labels(df: pd.DataFrame) -> list[str]:
+    """attack ε=…; plus step / n / settings when one column holds results evaluated differently."""
+    norms = df["norm"] if "norm" in df else [None] * len(df)
+    base = [_column(a, e, n) for a, e, n in zip(df["attack"], df["eps"], norms)]
+    labels = list(base)
+    frame = df.assign(_col=base)
+    for col, g in frame.groupby("_col", sort=False):
+        sig = g[["step", "n_examples", "attack_config"]].apply(lambda r: "|".join(map(str, r)), axis=1)
+        if sig.nunique() <= 1:
+            continue
+        rows = [dict(r) for _, r in g.iterrows()]
+        for i, d in zip(g.index, _differences(rows, ["step", "n_examples", "attack_config"])):
+            labels[df.index.get_loc(i)] = f"{col} ({d})" if d else col
+    return labels
+
+
+def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None) -> pd.DataFrame:
+    """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
+    a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
+    calibration error. With a reference, its numbers follow in `paper:` columns."""
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.results.seeds import pool_seeds
+
+    findings = diagnose(df) if not df.empty else []  # on each trained model, before its seeds are pooled
+    df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
+    row_labels, col_labels = _row_labels(df), _column_labels(df)
+    rows: dict[tuple, dict] = {}
+    for i, r in enumerate(df.itertuples()):
+        rec = df.iloc[i].to_dict()
+        row = rows.setdefault((r.dataset, row_labels[i]), {"dataset": r.dataset, "defense": row_labels[i]})
+        seeds = int(rec.get("seeds", 1) or 1)
+        clean = {"mean": r.clean_acc, "lo": r.clean_acc_ci_low, "hi": r.clean_acc_ci_high, "mark": "",
+                 "rec": rec, "which": "clean", "seeds": seeds}
+        if r.attack == "clean":
+            row["clean"] = clean
+        elif r.attack == "ece":
+            row["ECE (%)"] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value",
+                              "seeds": seeds}
+        else:
+            row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
+                                  "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust",
+                                  "seeds": seeds}
+            if rec.get("stochastic") is True and pd.notna(rec.get("robust_acc_worst")) and _draws(rec) > 1:
+                # a randomised defense: the fraction of images classified correctly in every one of R draws (with
+                # R = 1, e.g. `--set worst_case_draws=1` on secondary columns, it is the mean column again)
+                row[f"{col_labels[i]} {WORST_SUFFIX}"] = {
+                    "mean": rec["robust_acc_worst"], "lo": rec["robust_acc_worst_ci_low"],
+                    "hi": rec["robust_acc_worst_ci_high"], "mark": _THREAT_MARK.get(r.threat_model, ""),
+                    "rec": rec, "which": "worst", "seeds": seeds}
+            row.setdefault("clean", clean)
+    out = pd.DataFrame(list(rows.values()))
+    measured = sorted((c for c in out.columns if c not in ("dataset", "defense")), key=_column_rank)
+    out = out[["dataset", "defense", *measured]] if not out.empty else out
+    if reference and not out.empty:
+        ref = reference_table(reference)
+        for key, row in rows.items():
+            ds = reference_dataset or row["dataset"]
+            name = str(row["defense"]).split(" [")[0]
+            for r in ref[(ref["dataset"] == ds) & (ref["defense"] == name)].itertuples():
+                col = f"{reference}: {_column(r.attack, r.eps)} [{r.table}]"
+                out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), col] = f"{r.robust_acc:g}" + (
+                    f" ± {r.robust_acc_std:g}" if pd.notna(r.robust_acc_std) else "")
+                if pd.notna(r.clean_acc):
+                    out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), f"{reference}: clean [{r.table}]"] = f"{r.clean_acc:g}"
+    out.attrs["findings"] = findings  # render_wide marks the cells they concern (cell_flags)
+    return out
+
+
+def _draws(rec: dict) -> int:
+    """R, the draws that classified each adversarial example (records older than the field: 1)."""
+    r = rec.get("draws")
+    return int(r) if r is not None and pd.notna(r) else 1
+
+
+def _cell(v) -> str:
+    if isinstance(v, dict):
+        seeds = f" ×{v['seeds']}" if v.get("seeds", 1) > 1 else ""  # the mean of this many training seeds
+        if v["lo"] is None or pd.isna(v["lo"]):
+            return f"{v['mean']:.2f}{v['mark']}{seeds}"
+        return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}{seeds}"
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
+def best_p_value(best: dict, runner_up: dict) -> float:
+    """Two-sided p value of "the best cell differs from the runner-up", for the best above it (1 otherwise; NaN
+    when either has no record to test): paired on the same images (McNemar / paired z) when both records carry
+    per-image results, else the unpaired z test, widened by the seeds' spread for means over training seeds
+    (stats.compare_records). Two-sided although the direction is known: it was chosen by looking."""
+    a, b = best.get("rec"), runner_up.get("rec")
+    if a is None or b is None or best["lo"] is None:
+        return float("nan")
+    cmp = compare_records(a, b, (best["which"], runner_up["which"]))
+    return cmp.p if cmp.diff > 0 else 1.0
+
+
+def best_is_significant(best: dict, runner_up: dict) -> bool:
+    """Whether the best cell is significantly above the runner-up on its own (p < 0.05, best_p_value); a table's
+    bold marks correct for all its comparisons together (best_cells)."""
+    return best_p_value(best, runner_up) < 0.05
+
+
+def best_cells(wide: pd.DataFrame) -> dict[str, int]:
+    """column -> row position of the cell that is best in its column and significantly above the runner-up,
+    Holm–Bonferroni over the best-vs-runner-up comparisons of every column of the table (family-wise 5 %), so
+    that one table of many columns does not bold a gap within noise by chance. ECE, which has no interval, is
+    never marked."""
+    from varmixup_bench.results.stats import holm
+
+    tests = []
+    for col in wide.columns:
+        cells = [(i, v) for i, v in enumerate(wide[col]) if isinstance(v, dict) and v.get("rec") is not None]
+        if len(cells) < 2:
+            continue
+        ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
+        p = best_p_value(ranked[0][1], ranked[1][1])
+        tests.append((col, ranked[0][0], p if p == p else 1.0))
+    return {col: i for (col, i, _), reject in zip(tests, holm([p for *_, p in tests])) if reject}
+
+
+def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], list[tuple[int, str]]]:
+    """The diagnostic findings of a wide table (wide_frame keeps them in `attrs`): {(row position, column):
+    footnote numbers} beside the cells each finding concerns (its attacks at its eps, on its model, in its norm;
+    the defense's name where no cell is), and the footnotes (number, 'check (dataset, defense, seed): why')."""
+    marks: dict[tuple[int, str], list[int]] = {}
+    notes = []
+    for k, f in enumerate(wide.attrs.get("findings", []), start=1):
+        hit = False
+        for i in range(len(wide)):
+            for col in wide.columns:
+                v = wide.iloc[i][col]
+                rec = v.get("rec") if isinstance(v, dict) else None
+                if rec is None or v["which"] not in ("robust", "clean") or rec.get("dataset") != f.dataset:
+                    continue
+                if v["which"] == "clean" and rec.get("attack") != "clean":
+                    continue
+                models = str(rec.get("config_hash")).split(",")
+                if rec.get("defense") != f.defense or f.model not in models or rec.get("norm", "Linf") != f.norm:
+                    continue
+                if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9 for a, e in f.rows):
+                    marks.setdefault((i, col), []).append(k)
+                    hit = True
+        if not hit:  # the row of its model
+            rows = [i for i in range(len(wide)) if wide.iloc[i]["dataset"] == f.dataset and any(
+                isinstance(v, dict) and v.get("rec") is not None and v["rec"].get("defense") == f.defense
+                and f.model in str(v["rec"].get("config_hash")).split(",") for v in wide.iloc[i])]
+            for i in rows[:1]:
+                marks.setdefault((i, "defense"), []).append(k)
+        seed = f", seed {f.seed}" if f.seed else ""
+        notes.append((k, f"{f.check} ({f.dataset}, {f.defense}{seed}): {f.message}"))
+    return marks, notes
+
+
+LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTERVAL_NOTE.split(": ", 1)[1]
+          + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; `worst-case` columns (randomised defenses): the share of images "
+          "classified correctly in every one of R fresh draws; ×S: the mean of S training seeds evaluated on the same "
+          "images, its interval widened by t(S-1)·s/√S of the seed spread; bold: significantly above the runner-up in its column (paired "
+          "McNemar / paired z test on the same images where both cells have per-image results, otherwise an unpaired "
+          "z test; a ×S cell's test is widened by its seeds' spread, paired by seed where both cells hold the same "
+          "seeds), Holm–Bonferroni over the comparisons of every column of the table at a family-wise 5 %; no bold "
+          "where the best is within noise; ⚠k: a finding of `bench diagnose` about that cell, its reason below")
+
+
+def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
+    """Markdown (significant best per column in bold, ⚠ and footnotes for diagnostic findings), HTML (one sortable
+    page, plots embedded), CSV or JSON."""
+    import html
+
+    if wide.empty:
+        return "(no results)\n"
+    best = best_cells(wide)
+    marks, notes = cell_flags(wide) if fmt in ("md", "html") else ({}, [])
+    text = wide.copy()
+    for col in wide.columns:
+        cells = []
+        for i, v in enumerate(wide[col]):
+            c = html.escape(_cell(v)) if fmt == "html" else _cell(v)
+            if best.get(col) == i:
+                c = f"**{c}**" if fmt == "md" else f"<b>{c}</b>" if fmt == "html" else c
+            if (i, col) in marks:
+                c += (" ⚠" + ",".join(map(str, marks[(i, col)])) if fmt == "md" else "".join(
+                    f' <a class="flag" href="#fn{k}">⚠{k}</a>' for k in marks[(i, col)]))
+            cells.append(c)
+        text[col] = cells
+    if fmt == "md":
+        foot = "".join(f"⚠{k} {t}  \n" for k, t in notes)
+        table = text.to_markdown(index=False, disable_numparse=True)
+        return table + (f"\n\n{foot}" if foot else "") + f"\n\n{LEGEND}\n"
+    if fmt == "csv":
+        return text.to_csv(index=False)
+    if fmt == "json":
+        return json.dumps(text.to_dict(orient="records"), indent=2) + "\n"
+    return _html_page(text, LEGEND, notes, plots)
+
+
+def _html_page(text: pd.DataFrame, legend: str, notes=(), plots=()) -> str:
+    from varmixup_bench.views.headline import _code, page
+
+    table = text.to_html(index=False, escape=False, table_id="lb", classes="sortable", border=0)
+    foot = ('<ol class="notes">' + "".join(f'<li id="fn{k}" value="{k}">⚠{k} {_code(t)}</li>' for k, t in notes)
+            + "</ol>") if notes else ""
+    return page("varmixup-bench leaderboard (wide)", table + foot, legend + ".", plots)

@@ -1,0 +1,567 @@
+"""`bench report`: one page per defense with the checks of Carlini et al. 2019, "On Evaluating Adversarial
+Robustness" — each item's numbers with 95 % intervals, a verdict, and the plots. Evaluations already in the store
+are read, missing ones are run (the plan, with an estimate, is printed first).
+
+The gradient-masking items are decided by bench.diagnostics: `diagnose` runs on a leaderboard frame of exactly the
+report's records, and an item is flagged when, and only when, a finding of one of its checks (ITEM_CHECKS) exists,
+so the page and `bench diagnose` on the same records never disagree (both use its Holm–Bonferroni family). The
+items that are not masking checks (the transfer attack, the worst case over draws, clean and corruption accuracy,
+calibration) keep their own rules, stated in their verdicts."""
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.stats import compare_records, format_interval
+
+CHECKLIST = (
+    "eps-curve", "convergence", "adaptive-vs-oblivious", "blackbox-transfer-vs-whitebox", "worst-case-draws",
+    "clean-and-corruptions", "calibration",
+)
+LARGE_EPS = 0.5  # where a working attack should leave ~0 % (half the pixel range)
+# the bench.diagnostics checks that decide each masking item: a finding of any of them flags it
+ITEM_CHECKS = {
+    "eps-curve": ("accuracy-rises-with-eps", "large-eps-not-zero"),
+    "convergence": ("not-converged", "pgd50-above-pgd10"),
+    "adaptive-vs-oblivious": ("oblivious-overstates", "adaptive-above-oblivious"),
+    "blackbox-transfer-vs-whitebox": ("blackbox-beats-whitebox",),
+}
+MARKS = {"pass": "✅ pass", "flag": "⚠ flag", "n/a": "– n/a"}  # verdict -> mark; the reason says what was found
+
+
+@dataclass
+class Item:
+    """One checklist entry: what it asks, the measured numbers, the verdict (pass | flag | n/a) and what was
+    found, in words that agree with the verdict."""
+
+    key: str
+    question: str
+    numbers: list[tuple[str, str]] = field(default_factory=list)  # (what, value)
+    verdict: str = "pass"
+    reason: str = ""
+    header: str = "accuracy % [95 % CI]"  # what the numbers' column holds
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (file in the report folder, caption)
+    findings: list = field(default_factory=list)  # the bench.diagnostics findings behind a flag
+
+    @property
+    def mark(self) -> str:
+        return MARKS[self.verdict]
+
+
+def _ci(rec: dict, which: str = "robust") -> str:
+    if which == "worst":
+        return format_interval(rec["robust_acc_worst"], rec["robust_acc_worst_ci_low"], rec["robust_acc_worst_ci_high"])
+    return format_interval(rec[f"{which}_acc"], rec[f"{which}_acc_ci_low"], rec[f"{which}_acc_ci_high"])
+
+
+def _below(a: dict, b: dict, which=("robust", "robust")) -> bool:
+    """a significantly below b (more than 2 SE of the paired difference)."""
+    return compare_records(b, a, (which[1], which[0])).a_above_b()
+
+
+@dataclass
+class ReportOptions:
+    eps_grid: tuple[float, ...] = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, LARGE_EPS)
+    steps: tuple[int, ...] = (10, 20, 50)
+    eot: tuple[int, ...] = (1, 8)
+    restarts: tuple[int, ...] = (1,)
+    transfer_from: str = "erm"
+    ece_threshold: float = 10.0
+
+
+# ---- the output folder ----
+
+def check_output_folder(output: Path | str | None) -> None:
+    """`--output` is the folder for report.md, report.html and the PNGs: refuse a file (an existing one, or a path
+    with a suffix such as report.md) before any training."""
+    if output is None:
+        return
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"--output {output} is an existing file; give a folder: bench report writes report.md, "
+                         "report.html and the PNGs into it")
+    if not path.exists() and path.suffix:
+        raise BenchError(f"--output {output} looks like a file name ({path.suffix}); give a folder, e.g. --output "
+                         f"{path.with_suffix('')}: bench report writes report.md, report.html and the PNGs into it")
+
+
+# ---- the cells and the plan ----
+
+@dataclass
+class Cell:
+    """One evaluation the report needs (eps/norm None: the preset's, as `bench converge` and `bench run` ask)."""
+
+    attack: str
+    eps: float | None
+    norm: str | None
+    stored: bool = False
+    estimate: float | None = None  # seconds, for a cell to run; None: no similar attack stored
+
+
+@dataclass
+class Plan:
+    cells: list[Cell]
+
+    @property
+    def to_run(self) -> list[Cell]:
+        return [c for c in self.cells if not c.stored]
+
+    def summary(self) -> str:
+        n, run = len(self.cells), self.to_run
+        head = f"plan: {n} cells: {n - len(run)} stored (reused), {len(run)} to run"
+        if not run:
+            return head + "; nothing to run"
+        known = [c.estimate for c in run if c.estimate is not None]
+        if not known:
+            return head + "; estimate unknown (no stored record of a similar attack)"
+        total = _duration(sum(known))
+        if len(known) == len(run):
+            return head + f"; estimate ~{total} (from stored seconds of similar attacks)"
+        return head + (f"; estimate ≥ {total} for {len(known)} of them, unknown for {len(run) - len(known)} "
+                       "(no stored record of a similar attack)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def report_cells(eps: float, stochastic: bool, opt: ReportOptions) -> list[Cell]:
+    """Every evaluation of the report, in the order it runs, each once."""
+    from varmixup_bench.runs.converge import budget_specs
+
+    strong = "adaptive-pgd10" if stochastic else "pgd10"
+    cells = [Cell(strong, e, "Linf") for e in sorted(set(opt.eps_grid) | {eps})]
+    cells += [Cell(spec, None, None) for spec in budget_specs("adaptive-pgd", opt.steps, opt.eot, opt.restarts,
+                                                             stochastic)]
+    if stochastic:
+        cells.append(Cell("pgd10", eps, "Linf"))
+    cells += [Cell(a, eps, "Linf") for a in ("adaptive-apgd" if stochastic else "pgd50", "surrogate-pgd50", "spsa",
+                                             f"transfer:{opt.transfer_from}")]
+    cells += [Cell(a, None, "Linf") for a in ("clean", "corruptions", "ece")]
+    seen, out = set(), []
+    for c in cells:
+        if (c.attack, c.eps, c.norm) not in seen:
+            seen.add((c.attack, c.eps, c.norm))
+            out.append(c)
+    return out
+
+
+def family(attack: str) -> str:
+    """`adaptive-pgd(eot=8,…)`, `adaptive-pgd10` -> adaptive-pgd; `transfer:erm` -> transfer: attacks whose cost
+    per budget unit is alike."""
+    return re.sub(r"\d+$", "", str(attack).split("(")[0].split(":")[0])
+
+
+def _units(config: Any, stochastic: bool) -> int:
+    """steps × EOT draws × restarts of an attack configuration (1 for attacks without a budget)."""
+    if isinstance(config, str) and config.startswith("{"):
+        import json
+
+        config = json.loads(config)
+    if not isinstance(config, dict):
+        return 1
+    eot = int(config.get("eot") or 1) if stochastic else 1
+    return max(1, int(config.get("steps") or 1) * eot * int(config.get("restarts") or 1))
+
+
+def estimate_seconds(attack: str, config: dict, stochastic: bool, records: list[dict], model: str | None = None,
+                     defense: str | None = None, dataset: str | None = None) -> float | None:
+    """Seconds a cell should take: the median time per budget unit (steps × EOT draws × restarts) of stored
+    records of the same attack family, preferring this model's, then this defense's, then this dataset's, times
+    the cell's units; None when none is stored."""
+    timed = [r for r in records if family(r.get("attack", "")) == family(attack) and not r.get("same_as")
+             and isinstance(r.get("seconds"), (int, float)) and r["seconds"] > 0]
+    for pick in (lambda r: model is not None and r.get("config_hash") == model,
+                 lambda r: defense is not None and r.get("defense") == defense and r.get("dataset") == dataset,
+                 lambda r: dataset is not None and r.get("dataset") == dataset):
+        similar = [r for r in timed if pick(r)]
+        if similar:
+            per_unit = statistics.median(r["seconds"] / _units(r.get("attack_config"), bool(r.get("stochastic")))
+                                         for r in similar)
+            return per_unit * _units(config, stochastic)
+    return None
+
+
+def make_plan(defense, cells: list[Cell], workdir: Path, stochastic: bool) -> Plan:
+    """Which cells the store already holds (the same evaluation key as stored_or_evaluate, or the named attack
+    that runs a budget exactly) and an estimate for the others."""
+    from varmixup_bench.attacks.spec import build_attack, named_presets
+    from varmixup_bench.training.runner import evaluation_key
+    from varmixup_bench.results.store import ResultStore
+
+    records = ResultStore(workdir).records()
+    hashes = {r.get("eval_hash") for r in records}
+    settings = defense.info["settings"]
+    test = defense.dataset.test
+    planned: set[str] = set()  # run earlier in this report: a budget that a named attack runs exactly reuses it
+    for cell in cells:
+        norm = cell.norm or settings.norm
+        try:
+            atk = build_attack(cell.attack, settings.eps_for(norm) if cell.eps is None else cell.eps, settings.step,
+                               settings, norm)
+            keys = {evaluation_key(defense, a, test, settings.trials, settings.seed) for a in [atk, *named_presets(atk)]}
+        except Exception:  # noqa: BLE001 (a plan is a forecast: the run itself reports a bad cell)
+            continue
+        cell.stored = bool(keys & (hashes | planned))
+        planned |= keys
+        if not cell.stored:
+            cell.estimate = estimate_seconds(cell.attack, atk.config(), stochastic, records,
+                                             defense.info["config_hash"], defense.spec, defense.dataset.name)
+    return Plan(cells)
+
+
+# ---- the evidence and the verdicts ----
+
+@dataclass
+class Evidence:
+    """The records the verdicts are decided on (one trained model)."""
+
+    stochastic: bool
+    strong: str  # the white-box attack of the eps curve: adaptive-pgd10 for a randomised defense, else pgd10
+    chance: float  # percent
+    curve: list[dict]
+    grid: list[dict]
+    oblivious: dict | None  # pgd10 on F_w (randomised defenses)
+    adaptive: dict  # the strong attack at the preset's eps
+    white: list[dict]  # the strong attack, APGD or PGD-50, surrogate PGD-50
+    spsa: dict
+    transfer: dict
+    clean: dict
+    corruptions: dict
+    ece: dict
+
+    def records(self) -> list[dict]:
+        out, seen = [], set()
+        for r in [*self.curve, *self.grid, self.oblivious, self.adaptive, *self.white, self.spsa, self.transfer,
+                  self.clean, self.corruptions, self.ece]:
+            if r is not None and id(r) not in seen:
+                seen.add(id(r))
+                out.append(r)
+        return out
+
+
+def report_findings(records: list[dict]) -> list:
+    """varmixup_bench.views.diagnostics' findings on a leaderboard frame of exactly these records: what `bench diagnose` says of
+    them."""
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+
+    return diagnose(leaderboard_frame(records))
+
+
+def _pct(rec: dict | None) -> str:
+    return "?" if rec is None else f"{float(rec['robust_acc']):.1f} %"
+
+
+def _p(finding) -> str:
+    m = re.search(r"\(p = ([^)]+)\)\s*$", finding.message)
+    return f" (p = {m.group(1)})" if m else ""
+
+
+def finding_reason(finding, lookup: dict) -> str:
+    """What a diagnostics finding found, in the report's words, with the numbers of its rows."""
+    rows = [lookup.get((a, round(float(e), 8))) for a, e in finding.rows]
+    (a0, e0), *rest = finding.rows
+    a1 = rest[0][0] if rest else ""
+    r0, r1 = rows[0], rows[1] if len(rows) > 1 else None
+    check = finding.check
+    if check == "oblivious-overstates":
+        text = (f"oblivious overstates: {_pct(r0)} oblivious ({a0}) vs {_pct(r1)} adaptive ({a1}); report the "
+                "adaptive number, not the oblivious one")
+    elif check == "adaptive-above-oblivious":
+        text = f"adaptive weaker than oblivious: {_pct(r0)} adaptive ({a0}) vs {_pct(r1)} oblivious ({a1})"
+    elif check == "accuracy-rises-with-eps":
+        text = (f"accuracy rises with ε: {a0} {_pct(r1)} at ε={_eps(rest[0][1])} vs {_pct(r0)} at ε={_eps(e0)}; "
+                "gradients may be masked")
+    elif check == "large-eps-not-zero":
+        text = (f"not ~0 at large ε: {a0} leaves {_pct(r0)} at ε={_eps(e0)}, significantly above 5 %; gradients "
+                "may be masked")
+    elif check == "not-converged":
+        text = (f"not converged: {a1} {_pct(r1)} vs {a0} {_pct(r0)}; the larger budget still lowers accuracy")
+    elif check == "pgd50-above-pgd10":
+        text = f"more steps help the defense: pgd50 {_pct(r0)} vs pgd10 {_pct(r1)}"
+    elif check == "blackbox-beats-whitebox":
+        text = (f"SPSA beats every gradient attack: {_pct(r0)} SPSA vs {_pct(r1)} {a1}; gradients are not reaching "
+                "the adversary")
+    else:
+        return finding.message
+    return text + _p(finding)
+
+
+def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> list[Item]:
+    """The checklist items of one model's records; the masking items from `findings` (default: diagnose on a
+    leaderboard frame of exactly these records)."""
+    findings = report_findings(ev.records()) if findings is None else findings
+    lookup = {(r["attack"], round(float(r["eps"]), 8)): r for r in ev.records() if r.get("eps") is not None}
+
+    def flagged(item: Item) -> bool:
+        item.findings = [f for f in findings if f.check in ITEM_CHECKS.get(item.key, ())]
+        if item.findings:
+            item.verdict = "flag"
+            item.reason = "; ".join(dict.fromkeys(finding_reason(f, lookup) for f in item.findings))
+        return bool(item.findings)
+
+    items = []
+    # 1. the eps curve falls and reaches ~0 at a large eps
+    item = Item("eps-curve", f"Does {ev.strong} accuracy fall as ε grows and reach ~0 % at ε = {LARGE_EPS}?",
+                [(f"{ev.strong} ε={_eps(r['eps'])}", _ci(r)) for r in ev.curve])
+    large = [r for r in ev.curve if r["eps"] >= LARGE_EPS]
+    if not flagged(item):
+        item.reason = "falls with ε: no rise beyond noise" + (
+            f"; at ε={_eps(large[-1]['eps'])} {_ci(large[-1])} %, not significantly above 5 %" if large else "")
+    items.append(item)
+
+    # 2. convergence: more steps, EOT draws and restarts do not lower accuracy further
+    item = Item("convergence", "Do more steps, EOT draws and restarts stop lowering accuracy (adaptive PGD)?",
+                [(r["attack"], _ci(r)) for r in ev.grid])
+    if not flagged(item):
+        item.reason = ("converged: on no axis does the largest budget lower accuracy significantly from the one "
+                       "before it (paired test on the same images, Holm-corrected with the page's other comparisons)")
+    items.append(item)
+
+    # 3. adaptive <= oblivious
+    item = Item("adaptive-vs-oblivious", "Is the adaptive attack at least as strong as the oblivious one?")
+    if ev.stochastic and ev.oblivious is not None:
+        item.numbers = [(f"{ev.oblivious['attack']} (oblivious, F_w only)", _ci(ev.oblivious)),
+                        (ev.adaptive["attack"], _ci(ev.adaptive))]
+        if not flagged(item):
+            item.reason = f"agree within noise: {_pct(ev.oblivious)} oblivious vs {_pct(ev.adaptive)} adaptive"
+    else:
+        item.numbers = [(f"{ev.adaptive['attack']} (white-box = adaptive)", _ci(ev.adaptive))]
+        if not flagged(item):
+            item.verdict = "n/a"
+            item.reason = ("not applicable: deterministic defense, the white-box attack already sees the whole "
+                           "defended predictor")
+    items.append(item)
+
+    # 4. black-box and transfer attacks are not stronger than white-box / adaptive ones
+    gradient = [r for r in ev.white + ev.grid if r.get("robust_acc") is not None]
+    best = min(gradient, key=lambda r: r["robust_acc"])
+    item = Item("blackbox-transfer-vs-whitebox", "Are gradient-free (SPSA) and transfer attacks no stronger than "
+                "the strongest gradient attack?",
+                [(r["attack"], _ci(r)) for r in ev.white] + [(f"spsa (n={ev.spsa['n_examples']})", _ci(ev.spsa)),
+                                                             (ev.transfer["attack"], _ci(ev.transfer))])
+    flagged(item)
+    if _below(ev.transfer, best):  # no diagnostics check covers transfer attacks: the report's own test
+        item.verdict = "flag"
+        item.reason = "; ".join(filter(None, [item.reason if item.findings else "", (
+            f"transfer beats every gradient attack: {_pct(ev.transfer)} {ev.transfer['attack']} vs {_pct(best)} "
+            f"{best['attack']}; gradients are not reaching the adversary")]))
+    elif not item.findings:
+        item.reason = (f"SPSA ({_pct(ev.spsa)}) and {ev.transfer['attack']} ({_pct(ev.transfer)}) stay within noise "
+                       f"of or above the strongest gradient attack ({best['attack']}, {_pct(best)})")
+    items.append(item)
+
+    # 5. worst case over the defense's randomness (not a masking check: the report's own test)
+    strongest = min([r for r in gradient if r.get("robust_acc_worst") is not None] or gradient,
+                    key=lambda r: r.get("robust_acc_worst", r["robust_acc"]))
+    has_worst = strongest.get("robust_acc_worst") is not None
+    item = Item("worst-case-draws", "How many images survive every draw of the defense's randomness?",
+                [(f"{strongest['attack']} mean over draws", _ci(strongest))]
+                + ([(f"{strongest['attack']} correct in all {strongest.get('draws', 1)} draws", _ci(strongest, "worst"))]
+                   if has_worst else []))
+    if not ev.stochastic:
+        item.verdict, item.reason = "n/a", "not applicable: deterministic defense, the worst case is the mean"
+    elif has_worst and _below(strongest, strongest, ("worst", "robust")):
+        item.verdict, item.reason = "flag", (
+            f"worst case below the mean: {float(strongest['robust_acc_worst']):.1f} % correct in all "
+            f"{strongest.get('draws', 1)} draws vs {_pct(strongest)} on average; part of the reported robustness is "
+            "the luck of the draw, report both")
+    elif has_worst:
+        item.reason = (f"worst case within noise of the mean: {float(strongest['robust_acc_worst']):.1f} % vs "
+                       f"{_pct(strongest)}")
+    else:
+        item.verdict, item.reason = "n/a", "no worst case over draws recorded"
+    items.append(item)
+
+    # 6. clean and corruption accuracy (not a masking check)
+    clean, corr = ev.clean, ev.corruptions
+    item = Item("clean-and-corruptions", "Clean accuracy above chance, and corruption accuracy no higher than clean?",
+                [("clean", _ci(clean, "clean")), (f"corruptions (15 × 5, n={corr['n_examples']})", _ci(corr))])
+    if clean["clean_acc_ci_low"] <= ev.chance:
+        item.verdict, item.reason = "flag", (f"not above chance: clean {clean['clean_acc']:.1f} % vs chance "
+                                             f"{ev.chance:.0f} %")
+    elif _below(clean, corr, ("clean", "robust")):
+        item.verdict, item.reason = "flag", (f"corrupted images classified better than clean ones: "
+                                             f"{corr['robust_acc']:.1f} % vs {clean['clean_acc']:.1f} %")
+    else:
+        item.reason = (f"clean {clean['clean_acc']:.1f} % is above chance ({ev.chance:.0f} %); corruptions cost "
+                       f"{clean['clean_acc'] - corr['robust_acc']:.1f} points")
+    items.append(item)
+
+    # 7. calibration (not a masking check)
+    ece = ev.ece
+    item = Item("calibration", f"Is the defended predictor calibrated (ECE ≤ {opt.ece_threshold:g} %)?",
+                [("ECE, 15 bins (%)", f"{ece['value']:.2f}"),
+                 ("accuracy of the calibrated predictions (%) [95 % CI]", _ci(ece, "clean"))], header="value")
+    if ece["value"] > opt.ece_threshold:
+        item.verdict, item.reason = "flag", f"miscalibrated: ECE {ece['value']:.2f} % > {opt.ece_threshold:g} %"
+    else:
+        item.reason = f"calibrated: ECE {ece['value']:.2f} % ≤ {opt.ece_threshold:g} %"
+    items.append(item)
+    return items
+
+
+def build_report(defense, workdir: Path, options: ReportOptions | None = None, show_progress: bool = True,
+                 figures_dir: Path | None = None) -> list[Item]:
+    """Print the plan, run what is missing (one progress bar across the cells) and return the checklist items
+    for this defense at the preset's eps."""
+    from varmixup_bench.runs.converge import plot_convergence, plot_convergence_differences
+    from varmixup_bench.views.plots import plot
+    from varmixup_bench.core.progress import progress, stderr_console
+    from varmixup_bench.training.runner import stored_or_evaluate
+    from varmixup_bench.results.store import ResultStore
+
+    opt = options or ReportOptions()
+    workdir = Path(workdir)
+    eps = float(defense.info["settings"].eps_for("Linf"))  # the preset's radius, else the dataset's (as bench run)
+    test = defense.dataset.test
+    stochastic = defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
+    strong = "adaptive-pgd10" if stochastic else "pgd10"
+    figures_dir = Path(figures_dir or workdir)
+
+    cells = report_cells(eps, stochastic, opt)
+    plan = make_plan(defense, cells, workdir, stochastic)
+    stderr_console.print(plan.summary(), highlight=False, soft_wrap=True)
+    got: dict[tuple, dict[str, Any]] = {}
+    with progress(show_progress) as bar:
+        task = bar.add_task(f"report {defense.spec}", total=len(cells), info="")
+        for cell in cells:
+            bar.update(task, info=cell.attack + ("" if cell.eps is None else f" ε={_eps(cell.eps)}"))
+            got[(cell.attack, cell.eps, cell.norm)] = stored_or_evaluate(
+                defense, cell.attack, eps=cell.eps, norm=cell.norm, workdir=workdir, show_progress=show_progress)
+            bar.advance(task)
+
+    def rec(attack: str, e: float | None = eps, norm: str | None = "Linf") -> dict:
+        return got[(attack, e, norm)]
+
+    grid_cells = [c for c in cells if c.eps is None and c.norm is None]
+    ev = Evidence(stochastic=stochastic, strong=strong, chance=100.0 / defense.dataset.num_classes,
+                  curve=[rec(strong, e) for e in sorted(set(opt.eps_grid) | {eps})],
+                  grid=[rec(c.attack, None, None) for c in grid_cells],
+                  oblivious=rec("pgd10") if stochastic else None, adaptive=rec(strong),
+                  white=[rec(strong), rec("adaptive-apgd" if stochastic else "pgd50"), rec("surrogate-pgd50")],
+                  spsa=rec("spsa"), transfer=rec(f"transfer:{opt.transfer_from}"), clean=rec("clean", None),
+                  corruptions=rec("corruptions", None), ece=rec("ece", None))
+    items = judge(ev, opt)
+
+    own = [r for r in ResultStore(workdir).records() if r.get("config_hash") == defense.info["config_hash"]]
+    by_key = {it.key: it for it in items}
+    plot(own, "eps", figures_dir / "eps.png", strong, defense.dataset.name, defense.spec)
+    by_key["eps-curve"].figures.append(("eps.png", f"{strong} accuracy against ε (symmetric-log axis, ticked at the "
+                                                   "radii measured), 95 % intervals"))
+    plot_convergence(ev.grid, figures_dir / "converge.png", defense.spec, defense.dataset.name, "adaptive-pgd")
+    by_key["convergence"].figures.append(("converge.png", "accuracy against attack steps, one line per EOT count, "
+                                          "95 % intervals of each accuracy"))
+    try:
+        plot_convergence_differences(ev.grid, figures_dir / "converge-differences.png", defense.spec,
+                                     defense.dataset.name, "adaptive-pgd")
+        by_key["convergence"].figures.append((
+            "converge-differences.png", "what the convergence test uses: the paired difference between successive "
+            "budgets (larger − smaller) with its 95 % interval; filled red: the steps the not-converged check "
+            "decides. The test is paired: every budget attacks the same images, so their sampling error cancels in "
+            "the difference, and two accuracies whose intervals overlap completely can still differ significantly. "
+            "Each interval here is uncorrected; the check also corrects for the page's other comparisons "
+            "(Holm–Bonferroni), so an interval just left of 0 may still pass."))
+    except BenchError:  # a single budget: nothing to difference
+        pass
+    source = (ev.ece.get("details") or {}).get("figure") if isinstance(ev.ece.get("details"), dict) else None
+    if source and Path(source).is_file():
+        shutil.copyfile(source, figures_dir / "reliability.png")
+        by_key["calibration"].figures.append(("reliability.png", "reliability diagram: accuracy against confidence "
+                                              "in 15 bins; the diagonal is perfect calibration"))
+    return items
+
+
+def _eps(e: float) -> str:
+    from varmixup_bench.views.leaderboard import eps_label
+
+    return eps_label(float(e))
+
+
+def _header_text() -> str:
+    from varmixup_bench.results.stats import TRIAL_INTERVAL_NOTE
+
+    return ("Checklist after Carlini et al. 2019, *On Evaluating Adversarial Robustness*. Accuracies are % of the "
+            f"defended predictor with 95 % intervals ({TRIAL_INTERVAL_NOTE.split(': ', 1)[1]}). Items 1–4 are "
+            "decided by `bench diagnose` on exactly these records (paired tests on the same images where possible, "
+            "Holm–Bonferroni across all its comparisons at a family-wise 5 %): an item is flagged when and only when "
+            "one of its checks finds something. Transfer, the worst case over draws, clean/corruption accuracy "
+            "and calibration use the rules stated in their verdicts. ✅ pass: nothing found; ⚠ flag: a problem "
+            "found, said in the verdict; – n/a: the check does not apply.")
+
+
+def render_markdown(defense, items: list[Item]) -> str:
+    s = defense.info["settings"]
+    head = [f"# Robustness report: {defense.spec} on {defense.dataset.name}", "",
+            f"Model {defense.info['config_hash']}, preset `{s.name}`, ε = {_eps(s.eps_for('Linf'))} (L∞), "
+            f"{'randomised' if defense.stochastic else 'deterministic'} defended predictor; "
+            f"written {datetime.now(timezone.utc).isoformat(timespec='seconds')} by `bench report`.", "",
+            _header_text(), "", "| # | check | verdict | found |", "| --- | --- | --- | --- |"]
+    for i, it in enumerate(items, 1):
+        head.append(f"| {i} | {it.key} | {it.mark} | {it.reason} |")
+    body = []
+    for i, it in enumerate(items, 1):
+        body += ["", f"## {i}. {it.key}: {it.mark}", "", it.question, "",
+                 f"| measurement | {it.header} |", "| --- | --- |"]
+        body += [f"| {what} | {value} |" for what, value in it.numbers]
+        body += ["", f"Verdict: **{it.mark}** — {it.reason}."]
+        for name, caption in it.figures:
+            body += ["", f"![{it.key}]({name})", "", f"*{caption}* ([{name}]({name}))"]
+    return "\n".join(head + body) + "\n"
+
+
+def render_html(defense, items: list[Item]) -> str:
+    rows = "".join(f"<tr><td>{i}</td><td>{html.escape(it.key)}</td><td class='{_css(it)}'>{html.escape(it.mark)}"
+                   f"</td><td>{html.escape(it.reason)}</td></tr>" for i, it in enumerate(items, 1))
+    sections = ""
+    for i, it in enumerate(items, 1):
+        nums = "".join(f"<tr><td>{html.escape(w)}</td><td>{html.escape(v)}</td></tr>" for w, v in it.numbers)
+        figs = "".join(f"<figure><a href='{html.escape(n)}'><img src='{html.escape(n)}' alt='{html.escape(it.key)}'>"
+                       f"</a><figcaption>{html.escape(c)}</figcaption></figure>" for n, c in it.figures)
+        sections += (f"<h2>{i}. {html.escape(it.key)}: <span class='{_css(it)}'>{html.escape(it.mark)}</span></h2>"
+                     f"<p>{html.escape(it.question)}</p><table><tr><th>measurement</th><th>{html.escape(it.header)}"
+                     f"</th></tr>{nums}</table><p>Verdict: <span class='{_css(it)}'>{html.escape(it.mark)}</span> — "
+                     f"{html.escape(it.reason)}.</p>{figs}")
+    title = html.escape(f"Robustness report: {defense.spec} on {defense.dataset.name}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>body{{font-family:"
+            "sans-serif;max-width:60em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
+            ".pass{color:#070}.flag{color:#b00;font-weight:bold}.na{color:#777}img{max-width:100%}"
+            "figcaption{font-size:90%;color:#444}</style></head><body>"
+            f"<h1>{title}</h1><p>{html.escape(_header_text())}</p><table><tr><th>#</th><th>check</th><th>verdict"
+            f"</th><th>found</th></tr>{rows}</table>{sections}</body></html>\n")
+
+
+def _css(it: Item) -> str:
+    return {"n/a": "na"}.get(it.verdict, it.verdict)
+
+
+def report_folder(defense, workdir: Path, output: Path | None = None) -> Path:
+    return Path(output) if output else Path(workdir) / "reports" / (
+        f"{defense.spec.replace('+', '_').replace(':', '_')}-{defense.info['config_hash']}")
+
+
+def write_report(defense, workdir: Path, output: Path | None = None, options: ReportOptions | None = None,
+                 show_progress: bool = True) -> tuple[Path, Path, list[Item]]:
+    """Write report.md and report.html (and their PNGs) into the folder `output` (default <workdir>/reports/...)."""
+    from varmixup_bench.core.atomic import atomic_write_text
+
+    check_output_folder(output)
+    folder = report_folder(defense, workdir, output)
+    folder.mkdir(parents=True, exist_ok=True)
+    items = build_report(defense, Path(workdir), options, show_progress, figures_dir=folder)
+    md, page = folder / "report.md", folder / "report.html"
+    atomic_write_text(md, render_markdown(defense, items))
+    atomic_write_text(page, render_html(defense, items))
+    return md, page, items
