@@ -1,4 +1,4 @@
-"""`bench report`'s page on synthetic records: verdicts decided by bench.diagnostics, marks that agree with their
+"""`bench report`'s page on synthetic records: verdicts decided by varmixup_bench.views.diagnostics, marks that agree with their
 wording, the plan printed before any run, the output folder, and the plots' axes."""
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def test_a_file_as_report_output_is_refused_in_one_line_before_training(tmp_path
 
 
 def test_the_plan_with_cell_counts_and_estimate_is_printed_before_anything_runs(tmp_path, monkeypatch, capsys):
-    import varmixup_bench.training.runner
+    from varmixup_bench.training import runner
     from varmixup_bench.training.data import Split
     from varmixup_bench.config.presets import get_preset
     from varmixup_bench.views.report import ReportOptions, build_report, make_plan, report_cells
@@ -155,7 +155,7 @@ def test_the_plan_with_cell_counts_and_estimate_is_printed_before_anything_runs(
     def stop(*a, **k):
         raise Stop
 
-    monkeypatch.setattr(bench.runner, "stored_or_evaluate", stop)
+    monkeypatch.setattr(runner, "stored_or_evaluate", stop)
     with pytest.raises(Stop):
         build_report(defense, tmp_path, ReportOptions(), show_progress=False)
     line = capsys.readouterr().err.strip()

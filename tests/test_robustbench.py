@@ -27,7 +27,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 def test_robustbench_does_not_import_without_the_autoattack_alias():
     """The bug: robustbench 1.1.1 imports a module `autoattack` that no registry package provides."""
-    res = _python("import sys, bench.robustbench_compat as c\n"
+    res = _python("import sys, varmixup_bench.training.robustbench_compat as c\n"
                   "sys.modules.setdefault('pkg_resources', c._pkg_resources_shim())\n"
                   "import robustbench")
     assert res.returncode != 0 and "No module named 'autoattack'" in res.stderr

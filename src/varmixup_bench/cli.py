@@ -930,6 +930,103 @@ def perf(
     out.print(table)
 
 
+# ---- bench campaign run|status|compose PLAN.toml (varmixup_bench.campaigns) ----
+
+campaign_app = typer.Typer(no_args_is_help=True, help="Benchmark campaigns as data: a TOML plan of passes, "
+                           "steps and claims, run resumably, its status, and its composed page.")
+app.add_typer(campaign_app, name="campaign")
+PlanArg = Annotated[Path, typer.Argument(help="the campaign plan (TOML: [campaign], [[pass]], [[step]], [[claim]])")]
+
+
+@campaign_app.command("run")
+def campaign_run(
+    plan: PlanArg,
+    executor: Annotated[str, typer.Option(help="local (in process) | ray")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: start a local one)")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option("--num-cpus", help="CPUs of a local Ray cluster")] = None,
+    gpus_per_task: Annotated[float, typer.Option("--gpus-per-task", help="GPUs per Ray task")] = 0.0,
+    cpus_per_task: Annotated[int, typer.Option("--cpus-per-task", help="Ray: CPUs (and torch threads) per task")] = 1,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    workdir: WorkdirOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Run the plan's passes in order (cells already in the store are skipped), then its extra steps."""
+    import shlex
+
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.core.workdir import resolve_workdir
+    from varmixup_bench.runs.sweep import EXECUTORS
+
+    loaded = load_plan(plan)  # every value checked before any work (and before the workdir is created)
+    EXECUTORS.get(executor)
+    _check_positive(cpus_per_task=cpus_per_task, num_cpus=num_cpus)
+    _set_threads(threads)
+    wd = resolve_workdir(workdir)
+    command = shlex.join(["bench", "campaign", "run", str(plan), "--workdir", str(wd)]
+                         + (["--executor", executor] if executor != "local" else [])
+                         + (["--threads", str(threads)] if threads is not None else []))
+    summary = run_campaign(loaded, wd, executor=executor, device=device, show_progress=not no_progress,
+                           options={"address": address, "num_cpus": num_cpus, "gpus_per_task": gpus_per_task,
+                                    "cpus_per_task": cpus_per_task},
+                           command=command, log=lambda message: err.print(message, highlight=False, markup=False))
+    err.print(f"campaign {loaded.name}: {summary.cells_run} cell(s) run, {summary.cells_skipped} already in the "
+              f"store; {len(summary.steps_run)} step(s) run, {len(summary.steps_skipped)} done before", highlight=False)
+
+
+@campaign_app.command("status")
+def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirOpt = None) -> None:
+    """Each pass's missing cells and measured time, and which extra steps are done."""
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
+    from varmixup_bench.core.workdir import resolve_workdir
+
+    loaded = load_plan(plan)
+    wd = resolve_workdir(workdir)
+    table = Table(title=f"campaign {loaded.name} in {wd}")
+    for col in ("pass / step", "cells", "missing", "runs", "seconds"):
+        table.add_column(col)
+    passes, steps = pass_status(loaded, wd, device), step_status(loaded, wd)
+    for st in passes:
+        table.add_row(f"pass {st.name}", str(len(st.cells)), str(len(st.missing)), str(st.runs), f"{st.seconds:.1f}")
+    for st in steps:
+        table.add_row(f"step {st.name} ({st.kind})", "-", "done" if st.done else "to run", str(st.runs),
+                      f"{st.seconds:.1f}")
+    out.print(table)
+    missing = [f"  pass {st.name}: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
+    out.print("\n".join(["missing cells:", *missing]) if missing else "missing cells: none", highlight=False)
+
+
+@campaign_app.command("compose")
+def campaign_compose(
+    plan: PlanArg,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the page (markdown; the long CSV goes "
+                                                   "beside it as .csv; default <workdir>/campaign-NAME.md)")] = None,
+    device: DeviceOpt = "auto",
+    workdir: WorkdirOpt = None,
+) -> None:
+    """Write the campaign's page (header, headline, full matrix, claims, flags; PARTIAL until complete)."""
+    import shlex
+
+    from varmixup_bench.campaigns.compose import compose
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.core.workdir import resolve_workdir
+
+    loaded = load_plan(plan)
+    if output is not None and output.suffix.lower() != ".md":
+        raise BenchError(f"--output {output}: the page is markdown, give a .md path (the CSV goes beside it)")
+    wd = resolve_workdir(workdir, create=False)
+    if not wd.is_dir():
+        raise BenchError(f"workdir {wd} does not exist: run `bench campaign run {plan}` first")
+    page = output or wd / f"campaign-{loaded.name}.md"
+    command = shlex.join(["bench", "campaign", "compose", str(plan), "--workdir", str(wd), "--output", str(page)])
+    done = compose(loaded, wd, page, command, device)
+    state = "complete" if done.complete else (f"PARTIAL: {len(done.missing_cells)} cell(s), "
+                                              f"{len(done.missing_steps)} step(s) missing")
+    out.print(f"wrote {done.page} and {done.csv} ({state})", highlight=False)
+
+
 def main() -> None:
     try:
         app()

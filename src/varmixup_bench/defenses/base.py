@@ -20,7 +20,7 @@ class TrainContext:
     """What a recipe may need besides the batch: the data, the settings, where to cache, the device."""
 
     dataset: Dataset
-    settings: Any  # bench.presets.Preset
+    settings: Any  # varmixup_bench.config.presets.Preset
     workdir: Any
     device: torch.device
     seed: int

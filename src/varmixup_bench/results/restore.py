@@ -4,7 +4,7 @@ The committed CSV of a leaderboard holds every field of every record it shows, p
 a workdir lost with its machine can be restored from it: the composer, `bench diagnose` and the paired tests work
 again, and a resumed sweep skips the restored cells (their `sweep_key`). The CSV holds no weights: a resumed sweep
 retrains the models it needs, and checks that each retrained model reproduces its restored clean cell image by
-image before attacking it (`bench.sweep.check_reproduced`).
+image before attacking it (`varmixup_bench.runs.sweep.check_reproduced`).
 """
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def convergence_comparisons(records: list[dict]) -> list[tuple[dict, dict, str]]
 def unconverged(records: list[dict]) -> list[tuple[dict, dict, str]]:
     """(previous, largest, axis) where the largest value of an axis is significantly below the one before it
     (paired on the same images where possible), the grid's comparisons decided together with Holm–Bonferroni
-    at the family-wise level bench.stats.FAMILY_ALPHA."""
+    at the family-wise level varmixup_bench.results.stats.FAMILY_ALPHA."""
     from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
 
     pairs = convergence_comparisons(records)
@@ -162,7 +162,7 @@ def _latest_budgets(records: list[dict], defense: str | None, dataset: str | Non
 
 def budget_differences(records: list[dict]) -> list[dict[str, Any]]:
     """Every step between successive budgets of one model's grid, holding the other axes fixed: the paired
-    difference larger − smaller in points with its 95 % interval (the test of bench.stats on the same images),
+    difference larger − smaller in points with its 95 % interval (the test of varmixup_bench.results.stats on the same images),
     and `tested`: whether it is the step the `not-converged` check decides (the largest budget against the one
     before it). Two accuracies' intervals can overlap completely while their paired difference is clearly
     below 0: the images are the same, so their sampling error largely cancels in the difference."""

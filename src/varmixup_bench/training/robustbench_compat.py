@@ -48,7 +48,7 @@ def _autoattack_alias() -> types.ModuleType:
             return (x_adv, y_adv) if return_labels else x_adv
 
     module = types.ModuleType("autoattack", "alias of pyautoattack with the original autoattack call signature "
-                                            "(installed by bench.robustbench_compat)")
+                                            "(installed by varmixup_bench.training.robustbench_compat)")
     module.AutoAttack = AutoAttack
     module.state = pyautoattack.state
     module.__path__ = []  # a package, so that `import autoattack.state` resolves through sys.modules
@@ -64,7 +64,7 @@ def _pkg_resources_shim() -> types.ModuleType:
         is_package = spec is not None and spec.submodule_search_locations is not None
         return str(files(module_name if is_package else module_name.rpartition(".")[0]) / resource_name)
 
-    module = types.ModuleType("pkg_resources", "minimal stand-in installed by bench.robustbench_compat")
+    module = types.ModuleType("pkg_resources", "minimal stand-in installed by varmixup_bench.training.robustbench_compat")
     module.resource_filename = resource_filename
     return module
 

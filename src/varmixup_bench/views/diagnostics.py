@@ -2,11 +2,11 @@
 
 Each check is registered by name and looks at the latest records of one trained model (dataset, defense,
 config hash: each training seed is its own model, never compared with another's). A check returns every
-comparison it made, each with a p value (bench.stats: paired on the same images when both records keep
+comparison it made, each with a p value (varmixup_bench.results.stats: paired on the same images when both records keep
 per-image results, exact McNemar for single-draw 0/1 outcomes, else a z test on the per-image differences, whose
 spread includes a randomised predictor's own draw-to-draw noise; unpaired from binomial errors and trial
 spreads otherwise). `diagnose` then decides all comparisons of one call together with Holm–Bonferroni at a
-family-wise error rate of 5 % (bench.stats.FAMILY_ALPHA): however many checks, ε pairs and defenses one call
+family-wise error rate of 5 % (varmixup_bench.results.stats.FAMILY_ALPHA): however many checks, ε pairs and defenses one call
 compares, the chance that it reports anything on pure noise is at most 5 %.
 """
 from __future__ import annotations

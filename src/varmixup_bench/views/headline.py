@@ -10,7 +10,7 @@ defense as trained, and the three numbers a reader needs, each with its 95 % int
   per image the lowest rate over the attacks; `ensemble worst-case` does the same with the per-image worst
   case over draws (correct in every draw).
 
-Every diagnostic finding (bench.diagnostics) is a ⚠ with a footnote number beside the cell it concerns, its check
+Every diagnostic finding (varmixup_bench.views.diagnostics) is a ⚠ with a footnote number beside the cell it concerns, its check
 and reason below the table. A bold cell is the best of its column and significantly above the runner-up, with
 Holm–Bonferroni over all the best-vs-runner-up comparisons of one table. `--layout wide` keeps the full matrix.
 """
@@ -167,11 +167,13 @@ def _eps_text(eps: float, norm: str) -> str:
 
 
 def _close(a: float, b: float) -> bool:
-    return abs(float(a) - float(b)) < 1e-9
+    # main_eps returns a rounded key (_eps_key): compare keys, not raw radii (32/255 is 3.9e-9 from its key, and
+    # the digits headline lost its strongest and ensemble columns to a 1e-9 tolerance)
+    return _eps_key(a) == _eps_key(b)
 
 
 def headline_tables(frame: pd.DataFrame) -> list[Table]:
-    """The headline tables of a leaderboard frame (bench.leaderboard.leaderboard_frame), one per dataset.
+    """The headline tables of a leaderboard frame (varmixup_bench.views.leaderboard.leaderboard_frame), one per dataset.
 
     A row is one defense as trained (the wide table's rows: several training seeds are one row); where it holds
     several seeds, its cells are those of one trained model, the one with the most attacks at the main ε (ties:

@@ -139,12 +139,12 @@ def render(df: pd.DataFrame, fmt: str) -> str:
 
 # ---- the wide view: rows (dataset, defense), columns attacks; the paper's numbers beside ours ----
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"  # package data, installed with the package
 _THREAT_MARK = {"oblivious": "ᵒ", "adaptive": "ᵃ", "black-box": "ᵇ", "white-box": "", "none": ""}
 
 
 def reference_table(name: str) -> pd.DataFrame:
-    """A transcribed reference (e.g. `paper`: Tables 2 and 4 of the VarMixup paper) from leaderboards/reference/."""
+    """A transcribed reference (e.g. `paper`: Tables 2 and 4 of the VarMixup paper) from the package's views/reference/."""
     path = REFERENCE_DIR / f"{name}.csv"
     if not path.exists():
         valid = sorted(p.stem for p in REFERENCE_DIR.glob("*.csv"))
@@ -213,7 +213,7 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
 
     labels = list(df["defense"])
     for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
-        # one row per way of training, whatever the seed: several training seeds are one row (bench.seeds)
+        # one row per way of training, whatever the seed: several training seeds are one row (varmixup_bench.results.seeds)
         sigs = pd.Series([f"{model_signature(r)}|{r['preset']}" for _, r in g.iterrows()], index=g.index)
         if sigs.nunique() <= 1:
             continue

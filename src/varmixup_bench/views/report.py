@@ -2,7 +2,7 @@
 Robustness" — each item's numbers with 95 % intervals, a verdict, and the plots. Evaluations already in the store
 are read, missing ones are run (the plan, with an estimate, is printed first).
 
-The gradient-masking items are decided by bench.diagnostics: `diagnose` runs on a leaderboard frame of exactly the
+The gradient-masking items are decided by varmixup_bench.views.diagnostics: `diagnose` runs on a leaderboard frame of exactly the
 report's records, and an item is flagged when, and only when, a finding of one of its checks (ITEM_CHECKS) exists,
 so the page and `bench diagnose` on the same records never disagree (both use its Holm–Bonferroni family). The
 items that are not masking checks (the transfer attack, the worst case over draws, clean and corruption accuracy,
@@ -26,7 +26,7 @@ CHECKLIST = (
     "clean-and-corruptions", "calibration",
 )
 LARGE_EPS = 0.5  # where a working attack should leave ~0 % (half the pixel range)
-# the bench.diagnostics checks that decide each masking item: a finding of any of them flags it
+# the varmixup_bench.views.diagnostics checks that decide each masking item: a finding of any of them flags it
 ITEM_CHECKS = {
     "eps-curve": ("accuracy-rises-with-eps", "large-eps-not-zero"),
     "convergence": ("not-converged", "pgd50-above-pgd10"),
@@ -48,7 +48,7 @@ class Item:
     reason: str = ""
     header: str = "accuracy % [95 % CI]"  # what the numbers' column holds
     figures: list[tuple[str, str]] = field(default_factory=list)  # (file in the report folder, caption)
-    findings: list = field(default_factory=list)  # the bench.diagnostics findings behind a flag
+    findings: list = field(default_factory=list)  # the varmixup_bench.views.diagnostics findings behind a flag
 
     @property
     def mark(self) -> str:

@@ -1,0 +1,11 @@
+"""Benchmark campaigns as data: a TOML plan (dataset, preset, passes in priority order, extra steps, claims) that
+`bench campaign run` executes through the sweep machinery (resumable), `status` measures, and `compose` turns
+into a page whose every number is read from the records, the models or the preset.
+
+- plan.py: the typed plan, loaded and validated before any work;
+- state.py: the campaign's state file in the workdir (each pass's and step's start, end and seconds);
+- steps.py: the extra steps (report pages, convergence grids, VAE figures);
+- engine.py: `run_campaign`, the passes in order and then the steps;
+- status.py: missing cells and measured time per pass;
+- compose.py: the page (markdown) and its long CSV.
+"""

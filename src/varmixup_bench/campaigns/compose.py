@@ -1,0 +1,288 @@
+"""`bench campaign compose`: the campaign's page (markdown) and its long CSV, every number read from the records
+(the cells of the plan's passes, found by their sweep keys), the trained models' metadata, the state file or the
+preset, never typed:
+
+- a header: the plan, the commands that ran it, the commit, the machine, the measured wall time (state file) and
+  computation time (records' and models' seconds), the time per pass and step, the training budget per model;
+- the headline table (views.headline) and the full matrix (views.leaderboard, wide);
+- the plan's claims, each a paired test of two cells (results.stats.compare_records), all of the page's claims
+  decided together with Holm–Bonferroni at results.stats.FAMILY_ALPHA: "holds" (significant in the claimed
+  direction), "does not hold" (significant in the opposite direction) or "within noise";
+- the gradient-masking flags (views.diagnostics.diagnose) and the extra steps' outputs (copied beside the page);
+- while cells or steps are missing, a PARTIAL banner listing them.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from varmixup_bench.campaigns.plan import Plan
+from varmixup_bench.campaigns.state import CampaignState, git_commit
+from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
+
+METRIC_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst"}
+VERDICTS = ("holds", "does not hold", "within noise")
+
+
+@dataclass
+class Composed:
+    page: Path
+    csv: Path
+    missing_cells: list[str] = field(default_factory=list)
+    missing_steps: list[str] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_cells and not self.missing_steps
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds:.1f} s ({seconds / 3600:.2f} h)"
+
+
+def _interval(rec: dict, metric: str) -> str:
+    from varmixup_bench.results.stats import format_interval
+
+    f = METRIC_FIELD[metric]
+    return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
+
+
+def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
+    """Each claim with its two records, its paired test and its verdict; the claims whose cells are both recorded
+    are decided together (Holm–Bonferroni at FAMILY_ALPHA over the two-sided p values)."""
+    from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
+
+    rows = []
+    for claim in plan.claims:
+        a, b = cell_record(claim.better), cell_record(claim.worse)
+        row: dict[str, Any] = {"claim": claim, "better": a, "worse": b, "cmp": None, "verdict": None}
+        if a is None or b is None:
+            row["verdict"] = "cells missing"
+        elif any(METRIC_FIELD[side.metric] not in rec or rec[METRIC_FIELD[side.metric]] is None
+                 for side, rec in ((claim.better, a), (claim.worse, b))):
+            row["verdict"] = "no such metric in the record"
+        else:
+            row["cmp"] = compare_records(a, b, (claim.better.metric, claim.worse.metric))
+        rows.append(row)
+    tested = [r for r in rows if r["cmp"] is not None]
+    for row, reject in zip(tested, holm([r["cmp"].p for r in tested], FAMILY_ALPHA)):
+        row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if row["cmp"].diff > 0 else VERDICTS[1]
+    return rows
+
+
+def _claims_section(rows: list[dict[str, Any]]) -> str:
+    from varmixup_bench.results.stats import FAMILY_ALPHA
+
+    if not rows:
+        return "The plan states no claims.\n"
+    tested = sum(r["cmp"] is not None for r in rows)
+    lines = [f"Each claim says the first cell's accuracy is above the second's. Test: paired on the same test images "
+             f"where both records keep per-image outcomes (exact McNemar for single-draw 0/1 outcomes, else a z test "
+             f"on the per-image differences), unpaired otherwise; the {tested} claim(s) with both cells recorded are "
+             f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
+             f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**.",
+             "", "| # | better | worse | better (%) | worse (%) | difference (points) | SE | p | test | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        c, cmp = r["claim"], r["cmp"]
+        vals = [_interval(r[s], getattr(c, s).metric) if r[s] is not None and cmp is not None else "—"
+                for s in ("better", "worse")]
+        stats = ([f"{cmp.diff:+.1f}", f"{cmp.se:.1f}", f"{cmp.p:.2g}",
+                  f"paired, n={cmp.n}" if cmp.paired else f"unpaired, n={cmp.n}"] if cmp is not None else ["—"] * 4)
+        note = f" ({c.note})" if c.note else ""
+        lines.append(f"| {c.number} | {c.better.label()} | {c.worse.label()} | {' | '.join(vals)} | "
+                     f"{' | '.join(stats)} | **{r['verdict']}**{note} |")
+    return "\n".join(lines) + "\n"
+
+
+def _model_seconds(meta: dict) -> float:
+    """Training seconds: the per-epoch seconds of the history (kept across a resume from a checkpoint), else the
+    meta's seconds of the run that saved the model."""
+    hist = meta.get("history") or []
+    if hist and all("seconds" in h for h in hist):
+        return float(sum(h["seconds"] for h in hist))
+    return float(meta.get("seconds") or 0.0)
+
+
+def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> list[dict[str, Any]]:
+    """One row per trained classifier the records evaluated and per VAE its recipe used (or a step drew), read
+    from the models' meta.json."""
+    from varmixup_bench.training.cache import WeightCache
+
+    used: dict[str, set[str]] = {}
+    for r in records:
+        used.setdefault(str(r.get("config_hash")), set()).add(r["defense"])
+    rows, vae_configs = [], []
+    models = WeightCache(workdir)
+    for key, defenses in sorted(used.items()):
+        path = models.folder(key) / "meta.json"
+        if not path.exists():
+            continue  # a zoo model, or weights no longer in the cache
+        meta = json.loads(path.read_text())
+        cfg = meta.get("config", {})
+        if isinstance(cfg.get("recipe_config", {}).get("vae"), dict):
+            vae_configs.append(cfg["recipe_config"]["vae"])
+        rows.append({"model": cfg.get("recipe", "?"), "used by": ", ".join(sorted(defenses)), "seed": cfg.get("seed"),
+                     "epochs": len(meta.get("history") or []) or cfg.get("epochs"), "seconds": _model_seconds(meta),
+                     "key": key})
+    vaes = WeightCache(workdir, "vaes")
+    for path in sorted(vaes.root.glob("*/meta.json")) if vaes.root.exists() else []:
+        meta = json.loads(path.read_text())
+        cfg = meta.get("config", {})
+        if path.parent.name in vae_keys or cfg in vae_configs:
+            kind = "adversarial MMD-VAE" if cfg.get("adversarial") else "MMD-VAE"
+            rows.append({"model": kind, "used by": "Var* recipes" if cfg in vae_configs else "vae-figure step",
+                         "seed": cfg.get("seed"), "epochs": len(meta.get("history") or []) or cfg.get("epochs"),
+                         "seconds": _model_seconds(meta), "key": path.parent.name})
+    return rows
+
+
+def _training_section(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no trained model recorded yet)\n"
+    lines = ["| model | used by | seed | epochs | seconds | s / epoch | key |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(rows, key=lambda r: (r["seed"] if r["seed"] is not None else -1, r["model"])):
+        per = f"{r['seconds'] / r['epochs']:.1f}" if r["epochs"] else "—"
+        lines.append(f"| {r['model']} | {r['used by']} | {r['seed']} | {r['epochs']} | {r['seconds']:.1f} | {per} | "
+                     f"`{r['key']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def _copy_out(src: Path, files: Path) -> Path:
+    """A step's output (a report folder or a PNG) copied beside the page, so that the page is self-contained."""
+    files.mkdir(parents=True, exist_ok=True)
+    dest = files / src.name
+    if src.is_dir():
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+    else:
+        shutil.copy2(src, dest)
+    return dest
+
+
+def _steps_section(plan: Plan, steps, page_dir: Path, files: Path) -> str:
+    if not steps:
+        return ""
+    out = ["## Extra steps", ""]
+    for st in steps:
+        if st.done is None:
+            out += [f"- `{st.name}` ({st.kind}): not finished with the plan's current settings", ""]
+            continue
+        res = st.done.get("result") or {}
+        head = f"- `{st.name}` ({st.kind}, finished {st.done['time']}, {float(st.done['seconds']):.1f} s)"
+        links = [_copy_out(Path(p), files) for p in st.done.get("outputs", []) if Path(p).exists()]
+        rel = [p.relative_to(page_dir) for p in links]
+        if st.kind == "report":
+            out.append(f"{head}: [report]({rel[0] / 'report.md'}), checklist {res.get('pass', 0)} pass, "
+                       f"{res.get('flag', 0)} flag, {res.get('n/a', 0)} n/a" if rel else head)
+        elif st.kind == "converge":
+            behind = res.get("not_converged") or []
+            out.append(f"{head}: {res.get('budgets')} budgets; " + (
+                "not converged: " + "; ".join(behind) if behind else "no budget significantly below the one before"))
+            out += [f"\n  ![{st.name}]({p})" for p in rel]
+        else:
+            out.append(f"{head}: {'adversarial ' if res.get('adversarial') else ''}MMD-VAE `{res.get('vae')}`, latent "
+                       f"{res.get('latent_dim')}, {res.get('epochs')} epochs, test pixel MSE {res.get('test_mse'):.5f}")
+            out += [f"\n  ![{st.name}]({p})" for p in rel]
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None, device: str = "auto") -> Composed:
+    """Write the page to `output` and the long CSV beside it (same name, .csv); returns what is still missing."""
+    from varmixup_bench.core.atomic import atomic_write_text
+    from varmixup_bench.results.stats import FAMILY_ALPHA
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.views.diagnostics import comparisons_made, diagnose
+    from varmixup_bench.views.headline import render_headline
+    from varmixup_bench.views.leaderboard import eps_text, leaderboard_frame, render, render_wide, wide_frame
+
+    workdir, output = Path(workdir), Path(output)
+    passes = pass_status(plan, workdir, device)
+    steps = step_status(plan, workdir)
+    latest = {r["sweep_key"]: r for r in ResultStore(workdir).records() if "sweep_key" in r}  # oldest first
+    keys = {(st.name, c): k for st in passes for c, k in st.keys.items()}
+    records = list({k: latest[k] for st in passes for k in st.keys.values() if k in latest}.values())
+    frame = leaderboard_frame(records)
+    state = CampaignState(plan.state_path(workdir))
+    events = state.events()
+    runs = [e for e in events if e.get("event") == "run"]
+    done = Composed(output, output.with_suffix(".csv"))
+    done.missing_cells = [f"pass `{st.name}`: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
+    done.missing_steps = [f"step `{st.name}` ({st.kind})" for st in steps if st.done is None]
+    vae_keys = {str((e.get("result") or {}).get("vae")) for e in state.ends() if e.get("kind") == "vae-figure"}
+    models = training_rows(workdir, records, vae_keys)
+    rows = claim_rows(plan, lambda ref: latest.get(keys.get((ref.pass_name, ref.cell)), None))
+    done.claims = rows
+
+    wall = sum(float(e.get("seconds") or 0.0) for e in state.ends())
+    train_s = sum(m["seconds"] for m in models)
+    eval_s = sum(float(r.get("seconds") or 0.0) for r in records)
+    commands = list(dict.fromkeys(e["command"] for e in runs if e.get("command")))
+    commands.append(command or f"bench campaign compose {plan.path} --workdir {workdir} --output {output}")
+    commits = list(dict.fromkeys(str(e.get("commit")) for e in runs if e.get("commit")))
+    machines = list(dict.fromkeys(f"{e.get('platform')}, {e.get('cpus')} CPUs" for e in runs if e.get("platform")))
+    threads = sorted({int(r["threads"]) for r in records if r.get("threads") is not None})
+    devices = sorted({str(r["device"]) for r in records if r.get("device")})
+    n_images = sorted({int(r["n_examples"]) for r in records if r.get("n_examples") is not None})
+    n_cells = sum(len(st.cells) for st in passes)
+
+    parts = [f"# Campaign `{plan.name}`\n"]
+    if plan.description:
+        parts.append(plan.description.strip() + "\n")
+    if not done.complete:
+        missing = len(done.missing_cells)
+        of_steps = f" and {len(done.missing_steps)} of {len(steps)} step(s)" if steps else ""
+        parts.append(f"> **PARTIAL — {missing} of {n_cells} cell(s){of_steps} not recorded yet** (listed under "
+                     f"\"Missing\" at the end). `bench campaign run` resumes "
+                     f"and fills only those; until then the tables and verdicts below are provisional.\n")
+    settings = plan.settings()
+    sets = "; ".join([f"campaign: `{json.dumps(plan.overrides)}`"] * bool(plan.overrides) + [
+        f"pass {p.name}: `{json.dumps({k: v for k, v in p.overrides.items() if plan.overrides.get(k) != v})}`"
+        for p in plan.passes if any(plan.overrides.get(k) != v for k, v in p.overrides.items())])
+    radii = "; ".join(
+        f"{p.name}: " + (", ".join(eps_text(e, p.norm) for e in p.eps) if p.eps else
+                         f"{eps_text(p.settings.eps_for(None, plan.dataset), p.norm)} "
+                         f"({p.settings.eps_source(None, plan.dataset)})") for p in plan.passes)
+    parts.append(
+        f"Plan `{plan.path.name}` (sha256 `{plan.sha256[:12]}`): dataset `{plan.dataset}`, preset "
+        f"`{settings.name}`" + (f", overrides {sets}" if sets else "") + f". Radius per pass: {radii}. "
+        f"{n_cells} cell(s) in {len(plan.passes)} pass(es), {len(records)} recorded; test images per cell: "
+        f"{', '.join(map(str, n_images)) or '—'}.\n")
+    parts.append("Commands:\n\n```\n" + "\n".join(commands) + "\n```\n")
+    parts.append(f"Code: commit {', '.join(f'`{c}`' for c in commits) or '(none recorded)'} (runs); "
+                 f"`{git_commit() or 'not a git checkout'}` (this page). Machine: {'; '.join(machines) or '—'}; "
+                 f"torch threads {', '.join(map(str, threads)) or '—'}, device {', '.join(devices) or '—'} "
+                 f"(the records' `threads` and `device`).\n")
+    parts.append(
+        f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
+        f"`{state.path.name}` over {len(runs)} run(s) (loading, training and evaluation; a run cut short counts "
+        f"until it stopped). Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models "
+        f"below, their per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' "
+        f"`seconds`; a stored record reused costs 0).\n")
+    table = ["| pass / step | cells | missing | runs | cells evaluated | seconds | last finished (UTC) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    table += [f"| pass `{st.name}` | {len(st.cells)} | {len(st.missing)} | {st.runs} | {st.cells_run} | "
+              f"{st.seconds:.1f} | {st.last_end or '—'} |" for st in passes]
+    table += [f"| step `{st.name}` | — | — | {st.runs} | — | {st.seconds:.1f} | "
+              f"{st.done['time'] if st.done else '—'} |" for st in steps]
+    parts.append("\n".join(table) + "\n")
+    parts.append("## Training budget (measured)\n\n" + _training_section(models))
+    parts.append("## Headline\n\n" + (render_headline(frame, "md") if records else "(no cell recorded yet)\n"))
+    parts.append("## Full matrix\n\n" + (render_wide(wide_frame(frame), "md") if records else "(no cell recorded yet)\n"))
+    parts.append("## Claims\n\n" + _claims_section(rows))
+    findings = diagnose(frame) if records else []
+    compared = comparisons_made(frame) if records else 0
+    diag = ("\n".join(f"- ⚠ {f.dataset} {f.defense} (seed {f.seed}) `{f.check}`: {f.message}" for f in findings)
+            if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {FAMILY_ALPHA:.0%}).")
+    parts.append("## Gradient-masking flags (`bench diagnose` on these cells)\n\n" + diag + "\n")
+    parts.append(_steps_section(plan, steps, output.parent, output.parent / f"{output.stem}-files"))
+    if not done.complete:
+        parts.append("## Missing\n\n" + "\n".join(f"- {m}" for m in done.missing_cells + done.missing_steps) + "\n")
+    parts.append(f"The long CSV (every record field, one row per cell): [`{done.csv.name}`]({done.csv.name}).\n")
+    atomic_write_text(output, "\n".join(p for p in parts if p))
+    atomic_write_text(done.csv, render(frame, "csv") if records else "")
+    return done

@@ -1,0 +1,216 @@
+"""A campaign's extra steps, run after its passes: `report` (views.report: one defense's checklist page),
+`converge` (runs.converge: a budget grid and its plot) and `vae-figure` (the MMD-VAE's test reconstructions).
+
+    [[step]]
+    kind = "converge"          # report | converge | vae-figure
+    name = "converge-mi"       # optional (default: kind and defense); unique
+    defense = "mixup+mi"       # report, converge
+    steps = [10, 20]           # report, converge: the budget grid (eot, restarts likewise)
+    seed = 0                   # the training seed of the model (default: the preset's)
+    pass = "main"              # optional: take that pass's `set` (so the step reuses its trained model)
+    set = { n_adaptive = 8 }   # optional: more preset overrides
+
+Each kind declares its arguments with their defaults (a key not declared is an error naming the valid ones),
+checks them when the plan is loaded, and runs with the plan's preset, returning the files it wrote and the
+numbers the page shows (read back from the state file, e.g. a VAE's test MSE).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.registry import Registry
+
+STEP_KEYS = ("kind", "name", "seed", "pass", "set")  # every step's own keys; each kind adds its arguments
+
+
+@dataclass(frozen=True)
+class StepKind:
+    defaults: dict[str, Any]  # argument -> default (REQUIRED: must be given)
+    check: Callable[[dict, Any], None]  # (args, settings): raise BenchError on a bad value
+    run: Callable[["StepRun"], dict]  # -> {"outputs": [paths], "result": {numbers for the page}}
+
+
+@dataclass
+class StepRun:
+    """What a step runs with: the plan, the step, the workdir and the run's device and progress choice."""
+
+    plan: Any
+    step: Any
+    workdir: Path
+    device: str = "auto"
+    show_progress: bool = True
+
+    def train(self):
+        """The step's defense trained (or loaded from the cache) with the plan's preset and the step's settings."""
+        from varmixup_bench.training.runner import train
+
+        return train(self.step.args["defense"], self.plan.dataset, workdir=self.workdir, preset=self.step.settings,
+                     device=self.device, show_progress=self.show_progress)
+
+    def figure(self, what: str) -> Path:
+        return self.workdir / "figures" / f"campaign-{self.plan.name}-{what}.png"
+
+
+REQUIRED = object()
+STEPS: Registry[StepKind] = Registry("campaign step kind")
+GRID = {"steps": [10, 20, 50], "eot": [1, 8], "restarts": [1]}
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in text)
+
+
+def _grid(args: dict) -> dict[str, list[int]]:
+    return {k: [int(v) for v in args[k]] for k in ("steps", "eot", "restarts")}
+
+
+def _check_grid(attack: str, args: dict) -> None:
+    from varmixup_bench.runs.converge import budget_specs
+
+    for key in ("steps", "eot", "restarts"):
+        values = args[key]
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+            raise BenchError(f"{key} must be a non-empty list of integers >= 1, got {values!r}")
+    budget_specs(attack, **_grid(args), stochastic=True)
+
+
+def _check_defense(args: dict, settings) -> None:
+    from varmixup_bench.defenses import parse_defense_spec
+
+    spec = parse_defense_spec(args["defense"])
+    if spec.zoo_model is None:
+        spec.build_recipe(settings)
+    spec.build_rule(settings)
+
+
+def _check_report(args: dict, settings) -> None:
+    from varmixup_bench.defenses import parse_defense_spec
+
+    _check_defense(args, settings)
+    _check_grid("adaptive-pgd", args)
+    parse_defense_spec(args["transfer_from"])
+    if isinstance(args["ece_threshold"], bool) or not isinstance(args["ece_threshold"], (int, float)) \
+            or not args["ece_threshold"] > 0:
+        raise BenchError(f"ece_threshold must be a number > 0, got {args['ece_threshold']!r}")
+
+
+def _run_report(run: StepRun) -> dict:
+    from varmixup_bench.views.report import ReportOptions, write_report
+
+    a = run.step.args
+    d = run.train()
+    options = ReportOptions(**{k: tuple(v) for k, v in _grid(a).items()}, transfer_from=a["transfer_from"],
+                            ece_threshold=float(a["ece_threshold"]))
+    md, _page, items = write_report(d, run.workdir, None, options, show_progress=run.show_progress)
+    verdicts = {v: sum(it.verdict == v for it in items) for v in ("pass", "flag", "n/a")}
+    return {"outputs": [str(md.parent)], "result": {"model": d.info["config_hash"], **verdicts}}
+
+
+STEPS.register("report", help="bench report: one defense's checklist page (runs what the store lacks)")(
+    StepKind({"defense": REQUIRED, **GRID, "transfer_from": "erm", "ece_threshold": 10.0}, _check_report,
+             _run_report))
+
+
+def _check_converge(args: dict, settings) -> None:
+    from varmixup_bench.core.parsing import parse_eps
+
+    _check_defense(args, settings)
+    if not isinstance(args["attack"], str):
+        raise BenchError(f"attack must be a name such as adaptive-pgd, got {args['attack']!r}")
+    _check_grid(args["attack"], args)
+    if args["eps"] is not None:
+        parse_eps(str(args["eps"]), settings.norm)
+
+
+def _run_converge(run: StepRun) -> dict:
+    from varmixup_bench.core.parsing import parse_eps
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.runs.converge import plot_convergence, run_convergence, unconverged
+
+    a = run.step.args
+    d = run.train()
+    eps = parse_eps(str(a["eps"]), run.step.settings.norm) if a["eps"] is not None else None
+    records = run_convergence(d, a["attack"], **_grid(a), eps=eps, workdir=run.workdir,
+                              show_progress=run.show_progress)
+    path = run.figure(f"converge-{_slug(d.spec)}-{d.info['config_hash']}")
+    plot_convergence(ResultStore(run.workdir).records(), path, d.spec, d.dataset.name, a["attack"])
+    behind = [f"{last['attack']} {last['robust_acc']:.1f} % < {prev['attack']} {prev['robust_acc']:.1f} % ({axis})"
+              for prev, last, axis in unconverged(records)]
+    return {"outputs": [str(path)], "result": {"model": d.info["config_hash"], "budgets": len(records),
+                                               "not_converged": behind}}
+
+
+STEPS.register("converge", help="bench converge: a defense attacked with a growing budget, and its plot")(
+    StepKind({"defense": REQUIRED, "attack": "adaptive-pgd", **GRID, "eps": None}, _check_converge, _run_converge))
+
+
+def _check_vae(args: dict, settings) -> None:
+    if not isinstance(args["adversarial"], bool):
+        raise BenchError(f"adversarial must be true or false, got {args['adversarial']!r}")
+
+
+def _run_vae(run: StepRun) -> dict:
+    import torch
+
+    from varmixup_bench.defenses.latent import get_vae, reconstruction_error
+    from varmixup_bench.training.runner import make_context
+    from varmixup_bench.views.figures import save_rows, vae_rows
+
+    ctx = make_context(run.plan.dataset, workdir=run.workdir, preset=run.step.settings, device=run.device,
+                       show_progress=run.show_progress)
+    vae = get_vae(ctx, run.step.args["adversarial"], train_if_missing=True)
+    test = ctx.dataset.test
+    path = run.figure(f"vae-{vae.key}")
+    shown = torch.linspace(0, len(test.x) - 1, min(16, len(test.x))).long()  # across the (class-sorted) split
+    save_rows(vae_rows(vae, test.x[shown].to(ctx.device)), path)
+    hist = vae.meta.get("history", [])
+    return {"outputs": [str(path)], "result": {
+        "vae": vae.key, "adversarial": run.step.args["adversarial"], "latent_dim": vae.latent_dim,
+        "epochs": len(hist), "test_mse": reconstruction_error(vae, test.x, ctx.device),
+        "seconds_trained": float(vae.meta.get("seconds", 0.0)), "trained": bool(vae.trained)}}
+
+
+STEPS.register("vae-figure", help="the MMD-VAE of the Var* defenses: test images over their reconstructions")(
+    StepKind({"adversarial": False}, _check_vae, _run_vae))
+
+
+def read_step(plan, table: Any, where: str):
+    """One [[step]] table of the plan, checked: its kind, its arguments (defaults filled in), seed, pass and set."""
+    from varmixup_bench.campaigns.plan import NAME, Reader, Step
+
+    if not isinstance(table, dict) or not isinstance(table.get("kind"), str):
+        raise BenchError(f"{where}: a step needs kind = one of {', '.join(STEPS.names())}")
+    try:
+        kind = STEPS.get(table["kind"])
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from None
+    r = Reader(table, where, STEP_KEYS + tuple(kind.defaults))
+    args = {k: table.get(k, v) for k, v in kind.defaults.items()}
+    missing = [k for k, v in args.items() if v is REQUIRED]
+    if missing:
+        raise r.error(f"a {table['kind']} step needs {', '.join(missing)}")
+    default_name = table["kind"] + (f" {args['defense']}" if "defense" in args else "")
+    name = r.get("name", str, default_name)
+    r.where = f"{plan.path.name}: step {name!r}"
+    if not NAME.match(name.replace(" ", "-").replace("+", "-")):
+        raise r.error(f"name {name!r}: letters, digits, spaces and '.', '_', '-', '+' only")
+    base = {}
+    if "pass" in table:
+        try:
+            base = dict(plan.pass_named(r.get("pass", str)).overrides)
+        except BenchError as exc:
+            raise r.error(str(exc)) from None
+    overrides = {**plan.overrides, **base, **r.overrides()}
+    seed = r.get("seed", int, None)
+    if seed is not None and seed < 0:
+        raise r.error(f"seed must be >= 0, got {seed}")
+    try:
+        settings = plan.settings(**overrides, **({} if seed is None else {"seed": seed}))
+        kind.check(args, settings)
+    except BenchError as exc:
+        raise r.error(str(exc)) from None
+    return Step(name, table["kind"], args, settings.seed, overrides, settings)

@@ -1,0 +1,257 @@
+"""Campaigns as data (issue 29, item 4): `bench campaign run|status|compose PLAN.toml`. A plan is checked before any
+work; a run is resumable (a rerun trains and evaluates nothing); status lists the missing cells; compose writes a
+page whose numbers come from the records, with a PARTIAL banner until every cell is recorded."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests_cli_helper import bench_cli
+from varmixup_bench.results.store import ResultStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "leaderboards" / "digits-smoke.toml"
+# the committed plan with small budgets (the plan itself, at the quick preset's epochs, takes about a minute)
+FAST = ('set = { epochs = { erm = 5, mixup = 3 }, test_subset = 120, n_adaptive = 4, n_mi = 8, '
+        'worst_case_draws = 2 }\n')
+EXTRA_PASS = '\n[[pass]]\nname = "eps-curve"\ndefenses = ["erm"]\nattacks = ["pgd10"]\neps = ["16/255"]\n'
+
+
+def _fast(text: str) -> str:
+    out = text.replace('preset = "quick"\n', 'preset = "quick"\n' + FAST, 1)
+    assert FAST in out
+    return out
+
+
+def _section(page: str, title: str) -> str:
+    return page.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The digits-smoke plan run once: status before, run, status after, a rerun with training and evaluation
+    watched, then compose of the plan (complete) and of the plan with one more pass (PARTIAL)."""
+    import varmixup_bench.training.runner as runner
+
+    root = tmp_path_factory.mktemp("campaign")
+    plan, plus, wd = root / "digits-smoke.toml", root / "digits-smoke-plus.toml", root / "wd"
+    plan.write_text(_fast(SMOKE.read_text()))
+    plus.write_text(_fast(SMOKE.read_text()) + EXTRA_PASS)
+    out = {"plan": plan, "plus": plus, "wd": wd, "page": root / "pages" / "smoke.md",
+           "partial": root / "pages" / "partial.md"}
+    out["status_before"] = bench_cli("campaign", "status", str(plan), "--workdir", str(wd))
+    out["run"] = bench_cli("campaign", "run", str(plan), "--workdir", str(wd), "--no-progress")
+    out["records_after_run"] = len(ResultStore(wd).records())
+    out["status_after"] = bench_cli("campaign", "status", str(plan), "--workdir", str(wd))
+    calls: list[str] = []
+
+    def spy(name, fn):
+        def wrapped(*a, **k):
+            calls.append(name)
+            return fn(*a, **k)
+        return wrapped
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "train_classifier", spy("train", runner.train_classifier))
+        mp.setattr(runner, "evaluate", spy("evaluate", runner.evaluate))
+        out["rerun"] = bench_cli("campaign", "run", str(plan), "--workdir", str(wd), "--no-progress")
+    out["rerun_calls"] = calls
+    out["compose"] = bench_cli("campaign", "compose", str(plan), "--workdir", str(wd), "--output", str(out["page"]))
+    out["compose_partial"] = bench_cli("campaign", "compose", str(plus), "--workdir", str(wd), "--output",
+                                       str(out["partial"]))
+    return out
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (('"erm", "mixup+mi"]', '"erm", "mixup+mii"]'), "unknown inference rule 'mii'"),
+    (('"adaptive-pgd10"]', '"adaptive-pgd10", "pgd11"]'), "unknown attack 'pgd11'"),
+    (("seeds = [0]", 'seeds = [0]\neps = ["8/2x5"]'), "invalid epsilon '8/2x5'"),
+    (('worse = { defense = "erm", attack = "pgd10" }', 'worse = { defense = "erm", attack = "fgsm" }'),
+     "missing claim cell erm fgsm"),
+    (("seeds = [0]", "seeds = [0]\nset = { trials = 0 }"), "trials must be >= 1"),
+    (("seeds = [0]", "seeds = [0]\ndefences = [\"at\"]"), "unknown key 'defences'"),
+])
+def test_a_bad_plan_exits_2_with_one_line_before_any_work(tmp_path, edit, expected):
+    plan = tmp_path / "bad.toml"
+    text = SMOKE.read_text()
+    assert edit[0] in text
+    plan.write_text(text.replace(edit[0], edit[1], 1))
+    wd = tmp_path / "fresh"
+    for command in ("run", "status", "compose"):
+        start = time.perf_counter()
+        code, out, err = bench_cli("campaign", command, str(plan), "--workdir", str(wd))
+        assert code == 2, out + err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert expected in err and "bad.toml" in err, err
+        assert time.perf_counter() - start < 15
+        assert not wd.exists()  # not even created: nothing loaded, trained or stored
+
+
+def test_the_committed_plan_loads_as_the_issue_states_it():
+    from varmixup_bench.campaigns.plan import load_plan
+
+    plan = load_plan(SMOKE)
+    assert (plan.name, plan.dataset, plan.preset_name) == ("digits-smoke", "digits", "quick")
+    assert [(p.name, p.defenses, p.attacks, p.seeds, p.eps) for p in plan.passes] == [
+        ("main", ("erm", "mixup+mi"), ("clean", "pgd10", "adaptive-pgd10"), (0,), None)]
+    assert len(plan.cells()) == 6 and not plan.steps
+    (claim,) = plan.claims
+    assert (claim.better.cell.attack, claim.better.metric, claim.worse.cell.attack, claim.worse.metric) == (
+        "clean", "clean", "pgd10", "robust")
+    assert claim.worse.cell.eps == pytest.approx(32 / 255)  # no eps given: the dataset's default radius
+
+
+def test_status_lists_missing_cells_before_the_run_and_none_after(smoke):
+    code, out, err = smoke["status_before"]
+    assert code == 0, err
+    missing = [line for line in out.splitlines() if line.startswith("  pass main: ")]
+    assert len(missing) == 6 and "  pass main: erm pgd10 @ 32/255 (seed 0)" in missing
+    code, out, err = smoke["status_after"]
+    assert code == 0, err
+    assert "missing cells: none" in out and "pass main: " not in out
+
+
+def test_run_fills_every_cell_and_a_rerun_trains_and_evaluates_nothing(smoke):
+    code, _, err = smoke["run"]
+    assert code == 0, err
+    assert "6 cell(s) run, 0 already in the store" in err
+    assert smoke["records_after_run"] == 6
+    code, _, err = smoke["rerun"]
+    assert code == 0, err
+    assert "0 cell(s) run, 6 already in the store" in err
+    assert smoke["rerun_calls"] == []
+    assert len(ResultStore(smoke["wd"]).records()) == 6
+    events = [json.loads(line) for line in (smoke["wd"] / "campaign-digits-smoke.jsonl").read_text().splitlines()]
+    ends = [e for e in events if e["event"] == "end"]
+    assert [e["event"] for e in events].count("run") == 2
+    assert [(e["step"], e["status"], e["cells_run"]) for e in ends] == [("pass main", "ok", 6), ("pass main", "ok", 0)]
+    assert all(e["seconds"] > 0 and e["start"] <= e["time"] for e in ends)
+
+
+def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
+    from varmixup_bench.results.stats import compare_records, format_interval
+
+    code, out, err = smoke["compose"]
+    assert code == 0, err
+    assert "(complete)" in out
+    page = smoke["page"].read_text()
+    assert "PARTIAL" not in page
+    recs = {(r["defense"], r["attack"]): r for r in ResultStore(smoke["wd"]).records()}
+    clean, pgd = recs[("erm", "clean")], recs[("erm", "pgd10")]
+    (row,) = [line for line in _section(page, "Claims").splitlines() if line.startswith("| 1 |")]
+    cmp = compare_records(clean, pgd, ("clean", "robust"))
+    assert format_interval(clean["clean_acc"], clean["clean_acc_ci_low"], clean["clean_acc_ci_high"]) in row
+    assert format_interval(pgd["robust_acc"], pgd["robust_acc_ci_low"], pgd["robust_acc_ci_high"]) in row
+    assert f"| {cmp.diff:+.1f} | {cmp.se:.1f} | {cmp.p:.2g} | paired, n=120 |" in row
+    assert row.endswith("| **holds** |")
+    # the headline's strongest cell: the lowest robust accuracy of erm's attacks at 32/255, named
+    low = min((r for (d, a), r in recs.items() if d == "erm" and a != "clean"), key=lambda r: r["robust_acc"])
+    head = _section(page, "Headline")
+    assert f"{format_interval(low['robust_acc'], low['robust_acc_ci_low'], low['robust_acc_ci_high'])} " \
+           f"{low['attack']}" in head
+    # the measured times: the state file's seconds, the records' seconds, the models' per-epoch seconds
+    events = [json.loads(line) for line in (smoke["wd"] / "campaign-digits-smoke.jsonl").read_text().splitlines()]
+    wall = sum(e["seconds"] for e in events if e["event"] == "end")
+    assert f"Wall time: **{wall:.1f} s" in page
+    assert f"evaluating the passes' cells {sum(r['seconds'] for r in recs.values()):.1f} s" in page
+    for key in {r["config_hash"] for r in recs.values()}:
+        meta = json.loads((smoke["wd"] / "models" / key / "meta.json").read_text())
+        seconds = sum(h["seconds"] for h in meta["history"])
+        assert f"| {len(meta['history'])} | {seconds:.1f} |" in page and f"`{key}`" in page
+    assert "bench campaign run " in page and "bench campaign compose " in page
+    assert f"torch threads {clean['threads']}" in page
+    # the long CSV: one row per cell, every record's numbers
+    rows = list(csv.DictReader(smoke["page"].with_suffix(".csv").open()))
+    assert len(rows) == 6
+    assert {(r["defense"], r["attack"]) for r in rows} == set(recs)
+    assert all(float(r["robust_acc"]) == pytest.approx(recs[(r["defense"], r["attack"])]["robust_acc"]) for r in rows)
+
+
+def test_compose_says_partial_and_lists_the_missing_cells_until_complete(smoke):
+    code, out, err = smoke["compose_partial"]
+    assert code == 0, err
+    assert "PARTIAL: 1 cell(s), 0 step(s) missing" in out
+    page = smoke["partial"].read_text()
+    assert "> **PARTIAL — 1 of 7 cell(s)" in page
+    assert "- pass `eps-curve`: erm pgd10 @ 16/255 (seed 0)" in _section(page, "Missing")
+    assert "**holds**" in page  # the claim's cells are recorded: its verdict stands, provisional
+
+
+STEP_PLAN = """
+[campaign]
+name = "digits-steps"
+dataset = "digits"
+preset = "quick"
+set = { epochs = { erm = 2 }, test_subset = 60, vae_epochs = 1, vae_latent_dim = 4 }
+
+[[pass]]
+name = "main"
+defenses = ["erm"]
+attacks = ["clean"]
+
+[[step]]
+kind = "converge"
+defense = "erm"
+attack = "pgd"
+steps = [2, 4]
+eot = [1]
+
+[[step]]
+kind = "vae-figure"
+
+[[claim]]
+better = { defense = "erm", attack = "clean" }
+worse = { defense = "erm", attack = "clean", metric = "robust" }
+"""
+
+
+def test_steps_run_after_the_passes_are_timed_skipped_when_done_and_shown_on_the_page(tmp_path, monkeypatch):
+    from varmixup_bench.campaigns.compose import compose
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.runs import sweep
+
+    used = []
+    monkeypatch.setitem(sweep.EXECUTORS._items, "ray", lambda spec, jobs, options=None: (
+        used.append(options), sweep.local_executor(spec, jobs))[1])  # --executor ray passes through to the sweep
+    path = tmp_path / "steps.toml"
+    path.write_text(STEP_PLAN)
+    plan = load_plan(path)
+    assert [(s.name, s.kind) for s in plan.steps] == [("converge erm", "converge"), ("vae-figure", "vae-figure")]
+    wd = tmp_path / "wd"
+    first = run_campaign(plan, wd, executor="ray", options={"num_cpus": 1}, show_progress=False)
+    assert used == [{"num_cpus": 1}] and first.cells_run == 1
+    assert first.steps_run == ["converge erm", "vae-figure"]
+    again = run_campaign(plan, wd, show_progress=False)
+    assert again.cells_run == 0 and again.steps_run == [] and again.steps_skipped == ["converge erm", "vae-figure"]
+    events = [json.loads(line) for line in (wd / "campaign-digits-steps.jsonl").read_text().splitlines()]
+    ends = {e["step"]: e for e in events if e["event"] == "end"}
+    assert ends["step converge erm"]["status"] == "ok" and ends["step converge erm"]["result"]["budgets"] == 2
+    vae = ends["step vae-figure"]
+    assert vae["seconds"] > 0 and Path(vae["outputs"][0]).is_file() and vae["result"]["latent_dim"] == 4
+    done = compose(plan, wd, tmp_path / "page" / "steps.md")
+    page = done.page.read_text()
+    assert done.complete and "PARTIAL" not in page
+    assert f"test pixel MSE {vae['result']['test_mse']:.5f}" in page  # read back from the state file
+    assert (tmp_path / "page" / "steps-files" / Path(vae["outputs"][0]).name).is_file()  # copied beside the page
+    assert "| step `converge erm` |" in page and "MMD-VAE" in _section(page, "Training budget (measured)")
+    (row,) = [line for line in _section(page, "Claims").splitlines() if line.startswith("| 1 |")]
+    assert row.endswith("| **within noise** |")  # clean vs robust of the clean cell: the same outcomes
+
+
+def test_step_arguments_are_checked_when_the_plan_loads(tmp_path):
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.core.errors import BenchError
+
+    for step, expected in [('kind = "reprot"\ndefense = "erm"', "unknown campaign step kind 'reprot'"),
+                           ('kind = "report"', "a report step needs defense"),
+                           ('kind = "converge"\ndefense = "erm"\nsteps = [0]', "steps must be a non-empty list"),
+                           ('kind = "vae-figure"\ndefense = "erm"', "unknown key 'defense'")]:
+        path = tmp_path / "p.toml"
+        path.write_text(SMOKE.read_text() + f"\n[[step]]\n{step}\n")
+        with pytest.raises(BenchError, match=expected):
+            load_plan(path)
