@@ -266,3 +266,15 @@ def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_r
         retire_records(tmp_path, "adaptive-apgd", "yesterday", "x")
     with pytest.raises(BenchError, match="--reason must say why"):
         retire_records(tmp_path, "adaptive-apgd", "2026-11-23T10:40", " ")
+
+
+def test_sweep_takes_a_per_recipe_epochs_table_through_set(tmp_path):
+    """`--set 'epochs={...}'` is the preset's per-recipe table; it used to collide with train()'s one-number
+    `epochs` override (TypeError: multiple values for keyword argument 'epochs')."""
+    from tests_cli_helper import bench_cli
+
+    code, _, err = bench_cli("sweep", "--defenses", "erm", "--attacks", "clean", "--set", 'epochs={"erm": 1}',
+                             "--test-subset", "50", "--workdir", str(tmp_path), "--no-progress")
+    assert code == 0, err
+    (rec,) = _records(tmp_path)
+    assert rec["train_config"]["epochs"] == 1 and rec["train_overrides"]["epochs"] == {"erm": 1}

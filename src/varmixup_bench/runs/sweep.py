@@ -137,11 +137,14 @@ def _variant_overrides(variant: tuple) -> dict:
 
 
 def _defense(spec: SweepSpec, defense: str, dataset: str, seed: int, variant: tuple):
-    import varmixup_bench as bench
+    from varmixup_bench.training.runner import resolve_settings, train
 
-    return bench.train(defense, dataset, workdir=spec.workdir, preset=spec.preset, device=spec.device,
-                       data_dir=spec.data_dir, show_progress=spec.show_progress, seed=seed, epochs=spec.epochs,
-                       **{**spec.overrides, **_variant_overrides(variant)})
+    overrides = {**spec.overrides, **_variant_overrides(variant)}
+    # the preset's per-recipe `epochs` table (--set 'epochs={...}') is a preset field; train()'s `epochs` is the
+    # one-number override (--epochs): apply the table to the preset so the two never collide
+    preset = resolve_settings(spec.preset, epochs=overrides.pop("epochs")) if "epochs" in overrides else spec.preset
+    return train(defense, dataset, workdir=spec.workdir, preset=preset, device=spec.device, data_dir=spec.data_dir,
+                 show_progress=spec.show_progress, seed=seed, epochs=spec.epochs, **overrides)
 
 
 def train_job(spec: SweepSpec, job: Job) -> dict:
