@@ -53,7 +53,7 @@ case "$cmd" in
       bench import "$STATE/results.jsonl" --workdir "$WD"
       [ -f "$STATE/retired.jsonl" ] && bench import "$STATE/retired.jsonl" --workdir "$WD"  # a state saved before SQLite
     fi
-    echo "loaded $STATE into $WD; resume with leaderboards/cifar10_full.sh $WD"
+    echo "loaded $STATE into $WD; resume with bench campaign run leaderboards/cifar10-cpu-full.toml --workdir $WD"
     ;;
   *) echo "usage: cifar10_full_state.sh save|load [WORKDIR]" >&2; exit 2 ;;
 esac

@@ -12,6 +12,7 @@ import pytest
 
 from tests_cli_helper import bench_cli
 from varmixup_bench.results.store import ResultStore
+from varmixup_bench.training.cache import WeightCache
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "leaderboards" / "digits-smoke.toml"
@@ -159,7 +160,7 @@ def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
     assert f"Wall time: **{wall:.1f} s" in page
     assert f"evaluating the passes' cells {sum(r['seconds'] for r in recs.values()):.1f} s" in page
     for key in {r["config_hash"] for r in recs.values()}:
-        meta = json.loads((smoke["wd"] / "models" / key / "meta.json").read_text())
+        meta = json.loads((WeightCache(smoke["wd"]).folder(key) / "meta.json").read_text())
         seconds = sum(h["seconds"] for h in meta["history"])
         assert f"| {len(meta['history'])} | {seconds:.1f} |" in page and f"`{key}`" in page
     assert "bench campaign run " in page and "bench campaign compose " in page
@@ -255,3 +256,27 @@ def test_step_arguments_are_checked_when_the_plan_loads(tmp_path):
         path.write_text(SMOKE.read_text() + f"\n[[step]]\n{step}\n")
         with pytest.raises(BenchError, match=expected):
             load_plan(path)
+
+
+@pytest.mark.slow
+def test_the_committed_cifar10_plan_finds_the_committed_csv_cells(tmp_path):
+    """leaderboards/cifar10-cpu-full.toml re-expresses the old bash driver: restored from the committed CSV, every
+    cell of its passes is stored but the three AT eps-curve cells the driver stored through `bench report`."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz").exists():
+        pytest.skip("the shared CIFAR-10 tarball is not beside the checkout")
+    code, _, err = bench_cli("restore", str(root / "leaderboards" / "cifar10-cpu-full.csv"), "--workdir", str(tmp_path))
+    assert code == 0, err
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(root)  # the plan names the data relative to the repository root, as the driver did
+    try:
+        code, out, err = bench_cli("campaign", "status", "leaderboards/cifar10-cpu-full.toml", "--workdir", str(tmp_path))
+    finally:
+        os.chdir(cwd)
+    assert code == 0, err
+    missing = [line.strip() for line in out.splitlines() if line.strip().startswith("pass ") and "(seed" in line]
+    assert missing == [f"pass eps-curve: at pgd10 @ {e} (seed 0)" for e in ("2/255", "4/255", "16/255")]
