@@ -1,4 +1,5 @@
-"""Figures quoted in the README and the leaderboard notes match the result files they cite."""
+"""Figures quoted in the README, the reference pages under docs/ and the leaderboard notes match the result files
+they cite."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 from varmixup_bench.results.citations import check_citations, find_citations
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "leaderboards").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "leaderboards").glob("*.md"))]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

@@ -24,7 +24,7 @@ def _records(wd):
     return ResultStore(wd).records()
 
 
-def test_second_run_with_new_attack_reuses_the_cached_model(wd, monkeypatch):
+def test_second_run_with_new_attack_reuses_the_cached_model(wd, monkeypatch, private_cache):
     code, out, err = bench("run", "--defense", "erm", "--attack", "pgd10", "--epochs", "2", "--workdir", wd, "--no-progress")
     assert code == 0, err
     assert "trained" in err and "pgd10" in out
@@ -120,7 +120,7 @@ def test_leaderboard_formats(wd):
     assert code == 2 and "Valid formats: csv, md, json, html" in err
 
 
-def test_vae_train_show_and_samples_write_pngs(wd):
+def test_vae_train_show_and_samples_write_pngs(wd, private_cache):
     from PIL import Image
 
     code, out, err = bench("vae", "show", "--vae-epochs", "2", "--workdir", wd)

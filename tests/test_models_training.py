@@ -57,7 +57,7 @@ def test_trained_erm_is_accurate_and_mixup_too(erm, mixup_mi, digits):
     assert base > 0.9
 
 
-def test_weight_cache_roundtrip_and_key_check(tmp_path):
+def test_weight_cache_roundtrip_and_key_check(tmp_path, private_cache):
     cache = WeightCache(tmp_path)
     m = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.3])
     cache.save("abc", m, {"x": 1})
@@ -84,7 +84,7 @@ def test_nan_loss_stops_training_with_epoch_and_recipe(digits):
                          lr=1e-3, optimizer="adam", device=torch.device("cpu"), seed=0, show_progress=False)
 
 
-def test_training_is_reproducible_under_a_seed(digits, tmp_path):
+def test_training_is_reproducible_under_a_seed(digits, tmp_path, private_cache):
     import varmixup_bench as bench
 
     a = bench.train("erm", digits, workdir=tmp_path / "a", epochs=1, show_progress=False)
@@ -92,6 +92,17 @@ def test_training_is_reproducible_under_a_seed(digits, tmp_path):
     assert a.info["config_hash"] == b.info["config_hash"]
     for (k, v), (_, w) in zip(a.classifier.state_dict().items(), b.classifier.state_dict().items()):
         assert torch.equal(v, w), k
+
+
+def test_bench_cache_dir_holds_the_weights_of_every_workdir(digits, tmp_path, monkeypatch):
+    import varmixup_bench as bench
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    a = bench.train("erm", digits, workdir=tmp_path / "a", epochs=1, show_progress=False)
+    b = bench.train("erm", digits, workdir=tmp_path / "b", epochs=1, show_progress=False)
+    assert a.info["trained"] and not b.info["trained"]
+    assert (tmp_path / "cache" / "models" / a.info["config_hash"] / "weights.safetensors").exists()
+    assert not list(tmp_path.glob("[ab]/models/*/weights.safetensors"))
 
 
 class _Stop(Exception):

@@ -24,7 +24,7 @@ def _records(wd: Path) -> list[dict]:
     return ResultStore(wd).records()
 
 
-def test_sigkill_during_training_resumes_from_last_epoch_with_one_record(tmp_path):
+def test_sigkill_during_training_resumes_from_last_epoch_with_one_record(tmp_path, private_cache):
     wd = tmp_path / "wd"
     cmd = BENCH + ["run", "--defense", "mixup", "--epochs", "40", "--workdir", str(wd), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -45,7 +45,7 @@ def test_sigkill_during_training_resumes_from_last_epoch_with_one_record(tmp_pat
     assert len(_records(wd)) == 1 and not list(wd.glob("models/*/checkpoint.safetensors"))
 
 
-def test_two_concurrent_runs_lose_nothing_and_train_once(tmp_path):
+def test_two_concurrent_runs_lose_nothing_and_train_once(tmp_path, private_cache):
     wd = tmp_path / "wd"
     procs = [subprocess.Popen(BENCH + ["run", "--defense", "erm", "--attack", a, "--epochs", "5", "--workdir", str(wd),
                                        "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -62,7 +62,7 @@ def _train_small(wd):
     return bench.train("erm", "digits", workdir=wd, epochs=1, show_progress=False)
 
 
-def test_truncated_weights_give_a_clear_error(tmp_path):
+def test_truncated_weights_give_a_clear_error(tmp_path, private_cache):
     d = _train_small(tmp_path)
     w = tmp_path / "models" / d.info["config_hash"] / "weights.safetensors"
     w.write_bytes(w.read_bytes()[:100])
@@ -75,7 +75,7 @@ class _Payload:
         return (os.system, (f"touch {_Payload.marker}",))
 
 
-def test_planted_pickle_is_refused_and_never_executed(tmp_path):
+def test_planted_pickle_is_refused_and_never_executed(tmp_path, private_cache):
     d = _train_small(tmp_path)
     w = tmp_path / "models" / d.info["config_hash"] / "weights.safetensors"
     _Payload.marker = str(tmp_path / "pwned")
@@ -85,7 +85,7 @@ def test_planted_pickle_is_refused_and_never_executed(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_metadata_of_another_key_is_refused(tmp_path):
+def test_metadata_of_another_key_is_refused(tmp_path, private_cache):
     d = _train_small(tmp_path)
     meta = tmp_path / "models" / d.info["config_hash"] / "meta.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "key": "0000000000000000"}))
@@ -125,11 +125,11 @@ def test_third_party_plugin_is_listed_and_usable(plugin_path, tmp_path):
     assert recs[0]["robust_acc"] >= recs[1]["robust_acc"] - 10  # noise is weaker than PGD (up to MI-style noise)
 
 
-def test_readme_plugin_walkthrough_is_the_tested_example_package():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_docs_plugin_walkthrough_is_the_tested_example_package():
+    readme = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text()
     src = Path(__file__).parent / "plugins" / "example_plugin"
     for name in ("pyproject.toml", "vb_example_plugin/__init__.py"):
         code = (src / name).read_text().strip()
-        assert code in readme, f"README's plug-in walk-through no longer shows {name} verbatim"
+        assert code in readme, f"docs/plugins.md's walk-through no longer shows {name} verbatim"
 
 

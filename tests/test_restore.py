@@ -52,7 +52,7 @@ def test_the_restored_store_renders_the_same_csv_and_restoring_twice_adds_nothin
 
 
 def test_a_resumed_sweep_retrains_checks_against_the_restored_clean_cells_and_skips_them(swept, tmp_path,
-                                                                                        monkeypatch):
+                                                                                        monkeypatch, private_cache):
     import varmixup_bench.runs.sweep as sweep
 
     _, csv = swept
@@ -65,7 +65,7 @@ def test_a_resumed_sweep_retrains_checks_against_the_restored_clean_cells_and_sk
     assert sorted(checked) == [("erm", 60), ("mixup+mi", 60)]  # every test image compared, none differed
 
 
-def test_retrained_weights_that_classify_one_image_differently_are_refused(swept, tmp_path):
+def test_retrained_weights_that_classify_one_image_differently_are_refused(swept, tmp_path, private_cache):
     _, csv = swept
     restore(csv, tmp_path)
     store = ResultStore(tmp_path)

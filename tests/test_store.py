@@ -151,7 +151,7 @@ def test_four_concurrent_runs_on_one_workdir_keep_all_four_records(tmp_path):
     assert sorted(r["attack"] for r in ResultStore(wd).records()) == sorted(["clean", "fgsm", "pgd10", "pgd(steps=3)"])
 
 
-def test_sigkill_of_bench_run_at_several_points_keeps_every_earlier_record(tmp_path):
+def test_sigkill_of_bench_run_at_several_points_keeps_every_earlier_record(tmp_path, private_cache):
     """`bench run` killed while it imports, trains, evaluates or stores: the records stored before survive, none is
     half stored, and the run that finishes adds exactly its one record."""
     wd = tmp_path / "wd"

@@ -45,7 +45,7 @@ def test_local_sweep_fills_cells_once_and_resumes_to_nothing(tmp_path, monkeypat
     assert recs == [] and skipped == 4 and len(_records(tmp_path)) == 4
 
 
-def test_killed_sweep_resumes_with_each_cell_once(tmp_path):
+def test_killed_sweep_resumes_with_each_cell_once(tmp_path, private_cache):
     wd = tmp_path / "wd"
     cmd = [sys.executable, "-m", "varmixup_bench.cli", "sweep", "--defenses", "erm,mixup", "--attacks", "clean,pgd10,pgd50",
            "--epochs", "3", "--test-subset", "60", "--workdir", str(wd), "--no-progress"]

@@ -15,7 +15,10 @@ VAE_OPTS = {"vae_epochs": 8, "epochs": 8}
 
 @pytest.fixture(scope="module")
 def var_workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("var")
+    # a private weight cache: test_vae_is_trained_once_for_all_var_defenses counts the VAE files it holds
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("BENCH_CACHE_DIR", raising=False)
+        yield tmp_path_factory.mktemp("var")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ThreatModel(str, Enum):
-    """Who the adversary differentiates or queries: see README 'Threat models'."""
+    """Who the adversary differentiates or queries: see docs/attacks.md, 'Threat models'."""
 
     NONE = "none"  # no adversary (clean inputs, corruptions, calibration)
     WHITE_BOX = "white-box"  # deterministic defense: F_w is the whole defended predictor

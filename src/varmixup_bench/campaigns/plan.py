@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.campaigns.steps import REQUIRED, STEP_KEYS, STEPS
 from varmixup_bench.core.registry import unknown_name_message
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # campaign names are part of file names
@@ -131,7 +132,7 @@ class CellRef:
 
     def label(self) -> str:
         from varmixup_bench.attacks.spec import attack_class
-        from varmixup_bench.views.leaderboard import eps_text
+        from varmixup_bench.results.record import eps_text
 
         c = self.cell
         where = f" @ {eps_text(c.eps, self.norm)}" if attack_class(c.attack).uses_eps else ""
@@ -233,8 +234,6 @@ def load_plan(path: str | Path) -> Plan:
     for i, table in enumerate(pass_tables, 1):
         plan.passes.append(_pass(plan, Reader(table, _where(path, f"pass {i}"), TABLES["pass"])))
     _unique([p.name for p in plan.passes], "pass", path)
-    from varmixup_bench.campaigns.steps import read_step
-
     for i, table in enumerate(top.get("step", list, []), 1):
         plan.steps.append(read_step(plan, table, _where(path, f"step {i}")))
     _unique([s.name for s in plan.steps], "step", path)
@@ -391,7 +390,7 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
             and (seed is None or c.seed == seed)
             and (not uses_eps or abs(c.eps - (eps if eps is not None else p.settings.eps_for(None, plan.dataset))) < 1e-9)]
     if not hits:
-        from varmixup_bench.views.leaderboard import eps_text
+        from varmixup_bench.results.record import eps_text
 
         held = sorted({f"{c.attack}" + (f" @ {eps_text(c.eps, p.norm)}" if attack_class(c.attack).uses_eps else "")
                        + f" seed {c.seed}" for p, c in cells if c.defense == defense})
@@ -402,3 +401,39 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
     low = min(c.seed for _, c in hits)
     p, c = next((p, c) for p, c in hits if c.seed == low)
     return CellRef(p.name, c, metric, p.norm)
+
+
+def read_step(plan, table: Any, where: str):
+    """One [[step]] table of the plan, checked: its kind, its arguments (defaults filled in), seed, pass and set."""
+    if not isinstance(table, dict) or not isinstance(table.get("kind"), str):
+        raise BenchError(f"{where}: a step needs kind = one of {', '.join(STEPS.names())}")
+    try:
+        kind = STEPS.get(table["kind"])
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from None
+    r = Reader(table, where, STEP_KEYS + tuple(kind.defaults))
+    args = {k: table.get(k, v) for k, v in kind.defaults.items()}
+    missing = [k for k, v in args.items() if v is REQUIRED]
+    if missing:
+        raise r.error(f"a {table['kind']} step needs {', '.join(missing)}")
+    default_name = table["kind"] + (f" {args['defense']}" if "defense" in args else "")
+    name = r.get("name", str, default_name)
+    r.where = f"{plan.path.name}: step {name!r}"
+    if not NAME.match(name.replace(" ", "-").replace("+", "-")):
+        raise r.error(f"name {name!r}: letters, digits, spaces and '.', '_', '-', '+' only")
+    base = {}
+    if "pass" in table:
+        try:
+            base = dict(plan.pass_named(r.get("pass", str)).overrides)
+        except BenchError as exc:
+            raise r.error(str(exc)) from None
+    overrides = {**plan.overrides, **base, **r.overrides()}
+    seed = r.get("seed", int, None)
+    if seed is not None and seed < 0:
+        raise r.error(f"seed must be >= 0, got {seed}")
+    try:
+        settings = plan.settings(**overrides, **({} if seed is None else {"seed": seed}))
+        kind.check(args, settings)
+    except BenchError as exc:
+        raise r.error(str(exc)) from None
+    return Step(name, table["kind"], args, settings.seed, overrides, settings)

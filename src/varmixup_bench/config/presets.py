@@ -1,95 +1,178 @@
 """Every default of the harness lives here, grouped in named presets; CLI options override preset values."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Iterable
 
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.registry import Registry
 
 
 @dataclass(frozen=True)
+class Range:
+    """The valid range of a numeric preset field: lo/hi bounds (None: unbounded), open or closed."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    note: str = ""  # appended to the message (e.g. the [0,1] pixel scale)
+
+    def ok(self, value: Any) -> bool:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+    def text(self) -> str:
+        if self.hi is None:
+            want = f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        else:
+            want = f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        return f"{want} {self.note}".strip()
+
+
+_GE1, _GE0, _GT0 = Range(1), Range(0), Range(0, lo_open=True)
+_UNIT = Range(0, 1)
+_RADIUS = Range(0, 1, note="(an L-inf radius on the [0,1] pixel scale; did you mean /255?)")
+_STEP = Range(0, 1, lo_open=True, note="on the [0,1] pixel scale")
+
+
+def _f(default: Any, help: str, range: Range | None = None, group: str = "", *, option: str | None = None,
+       choices: Callable[[], Iterable[Any]] | None = None, factory: Callable[[], Any] | None = None,
+       integer: bool = False) -> Any:
+    """A Preset field with its metadata: help text, valid range (or choices), group, and the `bench run` option
+    that aliases it; check_preset and the CLI's help read them from here."""
+    meta = {"help": help, "range": range, "group": group, "option": option, "choices": choices,
+            "integer": integer}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _loop_names(registry: str) -> Iterable[str]:
+    from varmixup_bench.training import loop
+
+    return list(getattr(loop, registry))
+
+
+def _vae_names() -> Iterable[str]:
+    from varmixup_bench.defenses.vae import VAES
+
+    return VAES.names()
+
+
+@dataclass(frozen=True)
 class Preset:
     """Defaults for one way of running the benchmark (data, model, training and evaluation)."""
 
-    name: str
-    description: str
-    dataset: str = "digits"
-    model: str = "small-cnn"
+    name: str = _f(MISSING, "the preset's name (a preset file's stem)", group="identity")
+    description: str = _f(MISSING, "what the preset is for", group="identity")
+    dataset: str = _f("digits", "dataset name", group="data", option="--dataset")
+    model: str = _f("small-cnn", "classifier architecture", group="model", option="--model")
     # training: epochs per recipe (recipes not listed use `epochs_default`)
-    epochs: dict[str, int] = field(default_factory=dict)
-    epochs_default: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"  # adam | sgd | sgd-nesterov (bench/training.py OPTIMIZERS)
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # constant | one-cycle (linear warm-up over the first quarter, then down to 0)
-    label_smoothing: float = 0.0  # every recipe's cross-entropy (clean, mixed and adversarial terms)
-    augment: str = "none"  # none | flip-translate (random horizontal flip and a shift of up to 2 pixels)
-    eta: float = 1.0  # mixup coefficient lambda ~ Beta(eta, eta)
+    epochs: dict[str, int] = _f(None, "training epochs per recipe (recipes not listed use epochs_default)",
+                                _GE1, "training", factory=dict, integer=True)
+    epochs_default: int = _f(30, "training epochs of recipes not listed in epochs", _GE1, "training")
+    batch_size: int = _f(128, "training batch size", _GE1, "training", option="--batch-size")
+    lr: float = _f(1e-3, "learning rate", _GT0, "training")
+    optimizer: str = _f("adam", "adam | sgd | sgd-nesterov (training.loop OPTIMIZERS)", group="training",
+                        choices=lambda: _loop_names("OPTIMIZERS"))
+    weight_decay: float = _f(0.0, "weight decay", _GE0, "training")
+    lr_schedule: str = _f("constant", "constant | one-cycle (linear warm-up over the first quarter, then down to 0)",
+                          group="training", choices=lambda: _loop_names("SCHEDULES"))
+    label_smoothing: float = _f(0.0, "label smoothing of every recipe's cross-entropy (clean, mixed, adversarial)",
+                                Range(0, 1, hi_open=True), "training")
+    augment: str = _f("none", "none | flip-translate (random horizontal flip and a shift of up to 2 pixels)",
+                      group="training", choices=lambda: _loop_names("AUGMENTS"))
+    eta: float = _f(1.0, "mixup lambda ~ Beta(eta, eta)", _GT0, "mixup", option="--eta")
     # inference rules: lambda_mi per recipe (recipes not listed use `lambda_mi_default`)
-    lambda_mi: dict[str, float] = field(default_factory=dict)
-    lambda_mi_default: float = 0.5
-    n_mi: int = 30
+    lambda_mi: dict[str, float] = _f(None, "MI mixing coefficient lambda_MI per recipe", _UNIT, "mixup",
+                                     factory=dict)
+    lambda_mi_default: float = _f(0.5, "MI mixing coefficient lambda_MI (recipes not listed in lambda_mi)", _UNIT,
+                                  "mixup", option="--lambda-mi")
+    n_mi: int = _f(30, "MI samples N_MI", _GE1, "mixup", option="--n-mi")
     # adversarial training (at, trades, iat, variat): the inner L-inf attack on the [0,1] scale
-    train_eps: float = 8 / 255
-    train_step: float = 2 / 255
-    train_steps: int = 10
-    trades_beta: float = 6.0
+    train_eps: float = _f(8 / 255, "adversarial training radius ([0,1] scale)", _RADIUS, "adversarial training",
+                          option="--train-eps")
+    train_step: float = _f(2 / 255, "adversarial training PGD step", _STEP, "adversarial training",
+                           option="--train-step")
+    train_steps: int = _f(10, "adversarial training PGD steps", _GE1, "adversarial training", option="--train-steps")
+    trades_beta: float = _f(6.0, "TRADES beta", _GE0, "adversarial training", option="--trades-beta")
     # hardware
-    amp: bool = False  # bf16 autocast while training (CPU and CUDA)
-    num_workers: int = 2  # DataLoader workers when the training set does not fit on the device
-    device_data_limit_gb: float = 4.0  # training sets up to this size are kept on the device
+    amp: bool = _f(False, "bf16 autocast while training (CPU and CUDA)", group="hardware", option="--amp")
+    num_workers: int = _f(2, "DataLoader workers when the training set does not fit on the device", _GE0, "hardware")
+    device_data_limit_gb: float = _f(4.0, "training sets up to this size (GB) are kept on the device", _GT0,
+                                     "hardware")
     # evaluation
-    norm: str = "Linf"  # threat model of eps attacks: Linf | L2 (--norm)
+    norm: str = _f("Linf", "threat model of eps attacks: Linf | L2", group="evaluation", option="--norm",
+                   choices=lambda: ("Linf", "L2", "linf", "l2"))
     # radii; None = the dataset's default (DATASET_EPS below: 32/255 and L2 0.7 on digits, 8/255 and 0.5 elsewhere)
-    eps: float | None = None  # L-inf radius
-    eps_l2: float | None = None  # L2 radius, used with norm L2
-    step: float | None = None  # PGD step; None = eps/4 at every eps and norm (2/255 at 8/255, 0.125 at L2 0.5)
-    trials: int = 1
-    eval_batch_size: int = 256
-    n_adaptive: int = 30  # N_A: draws of the defense's randomness averaged per adaptive-PGD step (EOT)
-    apgd_steps: int = 100  # iterations of each APGD run (CE, then DLR) of adaptive-apgd: AutoAttack's 100
-    eot_max_rows: int = 4096  # batched EOT: at most this many inputs (B x draws) per forward/backward
+    eps: float | None = _f(None, "L-inf radius ([0,1] scale; none: the dataset's default)", _RADIUS, "evaluation",
+                           option="--eps")
+    eps_l2: float | None = _f(None, "L2 radius, used with norm L2 (none: the dataset's default)", _GE0, "evaluation",
+                              option="--eps")
+    step: float | None = _f(None, "PGD step size (none: eps/4 at every eps and norm, 2/255 at 8/255)", _STEP,
+                            "evaluation", option="--step")
+    trials: int = _f(1, "evaluation trials with new seeds; mean ± std recorded", _GE1, "evaluation", option="--trials")
+    eval_batch_size: int = _f(256, "evaluation batch size", _GE1, "evaluation", option="--eval-batch-size")
+    n_adaptive: int = _f(30, "N_A: EOT draws per adaptive-PGD step", _GE1, "evaluation", option="--n-adaptive")
+    apgd_steps: int = _f(100, "iterations of each APGD run (CE, then DLR) of adaptive-apgd (AutoAttack's 100)", _GE1,
+                         "evaluation")
+    eot_max_rows: int = _f(4096, "batched EOT: at most this many inputs (B x draws) per forward/backward", _GE1,
+                           "evaluation")
     # rows per model call inside a randomised rule (n_mi x B mixes, or B x N_A EOT rows); None: 256 on a CPU,
     # where cache-sized calls are up to twice as fast as one large call (defenses.base.CPU_CHUNK_ROWS), one call
     # elsewhere
-    forward_rows: int | None = None
-    worst_case_draws: int = 10  # R: draws classifying each adversarial example of a randomised defense
-    spsa_iters: int = 100
-    spsa_samples: int = 128
-    spsa_lr: float = 0.01
-    spsa_delta: float = 0.01
-    spsa_subset: int | None = None  # stratified N test images for SPSA (the paper uses 1000)
-    corruptions_dir: str | None = None  # official CIFAR-10-C style .npy folder; None = generated
-    corruption_subset: int | None = None  # stratified N test images for corruptions (None = all)
-    seed: int = 0
-    train_subset: int | None = None
-    test_subset: int | None = None
+    forward_rows: int | None = _f(None, "rows per model call inside a randomised rule (none: 256 on a CPU, one call "
+                                  "elsewhere)", _GE1, "evaluation")
+    worst_case_draws: int = _f(10, "R: draws classifying each adversarial example of a randomised defense", _GE1,
+                               "evaluation")
+    spsa_iters: int = _f(100, "SPSA iterations", _GE1, "spsa")
+    spsa_samples: int = _f(128, "SPSA samples per iteration", _GE1, "spsa")
+    spsa_lr: float = _f(0.01, "SPSA learning rate", _GT0, "spsa")
+    spsa_delta: float = _f(0.01, "SPSA perturbation size", _GT0, "spsa")
+    spsa_subset: int | None = _f(None, "stratified N test images for SPSA (the paper uses 1000)", _GE1, "spsa")
+    corruptions_dir: str | None = _f(None, "official CIFAR-10-C style .npy folder (none: generated)",
+                                     group="corruptions")
+    corruption_subset: int | None = _f(None, "stratified N test images for corruptions (none: all)", _GE1,
+                                       "corruptions")
+    seed: int = _f(0, "seed for training and evaluation", group="data", option="--seed")
+    train_subset: int | None = _f(None, "stratified, seeded training subset", _GE1, "data", option="--train-subset")
+    test_subset: int | None = _f(None, "stratified, seeded test subset", _GE1, "data", option="--test-subset")
     # the seed of every stratified subset (train, test, SPSA, corruptions): fixed, so that several training seeds
     # are trained on the same examples and evaluated on the same images (paired comparisons across seeds)
-    subset_seed: int = 0
+    subset_seed: int = _f(0, "the seed of every stratified subset (train, test, SPSA, corruptions)", group="data")
     # MMD-VAE of the Var* defenses (paper eq. 11); bandwidth None = 2 * latent_dim (see defenses/latent.py)
-    vae_arch: str = "flat"  # the VAE architecture (defenses/vae.py VAES): flat | conv
-    vae_latent_dim: int = 32  # flat: the latent vector's length
-    vae_latent_channels: int = 16  # conv: the spatial latent's channels (latent = channels x H/s x W/s)
-    vae_latent_stride: int = 4  # conv: s, the latent's downsampling (4: two stride-2 stages, 2: one)
-    vae_width: int = 32
-    vae_gamma: float = 1.0
-    vae_bandwidth: float | None = None
-    vae_epochs: int = 30
-    vae_batch_size: int = 128
-    vae_lr: float = 1e-3
-    vae_from: str | None = None  # train the VAE on another dataset (paper Table 3)
+    vae_arch: str = _f("flat", "the VAE architecture (defenses/vae.py VAES): flat | conv", group="vae",
+                       choices=lambda: _vae_names())
+    vae_latent_dim: int = _f(32, "MMD-VAE latent dimension (flat)", _GE1, "vae", option="--latent-dim")
+    vae_latent_channels: int = _f(16, "conv VAE: the spatial latent's channels", _GE1, "vae")
+    vae_latent_stride: int = _f(4, "conv VAE: the latent's downsampling (4: two stride-2 stages, 2: one)",
+                                group="vae", choices=lambda: (2, 4))
+    vae_width: int = _f(32, "VAE width", _GE1, "vae")
+    vae_gamma: float = _f(1.0, "weight gamma of the MMD term", _GT0, "vae", option="--vae-gamma")
+    vae_bandwidth: float | None = _f(None, "Gaussian kernel bandwidth (none: 2*latent dim)", _GT0, "vae",
+                                     option="--vae-bandwidth")
+    vae_epochs: int = _f(30, "MMD-VAE training epochs", _GE1, "vae", option="--vae-epochs")
+    vae_batch_size: int = _f(128, "MMD-VAE batch size", _GE1, "vae")
+    vae_lr: float = _f(1e-3, "MMD-VAE learning rate", _GT0, "vae")
+    vae_from: str | None = _f(None, "use a VAE trained on this dataset (Table 3)", group="vae", option="--vae-from")
     # adversarial VAE (`adv-` prefix): PGD on the reconstruction error within vae_adv_eps
-    vae_adv_eps: float = 8 / 255
-    vae_adv_step: float = 2 / 255
-    vae_adv_steps: int = 5
-    vae_adv_epochs: int | None = None  # adversarial VAE epochs (None: vae_epochs)
+    vae_adv_eps: float = _f(8 / 255, "adversarial VAE: PGD radius on the reconstruction error", _RADIUS, "vae")
+    vae_adv_step: float = _f(2 / 255, "adversarial VAE: PGD step", _STEP, "vae")
+    vae_adv_steps: int = _f(5, "adversarial VAE: PGD steps", _GE1, "vae")
+    vae_adv_epochs: int | None = _f(None, "adversarial VAE epochs (none: vae_epochs)", _GE1, "vae")
     # RobustBench model zoo (`robustbench:NAME` defenses): checkpoints as robustbench lays them out
-    zoo_model_dir: str | None = None  # None = <workdir>/robustbench-models (never the current directory)
-    zoo_threat_model: str = "Linf"  # the zoo section the model is listed under: Linf | L2 | corruptions
-    zoo_dataset: str | None = None  # cifar10 | cifar100 | imagenet; None = inferred from the data's name or shape
+    zoo_model_dir: str | None = _f(None, "robustbench:NAME checkpoints, laid out DATASET/THREAT/NAME.pt (none: "
+                                   "<workdir>/robustbench-models)", group="zoo", option="--model-dir")
+    zoo_threat_model: str = _f("Linf", "robustbench:NAME zoo section: Linf | L2 | corruptions", group="zoo",
+                               option="--zoo-threat-model")
+    zoo_dataset: str | None = _f(None, "robustbench:NAME zoo dataset: cifar10 | cifar100 | imagenet (none: inferred)",
+                                 group="zoo", option="--zoo-dataset")
 
     def epochs_for(self, recipe: str) -> int:
         """Epochs for a recipe; `adv-X` trains its classifier like `X` (only its VAE differs)."""
@@ -140,6 +223,7 @@ class Preset:
         return replace(self, **clean)
 
 
+PRESET_FIELDS = {f.name: f for f in fields(Preset)}
 PRESETS: Registry[Preset] = Registry("preset")
 
 # The default radius of each dataset and norm, used when neither the user (--eps) nor the preset gives one. Digits are
@@ -168,65 +252,53 @@ def dataset_eps(dataset: str | None, norm: str | None = None) -> float:
     return float(table[parse_norm(norm).value])
 
 
+def field_meta(name: str) -> dict:
+    """A Preset field's metadata: help, range, group, option, choices."""
+    return PRESET_FIELDS[name].metadata
+
+
+def field_help(name: str) -> str:
+    """The help text of a Preset field with its valid range, as `bench run`'s option aliasing it shows."""
+    meta = field_meta(name)
+    rng = meta["range"]
+    return meta["help"] + (f" [{rng.text().split(' (')[0]}]" if rng is not None else "")
+
+
+def option_fields() -> dict[str, str]:
+    """{Preset field: the `bench run` option that aliases it}."""
+    return {f.name: f.metadata["option"] for f in fields(Preset) if f.metadata.get("option")}
+
+
 def check_preset(p: Preset) -> None:
-    """Every preset value in its valid range (a BenchError naming the field otherwise)."""
+    """Every preset value in its valid range, from each field's metadata (range, choices): the one check of
+    preset values, whether they come from a preset, --set, --preset-file or a dedicated option. A bad value is a
+    BenchError naming the field and the option that sets it."""
     from varmixup_bench.attacks.base import parse_norm
 
-    def bad(name: str, value: Any, want: str) -> None:
-        raise BenchError(f"preset field {name} must be {want}, got {value!r}")
+    def bad(name: str, value: Any, want: str, option: str | None) -> None:
+        where = f" (option {option})" if option else ""
+        raise BenchError(f"preset field {name} must be {want}, got {value!r}{where}")
 
-    for name in ("epochs_default", "batch_size", "n_mi", "train_steps", "trials", "eval_batch_size", "n_adaptive",
-                 "apgd_steps", "eot_max_rows", "worst_case_draws", "spsa_iters", "spsa_samples", "vae_latent_dim",
-                 "vae_width", "vae_epochs", "vae_batch_size", "vae_adv_steps", "vae_latent_channels"):
-        if getattr(p, name) < 1:
-            bad(name, getattr(p, name), ">= 1")
-    for name in ("forward_rows", "spsa_subset", "corruption_subset", "train_subset", "test_subset", "vae_adv_epochs"):
-        value = getattr(p, name)
-        if value is not None and value < 1:
-            bad(name, value, ">= 1 (or none)")
-    for recipe, n in p.epochs.items():
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            bad(f"epochs[{recipe}]", n, "an integer >= 1")
-    for name in ("lr", "eta", "spsa_lr", "spsa_delta", "vae_gamma", "vae_lr", "device_data_limit_gb"):
-        if not getattr(p, name) > 0:
-            bad(name, getattr(p, name), "> 0")
-    if p.vae_bandwidth is not None and not p.vae_bandwidth > 0:
-        bad("vae_bandwidth", p.vae_bandwidth, "> 0 (or none)")
-    for name in ("trades_beta",):
-        if getattr(p, name) < 0:
-            bad(name, getattr(p, name), ">= 0")
-    if p.num_workers < 0:
-        bad("num_workers", p.num_workers, ">= 0")
-    for recipe, lam in {"lambda_mi_default": p.lambda_mi_default, **{f"lambda_mi[{k}]": v for k, v in
-                                                                      p.lambda_mi.items()}}.items():
-        if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not 0 <= lam <= 1:
-            bad(recipe, lam, "in [0, 1]")
-    for name in ("eps", "train_eps", "vae_adv_eps"):
-        value = getattr(p, name)
-        if value is not None and not 0 <= value <= 1:
-            bad(name, value, "in [0, 1] (an L-inf radius on the [0,1] pixel scale; did you mean /255?)")
-    if p.eps_l2 is not None and p.eps_l2 < 0:
-        bad("eps_l2", p.eps_l2, ">= 0")
-    for name in ("step", "train_step", "vae_adv_step"):
-        value = getattr(p, name)
-        if value is not None and not 0 < value <= 1:
-            bad(name, value, "in (0, 1] on the [0,1] pixel scale")
+    for f in fields(Preset):
+        meta, value = f.metadata, getattr(p, f.name)
+        rng, choices, option = meta.get("range"), meta.get("choices"), meta.get("option")
+        if value is None:
+            continue  # None is allowed where the type allows it (coerce checks that)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if meta.get("integer") and (not isinstance(item, int) or isinstance(item, bool)):
+                    bad(f"{f.name}[{key}]", item, f"an integer {rng.text()}", option)
+                if rng is not None and not rng.ok(item):
+                    bad(f"{f.name}[{key}]", item, ("an integer " if meta.get("integer") else "") + rng.text(), option)
+            continue
+        if rng is not None and not rng.ok(value):
+            nullable = f.default is None and not rng.note
+            bad(f.name, value, rng.text() + (" (or none)" if nullable else ""), option)
+        if choices is not None and value not in list(choices()):
+            options = list(choices())
+            want = " or ".join(map(str, options)) if len(options) == 2 else f"one of {', '.join(map(str, options))}"
+            bad(f.name, value, want, option)
     parse_norm(p.norm)
-    from varmixup_bench.defenses.vae import VAES
-
-    if p.vae_latent_stride not in (2, 4):
-        bad("vae_latent_stride", p.vae_latent_stride, "2 or 4")
-    if p.vae_arch not in VAES.names():
-        bad("vae_arch", p.vae_arch, f"one of {', '.join(VAES.names())}")
-    from varmixup_bench.training.loop import AUGMENTS, OPTIMIZERS, SCHEDULES
-
-    for name, registry in (("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("augment", AUGMENTS)):
-        if getattr(p, name) not in registry:
-            bad(name, getattr(p, name), f"one of {', '.join(registry)}")
-    if not 0 <= p.label_smoothing < 1:
-        bad("label_smoothing", p.label_smoothing, "in [0, 1)")
-    if p.weight_decay < 0:
-        bad("weight_decay", p.weight_decay, ">= 0")
 
 
 def _add(preset: Preset) -> Preset:

@@ -118,11 +118,10 @@ class Defense:
     def from_classifier(cls, classifier: nn.Module, dataset: Dataset, settings: Any, spec: str = "external",
                         rule: InferenceRule | None = None) -> "Defense":
         """Wrap an already trained classifier ([0,1] images -> logits); plain prediction unless a rule is given."""
-        from varmixup_bench.defenses.erm import ERM
-        from varmixup_bench.defenses.plain import Plain
-
         info = {"settings": settings, "trained": False, "config_hash": spec, "workdir": None, "history": []}
-        return cls(spec, ERM(settings), rule or Plain(settings, "erm"), classifier, dataset, info)
+        # by registered name, not by importing defenses.erm / defenses.plain (which import this module)
+        return cls(spec, RECIPES.get("erm")(settings), rule or INFERENCE.get("plain")(settings, "erm"), classifier,
+                   dataset, info)
 
     @property
     def stochastic(self) -> bool:

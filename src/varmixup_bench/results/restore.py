@@ -20,7 +20,7 @@ from varmixup_bench.results.store import ResultStore
 
 # the leaderboard's own columns, not record fields
 DERIVED = ("flags",)
-INTS = ("trials", "n_examples", "seed", "threads", "draws")
+INTS = ("trials", "n_examples", "seed", "threads", "draws", "schema_version")
 BOOLS = ("stochastic", "trained")
 STRINGS = ("dataset", "defense", "attack", "threat_model", "norm", "metric", "model", "preset", "device",
            "config_hash", "eval_hash", "data_fingerprint", "timestamp", "sweep_key")

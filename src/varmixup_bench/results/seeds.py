@@ -8,32 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from varmixup_bench.results.stats import encode_per_image, interval_from_summary
+from varmixup_bench.results.record import _without_seeds, model_signature  # noqa: F401  (re-exported)
+from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary
 
 # what must agree for two records to be the same evaluation of the same recipe (all but the training seed)
 _SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials"]
-
-
-def _without_seeds(v: Any) -> Any:
-    """A nested config with every `seed` key removed: a recipe's parts (the VarMixup family's MMD-VAE) are seeded
-    from the training seed, so their seeds differ exactly when the training seed does."""
-    if isinstance(v, dict):
-        return {k: _without_seeds(x) for k, x in v.items() if k != "seed"}
-    return v
-
-
-def model_signature(row: pd.Series | dict) -> str:
-    """The training configuration of a record without its seeds (the model's and its MMD-VAE's): recipe settings,
-    epochs, lr, batch size and the preset overrides that change a model."""
-    from varmixup_bench.views.leaderboard import TRAINING_FIELDS
-
-    def load(v: Any) -> Any:
-        return json.loads(v) if isinstance(v, str) and v.startswith("{") else v
-
-    cfg = _without_seeds(load(row.get("train_config")) or {})
-    ov = load(row.get("train_overrides")) or {}
-    ov = {k: v for k, v in ov.items() if k in TRAINING_FIELDS and k != "seed"} if isinstance(ov, dict) else {}
-    return json.dumps({"train": cfg, "overrides": ov}, sort_keys=True, default=str)
 
 
 def _attack_key(v: Any) -> str:
@@ -85,8 +64,6 @@ def _pooled(g: pd.DataFrame) -> dict[str, Any]:
 
 def _pooled_per_image(blobs: list) -> dict | None:
     """Per-image counts summed over seeds (None unless every seed has them on the same images)."""
-    from varmixup_bench.results.stats import decode_per_image
-
     decoded = [decode_per_image(b) for b in blobs]
     if any(d is None for d in decoded) or any(not np.array_equal(d["idx"], decoded[0]["idx"]) for d in decoded):
         return None

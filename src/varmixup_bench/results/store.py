@@ -17,18 +17,15 @@ from typing import Any, Callable, Iterable, Iterator
 
 from varmixup_bench.core.atomic import file_lock
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.record import REQUIRED_FIELDS
 
 DB_FILE = "results.sqlite"
 LEGACY_FILE = "results.jsonl"  # the store before SQLite: imported once, then renamed to results.jsonl.imported
 LEGACY_RETIRED_FILE = "retired.jsonl"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the database layout (the record's own schema: results.record.SCHEMA_VERSION)
 BUSY_TIMEOUT_S = 120.0  # a writer waits this long for another writer's transaction before giving up
 
-RECORD_FIELDS = [
-    "dataset", "model", "defense", "attack", "threat_model", "eps", "step", "clean_acc", "clean_acc_std",
-    "robust_acc", "robust_acc_std", "trials", "n_examples", "seconds", "seed", "config_hash", "eval_hash",
-    "preset", "device", "trained", "timestamp", "versions",
-]
+RECORD_FIELDS = REQUIRED_FIELDS  # the fields every record has: the schema lives in results.record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -215,7 +212,7 @@ class ResultStore:
         return self._select("retired_reason IS NOT NULL")
 
     def latest(self, eval_hash: str) -> dict[str, Any] | None:
-        """The latest current record with this evaluation key, or None."""
+        """The latest current record with this evaluation key (results.record.evaluation_key), or None."""
         found = self._select("retired_reason IS NULL AND eval_hash = ?", (eval_hash,))
         return found[-1] if found else None
 

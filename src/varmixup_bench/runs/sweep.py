@@ -4,6 +4,17 @@ A sweep is a list of jobs, one per (dataset, seed, defense): train (or load from
 defense's cells, one per (attack, eps). A cell already in the store (same `sweep_key`) is skipped, so an
 interrupted sweep resumes where it stopped; records are appended under the store's lock, so concurrent
 workers lose and duplicate nothing.
+
+"Already done" is decided by the evaluation key (results.record.evaluation_key), as stored_or_evaluate does, in
+two steps. `sweep_key` (SweepSpec.cell_key) is the cell's identity tag: it hashes the cell itself (defense spec,
+attack, eps, seed, variant) besides everything the evaluation key hashes (the model's training key, the attack's
+spec and config, the inference rule, the test data, trials, seed, draws), so a stored sweep_key implies a stored
+record of the cell's evaluation key, and `pending` can skip the cell without loading data or the model. A cell
+whose tag is not stored runs through `evaluate(..., reuse=True)`: a stored record of the same evaluation key (from
+`bench run`, `bench converge`, `bench report`, another variant of the sweep that does not change this defense,
+or a named attack preset that runs the same attack) is reused, not evaluated again, and stored again with the
+cell's tag and 0 seconds, so that the cell counts as done for `pending`, `bench campaign status` and `compose`.
+sweep_key values are kept as they were so that stores and committed CSVs tagged by older sweeps stay done.
 """
 from __future__ import annotations
 
@@ -187,7 +198,8 @@ def check_reproduced(spec: SweepSpec, job: Job, defense) -> int | None:
 
 
 def run_cell(spec: SweepSpec, cell: Cell) -> dict:
-    """Evaluate one cell (the defense comes from the cache) and append its record with the cell's key."""
+    """Evaluate one cell (the defense comes from the cache) and append its record with the cell's key; a stored
+    record of the same evaluation key is reused instead (stored again with the cell's key)."""
     import varmixup_bench as bench
     from varmixup_bench.attacks.spec import attack_class
 
@@ -196,7 +208,7 @@ def run_cell(spec: SweepSpec, cell: Cell) -> dict:
     if not spec.eps and attack_class(cell.attack).uses_eps:  # no --eps: the preset's radius or the dataset's default
         tags["eps_source"] = d.info["settings"].eps_source(None, d.dataset.name)
     return bench.evaluate(d, cell.attack, eps=cell.eps, workdir=spec.workdir, show_progress=spec.show_progress,
-                          tags=tags)
+                          tags=tags, reuse=True)  # the same evaluation stored already: reused (module docstring)
 
 
 def _with_threads(threads: int, fn, *args):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,22 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+CACHE_ENV_VAR = "BENCH_CACHE_DIR"
+
+
+def cache_root(workdir: Path) -> Path:
+    """Where trained weights live: $BENCH_CACHE_DIR when set (shared by many workdirs), else the workdir itself."""
+    shared = os.environ.get(CACHE_ENV_VAR, "").strip()
+    return Path(shared).expanduser() if shared else Path(workdir)
+
+
 class WeightCache:
-    """<workdir>/<kind>/<key>/{weights.safetensors, meta.json}; tensors only, never pickles."""
+    """<cache root>/<kind>/<key>/{weights.safetensors, meta.json}; tensors only, never pickles.
+
+    The cache root is the workdir unless $BENCH_CACHE_DIR names a shared folder (see `cache_root`)."""
 
     def __init__(self, workdir: Path, kind: str = "models") -> None:
-        self.root = Path(workdir) / kind
+        self.root = cache_root(workdir) / kind
 
     def folder(self, key: str) -> Path:
         return self.root / key

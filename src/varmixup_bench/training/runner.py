@@ -21,6 +21,7 @@ from varmixup_bench.training.data import Dataset, Split, check_dataset_name, dat
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.training.models import MODELS, build_model
 from varmixup_bench.config.presets import Preset, get_preset
+from varmixup_bench.results.record import SCHEMA_VERSION, eps_text, evaluation_key  # noqa: F401  (evaluation_key: re-exported)
 from varmixup_bench.results.stats import accuracy_interval
 from varmixup_bench.results.store import ResultStore
 from varmixup_bench.training.loop import train_classifier
@@ -247,15 +248,6 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def evaluation_key(defense: Defense, atk, test: Split, trials: int, seed: int) -> str:
-    """Hash of everything that determines an evaluation's record: the model, the attack's spec and config, the
-    inference rule, the test data, trials, seed and the draws per adversarial example."""
-    settings = defense.info["settings"]
-    return config_hash({"train": defense.info["config_hash"], "attack": atk.spec, "attack_config": atk.config(),
-                        "inference": defense.rule.config(), "trials": trials, "seed": seed,
-                        "test": split_fingerprint(test), "draws": int(settings.worst_case_draws)})
-
-
 def _evaluation(defense: Defense, attack: str, eps: float | None, step: float | None, norm: str | None,
                 trials: int | None, seed: int | None, split: Split | None):
     """The attack, test split, trials and seed an evaluation runs with: given values, else the preset's (the
@@ -284,13 +276,23 @@ def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | N
     return rec if rec is not None else evaluate(defense, attack, workdir=wd, **kw)
 
 
-def _stored(defense: Defense, atk, test: Split, trials: int, seed: int, wd: Path, record: bool) -> dict | None:
+def _stored(defense: Defense, atk, test: Split, trials: int, seed: int, wd: Path, record: bool,
+            tags: dict[str, Any] | None = None) -> dict | None:
     """The latest stored record of exactly this evaluation (same evaluation_key), or of a named preset that runs it
-    exactly (stored again under the spec asked for, with `same_as` and 0 seconds, when `record`); else None."""
+    exactly (stored again under the spec asked for, with `same_as` and 0 seconds, when `record`); else None.
+    With `tags` (a sweep cell's key), a stored record that lacks them is stored again with them (0 seconds,
+    `reused_from` its timestamp): the same evaluation is reused, and the cell is recorded as done."""
     key = evaluation_key(defense, atk, test, trials, seed)
     store = ResultStore(wd)
     stored = store.latest(key)
     if stored is not None:
+        if tags and any(stored.get(k) != v for k, v in tags.items()):
+            copy = {k: v for k, v in stored.items() if k != "restored_from"}
+            copy.update(tags, defense=defense.spec, seconds=0.0, reused_from=stored.get("timestamp"),
+                        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            if record:
+                store.append(copy)
+            return copy
         return stored
     same = {evaluation_key(defense, other, test, trials, seed) for other in named_presets(atk)}
     if not same:
@@ -298,7 +300,7 @@ def _stored(defense: Defense, atk, test: Split, trials: int, seed: int, wd: Path
     for rec in reversed(store.records()):
         if rec.get("eval_hash") in same:  # the same attack stored under its preset's name: same seeds, same result
             copy = {**rec, "attack": atk.spec, "eval_hash": key, "seconds": 0.0, "same_as": rec["attack"],
-                    "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                    "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(tags or {})}
             if record:
                 store.append(copy)
             return copy
@@ -325,18 +327,19 @@ def evaluate(
     """Attack the defense on its test split and return (and, with record=True, store) one result record.
 
     `tags` are extra fields stored with the record (a sweep stores its cell key there). With `reuse=True` (what
-    `bench run` does unless --rerun) a stored record of the same evaluation (same evaluation_key) is returned
-    instead and stderr says so: an identical evaluation is not appended twice."""
+    `bench run` and the sweep do, `bench run` unless --rerun) a stored record of the same evaluation (same
+    results.record.evaluation_key) is returned instead and stderr says so: an identical evaluation is not run
+    twice (with `tags` the record lacks, it is stored again with them, 0 seconds: see _stored)."""
     settings: Preset = defense.info["settings"]
     atk, test, trials, seed = _evaluation(defense, attack, eps, step, norm, trials, seed, split)
     if reuse:
-        stored = _stored(defense, atk, test, trials, seed, resolve_workdir(workdir or defense.info["workdir"]), record)
+        stored = _stored(defense, atk, test, trials, seed, resolve_workdir(workdir or defense.info["workdir"]), record,
+                         tags)
         if stored is not None:
-            from varmixup_bench.views.leaderboard import eps_text
-
             where = f" at ε {eps_text(stored['eps'], stored.get('norm'))}" if atk.uses_eps else ""
             stderr_console.print(f"reused stored record of {defense.spec} {atk.spec}{where} ({stored.get('timestamp')}, "
-                                 f"eval {stored.get('eval_hash')}), use --rerun to evaluate again", markup=False,
+                                 f"eval {stored.get('eval_hash')})" + ("" if tags else ", use --rerun to evaluate again"),
+                                 markup=False,
                                  highlight=False, soft_wrap=True)
             return stored
     batch_size = batch_size or settings.eval_batch_size
@@ -351,7 +354,8 @@ def evaluate(
     n = int(metrics.get("n", len(test)))
     threat = atk.threat_model(defense.stochastic)
     clean_ci, robust_ci = accuracy_interval(clean, n), accuracy_interval(robust, n)
-    rec = {
+    rec = {  # the fields of results.record (FIELDS), version SCHEMA_VERSION
+        "schema_version": SCHEMA_VERSION,
         "dataset": defense.dataset.name,
         "model": defense.info.get("architecture", settings.model),
         "defense": defense.spec,

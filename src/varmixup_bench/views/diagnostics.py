@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from varmixup_bench.core.registry import Registry
+from varmixup_bench.results.record import record_norms
 from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
 
 
@@ -238,6 +239,4 @@ def _with_norms(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with its `norm` column (leaderboard frames have it; a bare frame of records gets it here)."""
     if "norm" in frame and frame["norm"].notna().all():
         return frame
-    from varmixup_bench.views.leaderboard import record_norms
-
     return frame.assign(norm=record_norms(frame))

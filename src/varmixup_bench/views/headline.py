@@ -16,7 +16,6 @@ Holm–Bonferroni over all the best-vs-runner-up comparisons of one table. `--la
 """
 from __future__ import annotations
 
-import base64
 import html
 import math
 import re
@@ -29,6 +28,11 @@ import pandas as pd
 
 from varmixup_bench.results.stats import (FAMILY_ALPHA, compare_records, decode_per_image, format_interval, holm, paired_test,
                          unpaired_test, wilson_interval)
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.record import eps_label, eps_text
+from varmixup_bench.views.diagnostics import diagnose
+from varmixup_bench.views.htmlpage import SORTER, STYLE, _code, _images, page  # noqa: F401  (re-exported)
+from varmixup_bench.views.leaderboard import _differences, _row_labels
 
 MAIN_NORM = "Linf"
 # records that are not a robust-accuracy attack: no radius, or a metric rather than an accuracy
@@ -97,8 +101,6 @@ class Table:
 
 
 def _labels(frame: pd.DataFrame) -> list[str]:
-    from varmixup_bench.views.leaderboard import _row_labels
-
     return _row_labels(frame.reset_index(drop=True))
 
 
@@ -109,8 +111,6 @@ def _seed_of(g: pd.DataFrame) -> float:
 
 def _attack_names(rows: pd.DataFrame) -> list[str]:
     """The attack of each record, plus what differs where one attack was recorded in several ways."""
-    from varmixup_bench.views.leaderboard import _differences
-
     names = list(rows["attack"])
     for attack in set(names):
         idx = [i for i, a in enumerate(names) if a == attack]
@@ -161,8 +161,6 @@ def _record_cell(rec: dict, which: str, note: str = "") -> Cell:
 
 
 def _eps_text(eps: float, norm: str) -> str:
-    from varmixup_bench.views.leaderboard import eps_text
-
     return eps_text(eps, norm)
 
 
@@ -179,8 +177,6 @@ def headline_tables(frame: pd.DataFrame) -> list[Table]:
     several seeds, its cells are those of one trained model, the one with the most attacks at the main ε (ties:
     the lowest seed), so that no attack's three-seed mean is set against another's single seed (the wide
     table pools the seeds)."""
-    from varmixup_bench.views.diagnostics import diagnose
-
     tables, number = [], 0
     # one diagnose call over the whole frame: the same Holm family as the long table's `flags` and bench diagnose
     findings = diagnose(frame) if not frame.empty else []
@@ -298,8 +294,6 @@ def mark_best(table: Table, alpha: float = FAMILY_ALPHA) -> None:
 # ---- rendering ----
 
 def _headers(t: Table) -> dict[str, str]:
-    from varmixup_bench.views.leaderboard import eps_label
-
     e = eps_label(t.eps) if t.eps is not None else None
     return {"clean": "clean", "strongest": f"strongest @ {e} (attack)", "ensemble": f"ensemble @ {e}",
             "worst": f"ensemble worst-case @ {e}"}
@@ -331,8 +325,6 @@ def _md_cell(c: Cell | None, t: Table) -> str:
 
 
 def _title(t: Table) -> str:
-    from varmixup_bench.views.leaderboard import eps_label
-
     eps = f"main ε = {eps_label(t.eps)} (L∞)" if t.eps is not None else "no L∞ attack recorded"
     n = f", n = {t.n} test images" if t.n else ""
     return f"{t.dataset}: {eps}{n}"
@@ -380,12 +372,6 @@ def table_id(dataset: str) -> str:
     return f"headline-{_slug(dataset)}"
 
 
-def _code(text: str) -> str:
-    """HTML-escaped text whose `quoted` parts are <code>, never literal backticks."""
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
 def _html_cell(c: Cell | None, t: Table) -> str:
     if c is None:
         return '<td data-v="-1">–</td>'
@@ -396,48 +382,6 @@ def _html_cell(c: Cell | None, t: Table) -> str:
 
 def _html_flags(flags: Sequence[int]) -> str:
     return "".join(f' <a class="flag" href="#fn{k}" title="see note {k}">⚠{k}</a>' for k in flags)
-
-
-def _images(plots: Sequence[Path]) -> str:
-    figs = []
-    for p in plots:
-        p = Path(p)
-        if p.is_file():
-            data = base64.b64encode(p.read_bytes()).decode("ascii")
-            figs.append(f'<figure><img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(p.name)}</figcaption></figure>")
-    return ("<h2>Plots</h2>" + "".join(figs)) if figs else ""
-
-
-SORTER = """<script>
-document.querySelectorAll('table.sortable').forEach(table => {
-  table.querySelectorAll('th').forEach((th, i) => th.addEventListener('click', () => {
-    const body = table.tBodies[0]; const rows = Array.from(body.rows);
-    const key = r => { const c = r.cells[i]; if (c.dataset.v !== undefined) return parseFloat(c.dataset.v);
-      const v = parseFloat(c.innerText); return isNaN(v) ? c.innerText : v; };
-    const dir = th.dataset.dir = th.dataset.dir === 'desc' ? 'asc' : 'desc';
-    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (dir === 'asc' ? 1 : -1));
-    rows.forEach(r => body.appendChild(r));
-  }));
-  table.dataset.sortable = 'ready';
-});
-</script>"""
-
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:72em;margin:1em auto;padding:0 1em;line-height:1.4}"
-         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-         "th{cursor:pointer;background:#eee}th:hover{background:#ddd}small{color:#555}a.flag{color:#b35900;"
-         "text-decoration:none;font-weight:bold}ol.notes{font-size:.9em;list-style:none;padding-left:1em}"
-         "span.v{white-space:nowrap}img{max-width:100%}figure{margin:1em 0}"
-         "p.legend{font-size:.9em;color:#333}")
-
-
-def page(title: str, body: str, legend: str, plots: Sequence[Path] = ()) -> str:
-    """A self-contained HTML document: no network, sortable tables, plots embedded as base64 PNGs."""
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1>{body}<p class=\"legend\">{_code(legend)} Click a column header to "
-            f"sort.</p>{_images(plots)}{SORTER}</body></html>\n")
 
 
 def render_html(tables: list[Table], plots: Sequence[Path] = ()) -> str:
@@ -463,8 +407,6 @@ def render_html(tables: list[Table], plots: Sequence[Path] = ()) -> str:
 
 def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = ()) -> str:
     """The headline view of a leaderboard frame as markdown or an HTML page (plots embedded)."""
-    from varmixup_bench.core.errors import BenchError
-
     tables = headline_tables(frame) if not frame.empty else []
     if fmt == "md":
         return render_md(tables)

@@ -9,19 +9,15 @@ import numpy as np
 import pandas as pd
 
 from varmixup_bench.core.errors import BenchError
-from varmixup_bench.results.stats import TRIAL_INTERVAL_NOTE, compare_records, format_interval, interval_from_summary
+from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VARIANT_KEY, eps_label,  # noqa: F401
+                                          eps_text, model_signature, record_norm, record_norms)
+from varmixup_bench.results.seeds import pool_seeds
+from varmixup_bench.results.stats import (TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
+                                         interval_from_summary)
+from varmixup_bench.views.diagnostics import diagnose, flag_frame
+from varmixup_bench.views.htmlpage import _code, page
 
-ROW_KEY = ["dataset", "defense", "attack", "threat_model", "norm", "eps"]
-# records that agree on ROW_KEY but differ here are different results and are shown apart, never merged
-VARIANT_KEY = ["step", "n_examples", "preset", "config_hash", "attack_config_key", "trials"]
-COLUMNS = [
-    "dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "clean_acc", "clean_acc_std",
-    "clean_acc_ci_low", "clean_acc_ci_high", "robust_acc", "robust_acc_std", "robust_acc_ci_low",
-    "robust_acc_ci_high", "robust_acc_worst", "robust_acc_worst_std", "robust_acc_worst_ci_low",
-    "robust_acc_worst_ci_high", "draws", "target_hit_rate", "metric", "value", "trials", "n_examples", "seconds", "seed", "model",
-    "preset", "device", "threads", "stochastic", "trained", "config_hash", "eval_hash", "data_fingerprint",
-    "train_config", "train_overrides", "inference_config", "attack_config", "timestamp", "versions", "per_image",
-]
+# the record's schema (ROW_KEY, VARIANT_KEY, COLUMNS, TRAINING_FIELDS) lives in results.record; re-exported here
 FORMATS = ("csv", "md", "json", "html")
 
 
@@ -71,38 +67,15 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
     df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
     for col in ("n_examples", "trials"):
         df[col] = df[col].map(lambda v: v if v != "" else np.nan)
-    from varmixup_bench.views.diagnostics import flag_frame
-
     return flag_frame(df)
 
 
-def record_norm(r: dict) -> str:
-    """A record's norm; records written before L2 existed are L-inf (or `none` for clean, corruptions, ECE)."""
-    norm = r.get("norm")
-    if isinstance(norm, str) and norm:
-        return norm
-    return "none" if r.get("threat_model") == "none" else "Linf"
 
 
-def record_norms(df: pd.DataFrame) -> pd.Series:
-    """record_norm of every row of a frame."""
-    cols = [c for c in ("norm", "threat_model") if c in df]
-    return pd.Series([record_norm(r) for r in df[cols].to_dict("records")], index=df.index, dtype=object)
 
 
-def eps_label(eps: float) -> str:
-    """8/255 when eps is a whole number of 255ths, else the decimal."""
-    scaled = eps * 255
-    if abs(scaled - round(scaled)) < 1e-3:
-        return "0" if round(scaled) == 0 else f"{round(scaled)}/255"
-    return f"{eps:.4g}"
 
 
-def eps_text(eps: float, norm: str | None = None) -> str:
-    """A radius as read in its norm: L-inf as k/255 (eps_label), L2 as a plain number with an `L2` mark."""
-    if norm == "L2":
-        return f"L2 {eps:.4g}"
-    return eps_label(eps)
 
 
 def _step_label(v) -> str:
@@ -196,21 +169,9 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
     return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(f.get(k))}" for k in differ)) for f in flat]
 
 
-# preset fields that change a trained model (the others only change how it is evaluated). Not `dataset`: a
-# record's data is its own `dataset` column (the rows' grouping key) and `data_fingerprint`; the preset field is
-# only how the command named it (`bench sweep --datasets` leaves it at the default, `bench report --dataset`
-# sets it), so it must not split one model's records into two rows
-TRAINING_FIELDS = {"model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
-                   "train_step", "train_steps", "trades_beta", "amp", "seed", "train_subset", "vae_latent_dim",
-                   "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
-                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs"}
-
-
 def _row_labels(df: pd.DataFrame) -> list[str]:
     """The defense name, plus what differs when one defense was trained or evaluated in several ways (epochs,
     preset, subsets): such rows are never merged."""
-    from varmixup_bench.results.seeds import model_signature
-
     labels = list(df["defense"])
     for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
         # one row per way of training, whatever the seed: several training seeds are one row (varmixup_bench.results.seeds)
@@ -251,9 +212,6 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
     calibration error. With a reference, its numbers follow in `paper:` columns."""
-    from varmixup_bench.views.diagnostics import diagnose
-    from varmixup_bench.results.seeds import pool_seeds
-
     findings = diagnose(df) if not df.empty else []  # on each trained model, before its seeds are pooled
     df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
     row_labels, col_labels = _row_labels(df), _column_labels(df)
@@ -337,8 +295,6 @@ def best_cells(wide: pd.DataFrame) -> dict[str, int]:
     Holm–Bonferroni over the best-vs-runner-up comparisons of every column of the table (family-wise 5 %), so
     that one table of many columns does not bold a gap within noise by chance. ECE, which has no interval, is
     never marked."""
-    from varmixup_bench.results.stats import holm
-
     tests = []
     for col in wide.columns:
         cells = [(i, v) for i, v in enumerate(wide[col]) if isinstance(v, dict) and v.get("rec") is not None]
@@ -426,8 +382,6 @@ def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
 
 
 def _html_page(text: pd.DataFrame, legend: str, notes=(), plots=()) -> str:
-    from varmixup_bench.views.headline import _code, page
-
     table = text.to_html(index=False, escape=False, table_id="lb", classes="sortable", border=0)
     foot = ('<ol class="notes">' + "".join(f'<li id="fn{k}" value="{k}">⚠{k} {_code(t)}</li>' for k, t in notes)
             + "</ol>") if notes else ""

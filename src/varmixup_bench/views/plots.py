@@ -8,6 +8,7 @@ from typing import Any, Callable
 from varmixup_bench.core.atomic import atomic_write
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.registry import Registry
+from varmixup_bench.results.record import eps_text, record_norm
 
 XGetter = Callable[[dict], float | None]
 PLOTS: Registry[dict[str, Any]] = Registry("plot")
@@ -89,8 +90,6 @@ def figure(records: list[dict], kind: str, attack: str | None = None, dataset: s
     attack = attack or "pgd10"
     if defense:
         records = [r for r in records if r.get("defense") == defense]
-    from varmixup_bench.views.leaderboard import record_norm
-
     records = [r for r in records if record_norm(r) in (norm, "none")]  # one threat model's radii per plot
     data = curves(records, kind, attack, dataset)
     if not data:
@@ -116,8 +115,6 @@ def radius_axis(ax, radii: list[float], norm: str = "Linf") -> None:
     the radii measured: 2, 4, 8, 16/255 and 0.5 get comparable room instead of 2–16/255 sharing an eighth of a
     linear axis that runs to 0.5."""
     from matplotlib.ticker import NullLocator
-
-    from varmixup_bench.views.leaderboard import eps_text
 
     positive = [r for r in radii if r > 0]
     if not positive:

@@ -197,7 +197,7 @@ def make_plan(defense, cells: list[Cell], workdir: Path, stochastic: bool) -> Pl
     """Which cells the store already holds (the same evaluation key as stored_or_evaluate, or the named attack
     that runs a budget exactly) and an estimate for the others."""
     from varmixup_bench.attacks.spec import build_attack, named_presets
-    from varmixup_bench.training.runner import evaluation_key
+    from varmixup_bench.results.record import evaluation_key
     from varmixup_bench.results.store import ResultStore
 
     records = ResultStore(workdir).records()

@@ -1,7 +1,8 @@
-"""Numbers a reviewer can trust: each defect of the review has a test that failed before its fix."""
+"""Correct training and evaluation: every example drawn, corruption subsets, the default step, MI partners, the data's
+cache key, threads, and randomised rules detected (each defect of the review has a test that failed before its fix;
+its statistics are in test_statistics.py)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def _tiny_folder(root: Path) -> Path:
     return root
 
 
-def test_relative_and_absolute_paths_train_once_and_record_one_dataset_id(tmp_path, monkeypatch):
+def test_relative_and_absolute_paths_train_once_and_record_one_dataset_id(tmp_path, monkeypatch, private_cache):
     folder = _tiny_folder(tmp_path / "tiny-set")
     monkeypatch.chdir(tmp_path)
     a = bench.train("erm", "imagefolder:tiny-set", workdir=tmp_path / "wd", epochs=1, show_progress=False)
@@ -138,104 +139,6 @@ def test_relative_and_absolute_paths_train_once_and_record_one_dataset_id(tmp_pa
     assert a.info["trained"] and not b.info["trained"]
     assert a.info["config_hash"] == b.info["config_hash"]
     assert a.dataset.name == b.dataset.name == "imagefolder:tiny-set"
-
-
-# ---- 12. intervals ----
-
-@pytest.mark.parametrize("k,n", [(15, 50), (0, 20), (20, 20), (280, 1000), (1, 3)])
-def test_wilson_interval_matches_scipy(k, n):
-    from scipy.stats import binomtest
-
-    from varmixup_bench.results.stats import wilson_interval
-
-    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
-    lo, hi = wilson_interval(k, n)
-    assert lo == pytest.approx(100 * ci.low, abs=1e-6) and hi == pytest.approx(100 * ci.high, abs=1e-6)
-
-
-def test_records_carry_intervals_that_contain_the_mean_and_widen_with_trial_spread(mixup_mi, digits):
-    sub = stratified_subset(digits.test, 100, 0, "test")
-    one = bench.evaluate(mixup_mi, "pgd10", split=sub, trials=1, record=False, show_progress=False)
-    three = bench.evaluate(mixup_mi, "pgd10", split=sub, trials=3, record=False, show_progress=False)
-    for r in (one, three):
-        for w in ("clean", "robust"):
-            assert r[f"{w}_acc_ci_low"] <= r[f"{w}_acc"] <= r[f"{w}_acc_ci_high"]
-            assert r[f"{w}_acc_ci_high"] - r[f"{w}_acc_ci_low"] > 0  # never "± 0.00"
-    from varmixup_bench.results.stats import accuracy_interval
-
-    assert accuracy_interval([50.0, 60.0, 55.0], 100)[1] - accuracy_interval([55.0], 100)[1] > 0
-
-
-def test_per_image_results_round_trip(mixup_mi, digits):
-    from varmixup_bench.results.stats import decode_per_image
-
-    sub = stratified_subset(digits.test, 80, 1, "test")
-    r = bench.evaluate(mixup_mi, "pgd10", split=sub, trials=2, record=False, show_progress=False)
-    p = decode_per_image(json.loads(json.dumps(r["per_image"])))
-    assert np.array_equal(p["idx"], sub.index.numpy())
-    assert p["trials"] == 2
-    assert 100 * p["robust"].mean() == pytest.approx(r["robust_acc"])
-    assert 100 * p["clean"].mean() == pytest.approx(r["clean_acc"])
-
-
-# ---- 13. bold only beyond noise ----
-
-def _cell_records(accs, n=50, per_image=True, seed=0):
-    from varmixup_bench.results.stats import encode_per_image
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for d, a in enumerate(accs):
-        k = int(round(a * n / 100))
-        correct = np.zeros(n, dtype=np.uint8)
-        correct[rng.permutation(n)[:k]] = 1
-        r = {"dataset": "d", "defense": f"def{d}", "attack": "spsa", "threat_model": "black-box", "eps": 8 / 255,
-             "step": None, "clean_acc": 90.0, "clean_acc_std": 0.0, "robust_acc": 100 * k / n, "robust_acc_std": 0.0,
-             "trials": 1, "n_examples": n, "seconds": 1, "seed": 0, "model": "m", "preset": "p", "device": "cpu",
-             "config_hash": f"h{d}", "eval_hash": f"e{d}", "timestamp": "2026-01-01T00:00:00", "versions": {}}
-        if per_image:
-            r["per_image"] = encode_per_image(np.arange(n), np.ones(n), correct, 1)
-        out.append(r)
-    return out
-
-
-@pytest.mark.parametrize("per_image", [True, False])
-def test_bold_marks_only_a_significant_best(per_image):
-    from varmixup_bench.views.leaderboard import leaderboard_frame, render_wide, wide_frame
-
-    tied = render_wide(wide_frame(leaderboard_frame(_cell_records([30, 30, 28], per_image=per_image))), "md")
-    assert "**" not in tied  # SPSA 30.00 on 15/50 for three defenses: no "best"
-    clear = render_wide(wide_frame(leaderboard_frame(_cell_records([90, 20, 18], n=200, per_image=per_image))), "md")
-    assert clear.count("**") == 2 and "bold: significantly above the runner-up" in clear
-
-
-# ---- 14. diagnostics do not fire on noise ----
-
-def test_two_evaluations_of_one_randomised_predictor_never_fire(mixup_mi, digits):
-    from varmixup_bench.views.diagnostics import diagnose
-    from varmixup_bench.views.leaderboard import leaderboard_frame
-
-    sub = stratified_subset(digits.test, 200, 0, "test")
-    for seed in range(3):
-        a = bench.evaluate(mixup_mi, "clean", split=sub, seed=seed, record=False, show_progress=False)
-        b = bench.evaluate(mixup_mi, "clean", split=sub, seed=seed + 100, record=False, show_progress=False)
-        # present the two draws as pgd10 and pgd50 at one eps: pure noise, the same images
-        recs = [dict(a, attack="pgd10", threat_model="oblivious", eps=8 / 255, timestamp="1"),
-                dict(b, attack="pgd50", threat_model="oblivious", eps=8 / 255, timestamp="2")]
-        assert diagnose(leaderboard_frame(recs)) == []
-
-
-def test_paired_test_catches_a_real_gap_that_unpaired_intervals_miss():
-    from varmixup_bench.results.stats import encode_per_image, compare_records
-
-    n = 200
-    a = np.ones(n)
-    b = a.copy()
-    b[:12] = 0  # b loses 12 images and wins none: 6 points, paired p = 2^-11
-    ra = {"robust_acc": 100.0 * a.mean(), "n_examples": n, "trials": 1, "per_image": encode_per_image(np.arange(n), a, a, 1)}
-    rb = {"robust_acc": 100.0 * b.mean(), "n_examples": n, "trials": 1, "per_image": encode_per_image(np.arange(n), b, b, 1)}
-    cmp = compare_records(ra, rb)
-    assert cmp.paired and cmp.significant() and cmp.a_above_b()
 
 
 # ---- 15. threads ----
