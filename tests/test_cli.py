@@ -66,7 +66,7 @@ def test_eps_list_records_each_eps(wd):
         (["--defense", "erm", "--eps", "8"], r"must be <= 1"),
         (["--defense", "erm", "--eps", "8/0"], r"invalid epsilon"),
         (["--defense", "erm", "--step", "abc"], r"invalid step size"),
-        (["--defense", "erm", "--trials", "0"], r"--trials must be >= 1"),
+        (["--defense", "erm", "--trials", "0"], r"preset field trials must be >= 1, got 0 \(option --trials\)"),
         (["--defense", "erm", "--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"],
          r"cifar10: files not found; expected /nonexistent/cifar/cifar-10-batches-py"),
         (["--defense", "erm", "--dataset", "imagefolder:/nonexistent/x.tar.gz"], r"does not exist"),

@@ -8,21 +8,23 @@ from io import StringIO
 from rich.console import Console
 
 import varmixup_bench.cli as cli
+from varmixup_bench.cli import console
 
 
 def bench_cli(*args: str) -> tuple[int, str, str]:
     """Invoke the CLI through main() so BenchError handling is exercised; returns (status, stdout, stderr)."""
     out, err = StringIO(), StringIO()
-    old, old_consoles = sys.argv, (cli.out, cli.err)
+    old, old_consoles = sys.argv, (console.out, console.err)
     sys.argv = ["bench", *args]
     code = 0
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            cli.out, cli.err = Console(file=out, width=200), Console(file=err, width=200)
+            # every command prints through varmixup_bench.cli.console (cli.out and cli.err read it)
+            console.out, console.err = Console(file=out, width=200), Console(file=err, width=200)
             cli.main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = old
-        cli.out, cli.err = old_consoles
+        console.out, console.err = old_consoles
     return code, out.getvalue(), err.getvalue()

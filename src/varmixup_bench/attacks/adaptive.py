@@ -11,6 +11,7 @@ from torch import nn
 from varmixup_bench.attacks.base import ATTACKS, Attack, Norm, ThreatModel
 from varmixup_bench.attacks.pgd import PGD50
 from varmixup_bench.attacks.spec import FAMILIES
+from varmixup_bench.core.errors import BenchError
 
 
 @ATTACKS.register("adaptive-apgd", help="APGD-CE then APGD-DLR with EOT through the defended predictor "
@@ -28,6 +29,7 @@ class AdaptiveAPGD(Attack):
     (torchattacks' best_loss mode)."""
 
     name = "adaptive-apgd"
+    kind = "adaptive-gradient"
     norms = (Norm.LINF, Norm.L2)
     uses_step = False
     adaptive = True
@@ -38,9 +40,9 @@ class AdaptiveAPGD(Attack):
     def __init__(self, eps: float, step: float | None = None, settings: Any = None, **params: Any) -> None:
         super().__init__(eps, step, settings, **params)
         if self.steps is None:
-            self.steps = int(getattr(settings, "apgd_steps", 100))
+            self.steps = int(self.settings.apgd_steps)
         if self.eot is None:
-            self.eot = int(getattr(settings, "n_adaptive", 30))
+            self.eot = int(self.settings.n_adaptive)
 
     def config(self) -> dict:
         return {**super().config(), "losses": list(self.losses), "rho": 0.75, "eot_in": "model"}
@@ -101,6 +103,7 @@ class SurrogatePGD50(PGD50):
     predictor. On a deterministic plain defense the surrogate is F_w itself, and this is `pgd50`."""
 
     name = "surrogate-pgd50"
+    kind = "surrogate"
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.ADAPTIVE if stochastic_defense else ThreatModel.WHITE_BOX
@@ -128,6 +131,7 @@ def transfer_attack(source: str, args: dict) -> type[Attack]:
 
     class Transfer(PGD50):
         name = f"transfer:{spec}"
+        kind = "transfer"
 
         def __init__(self, eps: float, step: float | None = None, settings: Any = None, **params: Any) -> None:
             super().__init__(eps, step, settings, **params)
@@ -141,12 +145,14 @@ def transfer_attack(source: str, args: dict) -> type[Attack]:
             return ThreatModel.BLACK_BOX
 
         def source_defense(self, defense):
+            """The source defense, from the evaluation context's provider (TrainContext.defense_provider)."""
             if self._source_defense is None:
-                from varmixup_bench.training.runner import train
-
-                self._source_defense = train(self.source, defense.dataset, workdir=defense.info["workdir"],
-                                             preset=defense.info["settings"], device=defense.device,
-                                             show_progress=False)
+                ctx = defense.info.get("context")
+                provide = ctx.defense_provider if ctx is not None else None
+                if provide is None:
+                    raise BenchError(f"{self.name} needs defense {self.source} trained on the same data and preset: "
+                                     "attack a defense from training.runner.train, whose context provides it")
+                self._source_defense = provide(self.source)
             return self._source_defense
 
         def attacked_model(self, defense, generator: torch.Generator) -> nn.Module:

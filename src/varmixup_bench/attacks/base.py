@@ -67,6 +67,21 @@ def default_step(eps: float) -> float:
     return eps / 4
 
 
+def default_settings() -> Any:
+    """The default preset: where an attack built without settings reads every default (n_adaptive, …)."""
+    from varmixup_bench.config.presets import get_preset
+
+    return get_preset(None)
+
+
+# What an attack does, for choosing attacks by role rather than by name (diagnostics, report): differentiates F_w
+# (gradient), differentiates the defended predictor with EOT (adaptive-gradient), differentiates a deterministic
+# surrogate of it (surrogate), queries it without gradients (black-box), crafts on another defense (transfer),
+# runs several of these (ensemble), corrupts the images (corruption), measures without attacking (metric, clean)
+ATTACK_KINDS = ("gradient", "adaptive-gradient", "surrogate", "black-box", "transfer", "ensemble", "corruption",
+                "metric", "clean")
+
+
 class Attack(ABC):
     """An evaluation with a budget `eps` in the norm `norm` (L-inf or L2) and step size `step` on the [0,1]
     pixel scale.
@@ -79,6 +94,7 @@ class Attack(ABC):
     uses_step: ClassVar[bool] = True
     targeted: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
+    kind: ClassVar[str] = ""  # one of ATTACK_KINDS; every registered attack sets one
     draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
     norms: ClassVar[tuple[Norm, ...]] = (Norm.LINF,)
 
@@ -100,7 +116,8 @@ class Attack(ABC):
         self.norm = norm
         self.eps = float(eps)
         self.step = (float(step) if step is not None else default_step(self.eps)) if self.uses_step else None
-        self.settings = settings
+        # the preset gives every default an attack reads (no settings: the default preset)
+        self.settings = settings if settings is not None else default_settings()
         self.spec = self.name
         reject_unknown_keywords(self.name, type(self).parameters(), params)
         self.set_params(params)
@@ -156,7 +173,7 @@ class Attack(ABC):
 
         return attack_accuracy(defense, self, split.x, split.y, trials=trials, seed=seed, batch_size=batch_size,
                                show_progress=show_progress, index=split.index,
-                               draws=int(getattr(self.settings, "worst_case_draws", 1)))
+                               draws=int(self.settings.worst_case_draws))
 
     def attacked_model(self, defense: "Defense", generator: torch.Generator) -> nn.Module | None:
         """The model this attack differentiates or queries, if it chooses its own (a surrogate, another
@@ -173,6 +190,22 @@ def reject_unknown_keywords(name: str, declared: dict, given: dict) -> None:
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks")
+
+
+def attacks_of_kind(*kinds: str, steps: int | None = None, targeted: bool = False) -> tuple[str, ...]:
+    """The registered attacks of these kinds (ATTACK_KINDS), untargeted unless `targeted`; with `steps`, only the
+    named budgets of that many steps (pgd10, adaptive-pgd10; not the budgeted family pgd(steps=N))."""
+    import varmixup_bench.attacks  # noqa: F401  (registers the built-in attacks)
+
+    out = []
+    for name in ATTACKS.names():
+        cls = ATTACKS.get(name)
+        if cls.kind not in kinds or cls.targeted != targeted:
+            continue
+        if steps is not None and not ("steps" in vars(cls) and "params" not in vars(cls) and cls.steps == steps):
+            continue
+        out.append(name)
+    return tuple(out)
 
 
 def check_unit_range(x: torch.Tensor, what: str = "inputs") -> None:

@@ -14,19 +14,20 @@ class SPSA(Attack):
     nb_sample perturbation pairs, Adam step spsa_lr, finite-difference delta)."""
 
     name = "spsa"
+    kind = "black-box"
     uses_step = False  # SPSA's own Adam step is spsa_lr
 
     def __init__(self, eps: float, step: float | None = None, settings=None, **kw) -> None:
         super().__init__(eps, step, settings, **kw)
-        self.nb_iter = int(getattr(settings, "spsa_iters", 100))
-        self.nb_sample = int(getattr(settings, "spsa_samples", 128))
-        self.lr = float(getattr(settings, "spsa_lr", 0.01))
-        self.delta = float(getattr(settings, "spsa_delta", 0.01))
+        self.nb_iter = int(self.settings.spsa_iters)
+        self.nb_sample = int(self.settings.spsa_samples)
+        self.lr = float(self.settings.spsa_lr)
+        self.delta = float(self.settings.spsa_delta)
 
     def config(self) -> dict:
         return {"eps": self.eps, "norm": self.norm.value, "nb_iter": self.nb_iter, "nb_sample": self.nb_sample, "lr": self.lr,
-                "delta": self.delta, "subset": getattr(self.settings, "spsa_subset", None), "subset_rule": "stratified",
-                "subset_seed": int(getattr(self.settings, "subset_seed", 0))}
+                "delta": self.delta, "subset": self.settings.spsa_subset, "subset_rule": "stratified",
+                "subset_seed": int(self.settings.subset_seed)}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.OBLIVIOUS if stochastic_defense else ThreatModel.BLACK_BOX
@@ -34,8 +35,8 @@ class SPSA(Attack):
     def evaluate(self, defense, split, **kw):
         from varmixup_bench.training.data import stratified_subset
 
-        n = getattr(self.settings, "spsa_subset", None)
-        split = stratified_subset(split, n, int(getattr(self.settings, "subset_seed", 0)), "spsa_subset")
+        n = self.settings.spsa_subset
+        split = stratified_subset(split, n, int(self.settings.subset_seed), "spsa_subset")
         return super().evaluate(defense, split, **kw)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None):
@@ -54,6 +55,7 @@ class AutoAttack(Attack):
     randomised one gets the `rand` version (APGD-CE and APGD-DLR with EOT) on the whole defended predictor."""
 
     name = "autoattack"
+    kind = "ensemble"
     norms = (Norm.LINF, Norm.L2)
     uses_step = False  # APGD adapts its own step size
     draws_per_call = None  # each forward is the full defended predictor; AutoAttack's own EOT averages calls

@@ -351,13 +351,17 @@ class CatalogAttack(Attack):
         yield x.detach().clone()
 
 
+# the catalog's kinds (what a library class uses) as attack kinds (attacks.base.ATTACK_KINDS)
+_KINDS = {"gradient": "gradient", "score": "black-box", "decision": "black-box", "noise": "corruption"}
+
+
 def _catalog_attack(library: str, rest: str, args: dict, eot: int | None = None) -> type[Attack]:
     entry = lookup(library, rest)
     if entry.refused:
         raise BenchError(f"{library}:{entry.name} cannot run here: it {entry.refused}")
     cls_name = f"{library}:{entry.name}"
     return type(f"Catalog_{library}_{entry.name}", (CatalogAttack,),
-                {"name": cls_name, "entry": entry, "adaptive_eot": eot,
+                {"name": cls_name, "entry": entry, "adaptive_eot": eot, "kind": _KINDS[entry.kind],
                  "uses_step": any(k in entry.keywords for k in ("alpha", "eps_step"))})
 
 
@@ -392,12 +396,13 @@ def adaptive_family(rest: str, args: dict) -> type[Attack]:
         def __init__(self, eps: float, step: float | None = None, settings: Any = None, *, norm=None, **kw: Any):
             eot = kw.pop("eot", None) if not own_eot else None
             super().__init__(eps, step, settings, norm=norm, **kw)
-            self.adaptive_eot = int(eot or getattr(settings, "n_adaptive", 30))
+            self.adaptive_eot = int(eot or self.settings.n_adaptive)
             if self.adaptive_eot < 1:
                 raise BenchError(f"{self.name}: eot must be >= 1, got {eot}")
 
     Adaptive.name = f"adaptive:{library}:{entry.name}"
     Adaptive.adaptive = True
+    Adaptive.kind = "adaptive-gradient"
     Adaptive.__qualname__ = Adaptive.__name__ = f"Adaptive_{library}_{entry.name}"
     return Adaptive
 

@@ -47,16 +47,17 @@ class Corruptions(Attack):
     holds the per-corruption, per-severity accuracies."""
 
     name = "corruptions"
+    kind = "corruption"
     uses_eps = False
 
     def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
         super().__init__(0.0, None, settings)
-        self.folder = getattr(settings, "corruptions_dir", None)
-        self.subset = getattr(settings, "corruption_subset", None)
+        self.folder = self.settings.corruptions_dir
+        self.subset = self.settings.corruption_subset
 
     def config(self) -> dict:
         return {"source": str(self.folder) if self.folder else "generated (CIFAR-C parameters)", "subset": self.subset,
-                "subset_rule": "stratified", "subset_seed": int(getattr(self.settings, "subset_seed", 0))}
+                "subset_rule": "stratified", "subset_seed": int(self.settings.subset_seed)}
 
     def threat_model(self, stochastic_defense: bool) -> ThreatModel:
         return ThreatModel.NONE
@@ -67,7 +68,7 @@ class Corruptions(Attack):
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         from varmixup_bench.training.data import stratified_indices
 
-        seed_subset = int(getattr(self.settings, "subset_seed", 0))
+        seed_subset = int(self.settings.subset_seed)
         sel = torch.as_tensor(stratified_indices(split.y, self.subset or len(split.y), seed_subset, "corruption_subset"))
         x, y = split.x[sel], split.y[sel]
         names = sorted(CORRUPTIONS)
@@ -138,6 +139,7 @@ def reliability_diagram(bins, path: Path, title: str) -> Path:
 @ATTACKS.register("ece", help="expected calibration error (15 bins) of the defended predictor + reliability PNG")
 class ECE(Attack):
     name = "ece"
+    kind = "metric"
     uses_eps = False
 
     def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
@@ -199,6 +201,7 @@ def local_linearity(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
 @ATTACKS.register("linearity", help="local linearity error gamma(eps) of F_w (Qin et al.), one record per eps")
 class Linearity(Attack):
     name = "linearity"
+    kind = "metric"
     uses_step = False  # its inner ascent uses eps/4, recorded in config()
 
     def config(self) -> dict:

@@ -14,6 +14,7 @@ class PGD(Attack):
     least often."""
 
     name = "pgd"
+    kind = "gradient"
     steps = 10
     norms = (Norm.LINF, Norm.L2)
     params = {"steps": (int, 10), "restarts": (int, 1)}
@@ -74,6 +75,7 @@ class TargetedPGD10(PGD):
                   "(FGM), one step of L2 length eps along the gradient (torchattacks)")
 class FGSM(Attack):
     name = "fgsm"
+    kind = "gradient"
     uses_step = False  # one step of size eps
     norms = (Norm.LINF, Norm.L2)
 
@@ -94,6 +96,7 @@ class AdaptivePGD(PGD):
     the attack is white-box PGD on log-softmax(F_w), with the same update as `pgd`."""
 
     name = "adaptive-pgd"
+    kind = "adaptive-gradient"
     adaptive = True
     draws_per_call = 1  # one x_s per input row and call; EOT sums the gradients of N_A rows per image (eq. 16)
     params = {"eot": (int, None)}
@@ -101,7 +104,7 @@ class AdaptivePGD(PGD):
     def __init__(self, eps: float, step: float | None = None, settings=None, **params) -> None:
         super().__init__(eps, step, settings, **params)
         if self.eot is None:
-            self.eot = int(getattr(settings, "n_adaptive", 30))
+            self.eot = int(self.settings.n_adaptive)
 
     def n_adaptive(self, stochastic: bool) -> int:
         return self.eot if stochastic else 1
@@ -113,7 +116,7 @@ class AdaptivePGD(PGD):
             return x.clone()
         return eot_pgd(model, x, y, eps=self.eps, step=self.step, steps=self.steps,
                        n_draws=self.n_adaptive(getattr(model, "stochastic", False)),
-                       max_rows=int(getattr(self.settings, "eot_max_rows", 4096)), norm=self.norm)
+                       max_rows=int(self.settings.eot_max_rows), norm=self.norm)
 
 
 ATTACKS.register("adaptive-pgd", help="adaptive EOT-PGD with a budget: adaptive-pgd(steps=N,eot=N_A,restarts=R)")(
@@ -135,6 +138,7 @@ class AdaptivePGD50(AdaptivePGD):
 @ATTACKS.register("clean", help="no attack: accuracy on the clean test images")
 class Clean(Attack):
     name = "clean"
+    kind = "clean"
     uses_eps = False
     uses_step = False
 

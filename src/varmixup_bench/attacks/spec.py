@@ -107,7 +107,7 @@ def build_attack(spec: str | AttackSpec, eps: float, step: float | None, setting
     cls = attack_class(spec)
     check_params(cls, spec)
     kwargs = spec.kwargs
-    norm = norm if norm is not None else getattr(settings, "norm", None)
+    norm = norm if norm is not None else settings.norm if settings is not None else None
     atk = cls(eps, step, settings, norm=norm, **kwargs) if cls.uses_eps else cls(settings=settings, **kwargs)
     atk.spec = str(canonical(spec, cls))
     return atk

@@ -1,7 +1,6 @@
 """What the `bench` commands share: the typer app, option types, preset/context glue and the results table."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,7 +8,7 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.config.presets import field_help
+from varmixup_bench.config.presets import field_help, field_meta
 from varmixup_bench.core.errors import BenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -41,9 +40,14 @@ def base_preset(preset: Optional[str], preset_file: Optional[Path]):
         return load_preset_file(preset_file)
     return preset
 
+def preset_option(field: str, *names: str) -> typer.models.OptionInfo:
+    """The option of a `bench` command that aliases the Preset field `field`: its name and help (with the valid
+    range) come from the field's metadata (config.presets), and its value is checked by check_preset with the rest
+    of the preset, the same as --set FIELD=VALUE and --preset-file."""
+    return typer.Option(*(names or (field_meta(field)["option"],)), help=f"{field_help(field)} (default: the preset's)")
 
 
-DatasetOpt = Annotated[Optional[str], typer.Option(help="dataset name (default from the preset: digits)")]
+DatasetOpt = Annotated[Optional[str], preset_option("dataset")]
 PresetOpt = Annotated[Optional[str], typer.Option(help="preset holding every default (bench list presets)")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="torch intra-op threads for this process "
@@ -52,26 +56,25 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any
                                                      "(repeatable; bench list presets shows the fields)")]
 PresetFileOpt = Annotated[Optional[Path], typer.Option("--preset-file", help="your own preset as TOML: any preset "
                                                        "field, optional base = \"quick\"|\"cifar-cpu\"|\"paper\"")]
-SeedOpt = Annotated[Optional[int], typer.Option(help="seed for training and evaluation")]
+SeedOpt = Annotated[Optional[int], preset_option("seed")]
 WorkdirOpt = Annotated[Optional[Path], typer.Option(help="models, data cache and results (default $BENCH_WORKDIR)")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="where dataset files are (or go with --download)")]
 DownloadOpt = Annotated[bool, typer.Option("--download", help="download the dataset if missing (needs network)")]
-TrainSubsetOpt = Annotated[Optional[int], typer.Option("--train-subset", help="stratified, seeded training subset")]
-TestSubsetOpt = Annotated[Optional[int], typer.Option("--test-subset", help="stratified, seeded test subset")]
+TrainSubsetOpt = Annotated[Optional[int], preset_option("train_subset")]
+TestSubsetOpt = Annotated[Optional[int], preset_option("test_subset")]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
-VaeFromOpt = Annotated[Optional[str], typer.Option("--vae-from", help="use a VAE trained on this dataset (Table 3)")]
-VaeEpochsOpt = Annotated[Optional[int], typer.Option("--vae-epochs", help="MMD-VAE training epochs")]
-LatentDimOpt = Annotated[Optional[int], typer.Option("--latent-dim", help="MMD-VAE latent dimension")]
-VaeGammaOpt = Annotated[Optional[float], typer.Option("--vae-gamma", help="weight gamma of the MMD term")]
-VaeBandwidthOpt = Annotated[Optional[float], typer.Option("--vae-bandwidth", help="Gaussian kernel bandwidth (default 2*latent dim)")]
-ModelDirOpt = Annotated[Optional[Path], typer.Option(
-    "--model-dir", help="robustbench:NAME checkpoints, laid out DATASET/THREAT/NAME.pt (default <workdir>/robustbench-models)")]
-ZooThreatOpt = Annotated[Optional[str], typer.Option("--zoo-threat-model", help="robustbench:NAME zoo section: Linf | L2 | corruptions")]
-ZooDatasetOpt = Annotated[Optional[str], typer.Option("--zoo-dataset", help="robustbench:NAME zoo dataset (default: inferred)")]
-NormOpt = Annotated[Optional[str], typer.Option("--norm", help="threat model of the eps attacks: linf | l2 "
-                                               "(default: the preset's, linf); L2 radii are plain numbers, e.g. 0.5")]
-EpsOpt = Annotated[Optional[str], typer.Option(help="radius(es) in the --norm on the [0,1] scale: 8/255 or 0.031 "
-                                               "(L-inf), 0.5 (L2); comma list (default: the preset's eps / eps_l2)")]
+VaeFromOpt = Annotated[Optional[str], preset_option("vae_from")]
+VaeEpochsOpt = Annotated[Optional[int], preset_option("vae_epochs")]
+LatentDimOpt = Annotated[Optional[int], preset_option("vae_latent_dim")]
+VaeGammaOpt = Annotated[Optional[float], preset_option("vae_gamma")]
+VaeBandwidthOpt = Annotated[Optional[float], preset_option("vae_bandwidth")]
+ModelDirOpt = Annotated[Optional[Path], preset_option("zoo_model_dir")]
+ZooThreatOpt = Annotated[Optional[str], preset_option("zoo_threat_model")]
+ZooDatasetOpt = Annotated[Optional[str], preset_option("zoo_dataset")]
+NormOpt = Annotated[Optional[str], typer.Option("--norm", help=f"{field_help('norm')} of the eps attacks (default: "
+                                               "the preset's); L2 radii are plain numbers, e.g. 0.5")]
+EpsOpt = Annotated[Optional[str], typer.Option(help=f"radius(es) in the --norm, a comma list such as 8/255,16/255: "
+                                               f"{field_help('eps')}; with --norm l2: {field_help('eps_l2')}")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG path (default under the workdir)")]
 
 
@@ -96,15 +99,13 @@ def context(dataset, preset, device, seed, workdir, data_dir, download, train_su
     from varmixup_bench.training.data import check_dataset_name
     from varmixup_bench.training.runner import make_context, resolve_settings
 
-    check_positive(train_subset=train_subset, test_subset=test_subset)
     settings = resolve_settings(preset, dataset=dataset, seed=seed, train_subset=train_subset,
                                 test_subset=test_subset, **overrides)
     check_dataset_name(settings.dataset)
     if settings.vae_from:
         check_dataset_name(settings.vae_from)
-    return makecontext(None, workdir=workdir, preset=settings, device=device, data_dir=data_dir,
+    return make_context(None, workdir=workdir, preset=settings, device=device, data_dir=data_dir,
                         download=download, show_progress=not no_progress)
-
 
 
 def zoo_overrides(model_dir: Optional[Path], threat_model: Optional[str], dataset: Optional[str]) -> dict:
@@ -129,7 +130,6 @@ def print_records(records: list[dict]) -> None:
     console.out.print(f"[dim]{TRIAL_INTERVAL_NOTE}[/]")
 
 
-
 def int_list(text: str, option: str) -> list[int]:
     from varmixup_bench.core.parsing import parse_name_list
 
@@ -140,7 +140,6 @@ def int_list(text: str, option: str) -> list[int]:
     if any(v < 1 for v in values):
         raise BenchError(f"--{option} values must be >= 1, got {text}")
     return values
-
 
 
 EpochsOpt = Annotated[Optional[int], typer.Option(help="training epochs (default: the preset's for this recipe)")]

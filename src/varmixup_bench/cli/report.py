@@ -8,8 +8,10 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import (DataDirOpt, DatasetOpt, DeviceOpt, EpochsOpt, NoProgressOpt, PresetFileOpt, PresetOpt, SeedOpt, SetOpt, TestSubsetOpt, ThreadsOpt, TrainSubsetOpt, WorkdirOpt)
-from varmixup_bench.cli.common import app, base_preset, check_positive, context, int_list, print_records, set_threads
+from varmixup_bench.cli.common import (
+    DataDirOpt, DatasetOpt, DeviceOpt, EpochsOpt, NoProgressOpt, PresetFileOpt, PresetOpt, SeedOpt, SetOpt,
+    TestSubsetOpt, ThreadsOpt, TrainSubsetOpt, WorkdirOpt, app, base_preset, check_positive, context, int_list,
+    print_records, set_threads)
 from varmixup_bench.core.errors import BenchError
 
 

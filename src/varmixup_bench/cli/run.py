@@ -1,16 +1,18 @@
 """`bench run`: train (or load) one defense, attack it, print and record the results."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import (DataDirOpt, DatasetOpt, DeviceOpt, EpsOpt, LatentDimOpt, ModelDirOpt, NoProgressOpt, NormOpt, PresetFileOpt, PresetOpt, SeedOpt, SetOpt, TestSubsetOpt, ThreadsOpt, TrainSubsetOpt, VaeBandwidthOpt, VaeEpochsOpt, VaeFromOpt, VaeGammaOpt, WorkdirOpt, ZooDatasetOpt, ZooThreatOpt)
-from varmixup_bench.cli.common import app, base_preset, check_positive, context, norm_choice, print_records, set_threads, zoo_overrides
-from varmixup_bench.config.presets import field_help
+from varmixup_bench.cli.common import (
+    DataDirOpt, DatasetOpt, DeviceOpt, EpochsOpt, EpsOpt, LatentDimOpt, ModelDirOpt, NoProgressOpt, NormOpt,
+    PresetFileOpt, PresetOpt, SeedOpt, SetOpt, TestSubsetOpt, ThreadsOpt, TrainSubsetOpt, VaeBandwidthOpt,
+    VaeEpochsOpt, VaeFromOpt, VaeGammaOpt, WorkdirOpt, ZooDatasetOpt, ZooThreatOpt, app, base_preset, check_positive,
+    context, norm_choice, preset_option, print_records, set_threads, zoo_overrides)
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.runs.checks import check_before_work
 
 
 @app.command()
@@ -19,24 +21,23 @@ def run(
                                          "robustbench:NAME[+INFERENCE]")],
     attack: Annotated[str, typer.Option("--attack", "-a", help="attack name(s), comma-separated")] = "pgd10",
     dataset: DatasetOpt = None,
-    model: Annotated[Optional[str], typer.Option(help="classifier architecture (default from the preset)")] = None,
+    model: Annotated[Optional[str], preset_option("model")] = None,
     preset: PresetOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default: the preset's for this recipe)")] = None,
-    trials: Annotated[Optional[int], typer.Option(help="evaluation trials with new seeds; mean ± std recorded")] = None,
+    epochs: EpochsOpt = None,
+    trials: Annotated[Optional[int], preset_option("trials")] = None,
     eps: EpsOpt = None,
     norm: NormOpt = None,
-    step: Annotated[Optional[str], typer.Option(help="PGD step size on the [0,1] scale (default eps/4: 2/255 at "
-                                                "8/255)")] = None,
-    lambda_mi: Annotated[Optional[float], typer.Option("--lambda-mi", help="MI mixing coefficient lambda_MI")] = None,
-    n_mi: Annotated[Optional[int], typer.Option("--n-mi", help="MI samples N_MI")] = None,
-    eta: Annotated[Optional[float], typer.Option(help="mixup lambda ~ Beta(eta, eta)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="training batch size")] = None,
-    eval_batch_size: Annotated[Optional[int], typer.Option("--eval-batch-size", help="evaluation batch size")] = None,
-    trades_beta: Annotated[Optional[float], typer.Option("--trades-beta", help="TRADES beta")] = None,
-    train_eps: Annotated[Optional[str], typer.Option("--train-eps", help="adversarial training radius ([0,1] scale)")] = None,
-    train_step: Annotated[Optional[str], typer.Option("--train-step", help="adversarial training PGD step")] = None,
-    train_steps: Annotated[Optional[int], typer.Option("--train-steps", help="adversarial training PGD steps")] = None,
-    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast while training (CPU and CUDA)")] = None,
+    step: Annotated[Optional[str], preset_option("step")] = None,
+    lambda_mi: Annotated[Optional[float], preset_option("lambda_mi_default")] = None,
+    n_mi: Annotated[Optional[int], preset_option("n_mi")] = None,
+    eta: Annotated[Optional[float], preset_option("eta")] = None,
+    batch_size: Annotated[Optional[int], preset_option("batch_size")] = None,
+    eval_batch_size: Annotated[Optional[int], preset_option("eval_batch_size")] = None,
+    trades_beta: Annotated[Optional[float], preset_option("trades_beta")] = None,
+    train_eps: Annotated[Optional[str], preset_option("train_eps")] = None,
+    train_step: Annotated[Optional[str], preset_option("train_step")] = None,
+    train_steps: Annotated[Optional[int], preset_option("train_steps")] = None,
+    amp: Annotated[Optional[bool], preset_option("amp", "--amp/--no-amp")] = None,
     vae_from: VaeFromOpt = None,
     vae_epochs: VaeEpochsOpt = None,
     latent_dim: LatentDimOpt = None,
@@ -49,7 +50,7 @@ def run(
     zoo_dataset: ZooDatasetOpt = None,
     data_dir: DataDirOpt = None,
     download: Annotated[bool, typer.Option("--download", help="download a missing dataset or zoo model (needs network)")] = False,
-    n_adaptive: Annotated[Optional[int], typer.Option("--n-adaptive", help="N_A: EOT draws per adaptive-PGD step")] = None,
+    n_adaptive: Annotated[Optional[int], preset_option("n_adaptive")] = None,
     set_: SetOpt = None,
     preset_file: PresetFileOpt = None,
     device: DeviceOpt = "auto",
@@ -82,18 +83,10 @@ def run(
     norm_v, norm_now = norm_choice(norm, base, set_values)
     eps_list = parse_eps_list(eps, norm_now) if eps is not None else None
     step_v = parse_step(step) if step is not None else None
-    check_positive(trials=trials, epochs=epochs, n_mi=n_mi, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                    vae_epochs=vae_epochs, latent_dim=latent_dim, train_steps=train_steps, n_adaptive=n_adaptive)
+    check_positive(epochs=epochs)  # not a preset field (an override of the recipe's epochs); the rest: check_preset
     set_threads(threads)
     train_eps_v = parse_eps(train_eps) if train_eps is not None else None
     train_step_v = parse_step(train_step) if train_step is not None else None
-    if trades_beta is not None and trades_beta < 0:
-        raise BenchError(f"--trades-beta must be >= 0, got {trades_beta}")
-    if lambda_mi is not None and not 0 <= lambda_mi <= 1:
-        raise BenchError(f"--lambda-mi must be in [0, 1], got {lambda_mi}")
-    for name, value in (("eta", eta), ("vae-gamma", vae_gamma), ("vae-bandwidth", vae_bandwidth)):
-        if value is not None and value <= 0:
-            raise BenchError(f"--{name} must be > 0, got {value}")
     if model is not None:
         MODELS.get(model)
     overrides = dict(model=model, trials=trials, eta=eta, n_mi=n_mi, batch_size=batch_size,
@@ -107,6 +100,7 @@ def run(
     overrides.update(set_values)  # --set FIELD=VALUE
     shared = {k: v for k, v in dict(dataset=dataset, seed=seed, train_subset=train_subset,
                                     test_subset=test_subset).items() if v is not None}
+    # every preset value (the options above, --set, --preset-file) is range-checked once, by check_preset
     check_before_work([defense], attacks, eps_list, base, {**overrides, **shared})
     ctx = context(dataset, base, device, seed, workdir, data_dir, download, train_subset, test_subset,
                    no_progress, **overrides)

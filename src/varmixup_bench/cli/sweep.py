@@ -8,9 +8,12 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import (DataDirOpt, DeviceOpt, EpsOpt, ModelDirOpt, NoProgressOpt, NormOpt, PresetFileOpt, PresetOpt, SetOpt, TestSubsetOpt, ThreadsOpt, TrainSubsetOpt, WorkdirOpt, ZooDatasetOpt, ZooThreatOpt)
-from varmixup_bench.cli.common import app, base_preset, check_positive, norm_choice, print_records, set_threads, zoo_overrides
+from varmixup_bench.cli.common import (
+    DataDirOpt, DeviceOpt, EpsOpt, ModelDirOpt, NoProgressOpt, NormOpt, PresetFileOpt, PresetOpt, SetOpt,
+    TestSubsetOpt, ThreadsOpt, TrainSubsetOpt, WorkdirOpt, ZooDatasetOpt, ZooThreatOpt, app, base_preset,
+    check_positive, norm_choice, print_records, set_threads, zoo_overrides)
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.runs.checks import check_before_work
 
 
 @app.command()
@@ -72,20 +75,19 @@ def sweep(
         seed_list = [int(x) for x in parse_name_list(seeds, "seed")]
     except ValueError:
         raise BenchError(f"invalid --seeds {seeds!r}: expected comma-separated integers") from None
-    check_positive(train_subset=train_subset, test_subset=test_subset, epochs=epochs, num_cpus=num_cpus)
+    check_positive(epochs=epochs, num_cpus=num_cpus)
     overrides = {k: v for k, v in dict(train_subset=train_subset, test_subset=test_subset, **set_values,
                                        **zoo_overrides(model_dir, zoo_threat_model, zoo_dataset)).items() if v is not None}
     lambdas = [parse_number(v, "lambda_mi") for v in parse_name_list(lambda_mi, "lambda_mi")] if lambda_mi else None
     etas = [parse_number(v, "eta") for v in parse_name_list(eta, "eta")] if eta else None
-    if lambdas and not all(0 <= v <= 1 for v in lambdas):
-        raise BenchError(f"--lambda-mi values must be in [0, 1], got {lambda_mi}")
-    if etas and not all(v > 0 for v in etas):
-        raise BenchError(f"--eta values must be > 0, got {eta}")
+    grid = variants(lambdas, etas)
     eps_list = parse_eps_list(eps, norm_now) if eps else None
     check_before_work(defense_list, attack_list, eps_list, base, overrides, dataset_list)
+    for variant in grid:  # every swept value, checked by check_preset like any other preset value
+        resolve_settings(base, **overrides, **{k: dict(v) if isinstance(v, tuple) else v for k, v in variant})
     spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, eps_list, base,
                      resolve_workdir(workdir), device, overrides, str(data_dir) if data_dir else None, not no_progress,
-                     epochs, variants(lambdas, etas))
+                     epochs, grid)
     records, skipped, seconds = run_sweep(spec, executor, {"address": address, "num_cpus": num_cpus,
                                                            "gpus_per_task": gpus_per_task,
                                                            "cpus_per_task": cpus_per_task})

@@ -8,8 +8,10 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import (DataDirOpt, DatasetOpt, DeviceOpt, DownloadOpt, LatentDimOpt, NoProgressOpt, OutputOpt, PresetOpt, SeedOpt, TestSubsetOpt, TrainSubsetOpt, VaeBandwidthOpt, VaeEpochsOpt, VaeFromOpt, VaeGammaOpt, WorkdirOpt)
-from varmixup_bench.cli.common import app, check_positive, context
+from varmixup_bench.cli.common import (
+    DataDirOpt, DatasetOpt, DeviceOpt, DownloadOpt, LatentDimOpt, NoProgressOpt, OutputOpt, PresetOpt, SeedOpt,
+    TestSubsetOpt, TrainSubsetOpt, VaeBandwidthOpt, VaeEpochsOpt, VaeFromOpt, VaeGammaOpt, WorkdirOpt, app,
+    check_positive, context)
 from varmixup_bench.core.errors import BenchError
 
 VAE_ACTIONS = ("train", "show")
@@ -45,7 +47,6 @@ def vae_command(
 
     if action not in VAE_ACTIONS:
         raise BenchError(unknown_name_message("vae action", action, list(VAE_ACTIONS)))
-    check_positive(vae_epochs=vae_epochs, latent_dim=latent_dim)
     ctx = context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
                    no_progress, vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim,
                    vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
@@ -117,7 +118,7 @@ def fid(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """FID and KID between training images and Mixup / VarMixup samples (paper Fig. 5)."""
-    from varmixup_bench.views.fid import InceptionFeatures, fid_kid, sample_sets
+    from varmixup_bench.views.fid import InceptionFeatures, fid_kid, real_images, sample_sets
     from varmixup_bench.defenses import parse_defense_spec
 
     spec = parse_defense_spec(defense)
@@ -132,7 +133,7 @@ def fid(
     recipe.prepare(ctx)
     x = ctx.dataset.train.x
     sets = sample_sets(recipe, x, n, ctx.settings.seed, ctx.settings.eta)
-    real = x[torch_randperm(len(x), n, ctx.settings.seed)]
+    real = real_images(x, n, ctx.settings.seed)
     features = InceptionFeatures(feature_weights).to(ctx.device)
     table = Table(title=f"sample statistics vs {len(real)} training images of {ctx.dataset.name}")
     for col in ("samples", "FID", "KID", "KID std"):

@@ -26,6 +26,9 @@ class TrainContext:
     seed: int
     show_progress: bool = True
     extras: dict = field(default_factory=dict)
+    # another defense by spec, trained (or loaded) with this context's data, settings, workdir and device: what an
+    # attack crafted on another defense (transfer:SPEC) evaluates through, without importing the training code
+    defense_provider: Callable[[str], Any] | None = None
 
 
 class Recipe(ABC):
@@ -191,7 +194,7 @@ CPU_CHUNK_ROWS = 256
 def chunk_rows(settings: Any, device: torch.device) -> int | None:
     """Rows per model call inside a randomised rule: the preset's `forward_rows`, else CPU_CHUNK_ROWS on a CPU and
     unchunked (None) elsewhere."""
-    rows = getattr(settings, "forward_rows", None)
+    rows = settings.forward_rows
     if rows is not None:
         return int(rows)
     return CPU_CHUNK_ROWS if device.type == "cpu" else None

@@ -37,7 +37,7 @@ def bandwidth_of(settings: Any) -> float | None:
 def vae_epochs(settings: Any, adversarial: bool) -> int:
     """Training epochs of the VAE: the adversarial one may have its own (`vae_adv_epochs`; each of its epochs
     runs vae_adv_steps PGD steps per batch, so it costs several plain epochs)."""
-    adv = getattr(settings, "vae_adv_epochs", None)
+    adv = settings.vae_adv_epochs
     return int(adv) if adversarial and adv is not None else int(settings.vae_epochs)
 
 

@@ -132,7 +132,9 @@ def make_context(
     wd = resolve_workdir(workdir)
     ds = get_dataset(dataset, settings, wd, data_dir, download)
     settings = settings.for_dataset(ds.name)  # radii the preset leaves to the dataset: this dataset's (DATASET_EPS)
-    return TrainContext(ds, settings, wd, dev, settings.seed, show_progress=show_progress)
+    return TrainContext(ds, settings, wd, dev, settings.seed, show_progress=show_progress,
+                        defense_provider=lambda spec: train(spec, ds, workdir=wd, preset=settings, device=dev,
+                                                            show_progress=False))
 
 
 def training_key_config(recipe, ctx: TrainContext, recipe_name: str, epochs: int) -> dict:

@@ -48,7 +48,9 @@ class Candidate:
 
 Check = Callable[[pd.DataFrame], list[Candidate]]
 CHECKS: Registry[Check] = Registry("diagnostic")
-GRADIENT_ATTACKS = ("pgd10", "pgd50", "adaptive-pgd10", "adaptive-pgd50", "fgsm")
+# the untargeted attacks that follow a gradient (of F_w or, with EOT, of the defended predictor), by their kind
+from varmixup_bench.attacks.base import attacks_of_kind  # noqa: E402
+GRADIENT_ATTACKS = attacks_of_kind("gradient", "adaptive-gradient")
 
 
 def symptom_p(a: pd.Series | dict, b: pd.Series | dict, which: tuple[str, str] = ("robust", "robust")) -> float:

@@ -62,6 +62,11 @@ def sample_sets(recipe, x: torch.Tensor, n: int, seed: int, eta: float) -> dict[
     return out
 
 
+def real_images(x: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """`n` training images drawn without replacement by `seed`: the real set FID and KID compare against."""
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
 def fid_kid(real: torch.Tensor, fake: torch.Tensor, features: nn.Module, batch_size: int = 100) -> dict[str, float]:
     """FID and KID (mean, std) between two sets of [0,1] images under the given feature extractor."""
     from torchmetrics.image.fid import FrechetInceptionDistance

@@ -138,9 +138,10 @@ def _duration(seconds: float) -> str:
 
 def report_cells(eps: float, stochastic: bool, opt: ReportOptions) -> list[Cell]:
     """Every evaluation of the report, in the order it runs, each once."""
+    from varmixup_bench.attacks.base import attacks_of_kind
     from varmixup_bench.runs.converge import budget_specs
 
-    strong = "adaptive-pgd10" if stochastic else "pgd10"
+    strong = attacks_of_kind("adaptive-gradient" if stochastic else "gradient", steps=10)[0]  # adaptive-pgd10, pgd10
     cells = [Cell(strong, e, "Linf") for e in sorted(set(opt.eps_grid) | {eps})]
     cells += [Cell(spec, None, None) for spec in budget_specs("adaptive-pgd", opt.steps, opt.eot, opt.restarts,
                                                              stochastic)]
@@ -428,7 +429,9 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
     eps = float(defense.info["settings"].eps_for("Linf"))  # the preset's radius, else the dataset's (as bench run)
     test = defense.dataset.test
     stochastic = defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
-    strong = "adaptive-pgd10" if stochastic else "pgd10"
+    from varmixup_bench.attacks.base import attacks_of_kind
+
+    strong = attacks_of_kind("adaptive-gradient" if stochastic else "gradient", steps=10)[0]  # adaptive-pgd10, pgd10
     figures_dir = Path(figures_dir or workdir)
 
     cells = report_cells(eps, stochastic, opt)
