@@ -15,8 +15,6 @@ from varmixup_bench.core.errors import BenchError
 # importing a command module registers its commands on `app` (in this order in `bench --help`)
 from varmixup_bench.cli import run, listing, views, sweep, report, vae, records, perf  # noqa: E402,F401
 
-COMMAND_MODULES = ("run", "listing", "views", "sweep", "report", "vae", "records", "perf")
-
 
 def __getattr__(name: str) -> Any:
     """`cli.out` and `cli.err`: the consoles in effect (varmixup_bench.cli.console, where a caller swaps them)."""

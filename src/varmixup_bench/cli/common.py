@@ -94,7 +94,7 @@ def check_positive(**values: Optional[float]) -> None:
 
 
 def context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset, no_progress,
-             **overrides):
+            **overrides):
     """Validate shared options and build the training context (settings, dataset, device, workdir)."""
     from varmixup_bench.training.data import check_dataset_name
     from varmixup_bench.training.runner import make_context, resolve_settings

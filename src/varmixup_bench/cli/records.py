@@ -32,8 +32,8 @@ def retire(
     gone = retire_records(resolve_workdir(workdir, create=False), attack, before, reason, defense, dry_run, seed)
     verb = "would retire" if dry_run else "retired"
     console.out.print(f"{verb} {len(gone)} record(s)" + "".join(
-        f"\n  {r['defense']} {r['attack']} seed {r.get('seed')} eps {r.get('eps')} ({r.get('timestamp')})"
-        for r in gone))
+                      f"\n  {r['defense']} {r['attack']} seed {r.get('seed')} eps {r.get('eps')} ({r.get('timestamp')})"
+                      for r in gone))
 
 
 @app.command()
@@ -49,7 +49,7 @@ def restore(
 
     added, there = restore_records(csv, resolve_workdir(workdir))
     console.out.print(f"restored {added} record(s) from {csv} ({there} already in the store); the CSV holds no weights: "
-              f"a resumed sweep retrains the models it needs")
+                      f"a resumed sweep retrains the models it needs")
 
 
 @app.command("export")
@@ -83,9 +83,9 @@ def import_command(
     store = ResultStore(resolve_workdir(workdir))
     read, added, bad = store.import_jsonl(source)
     console.out.print(f"imported {read} record(s) from {source} into {store.path} ({added} new, {read - added} already "
-              f"stored)")
+                      f"stored)")
     if bad:
         console.err.print(f"[yellow]warning:[/] {len(bad)} line(s) of {source} do not parse (line "
-                  f"{', '.join(map(str, bad[:10]))}{'…' if len(bad) > 10 else ''}); they were moved to "
-                  f"{store.quarantine_path}", highlight=False, soft_wrap=True)
+                          f"{', '.join(map(str, bad[:10]))}{'…' if len(bad) > 10 else ''}); they were moved to "
+                          f"{store.quarantine_path}", highlight=False, soft_wrap=True)
 

@@ -16,7 +16,7 @@ from varmixup_bench.core.errors import BenchError
 
 
 def trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
-             train_subset, test_subset, no_progress):
+            train_subset, test_subset, no_progress):
     """Validate the shared options, then train (or load) the defense: what converge and report start from."""
     from varmixup_bench.config.preset_io import parse_set_options
     from varmixup_bench.training.runner import train
@@ -26,13 +26,13 @@ def trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, t
     check_positive(epochs=epochs)
     set_threads(threads)
     ctx = context(dataset, base_preset(preset, preset_file), device, seed, workdir, data_dir, False, train_subset,
-                   test_subset, no_progress, **parse_set_options(set_))
+                  test_subset, no_progress, **parse_set_options(set_))
     d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
               show_progress=not no_progress)
     import torch
 
     console.err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {'trained' if d.info['trained'] else 'loaded'} "
-              f"({d.info['config_hash']}); device {ctx.device}, {torch.get_num_threads()} thread(s)")
+                      f"({d.info['config_hash']}); device {ctx.device}, {torch.get_num_threads()} thread(s)")
     return d, ctx
 
 
@@ -70,7 +70,7 @@ def converge(
     budget_specs(attack, **grid, stochastic=True)  # validates the attack and the grid before any training
     eps_v = parse_eps(eps) if eps is not None else None
     d, ctx = trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
-                      train_subset, test_subset, no_progress)
+                     train_subset, test_subset, no_progress)
     records = run_convergence(d, attack, **grid, eps=eps_v, workdir=ctx.workdir, show_progress=not no_progress)
     print_records(records)
     path = plot_output or ctx.workdir / "figures" / f"converge-{d.spec.replace('+', '_')}-{d.info['config_hash']}.png"
@@ -78,7 +78,7 @@ def converge(
     console.out.print(f"wrote {path}")
     for prev, last, axis in unconverged(records):
         console.out.print(f"[yellow]not converged:[/] {last['attack']} {last['robust_acc']:.1f}% is significantly below "
-                  f"{prev['attack']} {prev['robust_acc']:.1f}% (more {axis} still helps the attack)")
+                          f"{prev['attack']} {prev['robust_acc']:.1f}% (more {axis} still helps the attack)")
 
 
 @app.command()
@@ -120,7 +120,7 @@ def report(
     if ece_threshold <= 0:
         raise BenchError(f"--ece-threshold must be > 0, got {ece_threshold}")
     d, ctx = trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
-                      train_subset, test_subset, no_progress)
+                     train_subset, test_subset, no_progress)
     options = ReportOptions(steps=tuple(grid["steps"]), eot=tuple(grid["eot"]), restarts=tuple(grid["restarts"]),
                             transfer_from=transfer_from, ece_threshold=ece_threshold)
     md, page, items = write_report(d, ctx.workdir, output, options, show_progress=not no_progress)

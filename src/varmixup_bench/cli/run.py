@@ -103,14 +103,14 @@ def run(
     # every preset value (the options above, --set, --preset-file) is range-checked once, by check_preset
     check_before_work([defense], attacks, eps_list, base, {**overrides, **shared})
     ctx = context(dataset, base, device, seed, workdir, data_dir, download, train_subset, test_subset,
-                   no_progress, **overrides)
+                  no_progress, **overrides)
     d = train(defense, ctx.dataset, workdir=ctx.workdir, preset=ctx.settings, epochs=epochs, device=ctx.device,
               show_progress=not no_progress, download=download)
     how = "trained" if d.info["trained"] else "zoo checkpoint loaded" if "zoo" in d.info else "loaded from cache"
     import torch
 
     console.err.print(f"[bold]{d.spec}[/] on {d.dataset.name}: {how} ({d.info['config_hash']}); device {ctx.device}, "
-              f"{torch.get_num_threads()} thread(s)")
+                      f"{torch.get_num_threads()} thread(s)")
     records, refused = [], []
     for name in attacks:
         uses_eps = attack_class(name).uses_eps

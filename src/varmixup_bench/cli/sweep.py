@@ -139,7 +139,7 @@ def campaign_run(
                                     "cpus_per_task": cpus_per_task},
                            command=command, log=lambda message: console.err.print(message, highlight=False, markup=False))
     console.err.print(f"campaign {loaded.name}: {summary.cells_run} cell(s) run, {summary.cells_skipped} already in the "
-              f"store; {len(summary.steps_run)} step(s) run, {len(summary.steps_skipped)} done before", highlight=False)
+                      f"store; {len(summary.steps_run)} step(s) run, {len(summary.steps_skipped)} done before", highlight=False)
 
 
 @campaign_app.command("status")

@@ -48,8 +48,8 @@ def vae_command(
     if action not in VAE_ACTIONS:
         raise BenchError(unknown_name_message("vae action", action, list(VAE_ACTIONS)))
     ctx = context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
-                   no_progress, vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim,
-                   vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
+                  no_progress, vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim,
+                  vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
     vae = get_vae(ctx, adversarial, train_if_missing=action == "train")
     test = ctx.dataset.test
     err_test = reconstruction_error(vae, test.x, ctx.device)
@@ -89,7 +89,7 @@ def samples(
     spec = parse_defense_spec(defense)
     check_positive(pairs=pairs)
     ctx = context(dataset, preset, device, seed, workdir, data_dir, download, None, None, no_progress,
-                   vae_from=vae_from)
+                  vae_from=vae_from)
     recipe = spec.build_recipe(ctx.settings)
     recipe.prepare(ctx)
     vae = getattr(recipe, "vae", None)

@@ -90,7 +90,7 @@ def diagnose(
     findings = run_checks(frame)
     if not findings:
         console.out.print(f"no warning signs in {frame.groupby(['dataset', 'defense']).ngroups} defense(s); "
-                  f"checks: {', '.join(CHECKS.names())}")
+                          f"checks: {', '.join(CHECKS.names())}")
         return
     table = Table(title="gradient-masking warning signs (each trained model checked on its own evaluations)")
     for col in ("dataset", "defense", "seed", "check", "finding"):

@@ -5,7 +5,7 @@ from typing import Optional
 
 
 def check_before_work(defenses: list[str], attacks: list[str], eps_list: Optional[list[float]], base,
-                       overrides: dict, datasets: Optional[list[str]] = None):
+                      overrides: dict, datasets: Optional[list[str]] = None):
     """Everything that can be checked before data loading and training: every preset value (Preset.check), each
     defense's recipe and rule with its keywords, and each attack built at every radius, step and norm it will run
     with (which runs its own value checks, e.g. pgd(steps=-3)). Returns the resolved settings."""
