@@ -2,64 +2,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import torch
 from torch import nn
 
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.norms import NORM_ALIASES, Norm, ThreatModel, parse_norm  # noqa: F401  (re-exported)
 from varmixup_bench.core.registry import Registry
 
 if TYPE_CHECKING:
     from varmixup_bench.training.data import Split
     from varmixup_bench.defenses.base import Defense
-
-
-class ThreatModel(str, Enum):
-    """Who the adversary differentiates or queries: see docs/attacks.md, 'Threat models'."""
-
-    NONE = "none"  # no adversary (clean inputs, corruptions, calibration)
-    WHITE_BOX = "white-box"  # deterministic defense: F_w is the whole defended predictor
-    OBLIVIOUS = "oblivious"  # randomised inference rule: the adversary sees F_w only
-    ADAPTIVE = "adaptive"  # gradients through the whole defended predictor, EOT over its randomness
-    BLACK_BOX = "black-box"  # scores of the (deterministic) defended predictor only, no gradients
-
-
-class Norm(str, Enum):
-    """The distance of the threat model (RobustBench's names): the eps-ball an attack stays in."""
-
-    LINF = "Linf"
-    L2 = "L2"
-    NONE = "none"  # no eps-ball: clean inputs, corruptions, calibration
-
-    def distance(self, delta: torch.Tensor) -> torch.Tensor:
-        """Per-image size of the perturbations `delta` (B, ...) in this norm."""
-        flat = delta.reshape(len(delta), -1)
-        return flat.abs().amax(dim=1) if self is Norm.LINF else flat.norm(p=2, dim=1)
-
-    def project(self, x: torch.Tensor, x_adv: torch.Tensor, eps: float) -> torch.Tensor:
-        """x_adv moved into the eps-ball around x (L-inf: clipped; L2: scaled down) and into [0,1]."""
-        delta = x_adv - x
-        if self is Norm.LINF:
-            delta = delta.clamp(-eps, eps)
-        elif self is Norm.L2:
-            norms = self.distance(delta).clamp_min(1e-12)
-            delta = delta * (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
-        return (x + delta).clamp(0, 1)
-
-
-NORM_ALIASES = {"linf": Norm.LINF, "inf": Norm.LINF, "l-inf": Norm.LINF, "l2": Norm.L2}
-
-
-def parse_norm(text: "str | Norm | None") -> Norm:
-    """`linf` / `Linf` / `inf` or `l2` / `L2` -> Norm; anything else is a BenchError listing the valid names."""
-    if isinstance(text, Norm):
-        return text
-    norm = NORM_ALIASES.get(str(text or "linf").strip().lower())
-    if norm is None:
-        raise BenchError(f"unknown norm {text!r}; valid norms: linf, l2")
-    return norm
 
 
 def default_step(eps: float) -> float:
@@ -189,14 +143,13 @@ def reject_unknown_keywords(name: str, declared: dict, given: dict) -> None:
                              f"{', '.join(sorted(declared)) or 'none'}")
 
 
-ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks")
+ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks", builtins=tuple(
+    f"varmixup_bench.attacks.{m}" for m in ("adaptive", "blackbox", "catalog", "metrics", "pgd")))
 
 
 def attacks_of_kind(*kinds: str, steps: int | None = None, targeted: bool = False) -> tuple[str, ...]:
     """The registered attacks of these kinds (ATTACK_KINDS), untargeted unless `targeted`; with `steps`, only the
     named budgets of that many steps (pgd10, adaptive-pgd10; not the budgeted family pgd(steps=N))."""
-    import varmixup_bench.attacks  # noqa: F401  (registers the built-in attacks)
-
     out = []
     for name in ATTACKS.names():
         cls = ATTACKS.get(name)

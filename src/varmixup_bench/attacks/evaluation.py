@@ -1,16 +1,19 @@
 """Running an attack against a defense: choose the attacked model by threat model, batch, repeat trials."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from varmixup_bench.attacks.base import Attack, ThreatModel
+from varmixup_bench.core.norms import ThreatModel
 from varmixup_bench.core.progress import progress
 from varmixup_bench.results.stats import encode_per_image
 from varmixup_bench.defenses.base import Defense, eval_mode
+
+if TYPE_CHECKING:
+    from varmixup_bench.attacks.base import Attack
 
 
 class DefendedModel(nn.Module):

@@ -116,7 +116,7 @@ class Pass:
 
     @property
     def norm(self) -> str:
-        from varmixup_bench.attacks.base import parse_norm
+        from varmixup_bench.core.norms import parse_norm
 
         return parse_norm(self.settings.norm).value
 

@@ -80,7 +80,7 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG p
 
 def norm_choice(norm: Optional[str], base, set_values: dict) -> tuple[Optional[str], str]:
     """(--norm as a preset override or None, the norm in effect with the preset)."""
-    from varmixup_bench.attacks.base import parse_norm
+    from varmixup_bench.core.norms import parse_norm
     from varmixup_bench.training.runner import resolve_settings
 
     chosen = parse_norm(norm).value if norm is not None else None

@@ -113,7 +113,7 @@ def plot_command(
     workdir: WorkdirOpt = None,
 ) -> None:
     """Write a PNG plot of recorded results (one line per defense; converge: one per EOT count)."""
-    from varmixup_bench.attacks.base import parse_norm
+    from varmixup_bench.core.norms import parse_norm
     from varmixup_bench.views.plots import PLOTS, plot
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.core.workdir import resolve_workdir

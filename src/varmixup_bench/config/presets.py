@@ -179,7 +179,7 @@ class Preset:
         return self.epochs.get(recipe, self.epochs.get(recipe.removeprefix("adv-"), self.epochs_default))
 
     def _eps_field(self, norm: str | None) -> str:
-        from varmixup_bench.attacks.base import Norm, parse_norm
+        from varmixup_bench.core.norms import Norm, parse_norm
 
         return "eps_l2" if parse_norm(norm or self.norm) is Norm.L2 else "eps"
 
@@ -245,7 +245,7 @@ DATASET_EPS: dict[str, dict[str, float]] = {
 
 def dataset_eps(dataset: str | None, norm: str | None = None) -> float:
     """The default radius of `dataset` (a name such as digits or imagefolder:PATH) in `norm` (default L-inf)."""
-    from varmixup_bench.attacks.base import parse_norm
+    from varmixup_bench.core.norms import parse_norm
 
     name = (dataset or "").strip()
     table = DATASET_EPS.get(name) or DATASET_EPS.get(name.partition(":")[0]) or DATASET_EPS["*"]
@@ -273,7 +273,7 @@ def check_preset(p: Preset) -> None:
     """Every preset value in its valid range, from each field's metadata (range, choices): the one check of
     preset values, whether they come from a preset, --set, --preset-file or a dedicated option. A bad value is a
     BenchError naming the field and the option that sets it."""
-    from varmixup_bench.attacks.base import parse_norm
+    from varmixup_bench.core.norms import parse_norm
 
     def bad(name: str, value: Any, want: str, option: str | None) -> None:
         where = f" (option {option})" if option else ""

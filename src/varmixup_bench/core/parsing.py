@@ -24,7 +24,7 @@ def parse_number(text: str, what: str = "value") -> float:
 
 def parse_eps(text: str, norm: str | None = None) -> float:
     """A radius on the [0,1] pixel scale: 0 <= eps <= 1 in L-inf; any eps >= 0 in L2 (e.g. 0.5)."""
-    from varmixup_bench.attacks.base import Norm, parse_norm
+    from varmixup_bench.core.norms import Norm, parse_norm
 
     value = parse_number(text, "epsilon")
     if value < 0:

@@ -13,10 +13,14 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> factory map. Third-party packages add entries via the entry point group `group`."""
 
-    def __init__(self, kind: str, group: str | None = None, accept: Callable[[object], bool] | None = None) -> None:
+    def __init__(self, kind: str, group: str | None = None, accept: Callable[[object], bool] | None = None,
+                 builtins: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.group = group
         self.accept = accept  # for a shared group: which plug-in objects belong to this registry
+        # the package's own modules that register entries, imported on first use (not by the package's
+        # __init__: a submodule importing its package then never runs into a half-initialised registration)
+        self.builtins = builtins
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
         self._plugins_loaded = False
@@ -33,9 +37,15 @@ class Registry(Generic[T]):
         return deco
 
     def _load_plugins(self) -> None:
-        if self._plugins_loaded or self.group is None:
+        if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        from importlib import import_module
+
+        for module in self.builtins:
+            import_module(module)
+        if self.group is None:
+            return
         for ep in metadata.entry_points(group=self.group):
             if ep.name in self._items:
                 continue
@@ -48,6 +58,7 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def help(self, name: str) -> str:
+        self._load_plugins()
         return self._help.get(name, "")
 
     def __contains__(self, name: str) -> bool:

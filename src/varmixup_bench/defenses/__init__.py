@@ -1,5 +1,4 @@
 """Defenses: training recipes and inference rules, registered by name; `recipe[+inference]` selects one."""
-from varmixup_bench.defenses import adversarial, erm, manifold, mi, mixup, plain, varmi, varmixup  # noqa: F401  (registration)
 from varmixup_bench.defenses.base import INFERENCE, RECIPES, Defense, InferenceRule, Recipe, TrainContext, eval_mode
 from varmixup_bench.defenses.spec import DefenseSpec, parse_defense_spec
 

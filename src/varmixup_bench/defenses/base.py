@@ -88,11 +88,15 @@ class InferenceRule(ABC):
 
 
 # third-party recipes and inference rules both come from the entry-point group `varmixup_bench.defenses`
+# the package's own defenses register when a registry is first used (core.registry.Registry.builtins)
+_BUILTIN_DEFENSES = tuple(f"varmixup_bench.defenses.{m}" for m in
+                          ("adversarial", "erm", "manifold", "mi", "mixup", "plain", "varmi", "varmixup"))
 RECIPES: Registry[type[Recipe]] = Registry(
-    "recipe", group="varmixup_bench.defenses", accept=lambda o: isinstance(o, type) and issubclass(o, Recipe))
+    "recipe", group="varmixup_bench.defenses", accept=lambda o: isinstance(o, type) and issubclass(o, Recipe),
+    builtins=_BUILTIN_DEFENSES)
 INFERENCE: Registry[type[InferenceRule]] = Registry(
     "inference rule", group="varmixup_bench.defenses",
-    accept=lambda o: isinstance(o, type) and issubclass(o, InferenceRule))
+    accept=lambda o: isinstance(o, type) and issubclass(o, InferenceRule), builtins=_BUILTIN_DEFENSES)
 
 
 @contextmanager
