@@ -64,15 +64,10 @@ def parse_attack_spec(text: str) -> AttackSpec:
     m = _SPEC.match(text or "")
     if not m:
         raise BenchError(f"invalid attack {text!r}: expected NAME or NAME(key=value,...)")
-    args: dict[str, Any] = {}
-    for part in _split_args(m.group("args") or ""):
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise BenchError(f"invalid attack {text!r}: arguments are key=value, got {part.strip()!r}")
-        if key in args:
-            raise BenchError(f"invalid attack {text!r}: {key} given twice")
-        args[key] = _value(value, f"{m.group('name')} {key}")
+    from varmixup_bench.core.parsing import parse_keywords
+
+    args: dict[str, Any] = parse_keywords(_split_args(m.group("args") or ""), f"invalid attack {text!r}", "arguments",
+                                          lambda key, value: _value(value, f"{m.group('name')} {key}"))
     return AttackSpec(m.group("name"), tuple(sorted(args.items())))
 
 

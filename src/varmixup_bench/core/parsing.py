@@ -79,3 +79,20 @@ def parse_name_list(text: str, what: str) -> list[str]:
     if not parts or any(not p for p in parts):
         raise BenchError(f"invalid {what} list {text!r}: expected comma-separated names")
     return parts
+
+
+def parse_keywords(parts, prefix: str, noun: str, value) -> dict:
+    """`key=value` items of an attack or defense spec -> {key: value(key, text)}: a malformed item or a repeated
+    key is one BenchError starting with `prefix` (e.g. "invalid attack 'pgd(x)'") and naming the items `noun`."""
+    import re
+
+    args: dict = {}
+    for part in (p for p in parts if p.strip()):
+        key, eq, text = part.partition("=")
+        key = key.strip()
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise BenchError(f"{prefix}: {noun} are key=value, got {part.strip()!r}")
+        if key in args:
+            raise BenchError(f"{prefix}: {key} given twice")
+        args[key] = value(key, text)
+    return args

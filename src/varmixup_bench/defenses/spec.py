@@ -127,20 +127,13 @@ def _literal(text: str, where: str) -> Any:
 
 def _part(text: str, spec: str) -> tuple[str, dict[str, Any]]:
     """`name` or `name(key=value,…)` -> (name, {key: value})."""
-    from varmixup_bench.core.parsing import split_top_level
+    from varmixup_bench.core.parsing import parse_keywords, split_top_level
 
     m = _PART.match(text)
     if not m:
         raise BenchError(f"malformed defense spec {spec!r}: expected NAME or NAME(key=value,...)")
-    args: dict[str, Any] = {}
-    for item in (p for p in split_top_level(m.group("args") or "") if p.strip()):
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise BenchError(f"malformed defense spec {spec!r}: keywords are key=value, got {item.strip()!r}")
-        if key in args:
-            raise BenchError(f"malformed defense spec {spec!r}: {key} given twice")
-        args[key] = _literal(value, f"defense {m.group('name')} {key}")
+    args: dict[str, Any] = parse_keywords(split_top_level(m.group("args") or ""), f"malformed defense spec {spec!r}",
+                                          "keywords", lambda key, value: _literal(value, f"defense {m.group('name')} {key}"))
     if m.group("args") is not None and not args:
         raise BenchError(f"malformed defense spec {spec!r}: empty keyword list ()")
     return m.group("name"), args
