@@ -387,7 +387,8 @@ CIFAR_REGIME = _add(
         lr_schedule="one-cycle",
         label_smoothing=0.2,
         augment="flip-translate",
-        # airbench's published schedule reaches 94 % in about 10 epochs; mixing recipes get half again (mixup
+        # measured here (2 threads, 50,000 images): ERM 323-391 s per epoch, 10 epochs 3,448 s, 88.4 % clean on the
+        # 1,000 test images (train 94.3 %); airbench's published schedule reaches 94 % in about 10 epochs; mixing recipes get half again (mixup
         # converges slower), adversarial ones the same 10 with a 2-step inner attack (fast AT with random start)
         epochs={"erm": 10, "varerm": 10, "mixup": 15, "varmixup": 15, "manifold-mixup": 15,
                 "at": 10, "trades": 10, "iat": 10, "variat": 10},
