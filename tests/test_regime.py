@@ -42,7 +42,7 @@ def test_flip_translate_keeps_pixels_flips_about_half_and_is_seeded():
     c = flip_translate(x, np.random.default_rng(1), shift=0)
     same, mirrored = (c == x).flatten(1).all(1), (c == x.flip(-1)).flatten(1).all(1)
     assert bool((same | mirrored).all()) and 150 < int(mirrored.sum()) < 250
-    assert set(AUGMENTS) == {"none", "flip-translate"}
+    assert set(AUGMENTS) == {"none", "flip-translate", "flip-crop"}
 
 
 @pytest.mark.parametrize("recipe", ["erm", "mixup", "at", "trades", "iat", "manifold-mixup"])
@@ -68,13 +68,16 @@ def test_regime_preset_checks_and_keys(tmp_path, digits):
     from varmixup_bench.training.runner import defense_key, make_context
 
     regime = get_preset("cifar-regime")
-    assert regime.model == "fast-cnn" and regime.augment == "flip-translate" and regime.vae_arch == "conv"
-    for bad in ({"lr_schedule": "cosine"}, {"augment": "cutout"}, {"optimizer": "lion"}, {"label_smoothing": 1.0}):
+    assert regime.model == "fast-cnn-half" and regime.augment == "flip-crop" and regime.vae_arch == "conv"
+    assert regime.init == "whiten" and regime.channels_last
+    for bad in ({"lr_schedule": "cosine"}, {"augment": "cutout"}, {"optimizer": "lion"}, {"label_smoothing": 1.0},
+                {"init": "orthogonal"}):
         with pytest.raises(BenchError):
             get_preset(None).with_overrides(**bad).check()
     plain = defense_key("erm", make_context(digits, workdir=tmp_path, device="cpu"))
     smoothed = defense_key("erm", make_context(digits, workdir=tmp_path, device="cpu", label_smoothing=0.1))
-    assert plain != smoothed
+    whitened = defense_key("erm", make_context(digits, workdir=tmp_path, device="cpu", init="whiten"))
+    assert len({plain, smoothed, whitened}) == 3
 
 
 def test_a_regime_training_on_digits_learns_and_resumes_to_the_same_weights(tmp_path, digits):
@@ -111,3 +114,88 @@ def test_a_regime_training_on_digits_learns_and_resumes_to_the_same_weights(tmp_
     train_classifier(recipe, part, digits.train, epochs=4, checkpoint_dir=tmp_path / "ck", **kw)
     for a, b in zip(full.state_dict().values(), part.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_channels_last_is_a_memory_order_only_same_key_and_same_predictions(tmp_path, digits):
+    """channels_last changes how the weights sit in memory, not what they are: the same cache key (a model trained
+    one way loads the other way) and the same logits to float rounding."""
+    import varmixup_bench as bench
+    from varmixup_bench.training.runner import defense_key, make_context
+
+    over = dict(model="fast-cnn-half", batch_size=64)
+    keys = {cl: defense_key("erm", make_context(digits, workdir=tmp_path, device="cpu", channels_last=cl, **over))
+            for cl in (False, True)}
+    assert keys[False] == keys[True]
+    trained = bench.train("erm", digits, workdir=tmp_path, epochs=2, show_progress=False, channels_last=True, **over)
+    assert trained.info["trained"]
+    conv = next(m for m in trained.classifier.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    loaded = bench.train("erm", digits, workdir=tmp_path, epochs=2, show_progress=False, channels_last=False, **over)
+    assert not loaded.info["trained"]
+    x = digits.test.x[:32]
+    with torch.no_grad():
+        assert torch.allclose(trained.classifier(x), loaded.classifier(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 7, 100, 391])
+def test_one_cycle_matches_torch_onecycle_and_survives_short_trainings(total):
+    """The same learning rates as torch's OneCycleLR (linear, no momentum cycling) wherever that one works, and a
+    finite schedule for the 1-7 step trainings where OneCycleLR divides by zero."""
+    def lrs(make):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+        sched = make(opt)
+        out = []
+        for _ in range(total):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    ours = lrs(lambda opt: SCHEDULES["one-cycle"](opt, total, 0.2))
+    assert all(np.isfinite(ours)) and max(ours) <= 0.2 + 1e-12 and min(ours) > 0
+    if 0.25 * total - 1 >= 1:
+        ref = lrs(lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=total, pct_start=0.25,
+                                                                   anneal_strategy="linear", cycle_momentum=False))
+        assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_flip_crop_shifts_each_image_on_its_own_within_two_pixels():
+    from varmixup_bench.training.loop import flip_crop
+
+    x = torch.rand(300, 3, 12, 12)
+    a, b = flip_crop(x, np.random.default_rng(0)), flip_crop(x, np.random.default_rng(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    found = set()
+    for i in range(len(x)):  # each output is its image (or mirror image), shifted by some (dy, dx) in [-2, 2]^2
+        padded = torch.nn.functional.pad(torch.stack([x[i], x[i].flip(-1)]), (2, 2, 2, 2), mode="reflect")
+        hits = [(f, dy, dx) for f in (0, 1) for dy in range(5) for dx in range(5)
+                if torch.equal(padded[f, :, dy:dy + 12, dx:dx + 12], a[i])]
+        assert hits, i
+        found.add(hits[0][1:])
+    assert len(found) == 25  # every shift occurs: drawn per image, not one per batch
+    assert set(AUGMENTS) >= {"none", "flip-translate", "flip-crop"}
+
+
+def test_whiten_init_decorrelates_the_stems_patches_and_freezes_it(digits):
+    from varmixup_bench.training.data import Split
+    from varmixup_bench.training.init import apply_init, patch_whitening
+
+    # known answer: the filters whiten a correlated Gaussian sample
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(4, 4, generator=g)
+    sample = torch.randn(20000, 4, generator=g) @ mix
+    filters, values = patch_whitening(sample, eps=0.0)
+    out = (sample - sample.mean(0)) @ filters.T
+    assert torch.allclose(torch.cov(out.T), torch.eye(4), atol=0.02) and bool((values[:-1] >= values[1:]).all())
+
+    model = build_model("fast-cnn-half", (3, 16, 16), 10, [0.5] * 3, [0.25] * 3)
+    train = Split(torch.rand(600, 3, 16, 16) ** 2, torch.randint(0, 10, (600,)))
+    apply_init("whiten", model, train)
+    stem = model.net[0]
+    assert not stem.weight.requires_grad and stem.weight.shape == (24, 3, 2, 2)
+    assert torch.allclose(stem.weight[:12], -stem.weight[12:])
+    with torch.no_grad():
+        z = torch.nn.functional.conv2d(model.normalize(train.x), stem.weight[:12]).permute(0, 2, 3, 1).reshape(-1, 12)
+    assert torch.allclose(torch.cov(z.T), torch.eye(12), atol=0.05)
+    with pytest.raises(BenchError, match="unknown init"):
+        apply_init("orthogonal", model, train)

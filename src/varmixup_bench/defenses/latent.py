@@ -24,6 +24,7 @@ from varmixup_bench.defenses.base import TrainContext, eval_mode
 from varmixup_bench.defenses.vae import build_vae
 
 VAE_CODE_VERSION = 1
+MONITOR_IMAGES = 1000  # held-out images whose reconstruction PSNR each VAE epoch records (not used in training)
 
 
 def bandwidth_of(settings: Any) -> float | None:
@@ -71,9 +72,15 @@ def reconstruction_pgd(vae: nn.Module, x: torch.Tensor, eps: float, step: float,
     return adv.detach()
 
 
+def psnr_db(mse: float) -> float:
+    """Peak signal-to-noise ratio of a pixel-mean squared error on the [0,1] scale."""
+    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+
 def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, device: torch.device, seed: int,
-              show_progress: bool = True) -> list[dict]:
-    """Adam on recon + gamma * MMD; returns per-epoch mean {epoch, loss, recon, mmd}."""
+              show_progress: bool = True, monitor: torch.Tensor | None = None) -> list[dict]:
+    """Adam on recon + gamma * MMD; returns per-epoch mean {epoch, loss, recon, mmd, seconds} and, given held-out
+    `monitor` images, their reconstruction MSE and PSNR after each epoch (the fidelity curve)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     vae.to(device).train()
@@ -87,6 +94,7 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
         n_epochs = vae_epochs(settings, adversarial)
         task = bar.add_task(f"train {'adv-' if adversarial else ''}VAE", total=n_epochs * steps, info="")
         for epoch in range(1, n_epochs + 1):
+            epoch_start = time.perf_counter()
             perm = torch.randperm(n, generator=gen).to(device)
             sums = {"loss": 0.0, "recon": 0.0, "mmd": 0.0}
             for i in range(steps):
@@ -103,9 +111,14 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
                 for k in sums:
                     sums[k] += out[k].item() * len(x)
                 bar.advance(task)
-            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}}
+            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - epoch_start}
+            if monitor is not None:
+                vae.eval()
+                row["test_mse"] = _mse(vae, monitor, device)
+                row["test_psnr_db"] = psnr_db(row["test_mse"])
             history.append(row)
-            bar.update(task, info=f"epoch {epoch} recon {row['recon']:.4f} mmd {row['mmd']:.4f}")
+            psnr = f" test {row['test_psnr_db']:.1f} dB" if monitor is not None else ""
+            bar.update(task, info=f"epoch {epoch} recon {row['recon']:.4f} mmd {row['mmd']:.4f}{psnr}")
     vae.eval()
     return history
 
@@ -179,7 +192,8 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
                              f"in {cache.root}; run `bench vae train` first")
         else:
             start = time.perf_counter()
-            history = train_vae(vae, source.train, s, adversarial, ctx.device, s.seed, ctx.show_progress)
+            held_out = source.test.x[:MONITOR_IMAGES] if len(source.test) else None
+            history = train_vae(vae, source.train, s, adversarial, ctx.device, s.seed, ctx.show_progress, held_out)
             meta = {"config": vae_config(s, adversarial), "dataset": source.name, "history": history,
                     "seconds": time.perf_counter() - start}
             cache.save(key, vae, meta)
@@ -205,12 +219,16 @@ def on_device(vae: FittedVAE, device: torch.device) -> FittedVAE:
     return vae
 
 
-def reconstruction_error(vae: FittedVAE, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> float:
-    """Pixel-mean squared error of reconstructions from encoder means."""
+def _mse(vae: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> float:
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device)
             total += F.mse_loss(vae.reconstruct(xb), xb, reduction="sum").item()
     return total / x.numel()
+
+
+def reconstruction_error(vae: FittedVAE, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> float:
+    """Pixel-mean squared error of reconstructions from encoder means."""
+    return _mse(vae, x, device, batch_size)
 

@@ -37,11 +37,23 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
 
 
 def _one_cycle(opt: torch.optim.Optimizer, total_steps: int, lr: float):
-    """Linear warm-up from lr/25 over the first quarter of the steps, then linear decay towards 0 (torch's
-    OneCycleLR with linear annealing)."""
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr,
-                                               total_steps=max(total_steps, 2), pct_start=0.25,
-                                               anneal_strategy="linear", cycle_momentum=False)
+    """Linear warm-up from lr/25 over the first quarter of the steps, then linear decay to lr/25e4 at the last step:
+    torch's OneCycleLR with linear annealing and no momentum cycling, written as a LambdaLR because OneCycleLR
+    divides by zero when a quarter of the steps is under two (a short or small training)."""
+    init, final = 1 / 25, 1 / 25 / 1e4
+    e1, e2 = 0.25 * total_steps - 1, total_steps - 1  # OneCycleLR's phase ends (steps counted from 0)
+
+    def factor(step: int) -> float:
+        if e1 > 0 and step <= e1:
+            return init + (1 - init) * step / e1
+        start = max(e1, 0.0)
+        if e2 <= start:
+            return 1.0
+        return max(final, 1 + (final - 1) * (step - start) / (e2 - start))
+
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 SCHEDULES: dict[str, Callable | None] = {"constant": None, "one-cycle": _one_cycle}
@@ -58,7 +70,21 @@ def flip_translate(x: torch.Tensor, rng: np.random.Generator, shift: int = 2) ->
     return padded[..., dy:dy + h, dx:dx + w]
 
 
-AUGMENTS: dict[str, Callable | None] = {"none": None, "flip-translate": flip_translate}
+def flip_crop(x: torch.Tensor, rng: np.random.Generator, shift: int = 2) -> torch.Tensor:
+    """Random horizontal flip of half the batch and a random translation of up to `shift` pixels drawn per image
+    (reflection padding, then each image's own crop): the translation augmentation of the fast-CIFAR recipes."""
+    n, c, h, w = x.shape
+    flip = torch.from_numpy(rng.random(n) < 0.5).to(x.device)
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    padded = torch.nn.functional.pad(x, (shift, shift, shift, shift), mode="reflect")
+    dy, dx = (torch.from_numpy(rng.integers(0, 2 * shift + 1, size=n)).to(x.device) for _ in range(2))
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1), torch.arange(c, device=x.device).view(1, c, 1, 1),
+                  rows, cols]
+
+
+AUGMENTS: dict[str, Callable | None] = {"none": None, "flip-translate": flip_translate, "flip-crop": flip_crop}
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -19,6 +19,7 @@ from varmixup_bench.training.checkpoint import FILE as CHECKPOINT_FILE
 from varmixup_bench.core.progress import stderr_console
 from varmixup_bench.training.data import Dataset, Split, check_dataset_name, dataset_fingerprint, load_dataset, split_fingerprint
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.training.init import apply_init
 from varmixup_bench.training.models import MODELS, build_model
 from varmixup_bench.config.presets import Preset, get_preset
 from varmixup_bench.results.record import SCHEMA_VERSION, eps_text, evaluation_key  # noqa: F401  (evaluation_key: re-exported)
@@ -29,7 +30,8 @@ from varmixup_bench.core.workdir import resolve_workdir
 from varmixup_bench.defenses import Defense, TrainContext, parse_defense_spec
 
 # training-regime fields that enter a model's key only when they differ from these (older keys stay valid)
-REGIME_DEFAULTS = {"weight_decay": 0.0, "lr_schedule": "constant", "label_smoothing": 0.0, "augment": "none"}
+REGIME_DEFAULTS = {"weight_decay": 0.0, "lr_schedule": "constant", "label_smoothing": 0.0, "augment": "none",
+                   "init": "default"}
 TRAINING_CODE_VERSION = 3  # bump when the training loop changes what a key's weights are
 _VERSION_PACKAGES = ("varmixup-bench", "torch", "torchvision", "torchattacks", "adversarial-robustness-toolbox", "numpy")
 
@@ -208,6 +210,8 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)  # initial weights are determined by the seed, as the cache key says
         classifier = build_model(settings.model, ds.image_shape, ds.num_classes, mean, std)
+    if settings.channels_last:  # memory order only: the same weights, faster convolutions (load_state_dict keeps it)
+        classifier.to(memory_format=torch.channels_last)
     key_config = training_key_config(recipe, ctx, dspec.recipe, n_epochs)
     key = config_hash(key_config)
     cache = WeightCache(wd)
@@ -218,6 +222,7 @@ def train(
             history = meta.get("history", [])
         else:
             recipe.prepare(ctx)
+            apply_init(settings.init, classifier, ds.train)  # a resumed training's checkpoint then overwrites it
             if (cache.folder(key) / CHECKPOINT_FILE).exists():
                 stderr_console.print(f"resuming {dspec} from its last checkpoint in {cache.folder(key)}")
             start = time.perf_counter()
