@@ -86,3 +86,36 @@ def test_varmixup_and_varmi_run_on_a_conv_vae(tmp_path, digits):
     rec = bench.evaluate(d, "clean", workdir=tmp_path, show_progress=False, record=False)
     assert rec["n_examples"] == len(digits.test) and 0 <= rec["clean_acc"] <= 100
     assert d.rule.vae.meta["config"]["arch"] == "conv"
+
+
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_vae_training_interrupted_resumes_to_the_same_weights(tmp_path, digits, adversarial):
+    """A VAE training killed after epoch 2 of 4 resumes from its checkpoint (weights, Adam state, the shuffle and
+    noise generators) to the weights of an uninterrupted training; the checkpoint is gone afterwards."""
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.defenses.latent import train_vae
+    from varmixup_bench.defenses.vae import build_vae
+    from varmixup_bench.training.checkpoint import FILE
+
+    s = get_preset(None).with_overrides(vae_arch="conv", vae_latent_channels=4, vae_latent_stride=2, vae_epochs=4,
+                                        vae_adv_epochs=4, vae_adv_steps=1)
+    cpu = torch.device("cpu")
+    full, part = build_vae("conv", (1, 8, 8), s), build_vae("conv", (1, 8, 8), s)
+    part.load_state_dict(full.state_dict())
+    ref = train_vae(full, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50])
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_2(epoch):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_vae(part, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50], tmp_path, stop_after_2)
+    assert (tmp_path / FILE).exists()
+    hist = train_vae(part, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50], tmp_path)
+    assert not (tmp_path / FILE).exists() and [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    for a, b in zip(full.state_dict().values(), part.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [h["test_psnr_db"] for h in hist] == pytest.approx([h["test_psnr_db"] for h in ref])

@@ -43,7 +43,7 @@ def vae_command(
 
     from varmixup_bench.views.figures import save_rows, vae_rows
     from varmixup_bench.core.registry import unknown_name_message
-    from varmixup_bench.defenses.latent import get_vae, reconstruction_error
+    from varmixup_bench.defenses.latent import get_vae, psnr_db, reconstruction_error
 
     if action not in VAE_ACTIONS:
         raise BenchError(unknown_name_message("vae action", action, list(VAE_ACTIONS)))
@@ -59,11 +59,12 @@ def vae_command(
     hist = vae.meta.get("history", [])
     kind = "adversarial " if adversarial else ""
     table = Table(title=f"{kind}MMD-VAE {vae.key} ({'trained' if vae.trained else 'cached'})")
-    for col in ("dataset", "latent dim", "epochs", "train recon", "train mmd", "test recon (pixel MSE)", "figure"):
+    for col in ("dataset", "latent dim", "epochs", "train recon", "train mmd", "test recon (pixel MSE)", "test PSNR (dB)",
+                "figure"):
         table.add_column(col)
     last = hist[-1] if hist else {}
     table.add_row(ctx.dataset.name, str(vae.latent_dim), str(len(hist)), f"{last.get('recon', float('nan')):.5f}",
-                  f"{last.get('mmd', float('nan')):.5f}", f"{err_test:.5f}", str(path))
+                  f"{last.get('mmd', float('nan')):.5f}", f"{err_test:.5f}", f"{psnr_db(err_test):.2f}", str(path))
     console.out.print(table)
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from varmixup_bench.training.cache import WeightCache, config_hash
+from varmixup_bench.training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from varmixup_bench.training.data import Dataset, Split, canonical_dataset_name, split_fingerprint
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.progress import progress
@@ -77,23 +79,44 @@ def psnr_db(mse: float) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
 
 
+def _rng_states(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    states = {"shuffle": gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
 def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, device: torch.device, seed: int,
-              show_progress: bool = True, monitor: torch.Tensor | None = None) -> list[dict]:
+              show_progress: bool = True, monitor: torch.Tensor | None = None, checkpoint_dir: Path | None = None,
+              on_epoch_end: Callable[[int], None] | None = None) -> list[dict]:
     """Adam on recon + gamma * MMD; returns per-epoch mean {epoch, loss, recon, mmd, seconds} and, given held-out
-    `monitor` images, their reconstruction MSE and PSNR after each epoch (the fidelity curve)."""
+    `monitor` images, their reconstruction MSE and PSNR after each epoch (the fidelity curve). With
+    `checkpoint_dir`, every epoch is checkpointed with the generators' states, so an interrupted training resumes
+    to the weights an uninterrupted one reaches."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     vae.to(device).train()
     opt = torch.optim.Adam(vae.parameters(), lr=settings.vae_lr)
+    start_epoch, history = 0, []
+    if checkpoint_dir is not None:
+        states: dict[str, torch.Tensor] = {}
+        resumed = load_checkpoint(checkpoint_dir, vae, opt, states)
+        if resumed is not None:
+            start_epoch, history = resumed
+            gen.set_state(states["shuffle"])
+            torch.set_rng_state(states["torch"])
+            if "cuda" in states and device.type == "cuda":
+                torch.cuda.set_rng_state(states["cuda"], device)
     x_all = train.x.to(device)
     n, bs = len(x_all), settings.vae_batch_size
     steps = math.ceil(n / bs)
     bw = bandwidth_of(settings)
-    history = []
     with progress(show_progress) as bar:
         n_epochs = vae_epochs(settings, adversarial)
-        task = bar.add_task(f"train {'adv-' if adversarial else ''}VAE", total=n_epochs * steps, info="")
-        for epoch in range(1, n_epochs + 1):
+        task = bar.add_task(f"train {'adv-' if adversarial else ''}VAE", total=n_epochs * steps,
+                            completed=start_epoch * steps,
+                            info=f"resumed after epoch {start_epoch}" if start_epoch else "")
+        for epoch in range(start_epoch + 1, n_epochs + 1):
             epoch_start = time.perf_counter()
             perm = torch.randperm(n, generator=gen).to(device)
             sums = {"loss": 0.0, "recon": 0.0, "mmd": 0.0}
@@ -119,7 +142,13 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
             history.append(row)
             psnr = f" test {row['test_psnr_db']:.1f} dB" if monitor is not None else ""
             bar.update(task, info=f"epoch {epoch} recon {row['recon']:.4f} mmd {row['mmd']:.4f}{psnr}")
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, vae, opt, epoch, history, _rng_states(gen, device))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
     vae.eval()
+    if checkpoint_dir is not None:
+        remove_checkpoint(checkpoint_dir)
     return history
 
 
@@ -193,9 +222,12 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
         else:
             start = time.perf_counter()
             held_out = source.test.x[:MONITOR_IMAGES] if len(source.test) else None
-            history = train_vae(vae, source.train, s, adversarial, ctx.device, s.seed, ctx.show_progress, held_out)
+            history = train_vae(vae, source.train, s, adversarial, ctx.device, s.seed, ctx.show_progress, held_out,
+                                checkpoint_dir=cache.folder(key))
             meta = {"config": vae_config(s, adversarial), "dataset": source.name, "history": history,
-                    "seconds": time.perf_counter() - start}
+                    # the epochs' own seconds: a training resumed in a later process still counts the earlier ones
+                    "seconds": sum(h["seconds"] for h in history) if all("seconds" in h for h in history)
+                    else time.perf_counter() - start}
             cache.save(key, vae, meta)
             trained = True
     vae.to(ctx.device).eval().requires_grad_(False)

@@ -13,11 +13,14 @@ from varmixup_bench.core.errors import BenchError
 FILE = "checkpoint.safetensors"
 
 
-def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list[dict]) -> None:
-    """Model tensors under `model.`, optimizer state tensors under `opt.<param>.<name>`, the rest as JSON metadata."""
+def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list[dict],
+                    rng: dict[str, torch.Tensor] | None = None) -> None:
+    """Model tensors under `model.`, optimizer state tensors under `opt.<param>.<name>`, random-generator states
+    (`rng`, for trainings that draw from one generator across epochs) under `rng.<name>`, the rest as JSON metadata."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"rng.{k}": v.detach().cpu().contiguous() for k, v in (rng or {}).items()})
     state = opt.state_dict()
     scalars: dict[str, dict] = {}
     for pid, pstate in state["state"].items():
@@ -31,8 +34,10 @@ def save_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, 
     atomic_write(Path(folder) / FILE, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list[dict]] | None:
-    """Restore model and optimizer from the last completed epoch; None when there is no checkpoint."""
+def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                    rng_out: dict[str, torch.Tensor] | None = None) -> tuple[int, list[dict]] | None:
+    """Restore model and optimizer from the last completed epoch (and fill `rng_out` with the saved generator
+    states); None when there is no checkpoint."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(folder) / FILE
@@ -51,6 +56,8 @@ def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) 
         for pid, values in json.loads(meta["scalars"]).items():
             state["state"].setdefault(int(pid), {}).update(values)
         opt.load_state_dict(state)
+        if rng_out is not None:
+            rng_out.update({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")})
         return int(meta["epoch"]), json.loads(meta["history"])
     except (SafetensorError, KeyError, ValueError, RuntimeError, OSError) as exc:
         raise BenchError(f"checkpoint {path} is unreadable ({str(exc).splitlines()[0]}); delete it to restart") from None

@@ -33,6 +33,11 @@ PLOTS.register("converge", help="robust accuracy against attack steps, one line 
                "(bench converge; --defense)")({"plotter": "varmixup_bench.runs.converge:plot_convergence", "attack": True})
 
 
+PLOTS.register("vae-fidelity", help="Var* accuracies against their MMD-VAE's test PSNR (attack vae-psnr), with "
+               "intervals; writes the table beside the PNG (.csv)")({"plotter": "varmixup_bench.views.fidelity:plot_fidelity",
+                                                                  "attack": False})
+
+
 def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str | None = None) -> dict[str, list]:
     """{line: [(x, y, (below, above)), ...]} sorted by x, the latest record per (defense, training seed, x); the
     error bar is the record's 95 % interval (its trial std for records without one). One line is one training
