@@ -1,19 +1,23 @@
 #!/bin/bash
-# Save the cifar10-full sweep's state into the repository, or load it into a workdir: a machine lost between
+# Save a campaign's state into the repository, or load it into a workdir: a machine lost between
 # sessions takes its workdir with it (it happened once: leaderboards/README.md), and only what is committed
 # survives. The state is what a resumed sweep and the composer need and cannot rebuild cheaply: the trained
 # weights (models/, vaes/: weights.safetensors + meta.json; a model still training: its last epoch checkpoint),
 # the records (`bench export --retired` into results.jsonl: one JSON line each, retired ones with their
 # retired_reason), passes.tsv and sweep.log. Not the decoded data cache (rebuilt from the archive).
 #
-#   leaderboards/cifar10_full_state.sh save [WORKDIR]   # then commit leaderboards/cifar10-cpu-full-state
-#   leaderboards/cifar10_full_state.sh load [WORKDIR]   # before resuming on a new machine; keeps what WORKDIR has
+#   leaderboards/campaign_state.sh save NAME WORKDIR   # then commit leaderboards/NAME-state
+#   leaderboards/campaign_state.sh load NAME WORKDIR   # before resuming on a new machine; keeps what WORKDIR has
 #
-# (default WORKDIR /work/sweeps/cifar10-full; run from the repo root)
+# NAME is the plan's name (leaderboards/NAME.toml): cifar10-cpu-full (workdir /work/sweeps/cifar10-full) or
+# cifar10-regime (/work/sweeps/cifar10-regime). Run from the repo root.
 set -euo pipefail
-cmd=${1:?usage: cifar10_full_state.sh save|load [WORKDIR]}
-WD=${2:-/work/sweeps/cifar10-full}
-STATE=leaderboards/cifar10-cpu-full-state
+usage="usage: campaign_state.sh save|load NAME WORKDIR"
+cmd=${1:?$usage}
+NAME=${2:?$usage}
+WD=${3:?$usage}
+STATE=leaderboards/$NAME-state
+[ -f "leaderboards/$NAME.toml" ] || { echo "no plan leaderboards/$NAME.toml" >&2; exit 2; }
 [ -d leaderboards ] || { echo "run from the repository root" >&2; exit 2; }
 
 case "$cmd" in
@@ -34,7 +38,7 @@ case "$cmd" in
     done
     bench export "$STATE/results.jsonl" --retired --workdir "$WD" >/dev/null  # a consistent snapshot, even mid-write
     rm -f "$STATE/retired.jsonl"  # the export holds the retired records too
-    for f in passes.tsv sweep.log; do
+    for f in passes.tsv sweep.log "campaign-$NAME.jsonl"; do
       [ -f "$WD/$f" ] && cp -p "$WD/$f" "$STATE/$f"
     done
     echo "saved $(find "$STATE" -name '*.safetensors' | wc -l) weight file(s) and $(wc -l < "$STATE/results.jsonl") record(s) into $STATE; commit it"
@@ -53,7 +57,7 @@ case "$cmd" in
       bench import "$STATE/results.jsonl" --workdir "$WD"
       [ -f "$STATE/retired.jsonl" ] && bench import "$STATE/retired.jsonl" --workdir "$WD"  # a state saved before SQLite
     fi
-    echo "loaded $STATE into $WD; resume with bench campaign run leaderboards/cifar10-cpu-full.toml --workdir $WD"
+    echo "loaded $STATE into $WD; resume with bench campaign run leaderboards/$NAME.toml --workdir $WD"
     ;;
-  *) echo "usage: cifar10_full_state.sh save|load [WORKDIR]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
