@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests_interrupt_helper import StopTraining, stop_after
 
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.config.presets import get_preset
@@ -104,15 +105,8 @@ def test_vae_training_interrupted_resumes_to_the_same_weights(tmp_path, digits, 
     part.load_state_dict(full.state_dict())
     ref = train_vae(full, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50])
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_2(epoch):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_vae(part, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50], tmp_path, stop_after_2)
+    with pytest.raises(StopTraining):
+        train_vae(part, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50], tmp_path, stop_after(2))
     assert (tmp_path / FILE).exists()
     hist = train_vae(part, digits.train, s, adversarial, cpu, 0, False, digits.test.x[:50], tmp_path)
     assert not (tmp_path / FILE).exists() and [h["epoch"] for h in hist] == [1, 2, 3, 4]

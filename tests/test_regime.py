@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tests_interrupt_helper import StopTraining, stop_after
 
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.training.models import build_model
@@ -101,15 +102,8 @@ def test_a_regime_training_on_digits_learns_and_resumes_to_the_same_weights(tmp_
     recipe = RECIPES.get("erm")(settings)
     train_classifier(recipe, full, digits.train, epochs=4, **kw)
 
-    class Stop(Exception):
-        pass
-
-    def stop_after_2(epoch):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_classifier(recipe, part, digits.train, epochs=4, checkpoint_dir=tmp_path / "ck", on_epoch_end=stop_after_2,
+    with pytest.raises(StopTraining):
+        train_classifier(recipe, part, digits.train, epochs=4, checkpoint_dir=tmp_path / "ck", on_epoch_end=stop_after(2),
                          **kw)
     train_classifier(recipe, part, digits.train, epochs=4, checkpoint_dir=tmp_path / "ck", **kw)
     for a, b in zip(full.state_dict().values(), part.state_dict().values()):
