@@ -31,7 +31,7 @@ def test_vae_psnr_is_the_psnr_of_the_reconstruction_error_with_an_interval_aroun
 
 
 def _record(defense, attack, vae, acc, lam=None, value=None, worst=None, latent=(8, 16, 16)):
-    r = {"dataset": "d", "seed": 0, "defense": defense, "attack": attack, "timestamp": "t", "n_examples": 1000,
+    r = {"dataset": "d", "preset": "cifar-regime", "model": "fast-cnn-half", "seed": 0, "defense": defense, "attack": attack, "timestamp": "t", "n_examples": 1000,
          "train_config": json.dumps({"recipe_config": {"vae": {**vae, "seed": 0}}}),
          "inference_config": json.dumps({"lambda_mi": lam} if lam is not None else {}),
          "clean_acc": acc, "clean_acc_ci_low": acc - 3, "clean_acc_ci_high": acc + 3,
@@ -57,12 +57,16 @@ def test_fidelity_rows_match_cells_by_vae_and_lambda_and_write_table_and_figure(
             _record("varerm+varmi", "clean", good, 86.5, lam=1.0),
             _record("varerm", "vae-psnr", flat, 66.0, value=20.5, latent=(64,)), _record("varerm", "clean", flat, 66.0),
             _record("varerm", "clean", {**flat, "adversarial": True}, 10.0),  # adversarial VAEs are not the axis
+            _record("varmixup+varmi", "clean", good, 70.0, lam=0.5),  # the preset's lambda_MI: the row's cell
+            _record("varmixup+varmi", "clean", good, 99.0, lam=0.3),  # a lambda sweep's cell: not the row's
+            {**_record("varerm", "clean", good, 50.0), "preset": "quick"},  # another run: another row, no PSNR
             _record("erm", "clean", {}, 88.0)]
     rows = fidelity_rows(recs)
     assert [r["psnr_db"] for r in rows] == [20.5, 33.9]
     lossy, faithful = rows
     assert lossy["varerm_clean"] == 66.0 and lossy["own_domain"] == "" and lossy["latent"] == "64"
     assert faithful["own_domain"] == 86.5 and faithful["varmi_adaptive_pgd10_worst"] == 12.0
+    assert faithful["varmi_clean"] == 70.0 and faithful["varerm_clean"] == 87.0
     assert faithful["latent"] == "16x16x8" and faithful["train_seconds"] == 1500.0 and faithful["epochs"] == 10
     path = plot(recs, "vae-fidelity", tmp_path / "f.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

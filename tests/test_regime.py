@@ -133,8 +133,9 @@ def test_channels_last_is_a_memory_order_only_same_key_and_same_predictions(tmp_
 
 @pytest.mark.parametrize("total", [1, 2, 3, 4, 7, 100, 391])
 def test_one_cycle_matches_torch_onecycle_and_survives_short_trainings(total):
-    """The same learning rates as torch's OneCycleLR (linear, no momentum cycling) wherever that one works, and a
-    finite schedule for the 1-7 step trainings where OneCycleLR divides by zero."""
+    """The same learning rates as torch's OneCycleLR (linear, no momentum cycling) from 5 steps on, and for the
+    trainings of 4 steps or fewer (where OneCycleLR divides by zero or degenerates) a decay from lr without
+    warm-up."""
     def lrs(make):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
         sched = make(opt)
@@ -147,6 +148,8 @@ def test_one_cycle_matches_torch_onecycle_and_survives_short_trainings(total):
 
     ours = lrs(lambda opt: SCHEDULES["one-cycle"](opt, total, 0.2))
     assert all(np.isfinite(ours)) and max(ours) <= 0.2 + 1e-12 and min(ours) > 0
+    if total <= 4:
+        assert ours[0] == pytest.approx(0.2) and all(a >= b for a, b in zip(ours, ours[1:]))
     if 0.25 * total - 1 >= 1:
         ref = lrs(lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=total, pct_start=0.25,
                                                                    anneal_strategy="linear", cycle_momentum=False))
@@ -193,3 +196,7 @@ def test_whiten_init_decorrelates_the_stems_patches_and_freezes_it(digits):
     assert torch.allclose(torch.cov(z.T), torch.eye(12), atol=0.05)
     with pytest.raises(BenchError, match="unknown init"):
         apply_init("orthogonal", model, train)
+    gray = build_model("fast-cnn-half", (1, 8, 8), 10, [0.5], [0.25])  # 4-number patches: 8 filters, 16 zeros
+    apply_init("whiten", gray, digits.train)
+    w = gray.net[0].weight
+    assert torch.count_nonzero(w[:8].flatten(1).abs().sum(1)) == 8 and torch.count_nonzero(w[8:]) == 0

@@ -56,7 +56,7 @@ VARIANT_KEY = ["step", "n_examples", "preset", "config_hash", "attack_config_key
 TRAINING_FIELDS = {"model", "epochs", "epochs_default", "batch_size", "lr", "optimizer", "eta", "train_eps",
                    "train_step", "train_steps", "trades_beta", "amp", "seed", "train_subset", "vae_latent_dim",
                    "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
-                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs", "optimizer", "weight_decay",
+                   "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs", "weight_decay",
                    "lr_schedule", "label_smoothing", "augment", "init", "vae_arch", "vae_latent_channels",
                    "vae_latent_stride"}
 

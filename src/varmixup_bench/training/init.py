@@ -3,8 +3,10 @@
 `whiten` is the fast-CIFAR trick (Jordan 2024, after Page's ResNet-on-CIFAR series): the stem convolution's filters
 become the whitening transform of the training images' patches (each eigenvector of the patch covariance scaled by
 1/sqrt(eigenvalue), with its negative, so a following GELU keeps both signs) and are frozen, so the first layer
-decorrelates pixels from the first step instead of learning to. The filters depend only on the training data and
-the model, which the cache key already holds; the key records `init` when it is not the default.
+decorrelates pixels from the first step instead of learning to. A stem with more filters than twice the patch's
+size (24 filters on 1-channel 2x2 patches) gets zeros in the rest, frozen too. The filters depend only on the
+training data and the model, which the cache key already holds; the key records `init` when it is not the default
+(changing WHITEN_IMAGES or WHITEN_EPS changes the weights a key names: bump the runner's TRAINING_CODE_VERSION).
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def whiten_init(model: nn.Module, train: Split) -> None:
         filters, _ = patch_whitening(patches)
         d = filters.shape[0]
         pairs = min(d, stem.out_channels // 2)
-        weight = stem.weight.detach().clone()
+        weight = torch.zeros_like(stem.weight)  # filters beyond 2 x the patch size (1-channel images) stay zero
         bank = torch.cat([filters[:pairs], -filters[:pairs]]).view(2 * pairs, *weight.shape[1:])
         weight[: 2 * pairs] = bank.to(weight)
         stem.weight.copy_(weight)

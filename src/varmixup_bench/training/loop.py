@@ -38,8 +38,9 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
 
 def _one_cycle(opt: torch.optim.Optimizer, total_steps: int, lr: float):
     """Linear warm-up from lr/25 over the first quarter of the steps, then linear decay to lr/25e4 at the last step:
-    torch's OneCycleLR with linear annealing and no momentum cycling, written as a LambdaLR because OneCycleLR
-    divides by zero when a quarter of the steps is under two (a short or small training)."""
+    the rates of torch's OneCycleLR with linear annealing and no momentum cycling (equal from 5 steps on), written
+    as a LambdaLR because OneCycleLR divides by zero at exactly 4 steps and gives a degenerate schedule below. With
+    4 steps or fewer there is no warm-up: the schedule starts at lr and decays linearly."""
     init, final = 1 / 25, 1 / 25 / 1e4
     e1, e2 = 0.25 * total_steps - 1, total_steps - 1  # OneCycleLR's phase ends (steps counted from 0)
 

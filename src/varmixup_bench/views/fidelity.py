@@ -30,7 +30,7 @@ LABELS = {"varerm_clean": "VarERM clean", "varmixup_clean": "VarMixup clean", "v
           "varmi_pgd10": "VarMixup+VarMI oblivious PGD-10", "varmi_adaptive_pgd10": "VarMixup+VarMI adaptive PGD-10",
           "varmi_adaptive_pgd10_worst": "… its worst case over draws",
           "own_domain": "VarERM+VarMI at λ_MI = 1 (own domain)"}
-COLUMNS = (["vae", "latent", "psnr_db", "psnr_ci_low", "psnr_ci_high", "epochs", "train_seconds", "n"]
+COLUMNS = (["vae", "latent", "dataset", "preset", "psnr_db", "psnr_ci_low", "psnr_ci_high", "epochs", "train_seconds", "n"]
            + [f"{c}{s}" for c, *_ in CELLS for s in ("", "_ci_low", "_ci_high")] + ["vae_config"])
 
 
@@ -61,39 +61,65 @@ def _latent(shape: Any, cfg: dict) -> str:
     return str(cfg.get("latent_dim", "?"))
 
 
+def _group(record: dict, cfg: dict) -> str:
+    """What must agree for records to sit in one fidelity row: the VAE, and the run around it (dataset, preset,
+    architecture, test images, training subset)."""
+    ov = _load(record.get("train_overrides")) or {}
+    return json.dumps({"vae": cfg, "dataset": record.get("dataset"), "preset": record.get("preset"),
+                       "model": record.get("model"), "n": record.get("n_examples"),
+                       "train_subset": ov.get("train_subset") if isinstance(ov, dict) else None}, sort_keys=True)
+
+
+def _default_lambda(preset: str | None, recipe: str) -> float | None:
+    from varmixup_bench.config.presets import PRESETS
+
+    return PRESETS.get(preset).lambda_mi_for(recipe) if preset in PRESETS else None
+
+
 def fidelity_rows(records: list[dict], dataset: str | None = None, seed: int = 0) -> list[dict]:
-    """One row per MMD-VAE that has a `vae-psnr` record (training seed `seed`), sorted by PSNR; each accuracy the
-    latest record of its cell, '' where the cell was not run."""
-    groups: dict[str, dict[tuple, dict]] = {}
-    for r in sorted(records, key=lambda r: r.get("timestamp", "")):
+    """One row per MMD-VAE (and run) that has a `vae-psnr` record (training seed `seed`), sorted by PSNR; each
+    accuracy the newest record of its cell, '' where the cell was not run. VarMixup+VarMI cells take the preset's
+    lambda_MI (a lambda sweep in the same store does not leak in); the own-domain cell lambda_MI = 1."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
         if (dataset and r.get("dataset") != dataset) or int(r.get("seed") or 0) != seed:
             continue
         cfg = _vae_config(r)
-        if cfg is None:
-            continue
-        lam = (_load(r.get("inference_config")) or {}).get("lambda_mi")
-        groups.setdefault(json.dumps(cfg, sort_keys=True), {})[(r["defense"], r["attack"], lam)] = r
+        if cfg is not None:
+            groups.setdefault(_group(r, cfg), []).append(r)
+
+    def newest(rs: list[dict]) -> dict | None:
+        return max(rs, key=lambda r: str(r.get("timestamp", ""))) if rs else None
+
     rows = []
-    for key, cells in groups.items():
-        psnr = next((r for (d, a, _), r in cells.items() if a == "vae-psnr"), None)
+    for key, recs in groups.items():
+        psnr = newest([r for r in recs if r.get("attack") == "vae-psnr"])
         if psnr is None:
             continue
-        cfg, details = json.loads(key), _load(psnr.get("details")) or {}
+        cfg, details = json.loads(key)["vae"], _load(psnr.get("details")) or {}
+        ci = details.get("psnr_ci") or ["", ""]
         row: dict[str, Any] = {"vae": _label(cfg), "latent": _latent(details.get("latent_shape"), cfg),
-                               "psnr_db": float(psnr["value"]), "psnr_ci_low": details.get("psnr_ci", ["", ""])[0],
-                               "psnr_ci_high": details.get("psnr_ci", ["", ""])[1],
+                               "dataset": psnr.get("dataset"), "preset": psnr.get("preset"),
+                               "psnr_db": round(float(psnr["value"]), 3), "psnr_ci_low": ci[0], "psnr_ci_high": ci[1],
                                "epochs": details.get("vae_epochs", cfg.get("epochs")),
                                "train_seconds": details.get("vae_train_seconds", ""), "n": psnr.get("n_examples"),
-                               "vae_config": key}
+                               "vae_config": json.dumps(cfg, sort_keys=True)}
         for col, defense, attack, field, lam in CELLS:
-            match = [r for (d, a, l), r in cells.items() if d == defense and a == attack
-                     and (lam is None or (l is not None and abs(float(l) - lam) < 1e-9))
-                     and (lam is not None or defense != "varerm+varmi")]
-            r = match[-1] if match else None
+            want = lam if lam is not None else _default_lambda(psnr.get("preset"), defense.split("+")[0])
+            cell = []
+            for r in recs:
+                if r.get("defense") != defense or r.get("attack") != attack:
+                    continue
+                got = (_load(r.get("inference_config")) or {}).get("lambda_mi")
+                if "+" in defense and want is not None and (got is None or abs(float(got) - want) > 1e-9):
+                    continue
+                cell.append(r)
+            r = newest(cell)
             ok = r is not None and r.get(field) not in (None, "")
-            row[col] = float(r[field]) if ok else ""
-            row[f"{col}_ci_low"] = float(r[f"{field}_ci_low"]) if ok and r.get(f"{field}_ci_low") not in (None, "") else ""
-            row[f"{col}_ci_high"] = float(r[f"{field}_ci_high"]) if ok and r.get(f"{field}_ci_high") not in (None, "") else ""
+            row[col] = round(float(r[field]), 2) if ok else ""
+            for bound in ("_ci_low", "_ci_high"):
+                v = r.get(f"{field}{bound}") if ok else None
+                row[f"{col}{bound}"] = round(float(v), 2) if v not in (None, "") else ""
         rows.append(row)
     return sorted(rows, key=lambda r: r["psnr_db"])
 
@@ -102,14 +128,15 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    atomic_write_text(Path(path), frame.to_csv(index=False, float_format="%.4g"))
+    atomic_write_text(Path(path), frame.to_csv(index=False))
     return Path(path)
 
 
 def plot_fidelity(records: list[dict], path: Path, defense: str | None = None, dataset: str | None = None,
                   attack: str | None = None) -> Path:
     """Accuracy against the VAE's test PSNR, one line per cell of CELLS with its 95 % intervals, ERM's clean
-    accuracy as a dashed reference; the table is written beside the figure (same name, .csv)."""
+    accuracy (same dataset and preset, newest record) as a dotted reference; the table is written beside the
+    figure (same name, .csv)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,10 +157,13 @@ def plot_fidelity(records: list[dict], path: Path, defense: str | None = None, d
                [max(0.0, (h if h != "" else y) - y) for y, h in zip(py, hi)]]
         ax.errorbar(px, py, yerr=err, marker="osD^v<>"[i % 7], capsize=2, label=LABELS[col],
                     linestyle="--" if col.endswith("worst") else "-")
+    presets = {row["preset"] for row in rows}
     erm = [r for r in records if r.get("defense") == "erm" and r.get("attack") == "clean"
-           and (not dataset or r.get("dataset") == dataset) and int(r.get("seed") or 0) == 0]
+           and (not dataset or r.get("dataset") == dataset) and int(r.get("seed") or 0) == 0
+           and r.get("preset") in presets]
     if erm:
-        ax.axhline(float(erm[-1]["clean_acc"]), color="gray", linestyle=":", label="ERM clean")
+        ref = max(erm, key=lambda r: str(r.get("timestamp", "")))
+        ax.axhline(float(ref["clean_acc"]), color="gray", linestyle=":", label=f"ERM clean ({ref.get('preset')})")
     ax.set(xlabel="VAE test PSNR (dB, reconstructions from encoder means)", ylabel="accuracy (%)",
            title="VAE fidelity against accuracy" + (f" — {dataset}" if dataset else ""))
     ax.set_xticks(xs)
