@@ -111,8 +111,9 @@ def fidelity_rows(records: list[dict], dataset: str | None = None, seed: int = 0
                 if r.get("defense") != defense or r.get("attack") != attack:
                     continue
                 got = (_load(r.get("inference_config")) or {}).get("lambda_mi")
-                if "+" in defense and want is not None and (got is None or abs(float(got) - want) > 1e-9):
-                    continue
+                if "+" in defense and want is not None and (
+                        (got is None and lam is not None) or (got is not None and abs(float(got) - want) > 1e-9)):
+                    continue  # another lambda_MI's cell (a record without one counts only for the preset's)
                 cell.append(r)
             r = newest(cell)
             ok = r is not None and r.get(field) not in (None, "")
