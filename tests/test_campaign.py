@@ -191,8 +191,13 @@ set = { epochs = { erm = 2 }, test_subset = 60, vae_epochs = 1, vae_latent_dim =
 
 [[pass]]
 name = "main"
-defenses = ["erm"]
+defenses = ["erm", "varerm"]
 attacks = ["clean"]
+
+[[pass]]
+name = "psnr"
+defenses = ["varerm"]
+attacks = ["vae-psnr"]
 
 [[step]]
 kind = "converge"
@@ -203,6 +208,11 @@ eot = [1]
 
 [[step]]
 kind = "vae-figure"
+
+[[step]]
+kind = "plot"
+name = "fidelity"
+plot = "vae-fidelity"
 
 [[claim]]
 better = { defense = "erm", attack = "clean" }
@@ -222,13 +232,15 @@ def test_steps_run_after_the_passes_are_timed_skipped_when_done_and_shown_on_the
     path = tmp_path / "steps.toml"
     path.write_text(STEP_PLAN)
     plan = load_plan(path)
-    assert [(s.name, s.kind) for s in plan.steps] == [("converge erm", "converge"), ("vae-figure", "vae-figure")]
+    assert [(s.name, s.kind) for s in plan.steps] == [("converge erm", "converge"), ("vae-figure", "vae-figure"),
+                                                      ("fidelity", "plot")]
     wd = tmp_path / "wd"
     first = run_campaign(plan, wd, executor="ray", options={"num_cpus": 1}, show_progress=False)
-    assert used == [{"num_cpus": 1}] and first.cells_run == 1
-    assert first.steps_run == ["converge erm", "vae-figure"]
+    assert used == [{"num_cpus": 1}, {"num_cpus": 1}] and first.cells_run == 3
+    assert first.steps_run == ["converge erm", "vae-figure", "fidelity"]
     again = run_campaign(plan, wd, show_progress=False)
-    assert again.cells_run == 0 and again.steps_run == [] and again.steps_skipped == ["converge erm", "vae-figure"]
+    assert again.cells_run == 0 and again.steps_run == []
+    assert again.steps_skipped == ["converge erm", "vae-figure", "fidelity"]
     events = [json.loads(line) for line in (wd / "campaign-digits-steps.jsonl").read_text().splitlines()]
     ends = {e["step"]: e for e in events if e["event"] == "end"}
     assert ends["step converge erm"]["status"] == "ok" and ends["step converge erm"]["result"]["budgets"] == 2
@@ -240,6 +252,11 @@ def test_steps_run_after_the_passes_are_timed_skipped_when_done_and_shown_on_the
     assert f"test pixel MSE {vae['result']['test_mse']:.5f}" in page  # read back from the state file
     assert (tmp_path / "page" / "steps-files" / Path(vae["outputs"][0]).name).is_file()  # copied beside the page
     assert "| step `converge erm` |" in page and "MMD-VAE" in _section(page, "Training budget (measured)")
+    fidelity = [Path(p).name for p in ends["step fidelity"]["outputs"]]
+    assert fidelity == ["campaign-digits-steps-vae-fidelity.png", "campaign-digits-steps-vae-fidelity.csv"]
+    assert f"![fidelity](steps-files/{fidelity[0]})" in page and f"[{fidelity[1]}](steps-files/{fidelity[1]})" in page
+    table = (tmp_path / "page" / "steps-files" / fidelity[1]).read_text().splitlines()
+    assert len(table) == 2 and table[1].startswith('"flat, latent 4, 1 epochs",4,')  # the one VAE of the plan
     (row,) = [line for line in _section(page, "Claims").splitlines() if line.startswith("| 1 |")]
     assert row.endswith("| **within noise** |")  # clean vs robust of the clean cell: the same outcomes
 
@@ -251,7 +268,8 @@ def test_step_arguments_are_checked_when_the_plan_loads(tmp_path):
     for step, expected in [('kind = "reprot"\ndefense = "erm"', "unknown campaign step kind 'reprot'"),
                            ('kind = "report"', "a report step needs defense"),
                            ('kind = "converge"\ndefense = "erm"\nsteps = [0]', "steps must be a non-empty list"),
-                           ('kind = "vae-figure"\ndefense = "erm"', "unknown key 'defense'")]:
+                           ('kind = "vae-figure"\ndefense = "erm"', "unknown key 'defense'"),
+                           ('kind = "plot"\nplot = "fidelty"', "unknown plot 'fidelty'")]:
         path = tmp_path / "p.toml"
         path.write_text(SMOKE.read_text() + f"\n[[step]]\n{step}\n")
         with pytest.raises(BenchError, match=expected):

@@ -22,6 +22,7 @@ from typing import Any
 from varmixup_bench.campaigns.plan import Plan
 from varmixup_bench.campaigns.state import CampaignState, git_commit
 from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
+from varmixup_bench.campaigns.steps import STEPS
 
 METRIC_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst"}
 VERDICTS = ("holds", "does not hold", "within noise")
@@ -175,18 +176,7 @@ def _steps_section(plan: Plan, steps, page_dir: Path, files: Path) -> str:
         head = f"- `{st.name}` ({st.kind}, finished {st.done['time']}, {float(st.done['seconds']):.1f} s)"
         links = [_copy_out(Path(p), files) for p in st.done.get("outputs", []) if Path(p).exists()]
         rel = [p.relative_to(page_dir) for p in links]
-        if st.kind == "report":
-            out.append(f"{head}: [report]({rel[0] / 'report.md'}), checklist {res.get('pass', 0)} pass, "
-                       f"{res.get('flag', 0)} flag, {res.get('n/a', 0)} n/a" if rel else head)
-        elif st.kind == "converge":
-            behind = res.get("not_converged") or []
-            out.append(f"{head}: {res.get('budgets')} budgets; " + (
-                "not converged: " + "; ".join(behind) if behind else "no budget significantly below the one before"))
-            out += [f"\n  ![{st.name}]({p})" for p in rel]
-        else:
-            out.append(f"{head}: {'adversarial ' if res.get('adversarial') else ''}MMD-VAE `{res.get('vae')}`, latent "
-                       f"{res.get('latent_dim')}, {res.get('epochs')} epochs, test pixel MSE {res.get('test_mse'):.5f}")
-            out += [f"\n  ![{st.name}]({p})" for p in rel]
+        out += STEPS.get(st.kind).describe(head, res, rel, st.name)
         out.append("")
     return "\n".join(out) + "\n"
 

@@ -1,8 +1,10 @@
 """A campaign's extra steps, run after its passes: `report` (views.report: one defense's checklist page),
-`converge` (runs.converge: a budget grid and its plot) and `vae-figure` (the MMD-VAE's test reconstructions).
+`converge` (runs.converge: a budget grid and its plot), `vae-figure` (the MMD-VAE's test reconstructions) and
+`plot` (a registered plot of the records, such as vae-fidelity).
 
     [[step]]
-    kind = "converge"          # report | converge | vae-figure
+    kind = "converge"          # report | converge | vae-figure | plot
+    plot = "vae-fidelity"      # plot: the plot's name (bench plot's KIND); attack = "pgd10" for the curves
     name = "converge-mi"       # optional (default: kind and defense); unique
     defense = "mixup+mi"       # report, converge
     steps = [10, 20]           # report, converge: the budget grid (eot, restarts likewise)
@@ -26,11 +28,18 @@ from varmixup_bench.core.registry import Registry
 STEP_KEYS = ("kind", "name", "seed", "pass", "set")  # every step's own keys; each kind adds its arguments
 
 
+def _images(head: str, res: dict, links: list[Path], name: str) -> list[str]:
+    """The page's default line for a step: its head, then each output (a PNG shown, any other file linked)."""
+    return [head] + [f"\n  ![{name}]({p})" if p.suffix == ".png" else f"\n  [{p.name}]({p})" for p in links]
+
+
 @dataclass(frozen=True)
 class StepKind:
     defaults: dict[str, Any]  # argument -> default (REQUIRED: must be given)
     check: Callable[[dict, Any], None]  # (args, settings): raise BenchError on a bad value
     run: Callable[["StepRun"], dict]  # -> {"outputs": [paths], "result": {numbers for the page}}
+    # (head line, result, outputs copied beside the page as paths relative to it, step name) -> the page's lines
+    describe: Callable[[str, dict, list[Path], str], list[str]] = _images
 
 
 @dataclass
@@ -110,9 +119,16 @@ def _run_report(run: StepRun) -> dict:
     return {"outputs": [str(md.parent)], "result": {"model": d.info["config_hash"], **verdicts}}
 
 
+def _describe_report(head: str, res: dict, links: list[Path], name: str) -> list[str]:
+    if not links:
+        return [head]
+    return [f"{head}: [report]({links[0] / 'report.md'}), checklist {res.get('pass', 0)} pass, "
+            f"{res.get('flag', 0)} flag, {res.get('n/a', 0)} n/a"]
+
+
 STEPS.register("report", help="bench report: one defense's checklist page (runs what the store lacks)")(
     StepKind({"defense": REQUIRED, **GRID, "transfer_from": "erm", "ece_threshold": 10.0}, _check_report,
-             _run_report))
+             _run_report, _describe_report))
 
 
 def _check_converge(args: dict, settings) -> None:
@@ -144,8 +160,15 @@ def _run_converge(run: StepRun) -> dict:
                                                "not_converged": behind}}
 
 
+def _describe_converge(head: str, res: dict, links: list[Path], name: str) -> list[str]:
+    behind = res.get("not_converged") or []
+    verdict = "not converged: " + "; ".join(behind) if behind else "no budget significantly below the one before"
+    return _images(f"{head}: {res.get('budgets')} budgets; {verdict}", res, links, name)
+
+
 STEPS.register("converge", help="bench converge: a defense attacked with a growing budget, and its plot")(
-    StepKind({"defense": REQUIRED, "attack": "adaptive-pgd", **GRID, "eps": None}, _check_converge, _run_converge))
+    StepKind({"defense": REQUIRED, "attack": "adaptive-pgd", **GRID, "eps": None}, _check_converge, _run_converge,
+             _describe_converge))
 
 
 def _check_vae(args: dict, settings) -> None:
@@ -174,5 +197,35 @@ def _run_vae(run: StepRun) -> dict:
         "seconds_trained": float(vae.meta.get("seconds", 0.0)), "trained": bool(vae.trained)}}
 
 
+def _describe_vae(head: str, res: dict, links: list[Path], name: str) -> list[str]:
+    kind = "adversarial " if res.get("adversarial") else ""
+    return _images(f"{head}: {kind}MMD-VAE `{res.get('vae')}`, latent {res.get('latent_dim')}, {res.get('epochs')} "
+                   f"epochs, test pixel MSE {res.get('test_mse'):.5f}", res, links, name)
+
+
 STEPS.register("vae-figure", help="the MMD-VAE of the Var* defenses: test images over their reconstructions")(
-    StepKind({"adversarial": False}, _check_vae, _run_vae))
+    StepKind({"adversarial": False}, _check_vae, _run_vae, _describe_vae))
+
+
+def _check_plot(args: dict, settings) -> None:
+    from varmixup_bench.views.plots import PLOTS
+
+    PLOTS.get(str(args["plot"]))  # an unknown plot name is an error naming the valid ones
+    if args["attack"] is not None and not isinstance(args["attack"], str):
+        raise BenchError(f"attack must be an attack name, got {args['attack']!r}")
+
+
+def _run_plot(run: StepRun) -> dict:
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.training.data import canonical_dataset_name
+    from varmixup_bench.views.plots import plot
+
+    a = run.step.args
+    path = plot(ResultStore(run.workdir).records(), a["plot"], run.figure(_slug(a["plot"])), a["attack"],
+                canonical_dataset_name(run.plan.dataset))
+    outputs = [str(path)] + [str(p) for p in [path.with_suffix(".csv")] if p.exists()]  # a view's table, if any
+    return {"outputs": outputs, "result": {"plot": a["plot"]}}
+
+
+STEPS.register("plot", help="bench plot: a registered plot of the campaign's records (vae-fidelity also writes "
+               "its table)")(StepKind({"plot": REQUIRED, "attack": None}, _check_plot, _run_plot))
