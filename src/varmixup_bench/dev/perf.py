@@ -187,6 +187,56 @@ def at_epoch(repeats: int) -> dict:
             "target": f"about train_steps + 1 = {settings.train_steps + 1} (report)"}
 
 
+def _regime_setup(n: int = 1024):
+    """CIFAR-shaped random images, the cifar-regime preset and a fresh fast-cnn-half: the same for both sides."""
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.training.data import Split
+    from varmixup_bench.training.models import build_model
+
+    torch.manual_seed(0)
+    settings = get_preset("cifar-regime")
+    split = Split(torch.rand(n, 3, 32, 32), torch.randint(0, 10, (n,)))
+    return settings, split, build_model(settings.model, (3, 32, 32), 10, [0.5] * 3, [0.25] * 3)
+
+
+def plain_sgd_epoch(model: nn.Module, split, batch_size: int, lr: float) -> None:
+    """The textbook loop: shuffle, SGD-Nesterov with weight decay, cross-entropy; no augmentation or schedule."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    model.train()
+    perm = torch.randperm(len(split))
+    for i in range(0, len(perm) - batch_size + 1, batch_size):
+        idx = perm[i : i + batch_size]
+        loss = F.cross_entropy(model(split.x[idx]), split.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+@BENCHMARKS.register("regime_epoch", help="one cifar-regime ERM epoch of the harness (flip-crop, one-cycle, label "
+                     "smoothing, channels-last fast-cnn-half) / a plain SGD epoch of the same channels-last model")
+def regime_epoch(repeats: int) -> dict:
+    from varmixup_bench.defenses.erm import ERM
+    from varmixup_bench.training.loop import train_classifier
+
+    s, split, model = _regime_setup()
+    model.to(memory_format=torch.channels_last)
+    kw = dict(epochs=1, batch_size=s.batch_size, lr=s.lr, optimizer=s.optimizer, device=torch.device("cpu"), seed=0,
+              show_progress=False, weight_decay=s.weight_decay, lr_schedule=s.lr_schedule, augment=s.augment)
+    return {**compare(lambda: train_classifier(ERM(s), model, split, **kw),
+                      lambda: plain_sgd_epoch(model, split, s.batch_size, s.lr), repeats),
+            "n": len(split), "target": "<= 1.15 (the augmentation's gather and the schedule are the difference)"}
+
+
+@BENCHMARKS.register("channels_last", help="a plain SGD epoch of fast-cnn-half in channels-first / in channels-last "
+                     "memory order (the cifar-regime preset's channels_last)")
+def channels_last(repeats: int) -> dict:
+    s, split, model = _regime_setup()
+    first, last = model, _regime_setup()[2].to(memory_format=torch.channels_last)
+    return {**compare(lambda: plain_sgd_epoch(first, split, s.batch_size, s.lr),
+                      lambda: plain_sgd_epoch(last, split, s.batch_size, s.lr), repeats),
+            "n": len(split), "target": "> 1 on a CPU: the speed-up of channels_last (report)"}
+
+
 @BENCHMARKS.register("sweep_ray_speedup", help="4-cell digits sweep run locally / the same sweep on a 2-worker local Ray")
 def sweep_ray_speedup(repeats: int) -> dict:
     """Wall time of a fresh 2 defenses x 2 attacks digits sweep, local executor / Ray with 2 workers (Ray's
