@@ -11,16 +11,21 @@ import torch.nn.functional as F
 from varmixup_bench.attacks.base import ATTACKS, Attack, ThreatModel
 from varmixup_bench.attacks.corruptions import CORRUPTIONS, corrupt_batch
 from varmixup_bench.attacks.evaluation import trial_generator
+from varmixup_bench.results.stats import encode_per_image
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.progress import progress
 from varmixup_bench.defenses.base import eval_mode
 
 
-def _accuracy(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch_size: int) -> float:
+def _correct(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch_size: int) -> np.ndarray:
+    """Per image, 1 where the defended predictor classifies it correctly."""
     dev = defense.device
-    ok = sum(int((defense.predict(x[i : i + batch_size].to(dev), gen) == y[i : i + batch_size].to(dev)).sum())
-             for i in range(0, len(y), batch_size))
-    return 100.0 * ok / len(y)
+    return torch.cat([(defense.predict(x[i : i + batch_size].to(dev), gen) == y[i : i + batch_size].to(dev)).cpu()
+                      for i in range(0, len(y), batch_size)]).numpy().astype(np.int64)
+
+
+def _accuracy(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch_size: int) -> float:
+    return 100.0 * float(_correct(defense, x, y, gen, batch_size).mean())
 
 
 def load_official_corruptions(folder: Path, name: str, severity: int, indices: np.ndarray | None = None):
@@ -157,6 +162,7 @@ class ECE(Attack):
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         values, accs, last_bins = [], [], None
         dev = defense.device
+        correct, confidence = np.zeros(len(split), np.int64), np.zeros(len(split))
         for t in range(trials):
             _, gen = trial_generator(seed, t)
             with eval_mode(defense.classifier):
@@ -164,8 +170,14 @@ class ECE(Attack):
                                    for i in range(0, len(split), batch_size)])
             ece, last_bins = expected_calibration_error(probs, split.y)
             values.append(ece)
-            accs.append(100.0 * float((probs.argmax(1) == split.y).float().mean()))
-        out = {"clean": accs, "robust": accs, "value": float(np.mean(values)), "metric": "ece_percent"}
+            ok = (probs.argmax(1) == split.y).numpy()
+            accs.append(100.0 * float(ok.mean()))
+            correct += ok
+            confidence += probs.max(1).values.double().numpy() / trials
+        out = {"clean": accs, "robust": accs, "value": float(np.mean(values)), "metric": "ece_percent",
+               # per image: correct trials and mean confidence, for paired tests of ECE (stats.compare_values)
+               "per_image": encode_per_image(split.index.numpy(), correct, correct, trials,
+                                             values={"confidence": confidence})}
         workdir = defense.info.get("workdir")
         if workdir is not None:
             path = Path(workdir) / "figures" / f"reliability-{defense.spec.replace('+', '_')}-{defense.info['config_hash']}.png"
@@ -215,6 +227,7 @@ class Linearity(Attack):
 
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         dev, values = defense.device, []
+        per_image = np.zeros(len(split))
         with eval_mode(defense.classifier):
             for t in range(trials):
                 trial_seed, _ = trial_generator(seed, t)
@@ -224,8 +237,11 @@ class Linearity(Attack):
                                                      split.y[i : i + batch_size].to(dev), self.eps).cpu()
                                      for i in range(0, len(split), batch_size)])
                 values.append(float(gam.mean()))
-        acc = _accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
-        return {"clean": [acc], "robust": [acc], "value": float(np.mean(values)), "metric": "local_linearity"}
+                per_image += gam.double().numpy() / trials
+        ok = _correct(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
+        acc = 100.0 * float(ok.mean())
+        return {"clean": [acc], "robust": [acc], "value": float(np.mean(values)), "metric": "local_linearity",
+                "per_image": encode_per_image(split.index.numpy(), ok, ok, 1, values={"gamma": per_image})}
 
 
 def per_image_mse(vae, x: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from varmixup_bench.campaigns.state import CampaignState, git_commit
 from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
 from varmixup_bench.campaigns.steps import STEPS
 
-METRIC_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst"}
+METRIC_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst", "value": "value"}
 VERDICTS = ("holds", "does not hold", "within noise")
 
 
@@ -49,6 +49,8 @@ def _interval(rec: dict, metric: str) -> str:
     from varmixup_bench.results.stats import format_interval
 
     f = METRIC_FIELD[metric]
+    if metric == "value":  # a metric's value (its uncertainty is in the paired test's SE)
+        return f"{float(rec[f]):.2f} {rec.get('metric') or ''}".strip()
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 
@@ -67,11 +69,15 @@ def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
                  for side, rec in ((claim.better, a), (claim.worse, b))):
             row["verdict"] = "no such metric in the record"
         else:
-            row["cmp"] = compare_records(a, b, (claim.better.metric, claim.worse.metric))
+            try:
+                row["cmp"] = compare_records(a, b, (claim.better.metric, claim.worse.metric))
+            except ValueError:
+                row["verdict"] = "untestable: no per-image values"
         rows.append(row)
     tested = [r for r in rows if r["cmp"] is not None]
     for row, reject in zip(tested, holm([r["cmp"].p for r in tested], FAMILY_ALPHA)):
-        row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if row["cmp"].diff > 0 else VERDICTS[1]
+        claimed = row["cmp"].diff < 0 if row["claim"].lower_is_better else row["cmp"].diff > 0
+        row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if claimed else VERDICTS[1]
     return rows
 
 
@@ -81,12 +87,14 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "The plan states no claims.\n"
     tested = sum(r["cmp"] is not None for r in rows)
-    lines = [f"Each claim says the first cell's accuracy is above the second's. Test: paired on the same test images "
+    lines = [f"Each claim says the first cell's accuracy is above the second's (a claim written lower/higher: the "
+             f"first cell's value is below the second's, e.g. a lower ECE; its difference is in the metric's units, "
+             f"from a paired bootstrap of ECE or a z test on per-image values). Test: paired on the same test images "
              f"where both records keep per-image outcomes (exact McNemar for single-draw 0/1 outcomes, else a z test "
              f"on the per-image differences), unpaired otherwise; the {tested} claim(s) with both cells recorded are "
              f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**.",
-             "", "| # | better | worse | better (%) | worse (%) | difference (points) | SE | p | test | verdict |",
+             "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         c, cmp = r["claim"], r["cmp"]

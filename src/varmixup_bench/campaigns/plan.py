@@ -3,7 +3,8 @@
     [campaign]                       name (used in file names), dataset, preset or preset_file, description, set
     [[pass]]                         in priority order: name, defenses, attacks, seeds, eps, set
     [[step]]                         after the passes: kind = "report" | "converge" | "vae-figure" and its arguments
-    [[claim]]                        better = {defense, attack[, eps, seed, metric, pass]}, worse = {...}, note
+    [[claim]]                        better = {defense, attack[, eps, seed, metric, pass]}, worse = {...}, note;
+                                     or lower = {...}, higher = {...} (a metric value such as ECE: metric "value")
 
 Every defense, attack, radius, preset value, step argument and claim cell is checked here, so that a typo fails
 with one line (a BenchError: exit status 2) before any data is loaded or any model trained. A pass expands into
@@ -23,10 +24,11 @@ from varmixup_bench.campaigns.steps import REQUIRED, STEP_KEYS, STEPS
 from varmixup_bench.core.registry import unknown_name_message
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # campaign names are part of file names
-METRICS = ("robust", "clean", "worst")  # which accuracy of a record a claim compares (results.stats._FIELD)
+METRICS = ("robust", "clean", "worst", "value")  # what of a record a claim compares: an accuracy
+# (results.stats._FIELD) or a metric attack's value (ECE, local linearity; compared with results.stats.compare_values)
 TABLES = {"campaign": ("name", "dataset", "preset", "preset_file", "description", "set"),
           "pass": ("name", "defenses", "attacks", "seeds", "eps", "set"),
-          "claim": ("better", "worse", "note"),
+          "claim": ("better", "worse", "lower", "higher", "note"),
           "cell": ("defense", "attack", "eps", "seed", "metric", "pass")}
 NOT_SETTABLE = {"dataset": "give it as [campaign] dataset", "seed": "give the training seeds as seeds = [...]",
                 "name": "a preset's name is not a setting", "description": "a preset's description is not a setting"}
@@ -123,7 +125,8 @@ class Pass:
 
 @dataclass(frozen=True)
 class CellRef:
-    """One side of a claim: a cell of a pass and the accuracy compared (robust, clean or worst case over draws)."""
+    """One side of a claim: a cell of a pass and what of it is compared (robust, clean or worst-case accuracy, or
+    a metric evaluation's value)."""
 
     pass_name: str
     cell: Any  # runs.sweep.Cell
@@ -141,10 +144,14 @@ class CellRef:
 
 @dataclass(frozen=True)
 class Claim:
+    """`better`'s number is claimed above `worse`'s (better/worse: accuracies, higher is better); a claim written
+    with lower/higher (any metric, e.g. ECE) keeps the side claimed lower in `better` with lower_is_better."""
+
     number: int  # 1-based, in the plan's order
     better: CellRef
     worse: CellRef
     note: str = ""
+    lower_is_better: bool = False
 
 
 @dataclass(frozen=True)
@@ -347,13 +354,21 @@ def _build_cells(plan: Plan, p: Pass) -> None:
 
 
 def _claim(plan: Plan, cells: list, number: int, r: Reader) -> Claim:
+    pair = ("lower", "higher") if "lower" in r.table or "higher" in r.table else ("better", "worse")
+    if pair[0] == "lower" and ("better" in r.table or "worse" in r.table):
+        raise r.error("a claim is better/worse (accuracies) or lower/higher (any metric), not both")
     sides = []
-    for side in ("better", "worse"):
+    for side in pair:
         cell = Reader(r.get(side, dict), f"{r.where} {side}", TABLES["cell"])
         sides.append(_cell_ref(plan, cells, cell))
     if sides[0] == sides[1]:
-        raise r.error("better and worse name the same cell and metric")
-    return Claim(number, sides[0], sides[1], r.get("note", str, ""))
+        raise r.error(f"{pair[0]} and {pair[1]} name the same cell and metric")
+    if (sides[0].metric == "value") != (sides[1].metric == "value"):
+        raise r.error("a metric value is compared with a metric value only")
+    if pair[0] == "better" and sides[0].metric == "value":
+        raise r.error("better/worse compare accuracies; for a metric value say which is lower: lower = {...}, "
+                      "higher = {...}")
+    return Claim(number, sides[0], sides[1], r.get("note", str, ""), lower_is_better=pair[0] == "lower")
 
 
 def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
@@ -369,9 +384,12 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
     except BenchError as exc:
         raise r.error(str(exc)) from None
     uses_eps = attack_class(attack).uses_eps
-    metric = r.get("metric", str, "clean" if attack == "clean" else "robust")
+    kind = attack_class(attack).kind
+    metric = r.get("metric", str, "clean" if attack == "clean" else "value" if kind == "metric" else "robust")
     if metric not in METRICS:
         raise r.error(unknown_name_message("metric", metric, list(METRICS)))
+    if metric == "value" and kind != "metric":
+        raise r.error(f"metric value needs a metric evaluation (ece, linearity, vae-psnr), not {attack}")
     if metric == "worst" and not uses_eps:
         raise r.error(f"metric worst (the worst case over draws of an adversarial example) needs an attack with a "
                       f"radius, not {attack}")

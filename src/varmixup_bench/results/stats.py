@@ -80,11 +80,14 @@ def _unpack(text: str, dtype) -> np.ndarray:
 
 
 def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_correct: np.ndarray, trials: int,
-                     draws: int = 1, worst_correct: np.ndarray | None = None) -> dict:
+                     draws: int = 1, worst_correct: np.ndarray | None = None,
+                     values: dict[str, np.ndarray] | None = None) -> dict:
     """{'idx', 'clean', 'robust', 'trials'[, 'draws', 'worst']}: test-set indices (uint32) and, per image, how
     many of the trials classified it correctly (uint8), zlib + base64; 1000 images take about 2 KB. With
     `draws` > 1 (a randomised predictor classifying each adversarial example several times) `robust` counts
-    correct draws over trials × draws (uint16) and `worst` the trials in which every draw was correct."""
+    correct draws over trials × draws (uint16) and `worst` the trials in which every draw was correct. `values`:
+    named per-image numbers of a metric (float32, mean over trials), e.g. ECE's confidences or linearity's
+    gamma, for paired tests of metric values (compare_values)."""
     out = {"idx": _pack(np.asarray(indices, dtype=np.uint32)), "clean": _pack(np.asarray(clean_correct, np.uint8)),
            "trials": int(trials)}
     if draws > 1 or worst_correct is not None:
@@ -93,6 +96,8 @@ def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_corr
             out["worst"] = _pack(np.asarray(worst_correct, np.uint8))
     else:
         out["robust"] = _pack(np.asarray(robust_correct, np.uint8))
+    if values:
+        out["values"] = {k: _pack(np.asarray(v, np.float32)) for k, v in values.items()}
     return out
 
 
@@ -115,7 +120,8 @@ def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
         robust = _unpack(blob["robust"], np.uint8) / t
         worst = robust
     return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64),
-            "clean": _unpack(blob["clean"], np.uint8) / t, "robust": robust, "worst": worst, "trials": t}
+            "clean": _unpack(blob["clean"], np.uint8) / t, "robust": robust, "worst": worst, "trials": t,
+            "values": {k: _unpack(v, np.float32).astype(np.float64) for k, v in (blob.get("values") or {}).items()}}
 
 
 # ---- comparing two cells ----
@@ -196,9 +202,65 @@ def _get(rec, key, default=0.0):
 _FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst"}
 
 
+ECE_BINS = 15
+BOOTSTRAP = 2000  # resamples of the paired bootstrap of ECE differences
+
+
+def ece_from(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+    """ECE (percent) with `bins` equal-width confidence bins, of each row of (resamples x images) arrays (or of
+    one 1-D pair): sum over bins of |mean correct - mean confidence| weighted by the bin's share."""
+    conf, ok = np.atleast_2d(confidence), np.atleast_2d(correct)
+    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    total = np.zeros(conf.shape[0])
+    for b in range(bins):
+        m = which == b
+        count = m.sum(1)
+        gap = np.abs((ok * m).sum(1) - (conf * m).sum(1))  # count x |acc - conf| of the bin
+        total += np.where(count > 0, gap, 0.0)
+    out = 100.0 * total / conf.shape[1]
+    return out if np.ndim(confidence) > 1 else out[0]
+
+
+def compare_values(a: dict, b: dict, seed: int = 0) -> Comparison | None:
+    """Paired test of two records' metric `value` on their common test images, from per-image values: for ECE
+    (per-image confidence and correctness) a paired bootstrap of the ECE difference, for a metric that is a mean
+    of per-image values (local linearity's gamma) a z test on the per-image differences. Differences are in the
+    metric's own units; None when either record lacks the per-image values (no valid test)."""
+    pa, pb = decode_per_image(a.get("per_image")), decode_per_image(b.get("per_image"))
+    if pa is None or pb is None:
+        return None
+    shared = sorted(set(pa["values"]) & set(pb["values"]))
+    if not shared:
+        return None
+    common, ia, ib = np.intersect1d(pa["idx"], pb["idx"], assume_unique=True, return_indices=True)
+    n = len(common)
+    if n < 2:
+        return None
+    from scipy.stats import norm
+
+    if "confidence" in shared:
+        ca, cb = pa["values"]["confidence"][ia], pb["values"]["confidence"][ib]
+        oa, ob = pa["clean"][ia], pb["clean"][ib]
+        diff = float(ece_from(ca, oa) - ece_from(cb, ob))
+        draw = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP, n))  # the same images for both
+        boot = ece_from(ca[draw], oa[draw]) - ece_from(cb[draw], ob[draw])
+        se = float(boot.std(ddof=1))
+    else:
+        d = pa["values"][shared[0]][ia] - pb["values"][shared[0]][ib]
+        diff, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+    p = float(2 * norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+    return Comparison(diff, se, p, True, n)
+
+
 def compare_records(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")) -> Comparison:
     """Compare metric which[0] of record a with which[1] of record b: paired on common images when both carry
-    per-image results, else unpaired; widened by the training seeds' spread when either is a mean over seeds."""
+    per-image results, else unpaired; widened by the training seeds' spread when either is a mean over seeds.
+    which = ("value", "value") compares metric values (compare_values; a ValueError when untestable)."""
+    if which == ("value", "value"):
+        cmp = compare_values(a, b)
+        if cmp is None:
+            raise ValueError("no per-image values in both records: a metric value cannot be tested")
+        return cmp
     ka, kb = (_FIELD.get(w, f"{w}_acc") for w in which)
     by_a, by_b = by_seed(a, ka), by_seed(b, kb)
     pair = paired_outcomes(a, b, which)

@@ -1,0 +1,119 @@
+"""Claims about metric values (ECE, local linearity): per-image values in the records, paired tests of the value
+(a paired bootstrap of ECE, a z test on per-image gamma), and lower/higher claims in a campaign plan."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import varmixup_bench as bench
+from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.stats import compare_records, compare_values, ece_from, encode_per_image
+
+
+def test_ece_from_per_image_values_equals_the_attacks_ece():
+    from varmixup_bench.attacks.metrics import expected_calibration_error
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(500, 10, generator=g), 1)
+    labels = torch.randint(0, 10, (500,), generator=g)
+    ece, _ = expected_calibration_error(probs, labels)
+    conf, pred = probs.max(1)
+    assert ece_from(conf.double().numpy(), (pred == labels).double().numpy()) == pytest.approx(ece, abs=1e-4)
+    # perfectly calibrated by construction: every image correct with its confidence 1 -> ECE 0
+    assert ece_from(np.ones(50), np.ones(50)) == pytest.approx(0.0)
+
+
+def _record(conf, correct, idx=None, key="confidence"):
+    idx = np.arange(len(conf)) if idx is None else idx
+    return {"per_image": encode_per_image(idx, correct, correct, 1, values={key: conf})}
+
+
+def test_paired_ece_test_is_null_on_the_same_predictor_and_sees_a_miscalibrated_one():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.3, 1.0, 1000)
+    correct = (rng.random(1000) < conf).astype(int)  # calibrated
+    same = compare_values(_record(conf, correct), _record(conf, correct))
+    assert same.diff == 0 and same.p == 1.0 and same.paired and same.n == 1000
+    over = np.clip(conf + 0.2, 0, 1)  # the same outcomes, overconfident by 0.2
+    worse = compare_values(_record(conf, correct), _record(over, correct))
+    assert worse.diff < -10 and worse.p < 1e-6  # first minus second: the calibrated one is lower
+    # paired on the common images only, in the order of the test-set index
+    shuffled = rng.permutation(1000)
+    again = compare_values(_record(conf, correct), _record(over[shuffled], correct[shuffled], idx=shuffled))
+    assert again.diff == pytest.approx(worse.diff)
+    assert compare_values(_record(conf, correct), {"per_image": None}) is None
+    with pytest.raises(ValueError, match="per-image values"):
+        compare_records(_record(conf, correct), _record(conf, correct, key="gamma"), ("value", "value"))
+
+
+def test_paired_gamma_test_is_a_z_test_on_per_image_differences():
+    rng = np.random.default_rng(1)
+    a, noise = rng.gamma(2.0, 1.0, 400), rng.normal(0, 0.5, 400)
+    cmp = compare_values(_record(a, np.ones(400), key="gamma"), _record(a + 0.3 + noise, np.ones(400), key="gamma"))
+    d = -(0.3 + noise)
+    assert cmp.diff == pytest.approx(d.mean()) and cmp.se == pytest.approx(d.std(ddof=1) / np.sqrt(400))
+
+
+def test_ece_and_linearity_records_keep_per_image_values_that_reproduce_their_value(tmp_path, digits):
+    from varmixup_bench.results.stats import decode_per_image
+
+    d = bench.train("erm", digits, workdir=tmp_path, epochs=2, show_progress=False)
+    ece = bench.evaluate(d, "ece", record=False, show_progress=False)
+    pi = decode_per_image(ece["per_image"])
+    assert ece_from(pi["values"]["confidence"], pi["clean"]) == pytest.approx(ece["value"], abs=1e-3)
+    assert 100 * pi["clean"].mean() == pytest.approx(ece["clean_acc"])
+    lin = bench.evaluate(d, "linearity", eps=8 / 255, record=False, show_progress=False)
+    pl = decode_per_image(lin["per_image"])
+    assert pl["values"]["gamma"].mean() == pytest.approx(lin["value"], rel=1e-5)
+    assert 100 * pl["clean"].mean() == pytest.approx(lin["clean_acc"])
+
+
+PLAN = """
+[campaign]
+name = "values"
+dataset = "digits"
+preset = "quick"
+set = { epochs = { erm = 2, mixup = 2 }, test_subset = 120 }
+
+[[pass]]
+name = "main"
+defenses = ["erm", "mixup"]
+attacks = ["clean", "ece"]
+"""
+
+
+def test_lower_higher_claims_compare_values_and_are_checked_when_the_plan_loads(tmp_path):
+    from varmixup_bench.campaigns.compose import claim_rows
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.results.store import ResultStore
+
+    path = tmp_path / "p.toml"
+    bad = [('better = { defense = "erm", attack = "ece" }\nworse = { defense = "mixup", attack = "ece" }',
+            "say which is lower"),
+           ('lower = { defense = "erm", attack = "ece" }\nhigher = { defense = "mixup", attack = "clean", '
+            'metric = "clean" }', "compared with a metric value only"),
+           ('lower = { defense = "erm", attack = "clean", metric = "value" }\nhigher = { defense = "mixup", '
+            'attack = "ece" }', "needs a metric evaluation"),
+           ('lower = { defense = "erm", attack = "ece" }\nworse = { defense = "mixup", attack = "ece" }', "not both")]
+    for claim, message in bad:
+        path.write_text(PLAN + f"\n[[claim]]\n{claim}\n")
+        with pytest.raises(BenchError, match=message):
+            load_plan(path)
+    path.write_text(PLAN + '\n[[claim]]\nlower = { defense = "erm", attack = "ece" }\n'
+                           'higher = { defense = "mixup", attack = "ece" }\n'
+                           '\n[[claim]]\nlower = { defense = "mixup", attack = "ece" }\n'
+                           'higher = { defense = "erm", attack = "ece" }\n')
+    plan = load_plan(path)
+    assert [c.lower_is_better for c in plan.claims] == [True, True] and plan.claims[0].better.metric == "value"
+    run_campaign(plan, tmp_path / "wd", show_progress=False)
+    latest = {r["defense"]: r for r in ResultStore(tmp_path / "wd").records() if r["attack"] == "ece"}
+    rows = claim_rows(plan, lambda ref: latest[ref.cell.defense])
+    first, second = rows
+    assert first["cmp"].diff == pytest.approx(-second["cmp"].diff) and first["cmp"].p == pytest.approx(second["cmp"].p)
+    verdicts = {first["verdict"], second["verdict"]}
+    # one direction holds exactly when the other does not; within noise both are within noise
+    assert verdicts in ({"holds", "does not hold"}, {"within noise"})
+    sign = np.sign(latest["erm"]["value"] - latest["mixup"]["value"])
+    assert np.sign(first["cmp"].diff) == sign
