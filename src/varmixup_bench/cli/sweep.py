@@ -144,23 +144,37 @@ def campaign_run(
 
 @campaign_app.command("status")
 def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirOpt = None) -> None:
-    """Each pass's missing cells and measured time, and which extra steps are done."""
+    """Each pass's missing cells, measured time and forecast (models to train, evaluations to run, estimated from
+    what the workdir measured), and which extra steps are done."""
+    from varmixup_bench.campaigns.estimate import estimate
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
     from varmixup_bench.core.workdir import resolve_workdir
 
+    def hours(seconds: float, unknown: int) -> str:
+        return f"{seconds / 3600:.2f} h" + (f" + {unknown} unknown" if unknown else "")
+
     loaded = load_plan(plan)
     wd = resolve_workdir(workdir)
     table = Table(title=f"campaign {loaded.name} in {wd}")
-    for col in ("pass / step", "cells", "missing", "runs", "seconds"):
+    for col in ("pass / step", "cells", "missing", "runs", "seconds", "to train (est.)", "to evaluate (est.)"):
         table.add_column(col)
     passes, steps = pass_status(loaded, wd, device), step_status(loaded, wd)
-    for st in passes:
-        table.add_row(f"pass {st.name}", str(len(st.cells)), str(len(st.missing)), str(st.runs), f"{st.seconds:.1f}")
+    forecast = estimate(loaded, wd, passes, device)
+    for st, est in zip(passes, forecast):
+        table.add_row(f"pass {st.name}", str(len(st.cells)), str(len(st.missing)), str(st.runs), f"{st.seconds:.1f}",
+                      f"{len(est.train)}: {hours(*est.train_seconds())}" if est.train else "-",
+                      hours(*est.evaluate_seconds()) if est.evaluate else "-")
     for st in steps:
         table.add_row(f"step {st.name} ({st.kind})", "-", "done" if st.done else "to run", str(st.runs),
-                      f"{st.seconds:.1f}")
+                      f"{st.seconds:.1f}", "", "")
     console.out.print(table)
+    train = [est.train_seconds() for est in forecast]
+    evals = [est.evaluate_seconds() for est in forecast]
+    console.out.print(
+        f"forecast for the missing cells: training {hours(sum(t for t, _ in train), sum(u for _, u in train))}, "
+        f"evaluating {hours(sum(t for t, _ in evals), sum(u for _, u in evals))} (from this workdir's measured "
+        f"models, VAEs and records; unknown: nothing measured resembles it; steps not included)", highlight=False)
     missing = [f"  pass {st.name}: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
     console.out.print("\n".join(["missing cells:", *missing]) if missing else "missing cells: none", highlight=False)
 

@@ -1,0 +1,142 @@
+"""A campaign's forecast, for sizing a plan before it runs: the models and VAEs its missing cells still need
+trained, and the evaluations still to run, each estimated from what the workdir has measured.
+
+A model still to train is estimated from the per-epoch seconds of trained models (their `meta.json` history) of
+the same recipe, architecture, batch size and training data, times its epochs; a VAE from VAEs of the same
+architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
+progress from its own checkpoint's epoch times and the epochs left; an evaluation from the stored records' seconds
+per budget unit of the same attack family and the same kind of predictor (randomised or not;
+views.report.estimate_seconds: this defense's first, then the dataset's). A model or VAE is counted once, in the first pass that needs it. What
+nothing measured resembles is reported as unknown, never guessed.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from varmixup_bench.campaigns.plan import Plan
+
+
+@dataclass
+class PassEstimate:
+    name: str
+    train: dict[str, float | None] = field(default_factory=dict)  # model or VAE key -> seconds (None: unknown)
+    evaluate: list[float | None] = field(default_factory=list)  # one per missing cell
+
+    @staticmethod
+    def _sum(values) -> tuple[float, int]:
+        known = [v for v in values if v is not None]
+        return float(sum(known)), len(values) - len(known)
+
+    def train_seconds(self) -> tuple[float, int]:
+        """(estimated seconds of the known ones, how many are unknown)."""
+        return self._sum(list(self.train.values()))
+
+    def evaluate_seconds(self) -> tuple[float, int]:
+        return self._sum(self.evaluate)
+
+
+def _metas(root: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(root.glob("*/meta.json")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a damaged meta.json is the cache's problem to report, not the forecast's
+    return out
+
+
+def _per_epoch(metas: list[dict]) -> float | None:
+    rates = [statistics.fmean(h["seconds"] for h in m["history"]) for m in metas
+             if m.get("history") and all("seconds" in h for h in m["history"])]
+    return statistics.median(rates) if rates else None
+
+
+_SAME_MODEL = ("recipe", "model", "batch_size", "data")
+_SAME_VAE = ("arch", "latent_dim", "latent_channels", "latent_stride", "width", "batch_size", "adversarial", "from")
+
+
+def remaining_seconds(folder: Path, epochs: int) -> float | None:
+    """A training in progress (a per-epoch checkpoint in `folder`): its own mean epoch time times the epochs
+    left; None when there is no checkpoint."""
+    from safetensors import safe_open
+
+    from varmixup_bench.training.checkpoint import FILE
+
+    path = folder / FILE
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        history = json.loads(meta["history"])
+        rate = statistics.fmean(h["seconds"] for h in history)
+    except (OSError, ValueError, KeyError, statistics.StatisticsError):
+        return None
+    return rate * max(epochs - len(history), 0)
+
+
+def model_seconds(config: dict, metas: list[dict]) -> float | None:
+    """Per-epoch seconds of trained models like `config` (a training key config) times its epochs."""
+    like = [m for m in metas if all((m.get("config") or {}).get(k) == config.get(k) for k in _SAME_MODEL)]
+    rate = _per_epoch(like)
+    return None if rate is None else rate * int(config["epochs"])
+
+
+def vae_seconds(config: dict, dataset: str, metas: list[dict]) -> float | None:
+    """Per-epoch seconds of trained VAEs like `config` (a vae_config) on `dataset` times its epochs."""
+    like = [m for m in metas if m.get("dataset") == dataset
+            and all((m.get("config") or {}).get(k) == config.get(k) for k in _SAME_VAE)]
+    rate = _per_epoch(like)
+    return None if rate is None else rate * int(config["epochs"])
+
+
+def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") -> list[PassEstimate]:
+    """One PassEstimate per pass, for its missing cells (campaigns.status.pass_status's `missing`)."""
+    from varmixup_bench.attacks.spec import build_attack
+    from varmixup_bench.defenses import parse_defense_spec
+    from varmixup_bench.defenses.latent import source_dataset, vae_config, vae_key
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.training.cache import WeightCache
+    from varmixup_bench.training.cache import config_hash
+    from varmixup_bench.training.runner import training_key_config
+    from varmixup_bench.views.report import estimate_seconds
+
+    models, vaes = WeightCache(workdir), WeightCache(workdir, "vaes")
+    model_metas, vae_metas = _metas(models.root), _metas(vaes.root)
+    records = ResultStore(workdir).records()
+    counted: set[str] = set()
+    out = []
+    for p, st in zip(plan.passes, statuses):
+        spec = plan.sweep_spec(p, Path(workdir), device=device, show_progress=False)
+        est = PassEstimate(p.name)
+        for cell in st.missing:
+            ctx = spec.context(cell.dataset, cell.seed, cell.variant)
+            s = ctx.settings
+            dspec = parse_defense_spec(cell.defense)
+            recipe, rule = dspec.build_recipe(s), dspec.build_rule(s)
+            cfg = training_key_config(recipe, ctx, dspec.recipe, s.epochs_for(dspec.recipe))
+            key = config_hash(cfg)
+            if key not in counted and not models.exists(key):
+                left = remaining_seconds(models.folder(key), int(cfg["epochs"]))
+                est.train[key] = left if left is not None else model_seconds(cfg, model_metas)
+            counted.add(key)
+            for part in (recipe, rule):  # the Var* recipes' and rules' MMD-VAE
+                if not hasattr(part, "adversarial_vae"):
+                    continue
+                source = source_dataset(ctx)
+                vkey = vae_key(ctx, part.adversarial_vae, source)
+                if vkey not in counted and not vaes.exists(vkey):
+                    vcfg = vae_config(s, part.adversarial_vae)
+                    left = remaining_seconds(vaes.folder(vkey), int(vcfg["epochs"]))
+                    est.train[vkey] = left if left is not None else vae_seconds(vcfg, source.name, vae_metas)
+                counted.add(vkey)
+            atk = build_attack(cell.attack, cell.eps, s.step, s)
+            alike = [r for r in records if bool(r.get("stochastic")) == bool(rule.stochastic)]  # VarMI costs 30 forwards
+            est.evaluate.append(estimate_seconds(cell.attack, atk.config(), bool(rule.stochastic), alike,
+                                                 None, cell.defense, ctx.dataset.name))
+        out.append(est)
+    return out

@@ -1,0 +1,69 @@
+"""The campaign forecast (campaigns.estimate): models still to train from measured per-epoch seconds of models
+like them, a training in progress from its own checkpoint, evaluations from stored records, unknown otherwise."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+PLAN = """
+[campaign]
+name = "forecast"
+dataset = "digits"
+preset = "quick"
+set = {{ epochs = {{ erm = 2, mixup = 3 }}, test_subset = 60 }}
+
+[[pass]]
+name = "first"
+defenses = ["erm"]
+attacks = ["clean", "pgd10"]
+seeds = [0]
+{extra}
+"""
+
+MORE = """
+[[pass]]
+name = "more"
+defenses = ["erm", "mixup"]
+attacks = ["clean", "pgd10"]
+seeds = [1]
+"""
+
+
+def test_forecast_uses_measured_models_and_records_and_says_unknown_for_the_rest(tmp_path, private_cache):
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.estimate import estimate
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.status import pass_status
+    from varmixup_bench.training.cache import WeightCache
+
+    wd = tmp_path / "wd"
+    (tmp_path / "a.toml").write_text(PLAN.format(extra=""))
+    first = load_plan(tmp_path / "a.toml")
+    before = estimate(first, wd, pass_status(first, wd, "cpu"), "cpu")[0]
+    assert list(before.train.values()) == [None] and before.evaluate == [None, None]  # nothing measured yet
+    run_campaign(first, wd, show_progress=False)
+    (meta,) = list(WeightCache(wd).root.glob("*/meta.json"))
+
+    epoch_seconds = [h["seconds"] for h in json.loads(meta.read_text())["history"]]
+
+    (tmp_path / "b.toml").write_text(PLAN.format(extra=MORE))
+    plan = load_plan(tmp_path / "b.toml")
+    done, more = estimate(plan, wd, pass_status(plan, wd, "cpu"), "cpu")
+    assert done.train == {} and done.evaluate == []  # the first pass is complete
+    erm1, mixup1 = more.train.values()  # erm seed 1 (like erm seed 0), then mixup: nothing like it trained
+    assert erm1 == pytest.approx(2 * sum(epoch_seconds) / len(epoch_seconds)) and mixup1 is None
+    assert more.train_seconds() == (pytest.approx(erm1), 1)
+    assert len(more.evaluate) == 4 and all(e is not None and e > 0 for e in more.evaluate)
+
+
+def test_a_training_in_progress_is_estimated_from_its_own_checkpoint(tmp_path):
+    from varmixup_bench.campaigns.estimate import remaining_seconds
+    from varmixup_bench.training.checkpoint import save_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert remaining_seconds(tmp_path, 5) is None
+    save_checkpoint(tmp_path, model, opt, 2, [{"epoch": 1, "seconds": 2.0}, {"epoch": 2, "seconds": 4.0}])
+    assert remaining_seconds(tmp_path, 5) == pytest.approx(9.0) and remaining_seconds(tmp_path, 2) == 0.0
