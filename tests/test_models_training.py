@@ -166,3 +166,25 @@ def test_large_training_sets_stream_through_a_dataloader(digits):
     assert len(on_dev) == len(streamed) == 14  # 1437 images: 14 full batches of 100, the remainder dropped
     for (x1, y1), (x2, y2) in zip(on_dev, streamed):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_epoch_history_keeps_cpu_seconds_that_a_wait_does_not_inflate(digits):
+    """Each epoch records wall and CPU seconds: time spent waiting (a paused or starved run) raises the wall figure
+    only, so a budget read from the history can tell the two apart."""
+    import time
+
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.defenses.erm import ERM
+    from varmixup_bench.training.loop import train_classifier
+    from varmixup_bench.training.models import build_model
+
+    class WaitingERM(ERM):
+        def loss(self, model, x, y, rng):
+            time.sleep(0.3)  # no CPU used: like a SIGSTOP or a busy machine
+            return super().loss(model, x, y, rng)
+
+    model = build_model("small-cnn", (1, 8, 8), 10, [0.5], [0.25])
+    (row,) = train_classifier(WaitingERM(get_preset(None)), model, digits.train, epochs=1, batch_size=512, lr=1e-3,
+                              optimizer="adam", device=torch.device("cpu"), seed=0, show_progress=False)
+    steps = len(digits.train) // 512
+    assert row["seconds"] >= 0.3 * steps and row["cpu_seconds"] < row["seconds"] - 0.25 * steps

@@ -282,7 +282,8 @@ class VaePSNR(Attack):
 
         owner = next((p for p in (defense.recipe, defense.rule) if hasattr(p, "adversarial_vae")), None)
         if owner is None or "context" not in defense.info:
-            raise AttackRefused(f"vae-psnr needs a Var* defense (a recipe or rule with an MMD-VAE); {defense.spec} has none")
+            raise AttackRefused(f"vae-psnr needs a Var* defense (a recipe or rule with an MMD-VAE); "
+                                f"{defense.spec} has none")
         vae = get_vae(defense.info["context"], owner.adversarial_vae, train_if_missing=False)
         mse = per_image_mse(vae, split.x, defense.device, batch_size).double().numpy()
         mean, half = float(mse.mean()), float(stats.t.ppf(0.975, len(mse) - 1) * mse.std(ddof=1) / np.sqrt(len(mse)))
@@ -291,6 +292,7 @@ class VaePSNR(Attack):
             latent = list(vae.encode_mean(split.x[:1].to(defense.device)).shape[1:])
         acc = _accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
         details = {"mse": mean, "psnr_ci": [psnr_db(mean + half), psnr_db(max(mean - half, 1e-12))],
-                   "vae_key": vae.key, "latent_shape": latent, "vae_epochs": len(hist), "vae_train_seconds": vae.meta.get("seconds"),
+                   "vae_key": vae.key, "latent_shape": latent, "vae_epochs": len(hist),
+                   "vae_train_seconds": vae.meta.get("seconds"),
                    "psnr_by_epoch": [round(h["test_psnr_db"], 3) for h in hist if "test_psnr_db" in h]}
         return {"clean": [acc], "robust": [acc], "value": psnr_db(mean), "metric": "psnr_db", "details": details}

@@ -1,13 +1,13 @@
 """A campaign's forecast, for sizing a plan before it runs: the models and VAEs its missing cells still need
 trained, and the evaluations still to run, each estimated from what the workdir has measured.
 
-A model still to train is estimated from the per-epoch seconds of trained models (their `meta.json` history) of
-the same recipe, architecture, batch size and training data, times its epochs; a VAE from VAEs of the same
-architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
+A model still to train is estimated from the median per-epoch seconds of trained models (their `meta.json`
+history) of the same recipe, architecture, batch size and training data, times its epochs; a VAE from VAEs of the
+same architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
 progress from its own checkpoint's epoch times and the epochs left; an evaluation from the stored records' seconds
 per budget unit of the same attack family and the same kind of predictor (randomised or not;
-views.report.estimate_seconds: this defense's first, then the dataset's). A model or VAE is counted once, in the first pass that needs it. What
-nothing measured resembles is reported as unknown, never guessed.
+views.report.estimate_seconds: this defense's first, then the dataset's). A model or VAE is counted once, in the
+first pass that needs it. What nothing measured resembles is reported as unknown, never guessed.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _metas(root: Path) -> list[dict[str, Any]]:
 
 
 def _per_epoch(metas: list[dict]) -> float | None:
-    rates = [statistics.fmean(h["seconds"] for h in m["history"]) for m in metas
+    rates = [statistics.median(h["seconds"] for h in m["history"]) for m in metas
              if m.get("history") and all("seconds" in h for h in m["history"])]
     return statistics.median(rates) if rates else None
 
@@ -60,8 +60,8 @@ _SAME_VAE = ("arch", "latent_dim", "latent_channels", "latent_stride", "width", 
 
 
 def remaining_seconds(folder: Path, epochs: int) -> float | None:
-    """A training in progress (a per-epoch checkpoint in `folder`): its own mean epoch time times the epochs
-    left; None when there is no checkpoint."""
+    """A training in progress (a per-epoch checkpoint in `folder`): its own median epoch time (an epoch that
+    waited through a pause does not move it) times the epochs left; None when there is no checkpoint."""
     from safetensors import safe_open
 
     from varmixup_bench.training.checkpoint import FILE
@@ -73,7 +73,7 @@ def remaining_seconds(folder: Path, epochs: int) -> float | None:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
         history = json.loads(meta["history"])
-        rate = statistics.fmean(h["seconds"] for h in history)
+        rate = statistics.median(h["seconds"] for h in history)
     except (OSError, ValueError, KeyError, statistics.StatisticsError):
         return None
     return rate * max(epochs - len(history), 0)
@@ -135,7 +135,8 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") ->
                     est.train[vkey] = left if left is not None else vae_seconds(vcfg, source.name, vae_metas)
                 counted.add(vkey)
             atk = build_attack(cell.attack, cell.eps, s.step, s)
-            alike = [r for r in records if bool(r.get("stochastic")) == bool(rule.stochastic)]  # VarMI costs 30 forwards
+            # the same kind of predictor: a randomised rule such as VarMI costs N_MI forwards per prediction
+            alike = [r for r in records if bool(r.get("stochastic")) == bool(rule.stochastic)]
             est.evaluate.append(estimate_seconds(cell.attack, atk.config(), bool(rule.stochastic), alike,
                                                  None, cell.defense, ctx.dataset.name))
         out.append(est)

@@ -117,7 +117,7 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
                             completed=start_epoch * steps,
                             info=f"resumed after epoch {start_epoch}" if start_epoch else "")
         for epoch in range(start_epoch + 1, n_epochs + 1):
-            epoch_start = time.perf_counter()
+            epoch_start, cpu_start = time.perf_counter(), time.process_time()
             perm = torch.randperm(n, generator=gen).to(device)
             sums = {"loss": 0.0, "recon": 0.0, "mmd": 0.0}
             for i in range(steps):
@@ -134,7 +134,8 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
                 for k in sums:
                     sums[k] += out[k].item() * len(x)
                 bar.advance(task)
-            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - epoch_start}
+            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - epoch_start,
+                   "cpu_seconds": time.process_time() - cpu_start}  # wall and CPU (all threads), as train_classifier
             if monitor is not None:
                 vae.eval()
                 row["test_mse"] = _mse(vae, monitor, device)

@@ -30,7 +30,8 @@ LABELS = {"varerm_clean": "VarERM clean", "varmixup_clean": "VarMixup clean", "v
           "varmi_pgd10": "VarMixup+VarMI oblivious PGD-10", "varmi_adaptive_pgd10": "VarMixup+VarMI adaptive PGD-10",
           "varmi_adaptive_pgd10_worst": "… its worst case over draws",
           "own_domain": "VarERM+VarMI at λ_MI = 1 (own domain)"}
-COLUMNS = (["vae", "latent", "dataset", "preset", "psnr_db", "psnr_ci_low", "psnr_ci_high", "epochs", "train_seconds", "n"]
+COLUMNS = (["vae", "latent", "dataset", "preset", "psnr_db", "psnr_ci_low", "psnr_ci_high", "epochs",
+            "train_seconds", "n"]
            + [f"{c}{s}" for c, *_ in CELLS for s in ("", "_ci_low", "_ci_high")] + ["vae_config"])
 
 
@@ -51,8 +52,8 @@ def _vae_config(record: dict) -> dict | None:
 def _label(cfg: dict) -> str:
     if cfg.get("arch", "flat") == "flat":
         return f"flat, latent {cfg.get('latent_dim')}, {cfg.get('epochs')} epochs"
-    return (f"conv, stride {cfg.get('latent_stride')}, {cfg.get('latent_channels')} channels, width {cfg.get('width')}, "
-            f"{cfg.get('epochs')} epochs")
+    return (f"conv, stride {cfg.get('latent_stride')}, {cfg.get('latent_channels')} channels, "
+            f"width {cfg.get('width')}, {cfg.get('epochs')} epochs")
 
 
 def _latent(shape: Any, cfg: dict) -> str:
