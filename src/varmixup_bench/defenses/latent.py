@@ -138,7 +138,7 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
                    "cpu_seconds": time.process_time() - cpu_start}  # wall and CPU (all threads), as train_classifier
             if monitor is not None:
                 vae.eval()
-                row["test_mse"] = _mse(vae, monitor, device)
+                row["test_mse"] = reconstruction_error(vae, monitor, device)
                 row["test_psnr_db"] = psnr_db(row["test_mse"])
             history.append(row)
             psnr = f" test {row['test_psnr_db']:.1f} dB" if monitor is not None else ""
@@ -252,16 +252,12 @@ def on_device(vae: FittedVAE, device: torch.device) -> FittedVAE:
     return vae
 
 
-def _mse(vae: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> float:
+def reconstruction_error(vae: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> float:
+    """Pixel-mean squared error of reconstructions from encoder means (a FittedVAE, or a bare VAE while training)."""
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device)
             total += F.mse_loss(vae.reconstruct(xb), xb, reduction="sum").item()
     return total / x.numel()
-
-
-def reconstruction_error(vae: FittedVAE, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> float:
-    """Pixel-mean squared error of reconstructions from encoder means."""
-    return _mse(vae, x, device, batch_size)
 
