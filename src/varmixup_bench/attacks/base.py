@@ -144,7 +144,7 @@ def reject_unknown_keywords(name: str, declared: dict, given: dict) -> None:
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack", group="varmixup_bench.attacks", builtins=tuple(
-    f"varmixup_bench.attacks.{m}" for m in ("adaptive", "blackbox", "catalog", "metrics", "pgd")))
+    f"varmixup_bench.attacks.{m}" for m in ("adaptive", "blackbox", "catalog", "kid", "metrics", "pgd")))
 
 
 def attacks_of_kind(*kinds: str, steps: int | None = None, targeted: bool = False) -> tuple[str, ...]:

@@ -24,7 +24,8 @@ def _correct(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, ba
                       for i in range(0, len(y), batch_size)]).numpy().astype(np.int64)
 
 
-def _accuracy(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch_size: int) -> float:
+def clean_accuracy(defense, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, batch_size: int) -> float:
+    """Percent of x the defended predictor classifies correctly (one draw of its randomness per image)."""
     return 100.0 * float(_correct(defense, x, y, gen, batch_size).mean())
 
 
@@ -83,7 +84,7 @@ class Corruptions(Attack):
             task = bar.add_task(f"corruptions on {defense.spec}", total=trials * 75, info="15 x 5")
             for t in range(trials):
                 trial_seed, gen = trial_generator(seed, t)
-                out["clean"].append(_accuracy(defense, x, y, gen, batch_size))
+                out["clean"].append(clean_accuracy(defense, x, y, gen, batch_size))
                 accs = []
                 for n in names:
                     for sev in range(1, 6):
@@ -92,7 +93,7 @@ class Corruptions(Attack):
                             xc, yc = load_official_corruptions(self.folder, n, sev, split.index[sel].numpy())
                         else:
                             xc, yc = corrupt_batch(x, n, sev, trial_seed), y
-                        acc = _accuracy(defense, xc, yc, gen, batch_size)
+                        acc = clean_accuracy(defense, xc, yc, gen, batch_size)
                         details[n][sev - 1].append(acc)
                         accs.append(acc)
                         bar.advance(task)
@@ -290,7 +291,7 @@ class VaePSNR(Attack):
         hist = vae.meta.get("history", [])
         with torch.no_grad():
             latent = list(vae.encode_mean(split.x[:1].to(defense.device)).shape[1:])
-        acc = _accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
+        acc = clean_accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
         details = {"mse": mean, "psnr_ci": [psnr_db(mean + half), psnr_db(max(mean - half, 1e-12))],
                    "vae_key": vae.key, "latent_shape": latent, "vae_epochs": len(hist),
                    "vae_train_seconds": vae.meta.get("seconds"),

@@ -34,6 +34,7 @@ class Range:
 
 
 _GE1, _GE0, _GT0 = Range(1), Range(0), Range(0, lo_open=True)
+_GE2 = Range(2)
 _UNIT = Range(0, 1)
 _RADIUS = Range(0, 1, note="(an L-inf radius on the [0,1] pixel scale; did you mean /255?)")
 _STEP = Range(0, 1, lo_open=True, note="on the [0,1] pixel scale")
@@ -147,6 +148,10 @@ class Preset:
     spsa_lr: float = _f(0.01, "SPSA learning rate", _GT0, "spsa")
     spsa_delta: float = _f(0.01, "SPSA perturbation size", _GT0, "spsa")
     spsa_subset: int | None = _f(None, "stratified N test images for SPSA (the paper uses 1000)", _GE1, "spsa")
+    # paper Fig. 5 as attack `kid`: KID between training images and a recipe's training samples
+    kid_samples: int = _f(1000, "kid: training samples (and as many training images) compared", _GE2, "kid")
+    kid_features: str = _f("erm", "kid: the defense whose F_w embeds the images (penultimate layer; trained with the "
+                           "same data, preset and seed; no Inception weights offline)", group="kid")
     corruptions_dir: str | None = _f(None, "official CIFAR-10-C style .npy folder (none: generated)",
                                      group="corruptions")
     corruption_subset: int | None = _f(None, "stratified N test images for corruptions (none: all)", _GE1,

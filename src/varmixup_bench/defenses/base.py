@@ -50,6 +50,12 @@ class Recipe(ABC):
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (loss, logits on the batch's own inputs, used for the training accuracy display)."""
 
+    def training_samples(self, x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor | None:
+        """The inputs this recipe trains F_w on, made from images x, partner images and one lambda per image (B,):
+        what paper Fig. 5 compares with the training images (attack `kid`). None: a recipe whose inputs need the
+        model (adversarial examples) or that has no such samples."""
+        return None
+
 
 class InferenceRule(ABC):
     """How the defended predictor turns F_w into class probabilities."""

@@ -51,3 +51,7 @@ class Mixup(BetaMixing):
         mixed, perm, lam = mix_pairs(x, rng, self.eta)
         logits = model(mixed)
         return mixed_cross_entropy(logits, y, perm, lam, self.settings.label_smoothing), logits
+
+    def training_samples(self, x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        lam = lam.view(-1, *[1] * (x.dim() - 1)).to(x)
+        return lam * x + (1.0 - lam) * partner

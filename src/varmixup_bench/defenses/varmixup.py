@@ -52,6 +52,10 @@ class VarERM(_VarRecipe):
         logits = model(x_rec)
         return F.cross_entropy(logits, y, label_smoothing=self.settings.label_smoothing), logits
 
+    def training_samples(self, x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._vae(x).reconstruct(x)
+
 
 class VarMixup(BetaMixing, _VarRecipe):
     """Mixup of encoder means, decoded (paper eq. 12)."""
@@ -61,6 +65,13 @@ class VarMixup(BetaMixing, _VarRecipe):
         perm = torch.as_tensor(rng.permutation(x.shape[0]), device=x.device)
         logits = model(varmixup_samples(self._vae(x), x, perm, lam))
         return mixed_cross_entropy(logits, y, perm, lam, self.settings.label_smoothing), logits
+
+    @torch.no_grad()
+    def training_samples(self, x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        vae = self._vae(x)
+        mu, mu_partner = vae.encode_mean(x), vae.encode_mean(partner)
+        lam = lam.to(mu).view(-1, *[1] * (mu.dim() - 1))  # flat (B, d) or spatial (B, C, h, w) latent
+        return vae.decode(lam * mu + (1.0 - lam) * mu_partner)
 
 
 _HELP = {

@@ -221,16 +221,67 @@ def ece_from(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) 
     return out if np.ndim(confidence) > 1 else out[0]
 
 
+def _ece_difference(a: dict, b: dict, ia: np.ndarray, ib: np.ndarray, seed: int) -> tuple[float, float]:
+    """ECE(a) − ECE(b) on the common images and the standard error of a paired bootstrap (the same images drawn
+    for both)."""
+    ca, cb = a["values"]["confidence"][ia], b["values"]["confidence"][ib]
+    oa, ob = a["clean"][ia], b["clean"][ib]
+    draw = np.random.default_rng(seed).integers(0, len(ia), size=(BOOTSTRAP, len(ia)))
+    boot = ece_from(ca[draw], oa[draw]) - ece_from(cb[draw], ob[draw])
+    return float(ece_from(ca, oa) - ece_from(cb, ob)), float(boot.std(ddof=1))
+
+
+def _mean_difference(name: str, u_statistic: bool = False):
+    """A metric that is the mean of per-item values: the mean paired difference and its standard error. For the
+    terms of an order-2 U statistic (KID: each item's mean kernel against all others) the statistic's variance
+    is 4 Var(term) / n (Hoeffding), hence the factor 2."""
+    def test(a: dict, b: dict, ia: np.ndarray, ib: np.ndarray, seed: int) -> tuple[float, float]:
+        d = a["values"][name][ia] - b["values"][name][ib]
+        return float(d.mean()), (2.0 if u_statistic else 1.0) * float(d.std(ddof=1) / math.sqrt(len(d)))
+    return test
+
+
+# the paired test of a metric value, by the per-item values its records keep (the first one both records have)
+VALUE_TESTS = {"confidence": _ece_difference, "gamma": _mean_difference("gamma"),
+               "kid_term": _mean_difference("kid_term", u_statistic=True)}
+
+
+def encode_per_sample(values: dict[str, np.ndarray]) -> dict:
+    """Per-sample values of a metric over generated samples (not test images), numbered 0..n-1 by the draw that
+    made them: records of the same draw pair sample for sample (compare_values). Goes in a record's details."""
+    n = len(next(iter(values.values())))
+    return {"idx": _pack(np.arange(n, dtype=np.uint32)), "values": {k: _pack(np.asarray(v, np.float32))
+                                                                   for k, v in values.items()}}
+
+
+def _per_item(rec: dict) -> dict | None:
+    """A record's per-item values: its per-image results, else the per-sample values in its details."""
+    per_image = decode_per_image(rec.get("per_image"))
+    if per_image is not None:
+        return per_image
+    details = rec.get("details")
+    if isinstance(details, str):
+        import json
+
+        details = json.loads(details) if details.startswith("{") else None
+    blob = details.get("per_sample") if isinstance(details, dict) else None
+    if not isinstance(blob, dict) or "idx" not in blob:
+        return None
+    return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64),
+            "values": {k: _unpack(v, np.float32).astype(np.float64) for k, v in blob["values"].items()}}
+
+
 def compare_values(a: dict, b: dict, seed: int = 0) -> Comparison | None:
-    """Paired test of two records' metric `value` on their common test images, from per-image values: for ECE
-    (per-image confidence and correctness) a paired bootstrap of the ECE difference, for a metric that is a mean
-    of per-image values (local linearity's gamma) a z test on the per-image differences. Differences are in the
-    metric's own units; None when either record lacks the per-image values (no valid test)."""
-    pa, pb = decode_per_image(a.get("per_image")), decode_per_image(b.get("per_image"))
+    """Paired test of two records' metric `value` on their common items (test images, or generated samples of
+    the same draw), from per-item values (VALUE_TESTS): for ECE (per-image confidence and correctness) a paired
+    bootstrap of the ECE difference, for a mean of per-image values (local linearity's gamma) a z test on the
+    differences, for KID a z test with the U statistic's variance. Differences are in the metric's own units;
+    None when either record lacks the per-item values (no valid test)."""
+    pa, pb = _per_item(a), _per_item(b)
     if pa is None or pb is None:
         return None
-    shared = sorted(set(pa["values"]) & set(pb["values"]))
-    if not shared:
+    name = next((k for k in VALUE_TESTS if k in pa["values"] and k in pb["values"]), None)
+    if name is None:
         return None
     common, ia, ib = np.intersect1d(pa["idx"], pb["idx"], assume_unique=True, return_indices=True)
     n = len(common)
@@ -238,16 +289,7 @@ def compare_values(a: dict, b: dict, seed: int = 0) -> Comparison | None:
         return None
     from scipy.stats import norm
 
-    if "confidence" in shared:
-        ca, cb = pa["values"]["confidence"][ia], pb["values"]["confidence"][ib]
-        oa, ob = pa["clean"][ia], pb["clean"][ib]
-        diff = float(ece_from(ca, oa) - ece_from(cb, ob))
-        draw = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP, n))  # the same images for both
-        boot = ece_from(ca[draw], oa[draw]) - ece_from(cb[draw], ob[draw])
-        se = float(boot.std(ddof=1))
-    else:
-        d = pa["values"][shared[0]][ia] - pb["values"][shared[0]][ib]
-        diff, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+    diff, se = VALUE_TESTS[name](pa, pb, ia, ib, seed)
     p = float(2 * norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
     return Comparison(diff, se, p, True, n)
 
