@@ -67,3 +67,15 @@ def test_a_training_in_progress_is_estimated_from_its_own_checkpoint(tmp_path):
     assert remaining_seconds(tmp_path, 5) is None
     save_checkpoint(tmp_path, model, opt, 2, [{"epoch": 1, "seconds": 2.0}, {"epoch": 2, "seconds": 4.0}])
     assert remaining_seconds(tmp_path, 5) == pytest.approx(9.0) and remaining_seconds(tmp_path, 2) == 0.0
+
+
+def test_an_adv_var_recipe_costs_what_its_plain_one_does_and_nothing_else_is_alike():
+    from varmixup_bench.campaigns.estimate import model_seconds
+
+    base = {"model": "fast-cnn-half", "batch_size": 256, "data": "d1", "epochs": 4}
+    metas = [{"config": {**base, "recipe": "varmixup"}, "history": [{"seconds": 10.0}, {"seconds": 12.0}]},
+             {"config": {**base, "recipe": "erm"}, "history": [{"seconds": 3.0}]}]
+    assert model_seconds({**base, "recipe": "adv-varmixup", "epochs": 3}, metas) == pytest.approx(33.0)
+    assert model_seconds({**base, "recipe": "varmixup", "epochs": 2}, metas) == pytest.approx(22.0)
+    assert model_seconds({**base, "recipe": "mixup"}, metas) is None  # another recipe: unknown, never guessed
+    assert model_seconds({**base, "recipe": "adv-varmixup", "data": "d2"}, metas) is None

@@ -2,7 +2,8 @@
 trained, and the evaluations still to run, each estimated from what the workdir has measured.
 
 A model still to train is estimated from the median per-epoch seconds of trained models (their `meta.json`
-history) of the same recipe, architecture, batch size and training data, times its epochs; a VAE from VAEs of the
+history) of the same recipe (an `adv-` recipe as its plain one), architecture, batch size and training data, times
+its epochs; a VAE from VAEs of the
 same architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
 progress from its own checkpoint's epoch times and the epochs left; an evaluation from the stored records' seconds
 per budget unit of the same attack family and the same kind of predictor (randomised or not;
@@ -79,9 +80,20 @@ def remaining_seconds(folder: Path, epochs: int) -> float | None:
     return rate * max(epochs - len(history), 0)
 
 
+def _cost_alike(config: dict) -> dict:
+    """The fields of a training config that set its cost per epoch; an `adv-` Var* recipe costs what its plain
+    one does (the same VAE architecture, only trained differently, and the same classifier steps)."""
+    out = {k: config.get(k) for k in _SAME_MODEL}
+    if isinstance(out["recipe"], str) and out["recipe"].startswith("adv-"):
+        out["recipe"] = out["recipe"][len("adv-"):]
+    return out
+
+
 def model_seconds(config: dict, metas: list[dict]) -> float | None:
-    """Per-epoch seconds of trained models like `config` (a training key config) times its epochs."""
-    like = [m for m in metas if all((m.get("config") or {}).get(k) == config.get(k) for k in _SAME_MODEL)]
+    """Per-epoch seconds of trained models like `config` (a training key config; _cost_alike) times its
+    epochs."""
+    want = _cost_alike(config)
+    like = [m for m in metas if _cost_alike(m.get("config") or {}) == want]
     rate = _per_epoch(like)
     return None if rate is None else rate * int(config["epochs"])
 

@@ -151,8 +151,12 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
     from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
     from varmixup_bench.core.workdir import resolve_workdir
 
-    def hours(seconds: float, unknown: int) -> str:
-        return f"{seconds / 3600:.2f} h" + (f" + {unknown} unknown" if unknown else "")
+    def hours(seconds: float, unknown: int, count: int | None = None) -> str:
+        """'2 models/VAEs: 0.50 h' or, with some unknown, '3: 0.50 h + 1 unknown' / '2 unknown'."""
+        head = f"{count}: " if count is not None else ""
+        if unknown and (count == unknown or not seconds):
+            return f"{unknown} unknown"
+        return head + f"{seconds / 3600:.2f} h" + (f" + {unknown} unknown" if unknown else "")
 
     loaded = load_plan(plan)
     wd = resolve_workdir(workdir)
@@ -163,7 +167,7 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
     forecast = estimate(loaded, wd, passes, device)
     for st, est in zip(passes, forecast):
         table.add_row(f"pass {st.name}", str(len(st.cells)), str(len(st.missing)), str(st.runs), f"{st.seconds:.1f}",
-                      f"{len(est.train)}: {hours(*est.train_seconds())}" if est.train else "-",
+                      hours(*est.train_seconds(), len(est.train)) if est.train else "-",
                       hours(*est.evaluate_seconds()) if est.evaluate else "-")
     for st in steps:
         table.add_row(f"step {st.name} ({st.kind})", "-", "done" if st.done else "to run", str(st.runs),
