@@ -89,7 +89,8 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
     tested = sum(r["cmp"] is not None for r in rows)
     lines = [f"Each claim says the first cell's accuracy is above the second's (a claim written lower/higher: the "
              f"first cell's value is below the second's, e.g. a lower ECE; its difference is in the metric's units, "
-             f"from a paired bootstrap of ECE or a z test on per-image values). Test: paired on the same test images "
+             f"from a paired bootstrap of ECE, a z test on per-image values, or for KID on the per-sample terms of the "
+             f"same draw of pairs). Test: paired on the same test images "
              f"where both records keep per-image outcomes (exact McNemar for single-draw 0/1 outcomes, else a z test "
              f"on the per-image differences), unpaired otherwise; the {tested} claim(s) with both cells recorded are "
              f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
