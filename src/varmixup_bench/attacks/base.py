@@ -135,6 +135,23 @@ class Attack(ABC):
         return None
 
 
+class Measurement(Attack):
+    """An evaluation without an adversary (corruptions, ECE, VAE PSNR, KID): no radius, no step, threat model
+    `none`; subclasses define evaluate() and config()."""
+
+    uses_eps = False
+    uses_step = False
+
+    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
+        super().__init__(0.0, None, settings)
+
+    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
+        return ThreatModel.NONE
+
+    def perturb(self, model, x, y, targets=None):
+        return x
+
+
 def reject_unknown_keywords(name: str, declared: dict, given: dict) -> None:
     """A keyword the attack does not take is a BenchError that lists the ones it does."""
     for key in given:

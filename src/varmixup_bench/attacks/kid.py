@@ -3,13 +3,11 @@ images, as KID and FID in the feature space of a classifier trained on the same 
 fetched offline), with per-sample U-statistic terms so that two recipes are compared paired, sample for sample."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 
-from varmixup_bench.attacks.base import ATTACKS, Attack, ThreatModel
+from varmixup_bench.attacks.base import ATTACKS, Measurement
 from varmixup_bench.core.errors import AttackRefused, BenchError
 from varmixup_bench.defenses.base import eval_mode
 from varmixup_bench.results.stats import encode_per_sample
@@ -77,29 +75,18 @@ def draw_pairs(n_train: int, n: int, seed: int, eta: float) -> dict[str, np.ndar
 
 @ATTACKS.register("kid", help="paper Fig. 5: KID and FID between training images and the recipe's training samples, "
                   "in the penultimate features of the preset's kid_features classifier (ERM); per-sample terms")
-class KID(Attack):
+class KID(Measurement):
     """Value: KID (x 1000) between kid_samples training images and as many samples the attacked defense's recipe
     makes from pairs of training images (Recipe.training_samples); details: its 95 % interval, FID under the same
     features, the per-sample terms. The record's accuracy is the defense's clean accuracy."""
 
     name = "kid"
     kind = "metric"
-    uses_eps = False
-    uses_step = False
-
-    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
-        super().__init__(0.0, None, settings)
 
     def config(self) -> dict:
         s = self.settings
         return {"samples": int(s.kid_samples), "features": str(s.kid_features), "kernel": "(a.b/d + 1)^3",
                 "eta": float(s.eta), "draw_seed": int(s.subset_seed), "scale": 1000}
-
-    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
-        return ThreatModel.NONE
-
-    def perturb(self, model, x, y, targets=None):
-        return x
 
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         from varmixup_bench.attacks.metrics import clean_accuracy

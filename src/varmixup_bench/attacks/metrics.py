@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from varmixup_bench.attacks.base import ATTACKS, Attack, ThreatModel
+from varmixup_bench.attacks.base import ATTACKS, Attack, Measurement, ThreatModel
 from varmixup_bench.attacks.corruptions import CORRUPTIONS, corrupt_batch
 from varmixup_bench.attacks.evaluation import trial_generator
 from varmixup_bench.results.stats import encode_per_image
@@ -48,28 +48,21 @@ def load_official_corruptions(folder: Path, name: str, severity: int, indices: n
 
 
 @ATTACKS.register("corruptions", help="15 common corruptions x 5 severities (CIFAR-C parameters or --corruptions-dir)")
-class Corruptions(Attack):
+class Corruptions(Measurement):
     """Mean accuracy of the defended predictor over 15 corruptions x 5 severities; the record's `details`
     holds the per-corruption, per-severity accuracies."""
 
     name = "corruptions"
     kind = "corruption"
-    uses_eps = False
 
     def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
-        super().__init__(0.0, None, settings)
+        super().__init__(eps, step, settings)
         self.folder = self.settings.corruptions_dir
         self.subset = self.settings.corruption_subset
 
     def config(self) -> dict:
         return {"source": str(self.folder) if self.folder else "generated (CIFAR-C parameters)", "subset": self.subset,
                 "subset_rule": "stratified", "subset_seed": int(self.settings.subset_seed)}
-
-    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
-        return ThreatModel.NONE
-
-    def perturb(self, model, x, y, targets=None):
-        return x
 
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         from varmixup_bench.training.data import stratified_indices
@@ -143,22 +136,12 @@ def reliability_diagram(bins, path: Path, title: str) -> Path:
 
 
 @ATTACKS.register("ece", help="expected calibration error (15 bins) of the defended predictor + reliability PNG")
-class ECE(Attack):
+class ECE(Measurement):
     name = "ece"
     kind = "metric"
-    uses_eps = False
-
-    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
-        super().__init__(0.0, None, settings)
 
     def config(self) -> dict:
         return {"bins": 15}
-
-    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
-        return ThreatModel.NONE
-
-    def perturb(self, model, x, y, targets=None):
-        return x
 
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         values, accs, last_bins = [], [], None
@@ -254,26 +237,15 @@ def per_image_mse(vae, x: torch.Tensor, device: torch.device, batch_size: int) -
 
 @ATTACKS.register("vae-psnr", help="test PSNR of a Var* defense's MMD-VAE (reconstructions from encoder means), "
                   "with its 95 % interval and the VAE's training time: the VAE-fidelity axis")
-class VaePSNR(Attack):
+class VaePSNR(Measurement):
     """PSNR = 10 log10(1 / MSE) of the test images' mean pixel MSE; the interval is the t interval of the per-image
     MSE mapped through the same function. The record's accuracy is the defense's clean accuracy."""
 
     name = "vae-psnr"
     kind = "metric"
-    uses_eps = False
-    uses_step = False
-
-    def __init__(self, eps: float = 0.0, step: float | None = None, settings: Any = None) -> None:
-        super().__init__(0.0, None, settings)
 
     def config(self) -> dict:
         return {"reconstruction": "decode(mu(x))"}
-
-    def threat_model(self, stochastic_defense: bool) -> ThreatModel:
-        return ThreatModel.NONE
-
-    def perturb(self, model, x, y, targets=None):
-        return x
 
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         from scipy import stats
