@@ -67,6 +67,8 @@ def test_a_training_in_progress_is_estimated_from_its_own_checkpoint(tmp_path):
     assert remaining_seconds(tmp_path, 5) is None
     save_checkpoint(tmp_path, model, opt, 2, [{"epoch": 1, "seconds": 2.0}, {"epoch": 2, "seconds": 4.0}])
     assert remaining_seconds(tmp_path, 5) == pytest.approx(9.0) and remaining_seconds(tmp_path, 2) == 0.0
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"torn")  # damaged: no forecast, and no exception
+    assert remaining_seconds(tmp_path, 5) is None
 
 
 def test_an_adv_var_recipe_costs_what_its_plain_one_does_and_nothing_else_is_alike():

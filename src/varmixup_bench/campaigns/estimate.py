@@ -63,21 +63,14 @@ _SAME_VAE = ("arch", "latent_dim", "latent_channels", "latent_stride", "width", 
 def remaining_seconds(folder: Path, epochs: int) -> float | None:
     """A training in progress (a per-epoch checkpoint in `folder`): its own median epoch time (an epoch that
     waited through a pause does not move it) times the epochs left; None when there is no checkpoint."""
-    from safetensors import safe_open
+    from varmixup_bench.training.checkpoint import checkpoint_history
 
-    from varmixup_bench.training.checkpoint import FILE
-
-    path = folder / FILE
-    if not path.exists():
-        return None
+    history = checkpoint_history(folder)
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-        history = json.loads(meta["history"])
-        rate = statistics.median(h["seconds"] for h in history)
-    except (OSError, ValueError, KeyError, statistics.StatisticsError):
+        rate = statistics.median(h["seconds"] for h in history) if history is not None else None
+    except (KeyError, TypeError, statistics.StatisticsError):
         return None
-    return rate * max(epochs - len(history), 0)
+    return None if rate is None else rate * max(epochs - len(history), 0)
 
 
 def _cost_alike(config: dict) -> dict:

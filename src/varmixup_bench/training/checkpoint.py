@@ -63,5 +63,20 @@ def load_checkpoint(folder: Path, model: nn.Module, opt: torch.optim.Optimizer,
         raise BenchError(f"checkpoint {path} is unreadable ({str(exc).splitlines()[0]}); delete it to restart") from None
 
 
+def checkpoint_history(folder: Path) -> list[dict] | None:
+    """The per-epoch history of the training checkpointed in `folder`, read from its metadata alone (no tensors:
+    for progress and forecasts); None when there is no readable checkpoint."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(folder) / FILE
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {})["history"])
+    except (SafetensorError, KeyError, ValueError, OSError):
+        return None
+
+
 def remove_checkpoint(folder: Path) -> None:
     (Path(folder) / FILE).unlink(missing_ok=True)
