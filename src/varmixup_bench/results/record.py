@@ -107,15 +107,23 @@ def _without_seeds(v: Any) -> Any:
     return v
 
 
+def field_value(v: Any) -> Any:
+    """A record field as Python: the JSON objects and lists a store keeps as text (configs, overrides, details)
+    decoded, anything else (and text that is not valid JSON) as it is."""
+    if isinstance(v, str) and v[:1] in "{[":
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
 def model_signature(row: Any) -> str:
     """The training configuration of a record without its seeds (the model's and its MMD-VAE's): recipe settings,
     epochs, lr, batch size and the preset overrides that change a model (TRAINING_FIELDS). `row`: a record, or a
     row of a frame of records."""
-    def load(v: Any) -> Any:
-        return json.loads(v) if isinstance(v, str) and v.startswith("{") else v
-
-    cfg = _without_seeds(load(row.get("train_config")) or {})
-    ov = load(row.get("train_overrides")) or {}
+    cfg = _without_seeds(field_value(row.get("train_config")) or {})
+    ov = field_value(row.get("train_overrides")) or {}
     ov = {k: v for k, v in ov.items() if k in TRAINING_FIELDS and k != "seed"} if isinstance(ov, dict) else {}
     return json.dumps({"train": cfg, "overrides": ov}, sort_keys=True, default=str)
 

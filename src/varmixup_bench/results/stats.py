@@ -259,11 +259,9 @@ def _per_item(rec: dict) -> dict | None:
     per_image = decode_per_image(rec.get("per_image"))
     if per_image is not None:
         return per_image
-    details = rec.get("details")
-    if isinstance(details, str):
-        import json
+    from varmixup_bench.results.record import field_value
 
-        details = json.loads(details) if details.startswith("{") else None
+    details = field_value(rec.get("details"))
     blob = details.get("per_sample") if isinstance(details, dict) else None
     if not isinstance(blob, dict) or "idx" not in blob:
         return None

@@ -58,11 +58,9 @@ def run_convergence(defense, attack: str = "adaptive-pgd", *, steps=DEFAULT_STEP
 
 def budget(rec: dict) -> dict[str, int] | None:
     """{'steps', 'eot', 'restarts'} of a budget record (None for records without a steps budget)."""
-    cfg = rec.get("attack_config")
-    if isinstance(cfg, str) and cfg.startswith("{"):
-        import json
+    from varmixup_bench.results.record import field_value
 
-        cfg = json.loads(cfg)
+    cfg = field_value(rec.get("attack_config"))
     if not isinstance(cfg, dict) or "steps" not in cfg:
         return None
     eot = cfg.get("eot") if rec.get("stochastic") else 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from varmixup_bench.core.atomic import atomic_write, atomic_write_text
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.record import field_value
 
 # (column prefix, defense, attack, accuracy field, inference filter): the accuracies of a fidelity row
 CELLS = [
@@ -35,14 +36,10 @@ COLUMNS = (["vae", "latent", "dataset", "preset", "psnr_db", "psnr_ci_low", "psn
            + [f"{c}{s}" for c, *_ in CELLS for s in ("", "_ci_low", "_ci_high")] + ["vae_config"])
 
 
-def _load(v: Any) -> Any:
-    return json.loads(v) if isinstance(v, str) and v[:1] in "{[" else v
-
-
 def _vae_config(record: dict) -> dict | None:
     """The non-adversarial MMD-VAE a record's model or inference rule uses (without its seed), or None."""
     for field in ("train_config", "inference_config"):
-        cfg = _load(record.get(field)) or {}
+        cfg = field_value(record.get(field)) or {}
         vae = (cfg.get("recipe_config") or {}).get("vae") if field == "train_config" else cfg.get("vae")
         if isinstance(vae, dict) and not vae.get("adversarial"):
             return {k: v for k, v in vae.items() if k != "seed"}
@@ -65,7 +62,7 @@ def _latent(shape: Any, cfg: dict) -> str:
 def _group(record: dict, cfg: dict) -> str:
     """What must agree for records to sit in one fidelity row: the VAE, and the run around it (dataset, preset,
     architecture, test images, training subset)."""
-    ov = _load(record.get("train_overrides")) or {}
+    ov = field_value(record.get("train_overrides")) or {}
     return json.dumps({"vae": cfg, "dataset": record.get("dataset"), "preset": record.get("preset"),
                        "model": record.get("model"), "n": record.get("n_examples"),
                        "train_subset": ov.get("train_subset") if isinstance(ov, dict) else None}, sort_keys=True)
@@ -97,7 +94,7 @@ def fidelity_rows(records: list[dict], dataset: str | None = None, seed: int = 0
         psnr = newest([r for r in recs if r.get("attack") == "vae-psnr"])
         if psnr is None:
             continue
-        cfg, details = json.loads(key)["vae"], _load(psnr.get("details")) or {}
+        cfg, details = json.loads(key)["vae"], field_value(psnr.get("details")) or {}
         ci = details.get("psnr_ci") or ["", ""]
         row: dict[str, Any] = {"vae": _label(cfg), "latent": _latent(details.get("latent_shape"), cfg),
                                "dataset": psnr.get("dataset"), "preset": psnr.get("preset"),
@@ -111,7 +108,7 @@ def fidelity_rows(records: list[dict], dataset: str | None = None, seed: int = 0
             for r in recs:
                 if r.get("defense") != defense or r.get("attack") != attack:
                     continue
-                got = (_load(r.get("inference_config")) or {}).get("lambda_mi")
+                got = (field_value(r.get("inference_config")) or {}).get("lambda_mi")
                 if "+" in defense and want is not None and (
                         (got is None and lam is not None) or (got is not None and abs(float(got) - want) > 1e-9)):
                     continue  # another lambda_MI's cell (a record without one counts only for the preset's)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VARIANT_KEY, eps_label,  # noqa: F401
-                                          eps_text, model_signature, record_norm, record_norms)
+                                          eps_text, field_value, model_signature, record_norm, record_norms)
 from varmixup_bench.results.seeds import pool_seeds
 from varmixup_bench.results.stats import (TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
                                          interval_from_summary)
@@ -182,7 +182,7 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
         reps = [dict(r) for r in firsts.values()]
         for r in reps:
             ov = r.get("train_overrides")
-            ov = json.loads(ov) if isinstance(ov, str) and ov.startswith("{") else ov
+            ov = field_value(ov)
             r["train_overrides"] = {k: v for k, v in ov.items() if k in TRAINING_FIELDS} if isinstance(ov, dict) else ov
         diffs = _differences(reps, ["train_config", "train_overrides", "preset"])
         names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"

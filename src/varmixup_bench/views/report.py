@@ -166,10 +166,9 @@ def family(attack: str) -> str:
 
 def _units(config: Any, stochastic: bool) -> int:
     """steps × EOT draws × restarts of an attack configuration (1 for attacks without a budget)."""
-    if isinstance(config, str) and config.startswith("{"):
-        import json
+    from varmixup_bench.results.record import field_value
 
-        config = json.loads(config)
+    config = field_value(config)
     if not isinstance(config, dict):
         return 1
     eot = int(config.get("eot") or 1) if stochastic else 1
