@@ -117,3 +117,25 @@ def test_lower_higher_claims_compare_values_and_are_checked_when_the_plan_loads(
     assert verdicts in ({"holds", "does not hold"}, {"within noise"})
     sign = np.sign(latest["erm"]["value"] - latest["mixup"]["value"])
     assert np.sign(first["cmp"].diff) == sign
+
+
+def test_a_claim_with_a_margin_is_tested_against_the_margin_not_zero():
+    """"VarERM within 6 points of ERM": a difference of -2 ± 1 holds, -9 ± 1 does not, -6.5 ± 1 is within noise;
+    a lower/higher claim with a margin bounds the difference from above."""
+    from varmixup_bench.campaigns.compose import claim_test
+    from varmixup_bench.campaigns.plan import Claim
+    from varmixup_bench.results.stats import Comparison
+
+    def test(diff, lower=False, margin=6.0):
+        return claim_test(Claim(1, None, None, margin=margin, lower_is_better=lower),
+                          Comparison(diff, 1.0, 0.5, True, 1000))
+
+    p, claimed = test(-2.0)
+    assert claimed and p == pytest.approx(2 * 3.167e-5, rel=1e-2)  # z = (−2 + 6) / 1 = 4
+    p, claimed = test(-9.0)
+    assert not claimed and p < 0.01
+    p, claimed = test(-6.5)
+    assert not claimed and p > 0.5
+    assert test(5.0, lower=True, margin=6.0)[1] and not test(7.5, lower=True, margin=6.0)[1]
+    # without a margin the comparison's own test decides (here its p of 0.5)
+    assert test(-2.0, margin=0.0) == (0.5, False)

@@ -73,12 +73,27 @@ def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
                 row["cmp"] = compare_records(a, b, (claim.better.metric, claim.worse.metric))
             except ValueError:
                 row["verdict"] = "untestable: no per-image values"
+            else:
+                row["p"], row["claimed"] = claim_test(claim, row["cmp"])
         rows.append(row)
     tested = [r for r in rows if r["cmp"] is not None]
-    for row, reject in zip(tested, holm([r["cmp"].p for r in tested], FAMILY_ALPHA)):
-        claimed = row["cmp"].diff < 0 if row["claim"].lower_is_better else row["cmp"].diff > 0
-        row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if claimed else VERDICTS[1]
+    for row, reject in zip(tested, holm([r["p"] for r in tested], FAMILY_ALPHA)):
+        row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if row["claimed"] else VERDICTS[1]
     return rows
+
+
+def claim_test(claim, cmp) -> tuple[float, bool]:
+    """(two-sided p, whether the estimate lies on the claimed side) of a claim's comparison: against 0 with the
+    comparison's own test, or, for a claim with a margin (non-inferiority), a z test of the difference against
+    -margin (better/worse) or +margin (lower/higher)."""
+    if not claim.margin:
+        return cmp.p, (cmp.diff < 0 if claim.lower_is_better else cmp.diff > 0)
+    from scipy.stats import norm
+
+    shifted = (claim.margin - cmp.diff) if claim.lower_is_better else (cmp.diff + claim.margin)
+    if cmp.se > 0:
+        return float(2 * norm.sf(abs(shifted) / cmp.se)), shifted > 0
+    return (1.0 if shifted == 0 else 0.0), shifted > 0
 
 
 def _claims_section(rows: list[dict[str, Any]]) -> str:
@@ -94,14 +109,18 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
              f"where both records keep per-image outcomes (exact McNemar for single-draw 0/1 outcomes, else a z test "
              f"on the per-image differences), unpaired otherwise; the {tested} claim(s) with both cells recorded are "
              f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
-             f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**.",
+             f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
+             f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
+             f"below +m) and is tested against that bound.",
              "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         c, cmp = r["claim"], r["cmp"]
         vals = [_interval(r[s], getattr(c, s).metric) if r[s] is not None and cmp is not None else "—"
                 for s in ("better", "worse")]
-        stats = ([f"{cmp.diff:+.1f}", f"{cmp.se:.1f}", f"{cmp.p:.2g}",
+        margin = (f" (claimed {'<' if c.lower_is_better else '>'} {c.margin if c.lower_is_better else -c.margin:+g})"
+                  if c.margin else "")
+        stats = ([f"{cmp.diff:+.1f}{margin}", f"{cmp.se:.1f}", f"{r['p']:.2g}",
                   f"paired, n={cmp.n}" if cmp.paired else f"unpaired, n={cmp.n}"] if cmp is not None else ["—"] * 4)
         note = f" ({c.note})" if c.note else ""
         lines.append(f"| {c.number} | {c.better.label()} | {c.worse.label()} | {' | '.join(vals)} | "

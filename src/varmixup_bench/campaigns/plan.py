@@ -4,7 +4,8 @@
     [[pass]]                         in priority order: name, defenses, attacks, seeds, eps, set
     [[step]]                         after the passes: kind = "report" | "converge" | "vae-figure" and its arguments
     [[claim]]                        better = {defense, attack[, eps, seed, metric, pass]}, worse = {...}, note;
-                                     or lower = {...}, higher = {...} (a metric value such as ECE: metric "value")
+                                     or lower = {...}, higher = {...} (a metric value such as ECE: metric "value");
+                                     margin = m: "better is at most m below worse" (lower: at most m above)
 
 Every defense, attack, radius, preset value, step argument and claim cell is checked here, so that a typo fails
 with one line (a BenchError: exit status 2) before any data is loaded or any model trained. A pass expands into
@@ -28,7 +29,7 @@ METRICS = ("robust", "clean", "worst", "value")  # what of a record a claim comp
 # (results.stats._FIELD) or a metric attack's value (ECE, local linearity; compared with results.stats.compare_values)
 TABLES = {"campaign": ("name", "dataset", "preset", "preset_file", "description", "set"),
           "pass": ("name", "defenses", "attacks", "seeds", "eps", "set"),
-          "claim": ("better", "worse", "lower", "higher", "note"),
+          "claim": ("better", "worse", "lower", "higher", "note", "margin"),
           "cell": ("defense", "attack", "eps", "seed", "metric", "pass")}
 NOT_SETTABLE = {"dataset": "give it as [campaign] dataset", "seed": "give the training seeds as seeds = [...]",
                 "name": "a preset's name is not a setting", "description": "a preset's description is not a setting"}
@@ -152,6 +153,9 @@ class Claim:
     worse: CellRef
     note: str = ""
     lower_is_better: bool = False
+    # a non-inferiority claim: better's number is above worse's minus `margin` (lower: below higher's plus margin),
+    # in the metric's units (percentage points for accuracies), e.g. "VarERM within 6 points of ERM"
+    margin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -368,7 +372,11 @@ def _claim(plan: Plan, cells: list, number: int, r: Reader) -> Claim:
     if pair[0] == "better" and sides[0].metric == "value":
         raise r.error("better/worse compare accuracies; for a metric value say which is lower: lower = {...}, "
                       "higher = {...}")
-    return Claim(number, sides[0], sides[1], r.get("note", str, ""), lower_is_better=pair[0] == "lower")
+    margin = float(r.get("margin", (int, float), 0.0))
+    if not margin >= 0:
+        raise r.error(f"margin must be >= 0 (how far the first side may fall short of the second), got {margin}")
+    return Claim(number, sides[0], sides[1], r.get("note", str, ""), lower_is_better=pair[0] == "lower",
+                 margin=margin)
 
 
 def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
