@@ -131,6 +131,25 @@ def test_channels_last_is_a_memory_order_only_same_key_and_same_predictions(tmp_
         assert torch.allclose(trained.classifier(x), loaded.classifier(x), atol=1e-4)
 
 
+def test_a_channels_last_vae_has_the_same_key_and_the_same_reconstructions(tmp_path, digits):
+    """The Var* recipes' conv VAE in channels-last order (the preset's channels_last): the same VAE key, trained one
+    way and loaded the other, with the same reconstructions to float rounding."""
+    from varmixup_bench.defenses.latent import get_vae
+    from varmixup_bench.training.runner import make_context
+
+    over = dict(vae_arch="conv", vae_latent_channels=4, vae_width=8, vae_epochs=1)
+    fast = get_vae(make_context(digits, workdir=tmp_path, device="cpu", channels_last=True, show_progress=False,
+                                **over), False)
+    conv = next(m for m in fast.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert fast.trained and conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = get_vae(make_context(digits, workdir=tmp_path, device="cpu", channels_last=False, show_progress=False,
+                                 **over), False)
+    assert not plain.trained and plain.key == fast.key
+    x = digits.test.x[:32]
+    with torch.no_grad():
+        assert torch.allclose(fast.reconstruct(x), plain.reconstruct(x), atol=1e-5)
+
+
 @pytest.mark.parametrize("total", [1, 2, 3, 4, 7, 100, 391])
 def test_one_cycle_matches_torch_onecycle_and_survives_short_trainings(total):
     """The same learning rates as torch's OneCycleLR (linear, no momentum cycling) from 5 steps on, and for the

