@@ -81,3 +81,17 @@ def test_an_adv_var_recipe_costs_what_its_plain_one_does_and_nothing_else_is_ali
     assert model_seconds({**base, "recipe": "varmixup", "epochs": 2}, metas) == pytest.approx(22.0)
     assert model_seconds({**base, "recipe": "mixup"}, metas) is None  # another recipe: unknown, never guessed
     assert model_seconds({**base, "recipe": "adv-varmixup", "data": "d2"}, metas) is None
+
+
+def test_evaluations_are_forecast_from_records_of_the_same_inference_rule_first():
+    from varmixup_bench.campaigns.estimate import alike_records
+
+    records = [{"defense": "mixup+mi", "stochastic": True, "seconds": 10.0},
+               {"defense": "varmixup+varmi", "stochastic": True, "seconds": 90.0},
+               {"defense": "erm", "stochastic": False, "seconds": 1.0}]
+    assert [r["defense"] for r in alike_records(records, "varmi", True)] == ["varmixup+varmi"]
+    assert [r["defense"] for r in alike_records(records, "plain", False)] == ["erm"]
+    assert [r["defense"] for r in alike_records(records, "adv-varmi", True)] == ["varmixup+varmi"]  # the same cost
+    # no record of the rule: the same kind of predictor
+    assert [r["defense"] for r in alike_records(records, "varmi", True)[:1]] == ["varmixup+varmi"]
+    assert [r["defense"] for r in alike_records(records[:1] + records[2:], "varmi", True)] == ["mixup+mi"]

@@ -6,7 +6,7 @@ history) of the same recipe (an `adv-` recipe as its plain one), architecture, b
 its epochs; a VAE from VAEs of the
 same architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
 progress from its own checkpoint's epoch times and the epochs left; an evaluation from the stored records' seconds
-per budget unit of the same attack family and the same kind of predictor (randomised or not;
+per budget unit of the same attack family and inference rule, else the same kind of predictor (randomised or not;
 views.report.estimate_seconds: this defense's first, then the dataset's). A model or VAE is counted once, in the
 first pass that needs it. What nothing measured resembles is reported as unknown, never guessed.
 """
@@ -77,8 +77,7 @@ def _cost_alike(config: dict) -> dict:
     """The fields of a training config that set its cost per epoch; an `adv-` Var* recipe costs what its plain
     one does (the same VAE architecture, only trained differently, and the same classifier steps)."""
     out = {k: config.get(k) for k in _SAME_MODEL}
-    if isinstance(out["recipe"], str) and out["recipe"].startswith("adv-"):
-        out["recipe"] = out["recipe"][len("adv-"):]
+    out["recipe"] = _without_adv(out["recipe"])
     return out
 
 
@@ -97,6 +96,29 @@ def vae_seconds(config: dict, dataset: str, metas: list[dict]) -> float | None:
             and all((m.get("config") or {}).get(k) == config.get(k) for k in _SAME_VAE)]
     rate = _per_epoch(like)
     return None if rate is None else rate * int(config["epochs"])
+
+
+def _without_adv(name: str | None) -> str | None:
+    """An `adv-` Var* recipe or rule costs what its plain one does (the same VAE architecture, trained otherwise)."""
+    return name[len("adv-"):] if isinstance(name, str) and name.startswith("adv-") else name
+
+
+def _rule_of(defense: Any) -> str | None:
+    from varmixup_bench.core.errors import BenchError
+    from varmixup_bench.defenses import parse_defense_spec
+
+    try:
+        return _without_adv(parse_defense_spec(str(defense)).inference)
+    except (BenchError, ValueError):
+        return None
+
+
+def alike_records(records: list[dict], rule: str, stochastic: bool) -> list[dict]:
+    """The records whose cost per attack step resembles a cell's: those of defenses with the same inference rule
+    (VarMI decodes N_MI mixes per prediction, MI only mixes them; `adv-varmi` as `varmi`), else of the same kind
+    of predictor (randomised or not)."""
+    same_rule = [r for r in records if _rule_of(r.get("defense")) == _without_adv(rule)]
+    return same_rule or [r for r in records if bool(r.get("stochastic")) == stochastic]
 
 
 def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") -> list[PassEstimate]:
@@ -140,8 +162,7 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") ->
                     est.train[vkey] = left if left is not None else vae_seconds(vcfg, source.name, vae_metas)
                 counted.add(vkey)
             atk = build_attack(cell.attack, cell.eps, s.step, s)
-            # the same kind of predictor: a randomised rule such as VarMI costs N_MI forwards per prediction
-            alike = [r for r in records if bool(r.get("stochastic")) == bool(rule.stochastic)]
+            alike = alike_records(records, dspec.inference, bool(rule.stochastic))
             est.evaluate.append(estimate_seconds(cell.attack, atk.config(), bool(rule.stochastic), alike,
                                                  None, cell.defense, ctx.dataset.name))
         out.append(est)
