@@ -76,7 +76,7 @@ def smoke(tmp_path_factory):
     (("seeds = [0]", "seeds = [0]\nset = { trials = 0 }"), "trials must be >= 1"),
     (("seeds = [0]", "seeds = [0]\ndefences = [\"at\"]"), "unknown key 'defences'"),
     (('worse = { defense = "erm", attack = "pgd10" }', 'worse = { defense = "erm", attack = "pgd10" }\nmargin = -6'),
-     "margin must be >= 0"),
+     "margin must be a finite number >= 0"),
 ])
 def test_a_bad_plan_exits_2_with_one_line_before_any_work(tmp_path, edit, expected):
     plan = tmp_path / "bad.toml"

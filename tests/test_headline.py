@@ -198,3 +198,17 @@ def test_page_loads_in_headless_chromium_with_one_row_per_defense(tmp_path):
     assert table is not None and 'data-sortable="ready"' in table.group(0)  # loaded, and its script ran
     body = re.search(r"<tbody>(.*?)</tbody>", table.group(1), re.S).group(1)
     assert len(re.findall(r"<tr[ >]", body)) == 3  # mixup+mi, erm, at
+
+
+def test_an_ece_record_without_a_step_replaces_an_older_one_with_step_zero():
+    """Evaluations without a radius once recorded step 0.0 and now record none: the two are one result (the
+    newer shown), not two variants of it."""
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+
+    old = _rec("erm", "ece", [1, 0, 1, 1], eps=0.0, threat="none", t="2026-01-01T00:00:00")
+    new = _rec("erm", "ece", [1, 1, 1, 1], eps=0.0, threat="none", t="2026-02-01T00:00:00")
+    old["step"] = 0.0
+    frame = leaderboard_frame([old, new])
+    assert len(frame) == 1 and frame.iloc[0]["robust_acc"] == 100.0
+    pgd = [_rec("erm", "pgd10", [0, 0, 1, 1]), {**_rec("erm", "pgd10", [0, 1, 1, 1]), "step": 1 / 255}]
+    assert len(leaderboard_frame(pgd)) == 2  # with a radius, another step is another result

@@ -67,10 +67,22 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 def draw_pairs(n_train: int, n: int, seed: int, eta: float) -> dict[str, np.ndarray]:
     """The draw every recipe's samples share (so that records pair sample for sample): images i, partners j,
-    real images r (all from the training split) and lambda ~ Beta(eta, eta), from the subset seed."""
+    real images r (all from the training split) and lambda ~ Beta(eta, eta) as the Beta quantile of one shared
+    uniform (another eta moves each lambda monotonically, the pairs stay), from the subset seed."""
+    from scipy.stats import beta
+
     g = np.random.default_rng([seed, 5, 0x6B1D])
-    return {"i": g.integers(n_train, size=n), "j": g.integers(n_train, size=n), "r": g.integers(n_train, size=n),
-            "lam": g.beta(eta, eta, size=n)}
+    out = {"i": g.integers(n_train, size=n), "j": g.integers(n_train, size=n), "r": g.integers(n_train, size=n)}
+    return {**out, "lam": beta.ppf(g.random(n), eta, eta)}
+
+
+def draw_key(settings, features_model: str | None, train_fingerprint: str) -> str:
+    """What two KID records must share for their per-sample terms to pair: the draw (its seed and size), the
+    feature model and the training data. Recorded with the terms; compare_values refuses records that differ."""
+    from varmixup_bench.training.cache import config_hash
+
+    return config_hash({"samples": int(settings.kid_samples), "seed": int(settings.subset_seed),
+                        "features": features_model, "data": train_fingerprint})
 
 
 @ATTACKS.register("kid", help="paper Fig. 5: KID and FID between training images and the recipe's training samples, "
@@ -95,7 +107,14 @@ class KID(Measurement):
         if ctx is None or ctx.defense_provider is None:
             raise BenchError("kid needs the training data and the feature classifier: attack a defense from "
                              "training.runner.train, whose context provides them")
+        from varmixup_bench.defenses.base import Recipe
+        from varmixup_bench.training.data import split_fingerprint
+
         recipe, s, dev = defense.recipe, self.settings, defense.device
+        if defense.info.get("zoo") or type(recipe).training_samples is Recipe.training_samples:
+            raise AttackRefused(f"kid: {defense.spec} has no model-free training samples (Recipe.training_samples: "
+                                "a model-zoo checkpoint's training is unknown, adversarial examples need the model); "
+                                "Fig. 5 compares Mixup-style recipes")
         train = ctx.dataset.train
         draw = draw_pairs(len(train), int(s.kid_samples), int(s.subset_seed), float(s.eta))
         recipe.prepare(ctx)  # the Var* recipes' VAE, from the cache
@@ -105,9 +124,6 @@ class KID(Measurement):
             part = slice(k, k + batch_size)
             out = recipe.training_samples(train.x[draw["i"][part]].to(dev), train.x[draw["j"][part]].to(dev),
                                           lam[part].to(dev))
-            if out is None:
-                raise AttackRefused(f"kid: recipe {recipe.name!r} makes no model-free training samples "
-                                    "(Recipe.training_samples); Fig. 5 compares Mixup-style recipes")
             chunks.append(out.detach().cpu())
         samples = torch.cat(chunks)
         features = ctx.defense_provider(str(s.kid_features))
@@ -116,7 +132,9 @@ class KID(Measurement):
         terms = 1000.0 * kid_terms(real_f, fake_f)
         value, half = float(terms.mean()), float(1.96 * 2 * terms.std(ddof=1) / np.sqrt(len(terms)))
         acc = clean_accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
+        feature_key = features.info.get("config_hash")
         details = {"kid_ci": [value - half, value + half], "fid": frechet_distance(real_f, fake_f),
-                   "feature_dim": int(real_f.shape[1]), "features_model": features.info.get("config_hash"),
-                   "per_sample": encode_per_sample({"kid_term": terms})}
+                   "feature_dim": int(real_f.shape[1]), "features_model": feature_key,
+                   "per_sample": encode_per_sample({"kid_term": terms},
+                                                   draw_key(s, feature_key, split_fingerprint(train)))}
         return {"clean": [acc], "robust": [acc], "value": value, "metric": "kid_x1000", "details": details}

@@ -111,7 +111,7 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
              f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
              f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
-             f"below +m) and is tested against that bound.",
+             f"below +m) and is tested against that bound (a z test with the comparison's standard error).",
              "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:

@@ -372,9 +372,11 @@ def _claim(plan: Plan, cells: list, number: int, r: Reader) -> Claim:
     if pair[0] == "better" and sides[0].metric == "value":
         raise r.error("better/worse compare accuracies; for a metric value say which is lower: lower = {...}, "
                       "higher = {...}")
-    margin = float(r.get("margin", (int, float), 0.0))
-    if not margin >= 0:
-        raise r.error(f"margin must be >= 0 (how far the first side may fall short of the second), got {margin}")
+    margin = r.get("margin", (int, float), 0.0)
+    if isinstance(margin, bool) or not 0 <= margin < float("inf"):
+        raise r.error(f"margin must be a finite number >= 0 (how far the first side may fall short of the second), "
+                      f"got {margin!r}")
+    margin = float(margin)
     return Claim(number, sides[0], sides[1], r.get("note", str, ""), lower_is_better=pair[0] == "lower",
                  margin=margin)
 

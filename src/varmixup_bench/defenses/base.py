@@ -51,9 +51,9 @@ class Recipe(ABC):
         """Return (loss, logits on the batch's own inputs, used for the training accuracy display)."""
 
     def training_samples(self, x: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor) -> torch.Tensor | None:
-        """The inputs this recipe trains F_w on, made from images x, partner images and one lambda per image (B,):
-        what paper Fig. 5 compares with the training images (attack `kid`). None: a recipe whose inputs need the
-        model (adversarial examples) or that has no such samples."""
+        """The inputs this recipe trains F_w on, made from images x, partner images and one lambda per image (B,),
+        before the preset's augmentation: what paper Fig. 5 compares with the training images (attack `kid`).
+        None (not overridden): a recipe whose inputs need the model (adversarial examples) or that has none."""
         return None
 
 

@@ -246,12 +246,13 @@ VALUE_TESTS = {"confidence": _ece_difference, "gamma": _mean_difference("gamma")
                "kid_term": _mean_difference("kid_term", u_statistic=True)}
 
 
-def encode_per_sample(values: dict[str, np.ndarray]) -> dict:
+def encode_per_sample(values: dict[str, np.ndarray], draw: str) -> dict:
     """Per-sample values of a metric over generated samples (not test images), numbered 0..n-1 by the draw that
-    made them: records of the same draw pair sample for sample (compare_values). Goes in a record's details."""
+    made them, and that draw's key: records of the same draw pair sample for sample (compare_values), records of
+    different draws are not paired at all. Goes in a record's details."""
     n = len(next(iter(values.values())))
-    return {"idx": _pack(np.arange(n, dtype=np.uint32)), "values": {k: _pack(np.asarray(v, np.float32))
-                                                                   for k, v in values.items()}}
+    return {"idx": _pack(np.arange(n, dtype=np.uint32)), "draw": str(draw),
+            "values": {k: _pack(np.asarray(v, np.float32)) for k, v in values.items()}}
 
 
 def _per_item(rec: dict) -> dict | None:
@@ -265,7 +266,7 @@ def _per_item(rec: dict) -> dict | None:
     blob = details.get("per_sample") if isinstance(details, dict) else None
     if not isinstance(blob, dict) or "idx" not in blob:
         return None
-    return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64),
+    return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64), "draw": blob.get("draw"),
             "values": {k: _unpack(v, np.float32).astype(np.float64) for k, v in blob["values"].items()}}
 
 
@@ -276,7 +277,7 @@ def compare_values(a: dict, b: dict, seed: int = 0) -> Comparison | None:
     differences, for KID a z test with the U statistic's variance. Differences are in the metric's own units;
     None when either record lacks the per-item values (no valid test)."""
     pa, pb = _per_item(a), _per_item(b)
-    if pa is None or pb is None:
+    if pa is None or pb is None or pa.get("draw") != pb.get("draw"):  # samples of different draws do not pair
         return None
     name = next((k for k in VALUE_TESTS if k in pa["values"] and k in pb["values"]), None)
     if name is None:

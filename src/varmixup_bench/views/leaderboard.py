@@ -55,6 +55,8 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
         return pd.DataFrame(columns=COLUMNS + ["flags"])
     df["norm"] = record_norms(df)
     df["attack_config_key"] = df["attack_config"].map(lambda v: _json(v) if isinstance(v, dict) else "")
+    # an evaluation without a radius has no step: older ECE and corruption records say 0.0, newer ones nothing
+    df.loc[pd.to_numeric(df["eps"], errors="coerce").fillna(0.0) == 0.0, "step"] = None
     for col in VARIANT_KEY:
         df[col] = df[col].astype(object).where(df[col].notna(), "")
     df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY + VARIANT_KEY, keep="last")
