@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,17 +47,17 @@ class InceptionFeatures(nn.Module):
 
 
 def sample_sets(recipe, x: torch.Tensor, n: int, seed: int, eta: float) -> dict[str, torch.Tensor]:
-    """n Mixup samples and, when the recipe has a VAE, n VarMixup samples, from random pairs of x."""
+    """n Mixup samples and n of the recipe's own (Recipe.training_samples: VarMixup's, adv-VarMixup's, ...) from one
+    draw of pairs and lambdas (attacks.kid.draw_pairs, the draw the `kid` evaluation uses), keyed by recipe."""
+    from varmixup_bench.attacks.kid import draw_pairs
+    from varmixup_bench.defenses.base import RECIPES
 
-    g = np.random.default_rng(seed)
-    i, j = g.integers(len(x), size=n), g.integers(len(x), size=n)
-    lam = torch.from_numpy(g.beta(eta, eta, size=n)).float().view(-1, 1, 1, 1)
-    out = {"mixup": lam * x[i] + (1 - lam) * x[j]}
-    vae = getattr(recipe, "vae", None)
-    if vae is not None:
-        with torch.no_grad():
-            mu_i, mu_j = vae.encode_mean(x[i]), vae.encode_mean(x[j])
-            out["varmixup"] = vae.decode(lam.view(-1, 1) * mu_i + (1 - lam.view(-1, 1)) * mu_j)
+    d = draw_pairs(len(x), n, seed, eta)
+    xi, xj, lam = x[d["i"]], x[d["j"]], torch.from_numpy(d["lam"]).float()
+    out = {"mixup": RECIPES.get("mixup")(recipe.settings).training_samples(xi, xj, lam)}
+    own = recipe.training_samples(xi, xj, lam)
+    if own is not None and recipe.name != "mixup":
+        out[recipe.name] = own.detach().cpu()
     return out
 
 
