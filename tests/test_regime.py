@@ -131,7 +131,7 @@ def test_channels_last_is_a_memory_order_only_same_key_and_same_predictions(tmp_
         assert torch.allclose(trained.classifier(x), loaded.classifier(x), atol=1e-4)
 
 
-def test_a_channels_last_vae_has_the_same_key_and_the_same_reconstructions(tmp_path, digits):
+def test_a_channels_last_vae_has_the_same_key_and_the_same_reconstructions(tmp_path, digits, private_cache):
     """The Var* recipes' conv VAE in channels-last order (the preset's channels_last): the same VAE key, trained one
     way and loaded the other, with the same reconstructions to float rounding."""
     from varmixup_bench.defenses.latent import get_vae
