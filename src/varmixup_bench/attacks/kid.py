@@ -10,7 +10,7 @@ from torch import nn
 from varmixup_bench.attacks.base import ATTACKS, Measurement
 from varmixup_bench.core.errors import AttackRefused, BenchError
 from varmixup_bench.defenses.base import eval_mode
-from varmixup_bench.results.stats import encode_per_sample
+from varmixup_bench.results.stats import encode_per_sample, u_statistic_se
 
 
 def penultimate_features(classifier: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
@@ -130,7 +130,7 @@ class KID(Measurement):
         real_f = penultimate_features(features.classifier, train.x[draw["r"]], features.device, batch_size)
         fake_f = penultimate_features(features.classifier, samples, features.device, batch_size)
         terms = 1000.0 * kid_terms(real_f, fake_f)
-        value, half = float(terms.mean()), float(1.96 * 2 * terms.std(ddof=1) / np.sqrt(len(terms)))
+        value, half = float(terms.mean()), 1.96 * u_statistic_se(terms)
         acc = clean_accuracy(defense, split.x, split.y, torch.Generator().manual_seed(seed), batch_size)
         feature_key = features.info.get("config_hash")
         details = {"kid_ci": [value - half, value + half], "fid": frechet_distance(real_f, fake_f),

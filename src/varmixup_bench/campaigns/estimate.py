@@ -12,6 +12,7 @@ first pass that needs it. What nothing measured resembles is reported as unknown
 """
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -103,7 +104,10 @@ def _without_adv(name: str | None) -> str | None:
     return name[len("adv-"):] if isinstance(name, str) and name.startswith("adv-") else name
 
 
+@functools.lru_cache(maxsize=None)
 def _rule_of(defense: Any) -> str | None:
+    """The inference rule of a recorded defense spec, adv- stripped (parsed once per spec: every missing cell
+    scans every record)."""
     from varmixup_bench.core.errors import BenchError
     from varmixup_bench.defenses import parse_defense_spec
 

@@ -231,13 +231,19 @@ def _ece_difference(a: dict, b: dict, ia: np.ndarray, ib: np.ndarray, seed: int)
     return float(ece_from(ca, oa) - ece_from(cb, ob)), float(boot.std(ddof=1))
 
 
+def u_statistic_se(terms: np.ndarray) -> float:
+    """Standard error of an order-2 U statistic from its per-item terms (each item's mean kernel against all the
+    others): its variance is 4 Var(term) / n (Hoeffding), hence the factor 2."""
+    return 2.0 * float(np.std(terms, ddof=1) / math.sqrt(len(terms)))
+
+
 def _mean_difference(name: str, u_statistic: bool = False):
     """A metric that is the mean of per-item values: the mean paired difference and its standard error. For the
     terms of an order-2 U statistic (KID: each item's mean kernel against all others) the statistic's variance
     is 4 Var(term) / n (Hoeffding), hence the factor 2."""
     def test(a: dict, b: dict, ia: np.ndarray, ib: np.ndarray, seed: int) -> tuple[float, float]:
         d = a["values"][name][ia] - b["values"][name][ib]
-        return float(d.mean()), (2.0 if u_statistic else 1.0) * float(d.std(ddof=1) / math.sqrt(len(d)))
+        return float(d.mean()), u_statistic_se(d) if u_statistic else float(d.std(ddof=1) / math.sqrt(len(d)))
     return test
 
 
