@@ -50,6 +50,7 @@ class Attack(ABC):
     adaptive: ClassVar[bool] = False
     kind: ClassVar[str] = ""  # one of ATTACK_KINDS; every registered attack sets one
     draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
+    uses_recipe: ClassVar[bool] = False  # measures the defense's training recipe (its cost depends on it, not the rule's)
     norms: ClassVar[tuple[Norm, ...]] = (Norm.LINF,)
 
     # keywords an attack spec may set, NAME(key=value): {key: (type, default)}; read as attributes

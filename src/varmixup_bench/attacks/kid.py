@@ -94,6 +94,7 @@ class KID(Measurement):
 
     name = "kid"
     kind = "metric"
+    uses_recipe = True
 
     def config(self) -> dict:
         s = self.settings

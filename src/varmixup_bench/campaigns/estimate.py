@@ -5,10 +5,12 @@ A model still to train is estimated from the median per-epoch seconds of trained
 history) of the same recipe (an `adv-` recipe as its plain one), architecture, batch size and training data, times
 its epochs; a VAE from VAEs of the
 same architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
-progress from its own checkpoint's epoch times and the epochs left; an evaluation from the stored records' seconds
-per budget unit of the same attack family and inference rule, else the same kind of predictor (randomised or not;
-views.report.estimate_seconds: this defense's first, then the dataset's). A model or VAE is counted once, in the
-first pass that needs it. What nothing measured resembles is reported as unknown, never guessed.
+progress from its own checkpoint's epoch times and the epochs left. An evaluation is estimated from the stored
+records of the same attack and inference rule; else from a probe of its kind (campaigns.probe: the same evaluation
+measured on a few test images of a trained model); else from records' seconds per budget unit of the same attack
+family and inference rule, else of the same kind of predictor (randomised or not; views.report.estimate_seconds:
+this defense's first, then the dataset's). A model or VAE is counted once, in the first pass that needs it. What
+nothing measured resembles is reported as unknown, never guessed.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from varmixup_bench.campaigns.plan import Plan
 
@@ -27,6 +29,7 @@ class PassEstimate:
     name: str
     train: dict[str, float | None] = field(default_factory=dict)  # model or VAE key -> seconds (None: unknown)
     evaluate: list[float | None] = field(default_factory=list)  # one per missing cell
+    probed: int = 0  # how many of them come from a probe (campaigns.probe) rather than stored records
 
     @staticmethod
     def _sum(values) -> tuple[float, int]:
@@ -125,49 +128,108 @@ def alike_records(records: list[dict], rule: str, stochastic: bool) -> list[dict
     return same_rule or [r for r in records if bool(r.get("stochastic")) == stochastic]
 
 
-def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") -> list[PassEstimate]:
-    """One PassEstimate per pass, for its missing cells (campaigns.status.pass_status's `missing`)."""
+@dataclass
+class PlannedCell:
+    """One cell of a plan with what its cost depends on: the pass's sweep, the training context (settings, data),
+    the parsed defense, its recipe and rule, and the attack as the sweep would build it."""
+
+    pass_name: str
+    spec: Any  # runs.sweep.SweepSpec of the pass
+    cell: Any  # runs.sweep.Cell
+    ctx: Any
+    dspec: Any
+    recipe: Any
+    rule: Any
+    attack: Any
+
+    @property
+    def test_images(self) -> int:
+        return len(self.ctx.dataset.test)
+
+
+def planned_cells(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
+                  missing_only: bool = True) -> Iterator[PlannedCell]:
+    """The plan's missing cells (or all its cells), pass by pass (statuses: campaigns.status.pass_status)."""
     from varmixup_bench.attacks.spec import build_attack
     from varmixup_bench.defenses import parse_defense_spec
+
+    for p, st in zip(plan.passes, statuses):
+        spec = plan.sweep_spec(p, Path(workdir), device=device, show_progress=False)
+        for cell in (st.missing if missing_only else st.cells):
+            ctx = spec.context(cell.dataset, cell.seed, cell.variant)
+            s = ctx.settings
+            dspec = parse_defense_spec(cell.defense)
+            yield PlannedCell(p.name, spec, cell, ctx, dspec, dspec.build_recipe(s), dspec.build_rule(s),
+                              build_attack(cell.attack, cell.eps, s.step, s))
+
+
+def untrained(pc: PlannedCell, models, vaes) -> dict[str, tuple[str, dict]]:
+    """The model and VAEs the cell needs that the workdir's caches (training.cache.WeightCache) lack: key ->
+    ("model" | "vae", its training config)."""
     from varmixup_bench.defenses.latent import source_dataset, vae_config, vae_key
-    from varmixup_bench.results.store import ResultStore
-    from varmixup_bench.training.cache import WeightCache
     from varmixup_bench.training.cache import config_hash
     from varmixup_bench.training.runner import training_key_config
+
+    s = pc.ctx.settings
+    out: dict[str, tuple[str, dict]] = {}
+    cfg = training_key_config(pc.recipe, pc.ctx, pc.dspec.recipe, s.epochs_for(pc.dspec.recipe))
+    key = config_hash(cfg)
+    if not models.exists(key):
+        out[key] = ("model", cfg)
+    for part in (pc.recipe, pc.rule):  # the Var* recipes' and rules' MMD-VAE
+        if hasattr(part, "adversarial_vae"):
+            vkey = vae_key(pc.ctx, part.adversarial_vae, source_dataset(pc.ctx))
+            if not vaes.exists(vkey):
+                out[vkey] = ("vae", vae_config(s, part.adversarial_vae))
+    return out
+
+
+def exact_seconds(pc: PlannedCell, records: list[dict]) -> float | None:
+    """The cell's seconds from stored records of the same attack on the same inference rule (None without)."""
+    from varmixup_bench.views.report import estimate_seconds
+
+    rule = _without_adv(pc.dspec.inference)
+    exact = [r for r in records if r.get("attack") == pc.attack.spec and _rule_of(r.get("defense")) == rule]
+    return estimate_seconds(pc.cell.attack, pc.attack.config(), bool(pc.rule.stochastic), exact, None,
+                            pc.cell.defense, pc.ctx.dataset.name)
+
+
+def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") -> list[PassEstimate]:
+    """One PassEstimate per pass, for its missing cells (campaigns.status.pass_status's `missing`). An evaluation
+    is estimated from stored records of the same attack and inference rule, else from a probe of its kind
+    (campaigns.probe), else from records of the same attack family."""
+    from varmixup_bench.campaigns.probe import Probes, probe_seconds
+    from varmixup_bench.defenses.latent import source_dataset
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.training.cache import WeightCache
     from varmixup_bench.views.report import estimate_seconds
 
     models, vaes = WeightCache(workdir), WeightCache(workdir, "vaes")
     model_metas, vae_metas = _metas(models.root), _metas(vaes.root)
     records = ResultStore(workdir).records()
+    probes = Probes.of(workdir)
     counted: set[str] = set()
-    out = []
-    for p, st in zip(plan.passes, statuses):
-        spec = plan.sweep_spec(p, Path(workdir), device=device, show_progress=False)
-        est = PassEstimate(p.name)
-        for cell in st.missing:
-            ctx = spec.context(cell.dataset, cell.seed, cell.variant)
-            s = ctx.settings
-            dspec = parse_defense_spec(cell.defense)
-            recipe, rule = dspec.build_recipe(s), dspec.build_rule(s)
-            cfg = training_key_config(recipe, ctx, dspec.recipe, s.epochs_for(dspec.recipe))
-            key = config_hash(cfg)
-            if key not in counted and not models.exists(key):
-                left = remaining_seconds(models.folder(key), int(cfg["epochs"]))
-                est.train[key] = left if left is not None else model_seconds(cfg, model_metas)
+    out = {p.name: PassEstimate(p.name) for p in plan.passes}
+    for pc in planned_cells(plan, workdir, statuses, device):
+        est = out[pc.pass_name]
+        for key, (kind, cfg) in untrained(pc, models, vaes).items():
+            if key in counted:
+                continue
             counted.add(key)
-            for part in (recipe, rule):  # the Var* recipes' and rules' MMD-VAE
-                if not hasattr(part, "adversarial_vae"):
-                    continue
-                source = source_dataset(ctx)
-                vkey = vae_key(ctx, part.adversarial_vae, source)
-                if vkey not in counted and not vaes.exists(vkey):
-                    vcfg = vae_config(s, part.adversarial_vae)
-                    left = remaining_seconds(vaes.folder(vkey), int(vcfg["epochs"]))
-                    est.train[vkey] = left if left is not None else vae_seconds(vcfg, source.name, vae_metas)
-                counted.add(vkey)
-            atk = build_attack(cell.attack, cell.eps, s.step, s)
-            alike = alike_records(records, dspec.inference, bool(rule.stochastic))
-            est.evaluate.append(estimate_seconds(cell.attack, atk.config(), bool(rule.stochastic), alike,
-                                                 None, cell.defense, ctx.dataset.name))
-        out.append(est)
-    return out
+            cache = models if kind == "model" else vaes
+            left = remaining_seconds(cache.folder(key), int(cfg["epochs"]))
+            if left is None:
+                left = (model_seconds(cfg, model_metas) if kind == "model"
+                        else vae_seconds(cfg, source_dataset(pc.ctx).name, vae_metas))
+            est.train[key] = left
+        seconds = exact_seconds(pc, records)
+        if seconds is None:
+            seconds = probe_seconds(pc, probes)
+            est.probed += seconds is not None
+        if seconds is None:
+            stochastic = bool(pc.rule.stochastic)
+            seconds = estimate_seconds(pc.cell.attack, pc.attack.config(), stochastic,
+                                       alike_records(records, pc.dspec.inference, stochastic), None,
+                                       pc.cell.defense, pc.ctx.dataset.name)
+        est.evaluate.append(seconds)
+    return list(out.values())

@@ -54,7 +54,9 @@ def machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads()}
 
 
-class CampaignState:
+class JsonLines:
+    """An append-only file of JSON objects, one per line, each fsynced; a line torn by a crash is skipped."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
@@ -79,6 +81,10 @@ class CampaignState:
             fh.flush()
             os.fsync(fh.fileno())
         return event
+
+
+class CampaignState(JsonLines):
+    """A campaign's events (the module docstring): runs, and the start and end of each pass and step."""
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

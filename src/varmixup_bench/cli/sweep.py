@@ -1,4 +1,4 @@
-"""`bench sweep` and `bench campaign run|status|compose`: many cells at once, resumable."""
+"""`bench sweep` and `bench campaign run|status|probe|compose`: many cells at once, resumable."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -178,9 +178,45 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
     console.out.print(
         f"forecast for the missing cells: training {hours(sum(t for t, _ in train), sum(u for _, u in train))}, "
         f"evaluating {hours(sum(t for t, _ in evals), sum(u for _, u in evals))} (from this workdir's measured "
-        f"models, VAEs and records; unknown: nothing measured resembles it; steps not included)", highlight=False)
+        f"models, VAEs and records, {sum(est.probed for est in forecast)} evaluation(s) from probes: `bench campaign "
+        f"probe`; unknown: nothing measured resembles it; steps not included)", highlight=False)
     missing = [f"  pass {st.name}: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
     console.out.print("\n".join(["missing cells:", *missing]) if missing else "missing cells: none", highlight=False)
+
+
+@campaign_app.command("probe")
+def campaign_probe(
+    plan: PlanArg,
+    images: Annotated[int, typer.Option(help="stratified test images per probe (the forecast scales by the images "
+                                        "each cell evaluates)")] = 50,
+    redo: Annotated[bool, typer.Option("--redo", help="probe every kind of missing cell, also those already "
+                                       "estimated")] = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    workdir: WorkdirOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Measure the plan's missing evaluations that nothing stored estimates: each kind run on a few test images of
+    a trained model (never training), stored in <workdir>/probes.jsonl for `bench campaign status`'s forecast."""
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.probe import run_probes
+    from varmixup_bench.core.workdir import resolve_workdir
+
+    loaded = load_plan(plan)
+    set_threads(threads)
+    wd = resolve_workdir(workdir, create=False)
+    if not wd.is_dir():
+        raise BenchError(f"workdir {wd} does not exist: a probe measures models trained there (`bench campaign run`)")
+    rows = run_probes(loaded, wd, images=images, device=device, redo=redo, show_progress=not no_progress,
+                      log=lambda message: console.err.print(message, highlight=False, markup=False))
+    table = Table(title=f"probes of {loaded.name} in {wd}")
+    for col in ("kind (first missing cell)", "cells", "run on", "images", "seconds", "forecast (h)"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["kind"], str(r["cells"]), r["stand_in"] or "-", str(r.get("images", "-")),
+                      f"{r['seconds']:.1f}" if "seconds" in r else r.get("error", "-"),
+                      f"{r['forecast'] / 3600:.2f}" if "forecast" in r else "-")
+    console.out.print(table if rows else "nothing to probe: every missing cell has an estimate (--redo probes again)")
 
 
 @campaign_app.command("compose")

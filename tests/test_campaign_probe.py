@@ -1,0 +1,165 @@
+"""`bench campaign probe` (campaigns.probe): the plan's evaluations that nothing stored estimates, measured on a few
+test images of trained models, never training and never recording; the forecast scales them by each cell's
+images."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+PLAN = """
+[campaign]
+name = "probe"
+dataset = "digits"
+preset = "quick"
+set = {{ epochs = {{ erm = 1, mixup = 1 }}, test_subset = 60, spsa_subset = 40, spsa_iters = 2, spsa_samples = 4 }}
+
+[[pass]]
+name = "first"
+defenses = ["erm"]
+attacks = ["clean"]
+seeds = [0]
+{extra}
+"""
+
+MORE = """
+[[pass]]
+name = "more"
+defenses = ["erm", "mixup", "mixup+mi"]
+attacks = ["clean", "pgd10", "spsa"]
+seeds = [0]
+eps = ["0.1", "0.2"]
+"""
+
+
+def _plan(tmp_path, extra, name):
+    from varmixup_bench.campaigns.plan import load_plan
+
+    (tmp_path / name).write_text(PLAN.format(extra=extra))
+    return load_plan(tmp_path / name)
+
+
+def test_probes_measure_unestimated_kinds_on_trained_models_only_and_the_forecast_scales_them(tmp_path,
+                                                                                             private_cache):
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.estimate import estimate
+    from varmixup_bench.campaigns.probe import Probes, run_probes
+    from varmixup_bench.campaigns.status import pass_status
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.training.cache import WeightCache
+
+    wd = tmp_path / "wd"
+    run_campaign(_plan(tmp_path, "", "a.toml"), wd, show_progress=False)  # erm trained, its clean cell stored
+    plan = _plan(tmp_path, MORE, "b.toml")
+    models_before = sorted(p.name for p in WeightCache(wd).root.iterdir())
+    records_before = len(ResultStore(wd).records())
+    before = estimate(plan, wd, pass_status(plan, wd, "cpu"), "cpu")[1]
+
+    rows = run_probes(plan, wd, images=20, device="cpu", show_progress=False)
+
+    by_kind = {r["kind"]: r for r in rows}
+    # clean on the plain classifier has a stored record of the same attack and rule: not probed; pgd10 and spsa on
+    # it are one kind each whatever the radius and recipe (erm, mixup); MI's are other kinds, with no model trained
+    assert set(by_kind) == {"pgd10 on erm", "spsa on erm", "clean on mixup+mi", "pgd10 on mixup+mi",
+                            "spsa on mixup+mi"}
+    assert by_kind["pgd10 on erm"]["cells"] == 4 and by_kind["pgd10 on erm"]["stand_in"] == "erm"
+    assert by_kind["pgd10 on erm"]["images"] == 20 and by_kind["spsa on erm"]["images"] == 20
+    assert by_kind["pgd10 on mixup+mi"]["error"] == "no trained model of this kind yet"
+    assert "seconds" not in by_kind["spsa on mixup+mi"]
+    # never training, never recording
+    assert sorted(p.name for p in WeightCache(wd).root.iterdir()) == models_before
+    assert len(ResultStore(wd).records()) == records_before
+
+    probes = Probes.of(wd).events()
+    assert len(probes) == 2 and {p["stand_in"] for p in probes} == {"erm"}
+    per_image = {p["fields"]["attack"]: p["seconds"] / p["images"] for p in probes}
+    after = estimate(plan, wd, pass_status(plan, wd, "cpu"), "cpu")[1]
+    assert after.probed == 8  # pgd10 and spsa at two radii on erm and mixup
+    cells = [c for c in pass_status(plan, wd, "cpu")[1].missing]
+    for cell, seconds, old in zip(cells, after.evaluate, before.evaluate):
+        if cell.defense == "mixup+mi" and cell.attack != "clean":
+            assert seconds == old  # no probe of MI: what the records said before (here: nothing like it)
+        elif cell.attack == "pgd10":
+            assert seconds == pytest.approx(per_image["pgd10"] * 60)  # the 60 test images of the plan
+        elif cell.attack == "spsa":
+            assert seconds == pytest.approx(per_image["spsa"] * 40)  # SPSA runs on its subset of 40
+    assert run_probes(plan, wd, images=20, device="cpu", show_progress=False) == [
+        r for r in rows if "error" in r]  # probed kinds are not probed again; MI still cannot be
+
+
+def test_a_probe_refuses_too_few_or_too_many_images(tmp_path, private_cache):
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.probe import run_probes
+    from varmixup_bench.core.errors import BenchError
+
+    wd = tmp_path / "wd"
+    with pytest.raises(BenchError, match="at least 20"):
+        run_probes(_plan(tmp_path, MORE, "b.toml"), wd, images=5, device="cpu", show_progress=False)
+    run_campaign(_plan(tmp_path, "", "a.toml"), wd, show_progress=False)
+    with pytest.raises(BenchError, match="give 20 to 60"):
+        run_probes(_plan(tmp_path, MORE, "b.toml"), wd, images=61, device="cpu", show_progress=False)
+
+
+def test_kinds_ignore_the_radius_and_adv_but_not_draws_or_the_vae(tmp_path):
+    from varmixup_bench.campaigns.probe import kinds
+    from varmixup_bench.campaigns.status import pass_status
+
+    extra = """
+[[pass]]
+name = "var"
+defenses = ["varmixup+varmi", "adv-varmixup+adv-varmi"]
+attacks = ["pgd10"]
+seeds = [0]
+eps = ["0.1", "0.2"]
+
+[[pass]]
+name = "one-draw"
+defenses = ["varmixup+varmi"]
+attacks = ["pgd10"]
+seeds = [0]
+set = { worst_case_draws = 1 }
+
+[[pass]]
+name = "wider-vae"
+defenses = ["varmixup+varmi"]
+attacks = ["pgd10"]
+seeds = [0]
+set = { vae_latent_dim = 8 }
+"""
+    plan = _plan(tmp_path, extra, "c.toml")
+    wd = tmp_path / "wd"
+    found = kinds(plan, wd, pass_status(plan, wd, "cpu"), "cpu")
+    sizes = {k.missing[0].pass_name: len(k.missing) for k in found if k.fields["attack"] == "pgd10"}
+    assert sizes == {"var": 4, "one-draw": 1, "wider-vae": 1}
+    assert all(not k.stand_ins for k in found)  # nothing trained in this workdir
+
+
+def test_probe_file_torn_lines_are_skipped_and_rates_are_medians(tmp_path):
+    from varmixup_bench.campaigns.probe import PROBE_FILE, Probes, images_of
+
+    path = tmp_path / PROBE_FILE
+    lines = [json.dumps({"signature": "a", "seconds": s, "images": 10}) for s in (1.0, 3.0, 100.0)]
+    path.write_text("\n".join(lines) + '\n{"signature": "a", "seconds": 5')  # a crash mid-line
+    assert Probes.of(tmp_path).rates == {"a": pytest.approx(0.3)}
+    assert images_of({"subset": 200}, 1000) == 200 and images_of({"subset": 500}, 60) == 60
+    assert images_of({"samples": 1000}, 60) == 1000 and images_of({"steps": 10}, 60) == 60
+
+
+def test_the_cli_probes_then_status_counts_the_probed_evaluations(tmp_path, private_cache):
+    from tests_cli_helper import bench_cli
+
+    from varmixup_bench.campaigns.engine import run_campaign
+
+    wd = tmp_path / "wd"
+    plan = tmp_path / "b.toml"
+    plan.write_text(PLAN.format(extra=MORE))
+    code, _, err = bench_cli("campaign", "probe", str(plan), "--workdir", str(wd))
+    assert code == 2 and "does not exist" in err  # a probe needs models trained there
+    run_campaign(_plan(tmp_path, "", "a.toml"), wd, show_progress=False)
+    code, out, err = bench_cli("campaign", "probe", str(plan), "--workdir", str(wd), "--images", "20", "--no-progress")
+    assert code == 0 and "pgd10 on erm" in out and "no trained model of this kind yet" in out
+    assert "probe spsa on erm (on erm):" in err
+    code, out, _ = bench_cli("campaign", "status", str(plan), "--workdir", str(wd))
+    assert code == 0 and "8 evaluation(s) from probes" in out
+    code, _, err = bench_cli("campaign", "probe", str(plan), "--workdir", str(wd), "--images", "3")
+    assert code == 2 and "at least 20" in err
