@@ -57,7 +57,7 @@ def test_probes_measure_unestimated_kinds_on_trained_models_only_and_the_forecas
 
     rows = run_probes(plan, wd, images=20, device="cpu", show_progress=False)
 
-    by_kind = {r["kind"]: r for r in rows}
+    by_kind = {r["kind"].removesuffix(" (more)"): r for r in rows}  # kind names end with the first cell's pass
     # clean on the plain classifier has a stored record of the same attack and rule: not probed; pgd10 and spsa on
     # it are one kind each whatever the radius and recipe (erm, mixup); MI's are other kinds, with no model trained
     assert set(by_kind) == {"pgd10 on erm", "spsa on erm", "clean on mixup+mi", "pgd10 on mixup+mi",
@@ -125,12 +125,21 @@ defenses = ["varmixup+varmi"]
 attacks = ["pgd10"]
 seeds = [0]
 set = { vae_latent_dim = 8 }
+
+[[pass]]
+name = "plain"
+defenses = ["erm", "varerm"]
+attacks = ["ece", "kid"]
+seeds = [0]
 """
     plan = _plan(tmp_path, extra, "c.toml")
     wd = tmp_path / "wd"
     found = kinds(plan, wd, pass_status(plan, wd, "cpu"), "cpu")
     sizes = {k.missing[0].pass_name: len(k.missing) for k in found if k.fields["attack"] == "pgd10"}
     assert sizes == {"var": 4, "one-draw": 1, "wider-vae": 1}
+    # at inference a VarERM classifier costs what ERM's does; KID samples through its recipe's VAE: two kinds
+    plain = sorted((k.fields["attack"], len(k.missing)) for k in found if k.missing[0].pass_name == "plain")
+    assert plain == [("ece", 2), ("kid", 1), ("kid", 1)]
     assert all(not k.stand_ins for k in found)  # nothing trained in this workdir
 
 
@@ -158,8 +167,29 @@ def test_the_cli_probes_then_status_counts_the_probed_evaluations(tmp_path, priv
     run_campaign(_plan(tmp_path, "", "a.toml"), wd, show_progress=False)
     code, out, err = bench_cli("campaign", "probe", str(plan), "--workdir", str(wd), "--images", "20", "--no-progress")
     assert code == 0 and "pgd10 on erm" in out and "no trained model of this kind yet" in out
-    assert "probe spsa on erm (on erm):" in err
+    assert "probe spsa on erm (more) (on erm):" in err
     code, out, _ = bench_cli("campaign", "status", str(plan), "--workdir", str(wd))
     assert code == 0 and "8 evaluation(s) from probes" in out
     code, _, err = bench_cli("campaign", "probe", str(plan), "--workdir", str(wd), "--images", "3")
     assert code == 2 and "at least 20" in err
+
+
+def test_records_estimate_cells_of_their_attack_and_rule_only_with_as_many_draws():
+    from types import SimpleNamespace
+
+    from varmixup_bench.campaigns.estimate import exact_seconds
+    from varmixup_bench.defenses import parse_defense_spec
+
+    def cell(draws):
+        return SimpleNamespace(dspec=parse_defense_spec("adv-varmixup+adv-varmi"), rule=SimpleNamespace(stochastic=True),
+                               ctx=SimpleNamespace(settings=SimpleNamespace(worst_case_draws=draws),
+                                                   dataset=SimpleNamespace(name="d")),
+                               attack=SimpleNamespace(spec="pgd10", config=lambda: {"steps": 10}),
+                               cell=SimpleNamespace(attack="pgd10", defense="adv-varmixup+adv-varmi"))
+
+    records = [{"defense": "varmixup+varmi", "attack": "pgd10", "seconds": 400.0, "dataset": "d",
+                "attack_config": {"steps": 10}, "per_image": '{"idx": "", "draws": 10}'},
+               {"defense": "mixup+mi", "attack": "pgd10", "seconds": 5.0, "dataset": "d",
+                "attack_config": {"steps": 10}, "per_image": '{"idx": "", "draws": 1}'}]
+    assert exact_seconds(cell(10), records) == pytest.approx(400.0)  # adv-varmi costs what varmi does
+    assert exact_seconds(cell(1), records) is None  # one draw costs a tenth of ten: a probe's job, not this record's

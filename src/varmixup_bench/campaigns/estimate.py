@@ -184,12 +184,24 @@ def untrained(pc: PlannedCell, models, vaes) -> dict[str, tuple[str, dict]]:
     return out
 
 
+def _draws(record: dict) -> int:
+    """How many draws of a randomised predictor classified each adversarial example (per_image's count; 1 for a
+    deterministic one): a VarMI evaluation's cost is mostly these."""
+    from varmixup_bench.results.record import field_value
+
+    per_image = field_value(record.get("per_image"))
+    return int(per_image.get("draws", 1)) if isinstance(per_image, dict) else 1
+
+
 def exact_seconds(pc: PlannedCell, records: list[dict]) -> float | None:
-    """The cell's seconds from stored records of the same attack on the same inference rule (None without)."""
+    """The cell's seconds from stored records of the same attack on the same inference rule with as many draws
+    (None without)."""
     from varmixup_bench.views.report import estimate_seconds
 
     rule = _without_adv(pc.dspec.inference)
-    exact = [r for r in records if r.get("attack") == pc.attack.spec and _rule_of(r.get("defense")) == rule]
+    draws = int(pc.ctx.settings.worst_case_draws) if pc.rule.stochastic else 1
+    exact = [r for r in records if r.get("attack") == pc.attack.spec and _rule_of(r.get("defense")) == rule
+             and _draws(r) == draws]
     return estimate_seconds(pc.cell.attack, pc.attack.config(), bool(pc.rule.stochastic), exact, None,
                             pc.cell.defense, pc.ctx.dataset.name)
 

@@ -39,8 +39,8 @@ def cost_fields(pc: PlannedCell) -> dict[str, Any]:
     }
     if pc.attack.uses_recipe:
         fields["recipe"] = _without_adv(pc.dspec.recipe)
-    if any(hasattr(part, "adversarial_vae") for part in (pc.recipe, pc.rule)):
-        fields["vae"] = {k: getattr(s, k) for k in _VAE_COST}
+    if hasattr(pc.rule, "adversarial_vae") or (pc.attack.uses_recipe and hasattr(pc.recipe, "adversarial_vae")):
+        fields["vae"] = {k: getattr(s, k) for k in _VAE_COST}  # a Var* recipe's VAE costs nothing at inference
     return fields
 
 
@@ -163,7 +163,8 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
     with progress(show_progress) as bar:
         task = bar.add_task("probes", total=len(todo), info="")
         for kind in todo:
-            row = {"kind": f"{kind.fields['attack']} on {kind.missing[0].cell.defense}", "cells": len(kind.missing),
+            first = kind.missing[0]
+            row = {"kind": f"{kind.fields['attack']} on {first.cell.defense} ({first.pass_name})", "cells": len(kind.missing),
                    "stand_in": kind.stand_ins[0].cell.defense if kind.stand_ins else None}
             if kind.stand_ins:
                 entry = run_probe(kind, workdir, images)
