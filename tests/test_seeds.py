@@ -56,6 +56,19 @@ def test_different_training_settings_are_never_pooled():
     assert len(pooled) == 2 and set(pooled["seeds"]) == {1}
 
 
+def test_seeds_evaluated_with_other_draws_are_never_pooled():
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.results.seeds import pool_seeds
+
+    a = np.ones(50, dtype=np.uint8)
+    r0, r1, r2 = (_record(s, "pgd10", a, "varmixup+varmi") for s in (0, 1, 2))
+    for r, draws in ((r0, 10), (r1, 1), (r2, 10)):
+        r.update(stochastic=True, draws=draws, per_image=encode_per_image(np.arange(50), a, a * draws, 1, draws=draws,
+                                                                             worst_correct=a))
+    pooled = pool_seeds(leaderboard_frame([r0, r1, r2]))
+    assert sorted(pooled["seeds"]) == [1, 2]  # seeds 0 and 2 (10 draws) pool; seed 1 (1 draw) stays apart
+
+
 def test_one_model_from_sweep_and_report_is_one_row():
     """`bench sweep --datasets X` leaves the preset's `dataset` field alone, `bench report --dataset X` sets it:
     the same model's cells from both commands share one row (the cifar10-cpu-full AT row was split in two)."""

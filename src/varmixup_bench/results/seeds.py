@@ -12,7 +12,8 @@ from varmixup_bench.results.record import _without_seeds, model_signature  # noq
 from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary
 
 # what must agree for two records to be the same evaluation of the same recipe (all but the training seed)
-_SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials"]
+_SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials",
+         "draws"]  # per-image counts are over trials x draws: seeds evaluated with other draws are other cells
 
 
 def _attack_key(v: Any) -> str:
