@@ -81,7 +81,7 @@ def _cost_alike(config: dict) -> dict:
     """The fields of a training config that set its cost per epoch; an `adv-` Var* recipe costs what its plain
     one does (the same VAE architecture, only trained differently, and the same classifier steps)."""
     out = {k: config.get(k) for k in _SAME_MODEL}
-    out["recipe"] = _without_adv(out["recipe"])
+    out["recipe"] = without_adv(out["recipe"])
     return out
 
 
@@ -102,7 +102,7 @@ def vae_seconds(config: dict, dataset: str, metas: list[dict]) -> float | None:
     return None if rate is None else rate * int(config["epochs"])
 
 
-def _without_adv(name: str | None) -> str | None:
+def without_adv(name: str | None) -> str | None:
     """An `adv-` Var* recipe or rule costs what its plain one does (the same VAE architecture, trained otherwise)."""
     return name[len("adv-"):] if isinstance(name, str) and name.startswith("adv-") else name
 
@@ -115,7 +115,7 @@ def _rule_of(defense: Any) -> str | None:
     from varmixup_bench.defenses import parse_defense_spec
 
     try:
-        return _without_adv(parse_defense_spec(str(defense)).inference)
+        return without_adv(parse_defense_spec(str(defense)).inference)
     except (BenchError, ValueError):
         return None
 
@@ -124,7 +124,7 @@ def alike_records(records: list[dict], rule: str, stochastic: bool) -> list[dict
     """The records whose cost per attack step resembles a cell's: those of defenses with the same inference rule
     (VarMI decodes N_MI mixes per prediction, MI only mixes them; `adv-varmi` as `varmi`), else of the same kind
     of predictor (randomised or not)."""
-    same_rule = [r for r in records if _rule_of(r.get("defense")) == _without_adv(rule)]
+    same_rule = [r for r in records if _rule_of(r.get("defense")) == without_adv(rule)]
     return same_rule or [r for r in records if bool(r.get("stochastic")) == stochastic]
 
 
@@ -198,7 +198,7 @@ def exact_seconds(pc: PlannedCell, records: list[dict]) -> float | None:
     (None without)."""
     from varmixup_bench.views.report import estimate_seconds
 
-    rule = _without_adv(pc.dspec.inference)
+    rule = without_adv(pc.dspec.inference)
     draws = int(pc.ctx.settings.worst_case_draws) if pc.rule.stochastic else 1
     exact = [r for r in records if r.get("attack") == pc.attack.spec and _rule_of(r.get("defense")) == rule
              and _draws(r) == draws]

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from varmixup_bench.campaigns.estimate import PlannedCell, _without_adv, exact_seconds, planned_cells, untrained
+from varmixup_bench.campaigns.estimate import PlannedCell, without_adv, exact_seconds, planned_cells, untrained
 from varmixup_bench.campaigns.plan import Plan
 from varmixup_bench.campaigns.state import JsonLines, git_commit, machine
 from varmixup_bench.core.errors import BenchError
@@ -31,14 +31,14 @@ def cost_fields(pc: PlannedCell) -> dict[str, Any]:
     """What the cost per image of a cell's evaluation depends on (an `adv-` rule costs what its plain one does)."""
     s = pc.ctx.settings
     fields: dict[str, Any] = {
-        "rule": _without_adv(pc.dspec.inference), "model": s.model, "channels_last": s.channels_last,
+        "rule": without_adv(pc.dspec.inference), "model": s.model, "channels_last": s.channels_last,
         "attack": pc.cell.attack, "norm": str(pc.attack.norm.value),
         "attack_config": {k: v for k, v in pc.attack.config().items() if k not in _SCALED},
-        "draws": s.worst_case_draws, "trials": s.trials, "batch_size": s.eval_batch_size, "n_mi": s.n_mi,
+        "draws": s.worst_case_draws if pc.rule.stochastic else 1, "trials": s.trials, "batch_size": s.eval_batch_size, "n_mi": s.n_mi,
         "image_shape": list(pc.ctx.dataset.image_shape), "device": str(pc.ctx.device),
     }
     if pc.attack.uses_recipe:
-        fields["recipe"] = _without_adv(pc.dspec.recipe)
+        fields["recipe"] = without_adv(pc.dspec.recipe)
     if hasattr(pc.rule, "adversarial_vae") or (pc.attack.uses_recipe and hasattr(pc.recipe, "adversarial_vae")):
         fields["vae"] = {k: getattr(s, k) for k in _VAE_COST}  # a Var* recipe's VAE costs nothing at inference
     return fields
