@@ -200,3 +200,42 @@ def test_records_estimate_cells_of_their_attack_and_rule_only_with_as_many_draws
                 "attack_config": {"steps": 10}, "per_image": '{"idx": "", "draws": 1}'}]
     assert exact_seconds(cell(10), records) == pytest.approx(400.0)  # adv-varmi costs what varmi does
     assert exact_seconds(cell(1), records) is None  # one draw costs a tenth of ten: a probe's job, not this record's
+
+
+STEP = """
+[[step]]
+kind = "report"
+defense = "erm"
+steps = [10]
+eot = [1]
+"""
+
+
+def test_a_report_steps_forecast_lists_exactly_what_it_then_evaluates(tmp_path, private_cache):
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.estimate import estimate, step_cells
+    from varmixup_bench.campaigns.probe import kinds
+    from varmixup_bench.campaigns.status import pass_status, step_status
+    from varmixup_bench.results.store import ResultStore
+
+    wd = tmp_path / "wd"
+    full = _plan(tmp_path, STEP, "s.toml")
+    statuses, steps = pass_status(full, wd, "cpu"), step_status(full, wd)
+    (erm_model,) = [e for e in estimate(full, wd, statuses, "cpu", steps) if e.name == "first"][0].train
+    report = [e for e in estimate(full, wd, statuses, "cpu", steps) if e.name == "step report erm"]
+    assert len(report) == 1 and report[0].train == {}  # ERM (and the transfer source, ERM) counted once, in the pass
+    assert erm_model
+
+    run_campaign(_plan(tmp_path, "", "a.toml"), wd, show_progress=False)  # the pass only: erm, clean
+    statuses, steps = pass_status(full, wd, "cpu"), step_status(full, wd)
+    forecast = {(pc.cell.attack, round(pc.cell.eps, 6)) for pc in step_cells(full, wd, statuses, steps, "cpu")}
+    assert ("clean", 0.0) not in forecast  # stored by the pass: the report reuses it
+    assert {"corruptions", "ece", "spsa", "pgd50", "transfer:erm"} <= {a for a, _ in forecast}
+    assert all(k.stand_ins for k in kinds(full, wd, statuses, "cpu", steps))  # ERM is trained: all probe-able
+    before = {r["eval_hash"] for r in ResultStore(wd).records()}
+
+    run_campaign(full, wd, show_progress=False)  # the report step runs what the store lacks
+    new = {(r["attack"], round(float(r["eps"] or 0.0), 6)) for r in ResultStore(wd).records()
+           if r["eval_hash"] not in before}
+    assert new == forecast
+    assert estimate(full, wd, pass_status(full, wd, "cpu"), "cpu", step_status(full, wd))[1:] == []  # all done

@@ -144,6 +144,9 @@ def transfer_attack(source: str, args: dict) -> type[Attack]:
         def threat_model(self, stochastic_defense: bool) -> ThreatModel:
             return ThreatModel.BLACK_BOX
 
+        def other_defenses(self) -> list[str]:
+            return [self.source]
+
         def source_defense(self, defense):
             """The source defense, from the evaluation context's provider (TrainContext.defense_provider)."""
             if self._source_defense is None:

@@ -51,6 +51,11 @@ class Attack(ABC):
     kind: ClassVar[str] = ""  # one of ATTACK_KINDS; every registered attack sets one
     draws_per_call: ClassVar[int | None] = None  # adaptive: random draws per forward (None: the rule's own N)
     uses_recipe: ClassVar[bool] = False  # measures the defense's training recipe (its cost depends on it, not the rule's)
+
+    def other_defenses(self) -> list[str]:
+        """Specs of the other defenses the attack loads through the context's provider (a transfer attack's source,
+        KID's feature classifier): trained first if missing, so a forecast must count them."""
+        return []
     norms: ClassVar[tuple[Norm, ...]] = (Norm.LINF,)
 
     # keywords an attack spec may set, NAME(key=value): {key: (type, default)}; read as attributes

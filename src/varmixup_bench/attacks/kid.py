@@ -96,6 +96,9 @@ class KID(Measurement):
     kind = "metric"
     uses_recipe = True
 
+    def other_defenses(self) -> list[str]:
+        return [str(self.settings.kid_features)]
+
     def config(self) -> dict:
         s = self.settings
         return {"samples": int(s.kid_samples), "features": str(s.kid_features), "kernel": "(a.b/d + 1)^3",

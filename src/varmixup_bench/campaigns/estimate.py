@@ -141,10 +141,24 @@ class PlannedCell:
     recipe: Any
     rule: Any
     attack: Any
+    norm: str | None = None  # a step's cell names its norm; a pass's cells take the pass's
 
     @property
     def test_images(self) -> int:
         return len(self.ctx.dataset.test)
+
+    def evaluation_keys(self) -> set[str]:
+        """The evaluation keys (results.record.evaluation_key) a stored record of this cell would have: its attack's
+        and those of the named attacks that run it exactly (attacks.spec.named_presets), as `bench report` reuses."""
+        from varmixup_bench.attacks.spec import named_presets
+        from varmixup_bench.results.record import evaluation_key_of
+        from varmixup_bench.training.data import split_fingerprint
+        from varmixup_bench.training.runner import defense_key
+
+        s = self.ctx.settings
+        train, rule, test = defense_key(self.cell.defense, self.ctx), self.rule.config(), split_fingerprint(self.ctx.dataset.test)
+        return {evaluation_key_of(train, a, rule, test, s.trials, s.seed, s.worst_case_draws)
+                for a in [self.attack, *named_presets(self.attack)]}
 
 
 def planned_cells(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
@@ -163,24 +177,62 @@ def planned_cells(plan: Plan, workdir: Path, statuses: list, device: str = "auto
                               build_attack(cell.attack, cell.eps, s.step, s))
 
 
+def step_cells(plan: Plan, workdir: Path, statuses: list, steps: list, device: str = "auto") -> Iterator[PlannedCell]:
+    """The evaluations of the plan's steps still to run (steps: campaigns.status.step_status; a step done with the
+    current settings runs nothing), each as a PlannedCell named `step NAME`: those whose record neither the store
+    nor an earlier missing cell of a pass or step will hold."""
+    from varmixup_bench.attacks.spec import build_attack
+    from varmixup_bench.campaigns.steps import STEPS
+    from varmixup_bench.defenses import parse_defense_spec
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.runs.sweep import Cell, SweepSpec
+
+    todo = [step for step, st in zip(plan.steps, steps) if st.done is None and STEPS.get(step.kind).cells]
+    if not todo:
+        return
+    planned = {r.get("eval_hash") for r in ResultStore(workdir).records()}
+    for pc in planned_cells(plan, workdir, statuses, device):
+        planned |= pc.evaluation_keys()
+    for step in todo:
+        spec = SweepSpec([step.args["defense"]], [], [plan.dataset], [step.seed], None, step.settings, Path(workdir),
+                         device, {}, None, False)
+        ctx = spec.context(plan.dataset, step.seed, ())
+        s = ctx.settings
+        dspec = parse_defense_spec(step.args["defense"])
+        recipe, rule = dspec.build_recipe(s), dspec.build_rule(s)
+        for attack, eps, norm in STEPS.get(step.kind).cells(step.args, s, bool(rule.stochastic)):
+            atk = build_attack(attack, s.eps_for(norm) if eps is None else eps, s.step, s, norm)
+            cell = Cell(plan.dataset, step.seed, str(dspec), attack, float(atk.eps), ())
+            pc = PlannedCell(f"step {step.name}", spec, cell, ctx, dspec, recipe, rule, atk, norm)
+            keys = pc.evaluation_keys()
+            if not keys & planned:
+                planned |= keys
+                yield pc
+
+
 def untrained(pc: PlannedCell, models, vaes) -> dict[str, tuple[str, dict]]:
-    """The model and VAEs the cell needs that the workdir's caches (training.cache.WeightCache) lack: key ->
-    ("model" | "vae", its training config)."""
+    """The models and VAEs the cell needs that the workdir's caches (training.cache.WeightCache) lack, its attack's
+    other defenses included: key -> ("model" | "vae", its training config)."""
     from varmixup_bench.defenses.latent import source_dataset, vae_config, vae_key
     from varmixup_bench.training.cache import config_hash
     from varmixup_bench.training.runner import training_key_config
 
+    from varmixup_bench.defenses import parse_defense_spec
+
     s = pc.ctx.settings
     out: dict[str, tuple[str, dict]] = {}
-    cfg = training_key_config(pc.recipe, pc.ctx, pc.dspec.recipe, s.epochs_for(pc.dspec.recipe))
-    key = config_hash(cfg)
-    if not models.exists(key):
-        out[key] = ("model", cfg)
-    for part in (pc.recipe, pc.rule):  # the Var* recipes' and rules' MMD-VAE
-        if hasattr(part, "adversarial_vae"):
-            vkey = vae_key(pc.ctx, part.adversarial_vae, source_dataset(pc.ctx))
-            if not vaes.exists(vkey):
-                out[vkey] = ("vae", vae_config(s, part.adversarial_vae))
+    # the cell's own defense, then those its attack loads (a transfer attack's source, KID's features)
+    for dspec in [pc.dspec, *(parse_defense_spec(o) for o in pc.attack.other_defenses())]:
+        recipe, rule = dspec.build_recipe(s), dspec.build_rule(s)
+        cfg = training_key_config(recipe, pc.ctx, dspec.recipe, s.epochs_for(dspec.recipe))
+        key = config_hash(cfg)
+        if not models.exists(key):
+            out[key] = ("model", cfg)
+        for part in (recipe, rule):  # the Var* recipes' and rules' MMD-VAE
+            if hasattr(part, "adversarial_vae"):
+                vkey = vae_key(pc.ctx, part.adversarial_vae, source_dataset(pc.ctx))
+                if not vaes.exists(vkey):
+                    out[vkey] = ("vae", vae_config(s, part.adversarial_vae))
     return out
 
 
@@ -206,8 +258,10 @@ def exact_seconds(pc: PlannedCell, records: list[dict]) -> float | None:
                             pc.cell.defense, pc.ctx.dataset.name)
 
 
-def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") -> list[PassEstimate]:
-    """One PassEstimate per pass, for its missing cells (campaigns.status.pass_status's `missing`). An evaluation
+def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
+             steps: list | None = None) -> list[PassEstimate]:
+    """One PassEstimate per pass, for its missing cells (campaigns.status.pass_status's `missing`), then (given
+    `steps`, campaigns.status.step_status) one per step still to run that evaluates (step_cells). An evaluation
     is estimated from stored records of the same attack and inference rule, else from a probe of its kind
     (campaigns.probe), else from records of the same attack family."""
     from varmixup_bench.campaigns.probe import Probes, probe_seconds
@@ -222,8 +276,11 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto") ->
     probes = Probes.of(workdir)
     counted: set[str] = set()
     out = {p.name: PassEstimate(p.name) for p in plan.passes}
-    for pc in planned_cells(plan, workdir, statuses, device):
-        est = out[pc.pass_name]
+    cells = list(planned_cells(plan, workdir, statuses, device))
+    if steps is not None:
+        cells += step_cells(plan, workdir, statuses, steps, device)
+    for pc in cells:
+        est = out.setdefault(pc.pass_name, PassEstimate(pc.pass_name))
         for key, (kind, cfg) in untrained(pc, models, vaes).items():
             if key in counted:
                 continue

@@ -100,14 +100,18 @@ class Kind:
     stand_ins: list[PlannedCell] = dataclasses.field(default_factory=list)
 
 
-def kinds(plan: Plan, workdir: Path, statuses: list, device: str = "auto") -> list[Kind]:
-    """The kinds of the plan's missing cells, in plan order, each with the plan's cells of that kind whose model
-    and VAEs are trained (missing cells first)."""
+def kinds(plan: Plan, workdir: Path, statuses: list, device: str = "auto", steps: list | None = None) -> list[Kind]:
+    """The kinds of the plan's missing cells (and, given `steps` (campaigns.status.step_status), of the evaluations
+    of its steps still to run), in plan order, each with the plan's cells of that kind whose model and VAEs are
+    trained (missing cells first)."""
+    from varmixup_bench.campaigns.estimate import step_cells
     from varmixup_bench.training.cache import WeightCache
 
     models, vaes = WeightCache(workdir), WeightCache(workdir, "vaes")
-    missing = {(st.name, c) for st in statuses for c in st.missing}
-    cells = [(pc, signature(pc)) for pc in planned_cells(plan, workdir, statuses, device, missing_only=False)]
+    from_steps = list(step_cells(plan, workdir, statuses, steps, device)) if steps is not None else []
+    missing = {(st.name, c) for st in statuses for c in st.missing} | {(pc.pass_name, pc.cell) for pc in from_steps}
+    cells = [(pc, signature(pc)) for pc in [*planned_cells(plan, workdir, statuses, device, missing_only=False),
+                                            *from_steps]]
     out: dict[str, Kind] = {}
     for pc, sig in cells:
         if (pc.pass_name, pc.cell) in missing:
@@ -134,7 +138,8 @@ def run_probe(kind: Kind, workdir: Path, images: int, show_progress: bool = Fals
     defense = _defense(spec, c.defense, c.dataset, c.seed, c.variant)
     if defense.info["trained"]:  # untrained() said it was cached: a cache that changed under us
         raise BenchError(f"{c.defense} was trained by the probe: the weight cache changed while probing")
-    rec = bench.evaluate(defense, c.attack, eps=c.eps, workdir=workdir, record=False, show_progress=show_progress)
+    rec = bench.evaluate(defense, c.attack, eps=c.eps, norm=pc.norm, workdir=workdir, record=False,
+                         show_progress=show_progress)
     probed = images_of(rec.get("attack_config") or {}, len(defense.dataset.test))
     entry = {"signature": kind.signature, "fields": kind.fields, "stand_in": c.defense, "seed": c.seed,
              "variant": [list(v) for v in c.variant], "images": probed, "seconds": float(rec["seconds"]),
@@ -144,9 +149,10 @@ def run_probe(kind: Kind, workdir: Path, images: int, show_progress: bool = Fals
 
 def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "auto", redo: bool = False,
                show_progress: bool = True, log: Callable[[str], None] = lambda message: None) -> list[dict]:
-    """Probe every kind of the plan's missing cells that neither a probe nor a stored record of the same attack
-    and rule estimates (`redo`: every kind); one row per kind: what was probed and its forecast, or why not."""
-    from varmixup_bench.campaigns.status import pass_status
+    """Probe every kind of the plan's missing cells and of its steps' evaluations still to run that neither a probe
+    nor a stored record of the same attack, rule and draws estimates (`redo`: every kind); one row per kind: what
+    was probed and its forecast, or why not."""
+    from varmixup_bench.campaigns.status import pass_status, step_status
     from varmixup_bench.core.progress import progress
     from varmixup_bench.results.store import ResultStore
 
@@ -154,7 +160,7 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
         raise BenchError(f"--images {images}: a probe needs at least {MIN_IMAGES} stratified test images")
     workdir = Path(workdir)
     statuses = pass_status(plan, workdir, device)
-    todo = kinds(plan, workdir, statuses, device)
+    todo = kinds(plan, workdir, statuses, device, step_status(plan, workdir))
     if not redo:
         records, known = ResultStore(workdir).records(), Probes.of(workdir).rates
         todo = [k for k in todo if k.signature not in known

@@ -40,6 +40,9 @@ class StepKind:
     run: Callable[["StepRun"], dict]  # -> {"outputs": [paths], "result": {numbers for the page}}
     # (head line, result, outputs copied beside the page as paths relative to it, step name) -> the page's lines
     describe: Callable[[str, dict, list[Path], str], list[str]] = _images
+    # (args, settings, stochastic) -> the evaluations the step runs, (attack, eps or None, norm or None) each, for
+    # the campaign forecast and probes (campaigns.estimate.step_cells); None: a step that evaluates nothing
+    cells: Callable[[dict, Any, bool], list[tuple[str, float | None, str | None]]] | None = None
 
 
 @dataclass
@@ -107,14 +110,26 @@ def _check_report(args: dict, settings) -> None:
         raise BenchError(f"ece_threshold must be a number > 0, got {args['ece_threshold']!r}")
 
 
-def _run_report(run: StepRun) -> dict:
-    from varmixup_bench.views.report import ReportOptions, write_report
+def _report_options(a: dict):
+    from varmixup_bench.views.report import ReportOptions
 
-    a = run.step.args
+    return ReportOptions(**{k: tuple(v) for k, v in _grid(a).items()}, transfer_from=a["transfer_from"],
+                         ece_threshold=float(a["ece_threshold"]))
+
+
+def _report_cells(a: dict, settings, stochastic: bool) -> list[tuple[str, float | None, str | None]]:
+    from varmixup_bench.views.report import report_cells
+
+    eps = float(settings.eps_for("Linf"))  # as build_report: the preset's radius, else the dataset's
+    return [(c.attack, c.eps, c.norm) for c in report_cells(eps, stochastic, _report_options(a))]
+
+
+def _run_report(run: StepRun) -> dict:
+    from varmixup_bench.views.report import write_report
+
     d = run.train()
-    options = ReportOptions(**{k: tuple(v) for k, v in _grid(a).items()}, transfer_from=a["transfer_from"],
-                            ece_threshold=float(a["ece_threshold"]))
-    md, _page, items = write_report(d, run.workdir, None, options, show_progress=run.show_progress)
+    md, _page, items = write_report(d, run.workdir, None, _report_options(run.step.args),
+                                    show_progress=run.show_progress)
     verdicts = {v: sum(it.verdict == v for it in items) for v in ("pass", "flag", "n/a")}
     return {"outputs": [str(md.parent)], "result": {"model": d.info["config_hash"], **verdicts}}
 
@@ -128,7 +143,7 @@ def _describe_report(head: str, res: dict, links: list[Path], name: str) -> list
 
 STEPS.register("report", help="bench report: one defense's checklist page (runs what the store lacks)")(
     StepKind({"defense": REQUIRED, **GRID, "transfer_from": "erm", "ece_threshold": 10.0}, _check_report,
-             _run_report, _describe_report))
+             _run_report, _describe_report, _report_cells))
 
 
 def _check_converge(args: dict, settings) -> None:

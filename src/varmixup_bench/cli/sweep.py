@@ -164,14 +164,21 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
     for col in ("pass / step", "cells", "missing", "runs", "seconds", "to train (est.)", "to evaluate (est.)"):
         table.add_column(col)
     passes, steps = pass_status(loaded, wd, device), step_status(loaded, wd)
-    forecast = estimate(loaded, wd, passes, device)
-    for st, est in zip(passes, forecast):
+    forecast = estimate(loaded, wd, passes, device, steps)
+    by_name = {est.name: est for est in forecast}
+
+    def columns(est) -> list[str]:
+        if est is None:
+            return ["-", "-"]
+        return [hours(*est.train_seconds(), len(est.train)) if est.train else "-",
+                hours(*est.evaluate_seconds()) if est.evaluate else "-"]
+
+    for st in passes:
         table.add_row(f"pass {st.name}", str(len(st.cells)), str(len(st.missing)), str(st.runs), f"{st.seconds:.1f}",
-                      hours(*est.train_seconds(), len(est.train)) if est.train else "-",
-                      hours(*est.evaluate_seconds()) if est.evaluate else "-")
+                      *columns(by_name.get(st.name)))
     for st in steps:
         table.add_row(f"step {st.name} ({st.kind})", "-", "done" if st.done else "to run", str(st.runs),
-                      f"{st.seconds:.1f}", "", "")
+                      f"{st.seconds:.1f}", *columns(by_name.get(f"step {st.name}")))
     console.out.print(table)
     train = [est.train_seconds() for est in forecast]
     evals = [est.evaluate_seconds() for est in forecast]
@@ -179,7 +186,8 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
         f"forecast for the missing cells: training {hours(sum(t for t, _ in train), sum(u for _, u in train))}, "
         f"evaluating {hours(sum(t for t, _ in evals), sum(u for _, u in evals))} (from this workdir's measured "
         f"models, VAEs and records, {sum(est.probed for est in forecast)} evaluation(s) from probes: `bench campaign "
-        f"probe`; unknown: nothing measured resembles it; steps not included)", highlight=False)
+        f"probe`; unknown: nothing measured resembles it; a step's own work beyond its evaluations, such as a plot, "
+        f"not included)", highlight=False)
     missing = [f"  pass {st.name}: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
     console.out.print("\n".join(["missing cells:", *missing]) if missing else "missing cells: none", highlight=False)
 

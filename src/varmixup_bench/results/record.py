@@ -135,10 +135,17 @@ def evaluation_key(defense: Any, atk: Any, test: Any, trials: int, seed: int) ->
     stored_or_evaluate (`bench converge`, `bench report`) and the sweep's reuse look records up by it.
 
     `defense`: a trained Defense, `atk`: a built Attack, `test`: the test Split."""
-    from varmixup_bench.training.cache import config_hash
     from varmixup_bench.training.data import split_fingerprint
 
-    settings = defense.info["settings"]
-    return config_hash({"train": defense.info["config_hash"], "attack": atk.spec, "attack_config": atk.config(),
-                        "inference": defense.rule.config(), "trials": trials, "seed": seed,
-                        "test": split_fingerprint(test), "draws": int(settings.worst_case_draws)})
+    return evaluation_key_of(defense.info["config_hash"], atk, defense.rule.config(), split_fingerprint(test), trials,
+                             seed, int(defense.info["settings"].worst_case_draws))
+
+
+def evaluation_key_of(train_key: str, atk: Any, inference: dict, test_fingerprint: str, trials: int, seed: int,
+                      draws: int) -> str:
+    """evaluation_key from its parts, for a model not loaded (the campaign forecast asks whether a step's cell is
+    stored): the model's training key, the built attack, the rule's config, the test split's fingerprint."""
+    from varmixup_bench.training.cache import config_hash
+
+    return config_hash({"train": train_key, "attack": atk.spec, "attack_config": atk.config(), "inference": inference,
+                        "trials": trials, "seed": seed, "test": test_fingerprint, "draws": int(draws)})
