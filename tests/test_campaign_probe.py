@@ -239,3 +239,18 @@ def test_a_report_steps_forecast_lists_exactly_what_it_then_evaluates(tmp_path, 
            if r["eval_hash"] not in before}
     assert new == forecast
     assert estimate(full, wd, pass_status(full, wd, "cpu"), "cpu", step_status(full, wd))[1:] == []  # all done
+
+
+def test_a_plans_passes_and_steps_share_one_copy_of_each_dataset(tmp_path):
+    from varmixup_bench.campaigns.estimate import step_cells
+    from varmixup_bench.campaigns.status import pass_status, step_status
+
+    plan = _plan(tmp_path, MORE + STEP + '\n[[pass]]\nname = "other-set"\ndefenses = ["erm"]\nattacks = ["clean"]\n'
+                 'seeds = [3]\nset = { worst_case_draws = 1 }\n', "d.toml")
+    wd = tmp_path / "wd"
+    cells = list(step_cells(plan, wd, pass_status(plan, wd, "cpu"), step_status(plan, wd), "cpu"))
+    first = plan.sweep_spec(plan.passes[0], wd, "cpu").context("digits", 0, ())
+    other = plan.sweep_spec(plan.passes[2], wd, "cpu").context("digits", 3, ())
+    assert other.settings.worst_case_draws == 1 and first.settings.worst_case_draws != 1
+    assert other.dataset is first.dataset and cells[0].ctx.dataset is first.dataset  # passes, seeds, steps: one copy
+    assert len(plan.loaded_data) == 1

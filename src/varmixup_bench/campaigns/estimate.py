@@ -195,7 +195,7 @@ def step_cells(plan: Plan, workdir: Path, statuses: list, steps: list, device: s
         planned |= pc.evaluation_keys()
     for step in todo:
         spec = SweepSpec([step.args["defense"]], [], [plan.dataset], [step.seed], None, step.settings, Path(workdir),
-                         device, {}, None, False)
+                         device, {}, None, False, loaded_data=plan.loaded_data)
         ctx = spec.context(plan.dataset, step.seed, ())
         s = ctx.settings
         dspec = parse_defense_spec(step.args["defense"])

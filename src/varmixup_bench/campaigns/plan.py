@@ -189,6 +189,8 @@ class Plan:
     passes: list[Pass]
     steps: list[Step]
     claims: list[Claim]
+    # one copy of each dataset for all the plan's sweep specs (runs.sweep.SweepSpec.loaded_data)
+    loaded_data: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def preset_name(self) -> str:
@@ -215,7 +217,8 @@ class Plan:
         from varmixup_bench.runs.sweep import SweepSpec
 
         return SweepSpec(list(p.defenses), list(p.attacks), [self.dataset], list(p.seeds),
-                         list(p.eps) if p.eps else None, p.settings, workdir, device, {}, data_dir, show_progress)
+                         list(p.eps) if p.eps else None, p.settings, workdir, device, {}, data_dir, show_progress,
+                         loaded_data=self.loaded_data)
 
     def cells(self) -> list[tuple[Pass, Any]]:
         """(pass, runs.sweep.Cell) of every cell of every pass, in priority order."""

@@ -72,17 +72,24 @@ class SweepSpec:
     show_progress: bool = True
     epochs: int | None = None  # every recipe's epochs (None: the preset's per-recipe values)
     grid: list[tuple] = field(default_factory=lambda: [()])  # variants(), one job per value
+    # loaded datasets by what selects their images (name, folders, subsets): specs that share this dict (a campaign's
+    # passes and steps) share one copy of each dataset, however many contexts they make
+    loaded_data: dict = field(default_factory=dict, repr=False, compare=False)
 
     def context(self, dataset: str, seed: int, variant: tuple):
         """The training context (resolved settings, loaded data) of one (dataset, seed, variant), memoised."""
         memo = self.__dict__.setdefault("_contexts", {})
         key = (dataset, seed, variant)
         if key not in memo:
-            from varmixup_bench.training.runner import make_context
+            from varmixup_bench.training.runner import make_context, resolve_settings
 
-            memo[key] = make_context(dataset, workdir=self.workdir, preset=self.preset, device=self.device,
-                                     data_dir=self.data_dir, show_progress=False, seed=seed,
-                                     **{**self.overrides, **_variant_overrides(variant)})
+            overrides = {**self.overrides, **_variant_overrides(variant)}
+            s = resolve_settings(self.preset, **{k: v for k, v in overrides.items() if k != "epochs"})
+            data_key = (dataset, str(self.data_dir), str(self.workdir), s.train_subset, s.test_subset, s.subset_seed)
+            memo[key] = make_context(self.loaded_data.get(data_key, dataset), workdir=self.workdir, preset=self.preset,
+                                     device=self.device, data_dir=self.data_dir, show_progress=False, seed=seed,
+                                     **overrides)
+            self.loaded_data[data_key] = memo[key].dataset
         return memo[key]
 
     def cell_key(self, cell: Cell) -> str:
@@ -265,7 +272,8 @@ def ray_executor(spec: SweepSpec, jobs: list[Job], options: Any = None) -> list[
         ray.init(**init)
         started = True
     try:
-        quiet = SweepSpec(**{k: v for k, v in spec.__dict__.items() if not k.startswith("_")}, )
+        # what the tasks get: no memoised contexts and no loaded datasets (each task loads its own, not a pickle)
+        quiet = SweepSpec(**{k: v for k, v in spec.__dict__.items() if not k.startswith("_") and k != "loaded_data"})
         quiet.show_progress = False
         cpus = int(opts.get("cpus_per_task") or 1)
         res = {"num_cpus": cpus, "num_gpus": opts.get("gpus_per_task", 0)}
