@@ -95,3 +95,25 @@ def test_evaluations_are_forecast_from_records_of_the_same_inference_rule_first(
     # no record of the rule: the same kind of predictor
     assert [r["defense"] for r in alike_records(records, "varmi", True)[:1]] == ["varmixup+varmi"]
     assert [r["defense"] for r in alike_records(records[:1] + records[2:], "varmi", True)] == ["mixup+mi"]
+
+
+def test_a_training_in_progress_estimates_the_models_like_it(tmp_path):
+    from varmixup_bench.campaigns.estimate import estimate, planned_cells
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.status import pass_status
+    from varmixup_bench.training.cache import WeightCache
+    from varmixup_bench.training.checkpoint import save_checkpoint
+    from varmixup_bench.training.runner import defense_key
+
+    wd = tmp_path / "wd"
+    (tmp_path / "p.toml").write_text(PLAN.format(extra=MORE))
+    plan = load_plan(tmp_path / "p.toml")
+    statuses = pass_status(plan, wd, "cpu")
+    first = next(pc for pc in planned_cells(plan, wd, statuses, "cpu") if pc.cell.defense == "erm")
+    folder = WeightCache(wd).folder(defense_key("erm", first.ctx))  # erm seed 0, one epoch of two done
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(folder, model, torch.optim.SGD(model.parameters(), lr=0.1), 1, [{"epoch": 1, "seconds": 5.0}])
+    started, more = estimate(plan, wd, statuses, "cpu")
+    assert list(started.train.values()) == [pytest.approx(5.0)]  # its own epochs left
+    erm1, mixup1 = more.train.values()
+    assert erm1 == pytest.approx(10.0) and mixup1 is None  # erm seed 1: two epochs like seed 0's; mixup: unlike

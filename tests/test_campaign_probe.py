@@ -32,6 +32,15 @@ eps = ["0.1", "0.2"]
 """
 
 
+def _pass(name: str, defenses: list[str], attacks: list[str], more: str = "") -> str:
+    """A [[pass]] table of seed 0 (TOML)."""
+    def listed(items: list[str]) -> str:
+        return ", ".join(f'"{i}"' for i in items)
+
+    return (f'\n[[pass]]\nname = "{name}"\ndefenses = [{listed(defenses)}]\nattacks = [{listed(attacks)}]\n'
+            f"seeds = [0]\n{more}\n")
+
+
 def _plan(tmp_path, extra, name):
     from varmixup_bench.campaigns.plan import load_plan
 
@@ -104,41 +113,12 @@ def test_kinds_ignore_the_radius_and_adv_but_not_draws_or_the_vae(tmp_path):
     from varmixup_bench.campaigns.probe import kinds
     from varmixup_bench.campaigns.status import pass_status
 
-    extra = """
-[[pass]]
-name = "var"
-defenses = ["varmixup+varmi", "adv-varmixup+adv-varmi"]
-attacks = ["pgd10"]
-seeds = [0]
-eps = ["0.1", "0.2"]
-
-[[pass]]
-name = "one-draw"
-defenses = ["varmixup+varmi"]
-attacks = ["pgd10"]
-seeds = [0]
-set = { worst_case_draws = 1 }
-
-[[pass]]
-name = "wider-vae"
-defenses = ["varmixup+varmi"]
-attacks = ["pgd10"]
-seeds = [0]
-set = { vae_latent_dim = 8 }
-
-[[pass]]
-name = "plain-one-draw"
-defenses = ["erm"]
-attacks = ["ece"]
-seeds = [0]
-set = { worst_case_draws = 1 }
-
-[[pass]]
-name = "plain"
-defenses = ["erm", "varerm"]
-attacks = ["ece", "kid"]
-seeds = [0]
-"""
+    extra = "".join([
+        _pass("var", ["varmixup+varmi", "adv-varmixup+adv-varmi"], ["pgd10"], 'eps = ["0.1", "0.2"]'),
+        _pass("one-draw", ["varmixup+varmi"], ["pgd10"], "set = { worst_case_draws = 1 }"),
+        _pass("wider-vae", ["varmixup+varmi"], ["pgd10"], "set = { vae_latent_dim = 8 }"),
+        _pass("plain-one-draw", ["erm"], ["ece"], "set = { worst_case_draws = 1 }"),
+        _pass("plain", ["erm", "varerm"], ["ece", "kid"])])
     plan = _plan(tmp_path, extra, "c.toml")
     wd = tmp_path / "wd"
     found = kinds(plan, wd, pass_status(plan, wd, "cpu"), "cpu")
@@ -245,8 +225,8 @@ def test_a_plans_passes_and_steps_share_one_copy_of_each_dataset(tmp_path):
     from varmixup_bench.campaigns.estimate import step_cells
     from varmixup_bench.campaigns.status import pass_status, step_status
 
-    plan = _plan(tmp_path, MORE + STEP + '\n[[pass]]\nname = "other-set"\ndefenses = ["erm"]\nattacks = ["clean"]\n'
-                 'seeds = [3]\nset = { worst_case_draws = 1 }\n', "d.toml")
+    other = _pass("other-set", ["erm"], ["clean"], "set = { worst_case_draws = 1 }").replace("[0]", "[3]")
+    plan = _plan(tmp_path, MORE + STEP + other, "d.toml")
     wd = tmp_path / "wd"
     cells = list(step_cells(plan, wd, pass_status(plan, wd, "cpu"), step_status(plan, wd), "cpu"))
     first = plan.sweep_spec(plan.passes[0], wd, "cpu").context("digits", 0, ())

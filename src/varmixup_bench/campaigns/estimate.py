@@ -2,9 +2,9 @@
 trained, and the evaluations still to run, each estimated from what the workdir has measured.
 
 A model still to train is estimated from the median per-epoch seconds of trained models (their `meta.json`
-history) of the same recipe (an `adv-` recipe as its plain one), architecture, batch size and training data, times
-its epochs; a VAE from VAEs of the
-same architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
+history) and of trainings in progress (their checkpoint's history) of the same recipe (an `adv-` recipe as its
+plain one), architecture, batch size and training data, times its epochs; a VAE from VAEs of the same
+architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
 progress from its own checkpoint's epoch times and the epochs left. An evaluation is estimated from the stored
 records of the same attack and inference rule; else from a probe of its kind (campaigns.probe: the same evaluation
 measured on a few test images of a trained model); else from records' seconds per budget unit of the same attack
@@ -268,6 +268,7 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
     from varmixup_bench.defenses.latent import source_dataset
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.training.cache import WeightCache
+    from varmixup_bench.training.checkpoint import checkpoint_history
     from varmixup_bench.views.report import estimate_seconds
 
     models, vaes = WeightCache(workdir), WeightCache(workdir, "vaes")
@@ -279,9 +280,16 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
     cells = list(planned_cells(plan, workdir, statuses, device))
     if steps is not None:
         cells += step_cells(plan, workdir, statuses, steps, device)
-    for pc in cells:
+    needs = [(pc, untrained(pc, models, vaes)) for pc in cells]
+    for pc, missing in needs:  # a training in progress is evidence for the ones like it, as a finished one is
+        for key, (kind, cfg) in missing.items():
+            history = checkpoint_history((models if kind == "model" else vaes).folder(key))
+            if history:
+                (model_metas if kind == "model" else vae_metas).append(
+                    {"config": cfg, "history": history, "dataset": source_dataset(pc.ctx).name})
+    for pc, missing in needs:
         est = out.setdefault(pc.pass_name, PassEstimate(pc.pass_name))
-        for key, (kind, cfg) in untrained(pc, models, vaes).items():
+        for key, (kind, cfg) in missing.items():
             if key in counted:
                 continue
             counted.add(key)
