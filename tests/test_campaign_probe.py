@@ -234,3 +234,26 @@ def test_a_plans_passes_and_steps_share_one_copy_of_each_dataset(tmp_path):
     assert other.settings.worst_case_draws == 1 and first.settings.worst_case_draws != 1
     assert other.dataset is first.dataset and cells[0].ctx.dataset is first.dataset  # passes, seeds, steps: one copy
     assert len(plan.loaded_data) == 1
+
+
+def test_a_failing_probe_is_reported_and_the_others_still_run(tmp_path, private_cache, monkeypatch):
+    from tests_cli_helper import bench_cli
+
+    import varmixup_bench.campaigns.probe as probe
+    from varmixup_bench.campaigns.engine import run_campaign
+
+    wd = tmp_path / "wd"
+    run_campaign(_plan(tmp_path, "", "a.toml"), wd, show_progress=False)
+    real = probe.run_probe
+
+    def spsa_breaks(kind, *args, **kw):
+        if kind.fields["attack"] == "spsa":
+            raise RuntimeError("view size is not compatible\nmore")
+        return real(kind, *args, **kw)
+
+    monkeypatch.setattr(probe, "run_probe", spsa_breaks)
+    plan = tmp_path / "b.toml"
+    plan.write_text(PLAN.format(extra=MORE))
+    code, out, err = bench_cli("campaign", "probe", str(plan), "--workdir", str(wd), "--images", "20", "--no-progress")
+    assert code == 1 and "1 probe(s) failed" in err and "RuntimeError: view size is not compatible" in err
+    assert {e["fields"]["attack"] for e in probe.Probes.of(wd).events()} == {"pgd10"}  # measured all the same

@@ -150,6 +150,40 @@ def test_a_channels_last_vae_has_the_same_key_and_the_same_reconstructions(tmp_p
         assert torch.allclose(fast.reconstruct(x), plain.reconstruct(x), atol=1e-5)
 
 
+def test_channels_last_models_hand_back_contiguous_input_gradients_so_l2_pgd_runs(tmp_path, digits):
+    """torchattacks' PGDL2 reshapes the input gradient with .view, which fails on the channels-last gradient of a
+    channels-last model (shown below on a plain conversion); to_channels_last hands the gradient back contiguous,
+    equal to the channels-first model's, for the classifier and through the conv VAE's encoder alike."""
+    import copy
+
+    import torchattacks
+
+    from varmixup_bench.defenses.vae import build_vae
+    from varmixup_bench.training.models import to_channels_last
+
+    first = build_model("fast-cnn-half", (3, 16, 16), 10, [0.5] * 3, [0.25] * 3).eval()
+    x, y = torch.rand(4, 3, 16, 16), torch.arange(4)
+    bare = copy.deepcopy(first).to(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        torchattacks.PGDL2(bare, eps=0.5, alpha=0.1, steps=2)(x, y)  # the library's bug, without the fix
+    last = to_channels_last(bare, bare.normalize)
+    adv = torchattacks.PGDL2(last, eps=0.5, alpha=0.1, steps=2)(x, y)
+    assert float((adv - x).flatten(1).norm(dim=1).max()) <= 0.5 + 1e-5
+
+    def input_grad(model, fn):
+        xx = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(fn(model, xx).square().sum(), xx)
+        return grad
+
+    g_first, g_last = (input_grad(m, lambda m, v: m(v)) for m in (first, last))
+    assert g_last.is_contiguous() and torch.allclose(g_first, g_last, atol=1e-5)
+    vae = build_vae("conv", (3, 16, 16), get_preset("cifar-regime")).eval()
+    vae_last = copy.deepcopy(vae)
+    to_channels_last(vae_last, vae_last.encoder)
+    g_first, g_last = (input_grad(m, lambda m, v: m.encode_mean(v)) for m in (vae, vae_last))
+    assert g_last.is_contiguous() and torch.allclose(g_first, g_last, atol=1e-4)
+
+
 @pytest.mark.parametrize("total", [1, 2, 3, 4, 7, 100, 391])
 def test_one_cycle_matches_torch_onecycle_and_survives_short_trainings(total):
     """The same learning rates as torch's OneCycleLR (linear, no momentum cycling) from 5 steps on, and for the

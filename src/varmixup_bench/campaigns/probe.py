@@ -151,7 +151,8 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
                show_progress: bool = True, log: Callable[[str], None] = lambda message: None) -> list[dict]:
     """Probe every kind of the plan's missing cells and of its steps' evaluations still to run that neither a probe
     nor a stored record of the same attack, rule and draws estimates (`redo`: every kind); one row per kind: what
-    was probed and its forecast, or why not."""
+    was probed and its forecast, or why not. A probe that fails is a row (`failed`, its error), not the end of the
+    run: the campaign would stop at those cells, and the other kinds still get measured."""
     from varmixup_bench.campaigns.status import pass_status, step_status
     from varmixup_bench.core.progress import progress
     from varmixup_bench.results.store import ResultStore
@@ -165,6 +166,10 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
         records, known = ResultStore(workdir).records(), Probes.of(workdir).rates
         todo = [k for k in todo if k.signature not in known
                 and any(exact_seconds(pc, records) is None for pc in k.missing)]
+    for kind in todo:  # a bad --images is the user's mistake, before any work: not a failing probe
+        for pc in kind.stand_ins[:1]:
+            if images > pc.test_images:
+                raise BenchError(f"--images {images}: give {MIN_IMAGES} to {pc.test_images} (the plan's test images)")
     rows = []
     with progress(show_progress) as bar:
         task = bar.add_task("probes", total=len(todo), info="")
@@ -172,13 +177,18 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
             first = kind.missing[0]
             row = {"kind": f"{kind.fields['attack']} on {first.cell.defense} ({first.pass_name})", "cells": len(kind.missing),
                    "stand_in": kind.stand_ins[0].cell.defense if kind.stand_ins else None}
-            if kind.stand_ins:
-                entry = run_probe(kind, workdir, images)
-                row.update(images=entry["images"], seconds=entry["seconds"])
-                log(f"probe {row['kind']} (on {row['stand_in']}): {entry['seconds']:.1f} s for {entry['images']} "
-                    f"images")
-            else:
+            if not kind.stand_ins:
                 row["error"] = "no trained model of this kind yet"
+            else:
+                try:
+                    entry = run_probe(kind, workdir, images)
+                except Exception as exc:  # noqa: BLE001 (a cell that fails is what a probe is for: say so, go on)
+                    row["error"] = row["failed"] = f"failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                    log(f"probe {row['kind']} (on {row['stand_in']}) {row['error']}")
+                else:
+                    row.update(images=entry["images"], seconds=entry["seconds"])
+                    log(f"probe {row['kind']} (on {row['stand_in']}): {entry['seconds']:.1f} s for {entry['images']} "
+                        f"images")
             rows.append(row)
             bar.advance(task)
     probes = Probes.of(workdir)

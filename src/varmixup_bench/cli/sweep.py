@@ -225,6 +225,11 @@ def campaign_probe(
                       f"{r['seconds']:.1f}" if "seconds" in r else r.get("error", "-"),
                       f"{r['forecast'] / 3600:.2f}" if "forecast" in r else "-")
     console.out.print(table if rows else "nothing to probe: every missing cell has an estimate (--redo probes again)")
+    failed = [r for r in rows if "failed" in r]
+    if failed:
+        console.err.print(f"{len(failed)} probe(s) failed: the campaign would stop at these cells ("
+                          + "; ".join(f"{r['kind']}: {r['failed']}" for r in failed) + ")", highlight=False, markup=False)
+        raise typer.Exit(1)
 
 
 @campaign_app.command("compose")

@@ -108,6 +108,24 @@ MODELS.register("resnet34", help="CIFAR-style ResNet-34 (3x3 stem, no max-pool),
 )
 
 
+def _contiguous_input_grad(module: nn.Module, args: tuple) -> None:
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and x.requires_grad:
+        x.register_hook(lambda grad: grad.contiguous())
+
+
+def to_channels_last(model: nn.Module, entry: nn.Module) -> nn.Module:
+    """`model`'s weights in channels-last memory order (the same numbers, faster convolutions on a CPU), with the
+    gradient w.r.t. the input of `entry` (the module that first receives the images) handed back in the default
+    contiguous order: a channels-last input gradient breaks torchattacks' PGDL2, which reshapes it with .view
+    (docs/known-problems.md; tests/test_regime.py shows the failure without this)."""
+    model.to(memory_format=torch.channels_last)
+    if not getattr(entry, "_contiguous_input_grad", False):
+        entry.register_forward_pre_hook(_contiguous_input_grad)
+        entry._contiguous_input_grad = True
+    return model
+
+
 def build_model(
     name: str, shape: tuple[int, int, int], num_classes: int, mean: Sequence[float], std: Sequence[float]
 ) -> Classifier:

@@ -20,7 +20,7 @@ from varmixup_bench.core.progress import stderr_console
 from varmixup_bench.training.data import Dataset, Split, check_dataset_name, dataset_fingerprint, load_dataset, split_fingerprint
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.training.init import apply_init
-from varmixup_bench.training.models import MODELS, build_model
+from varmixup_bench.training.models import MODELS, build_model, to_channels_last
 from varmixup_bench.config.presets import Preset, get_preset
 from varmixup_bench.results.record import SCHEMA_VERSION, eps_text, evaluation_key  # noqa: F401  (evaluation_key: re-exported)
 from varmixup_bench.results.stats import accuracy_interval
@@ -211,7 +211,7 @@ def train(
         torch.manual_seed(settings.seed)  # initial weights are determined by the seed, as the cache key says
         classifier = build_model(settings.model, ds.image_shape, ds.num_classes, mean, std)
     if settings.channels_last:  # memory order only: the same weights, faster convolutions (load_state_dict keeps it)
-        classifier.to(memory_format=torch.channels_last)
+        to_channels_last(classifier, classifier.normalize)
     key_config = training_key_config(recipe, ctx, dspec.recipe, n_epochs)
     key = config_hash(key_config)
     cache = WeightCache(wd)
