@@ -97,8 +97,9 @@ def test_evaluations_are_forecast_from_records_of_the_same_inference_rule_first(
     assert [r["defense"] for r in alike_records(records[:1] + records[2:], "varmi", True)] == ["mixup+mi"]
 
 
-def test_a_training_in_progress_estimates_the_models_like_it(tmp_path):
-    from varmixup_bench.campaigns.estimate import estimate, planned_cells
+def test_a_training_in_progress_estimates_the_models_like_it(tmp_path, private_cache):
+    from varmixup_bench.campaigns.cells import planned_cells
+    from varmixup_bench.campaigns.estimate import estimate
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.campaigns.status import pass_status
     from varmixup_bench.training.cache import WeightCache

@@ -164,7 +164,7 @@ def test_the_cli_probes_then_status_counts_the_probed_evaluations(tmp_path, priv
 def test_records_estimate_cells_of_their_attack_and_rule_only_with_as_many_draws():
     from types import SimpleNamespace
 
-    from varmixup_bench.campaigns.estimate import exact_seconds
+    from varmixup_bench.campaigns.cells import exact_seconds
     from varmixup_bench.defenses import parse_defense_spec
 
     def cell(draws):
@@ -193,7 +193,8 @@ eot = [1]
 
 def test_a_report_steps_forecast_lists_exactly_what_it_then_evaluates(tmp_path, private_cache):
     from varmixup_bench.campaigns.engine import run_campaign
-    from varmixup_bench.campaigns.estimate import estimate, step_cells
+    from varmixup_bench.campaigns.cells import step_cells
+    from varmixup_bench.campaigns.estimate import estimate
     from varmixup_bench.campaigns.probe import kinds
     from varmixup_bench.campaigns.status import pass_status, step_status
     from varmixup_bench.results.store import ResultStore
@@ -222,7 +223,7 @@ def test_a_report_steps_forecast_lists_exactly_what_it_then_evaluates(tmp_path, 
 
 
 def test_a_plans_passes_and_steps_share_one_copy_of_each_dataset(tmp_path):
-    from varmixup_bench.campaigns.estimate import step_cells
+    from varmixup_bench.campaigns.cells import step_cells
     from varmixup_bench.campaigns.status import pass_status, step_status
 
     other = _pass("other-set", ["erm"], ["clean"], "set = { worst_case_draws = 1 }").replace("[0]", "[3]")

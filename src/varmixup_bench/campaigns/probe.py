@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from varmixup_bench.campaigns.estimate import PlannedCell, without_adv, exact_seconds, planned_cells, untrained
+from varmixup_bench.campaigns.cells import PlannedCell, exact_seconds, planned_cells, untrained, without_adv
 from varmixup_bench.campaigns.plan import Plan
 from varmixup_bench.campaigns.state import JsonLines, git_commit, machine
 from varmixup_bench.core.errors import BenchError
@@ -104,7 +104,7 @@ def kinds(plan: Plan, workdir: Path, statuses: list, device: str = "auto", steps
     """The kinds of the plan's missing cells (and, given `steps` (campaigns.status.step_status), of the evaluations
     of its steps still to run), in plan order, each with the plan's cells of that kind whose model and VAEs are
     trained (missing cells first)."""
-    from varmixup_bench.campaigns.estimate import step_cells
+    from varmixup_bench.campaigns.cells import step_cells
     from varmixup_bench.training.cache import WeightCache
 
     models, vaes = WeightCache(workdir), WeightCache(workdir, "vaes")
