@@ -130,7 +130,7 @@ def test_kinds_ignore_the_radius_and_adv_but_not_draws_or_the_vae(tmp_path):
     assert all(not k.stand_ins for k in found)  # nothing trained in this workdir
 
 
-def test_probe_file_torn_lines_are_skipped_and_rates_are_medians(tmp_path):
+def test_probe_file_torn_lines_are_skipped_rates_are_medians_and_unset_subsets_are_the_probes(tmp_path):
     from varmixup_bench.campaigns.probe import PROBE_FILE, Probes, images_of
 
     path = tmp_path / PROBE_FILE
@@ -139,6 +139,13 @@ def test_probe_file_torn_lines_are_skipped_and_rates_are_medians(tmp_path):
     assert Probes.of(tmp_path).rates == {"a": pytest.approx(0.3)}
     assert images_of({"subset": 200}, 1000) == 200 and images_of({"subset": 500}, 60) == 60
     assert images_of({"samples": 1000}, 60) == 1000 and images_of({"steps": 10}, 60) == 60
+    from types import SimpleNamespace
+
+    from varmixup_bench.campaigns.probe import probe_overrides
+
+    unset = SimpleNamespace(spsa_subset=None, corruption_subset=None, kid_samples=1000)  # e.g. the quick preset
+    assert probe_overrides(unset, 50) == {"test_subset": 50, "spsa_subset": 50, "corruption_subset": 50,
+                                          "kid_samples": 50}
 
 
 def test_the_cli_probes_then_status_counts_the_probed_evaluations(tmp_path, private_cache):
@@ -167,19 +174,23 @@ def test_records_estimate_cells_of_their_attack_and_rule_only_with_as_many_draws
     from varmixup_bench.campaigns.cells import exact_seconds
     from varmixup_bench.defenses import parse_defense_spec
 
-    def cell(draws):
-        return SimpleNamespace(dspec=parse_defense_spec("adv-varmixup+adv-varmi"), rule=SimpleNamespace(stochastic=True),
-                               ctx=SimpleNamespace(settings=SimpleNamespace(worst_case_draws=draws),
-                                                   dataset=SimpleNamespace(name="d")),
-                               attack=SimpleNamespace(spec="pgd10", config=lambda: {"steps": 10}),
-                               cell=SimpleNamespace(attack="pgd10", defense="adv-varmixup+adv-varmi"))
+    def cell(draws, eps=8 / 255):
+        return SimpleNamespace(
+            dspec=parse_defense_spec("adv-varmixup+adv-varmi"), rule=SimpleNamespace(stochastic=True), test_images=1000,
+            ctx=SimpleNamespace(settings=SimpleNamespace(worst_case_draws=draws, model="m", trials=1),
+                                dataset=SimpleNamespace(name="d")),
+            attack=SimpleNamespace(spec="pgd10", config=lambda: {"steps": 10}, eps=eps, uses_recipe=False),
+            cell=SimpleNamespace(attack="pgd10", defense="adv-varmixup+adv-varmi"))
 
-    records = [{"defense": "varmixup+varmi", "attack": "pgd10", "seconds": 400.0, "dataset": "d",
-                "attack_config": {"steps": 10}, "per_image": '{"idx": "", "draws": 10}'},
-               {"defense": "mixup+mi", "attack": "pgd10", "seconds": 5.0, "dataset": "d",
-                "attack_config": {"steps": 10}, "per_image": '{"idx": "", "draws": 1}'}]
+    base = {"attack": "pgd10", "dataset": "d", "attack_config": {"steps": 10}, "model": "m", "trials": 1,
+            "n_examples": 1000, "eps": 8 / 255}
+    records = [{**base, "defense": "varmixup+varmi", "seconds": 400.0, "per_image": '{"idx": "", "draws": 10}'},
+               {**base, "defense": "mixup+mi", "seconds": 5.0, "per_image": '{"idx": "", "draws": 1}'}]
     assert exact_seconds(cell(10), records) == pytest.approx(400.0)  # adv-varmi costs what varmi does
     assert exact_seconds(cell(1), records) is None  # one draw costs a tenth of ten: a probe's job, not this record's
+    assert exact_seconds(cell(10, eps=0.0), records) is None  # at eps 0 the attack returns its input
+    for field, other in (("model", "resnet18"), ("n_examples", 500), ("trials", 10)):
+        assert exact_seconds(cell(10), [{**records[0], field: other}]) is None  # other architecture, images, trials
 
 
 STEP = """

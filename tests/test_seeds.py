@@ -67,6 +67,9 @@ def test_seeds_evaluated_with_other_draws_are_never_pooled():
                                                                              worst_correct=a))
     pooled = pool_seeds(leaderboard_frame([r0, r1, r2]))
     assert sorted(pooled["seeds"]) == [1, 2]  # seeds 0 and 2 (10 draws) pool; seed 1 (1 draw) stays apart
+    old, new = _record(0, "pgd10", a), _record(1, "pgd10", a)
+    new["draws"] = 1  # a record written before the field existed pools with one that says 1 draw
+    assert list(pool_seeds(leaderboard_frame([old, new]))["seeds"]) == [2]
 
 
 def test_one_model_from_sweep_and_report_is_one_row():

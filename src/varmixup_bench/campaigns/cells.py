@@ -17,16 +17,25 @@ def without_adv(name: str | None) -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
-def rule_of(defense: Any) -> str | None:
-    """The inference rule of a recorded defense spec, adv- stripped (parsed once per spec: every missing cell
-    scans every record)."""
+def _parts(defense: Any) -> tuple[str | None, str | None]:
+    """(recipe, inference rule) of a recorded defense spec, adv- stripped, parsed once per spec (every missing cell
+    scans every record); (None, None) for a spec this version cannot parse."""
     from varmixup_bench.core.errors import BenchError
     from varmixup_bench.defenses import parse_defense_spec
 
     try:
-        return without_adv(parse_defense_spec(str(defense)).inference)
+        spec = parse_defense_spec(str(defense))
     except (BenchError, ValueError):
-        return None
+        return None, None
+    return without_adv(spec.recipe), without_adv(spec.inference)
+
+
+def rule_of(defense: Any) -> str | None:
+    return _parts(defense)[1]
+
+
+def recipe_of(defense: Any) -> str | None:
+    return _parts(defense)[0]
 
 
 @dataclass
@@ -147,13 +156,19 @@ def _draws(record: dict) -> int:
 
 
 def exact_seconds(pc: PlannedCell, records: list[dict]) -> float | None:
-    """The cell's seconds from stored records of the same attack on the same inference rule with as many draws
-    (None without)."""
+    """The cell's seconds from stored records of the same attack on the same inference rule with as many draws, of
+    the same architecture, trials and images (a radius of 0 apart: the attack returns its input; KID: the same
+    recipe); None without."""
     from varmixup_bench.views.report import estimate_seconds
 
+    s = pc.ctx.settings
     rule = without_adv(pc.dspec.inference)
-    draws = int(pc.ctx.settings.worst_case_draws) if pc.rule.stochastic else 1
+    draws = int(s.worst_case_draws) if pc.rule.stochastic else 1
+    images = pc.test_images if not isinstance(pc.attack.config().get("subset"), int) else min(
+        int(pc.attack.config()["subset"]), pc.test_images)
     exact = [r for r in records if r.get("attack") == pc.attack.spec and rule_of(r.get("defense")) == rule
-             and _draws(r) == draws]
+             and _draws(r) == draws and r.get("model") == s.model and r.get("trials") == s.trials
+             and r.get("n_examples") == images and bool(r.get("eps") == 0) == bool(pc.attack.eps == 0)
+             and (not pc.attack.uses_recipe or recipe_of(r.get("defense")) == without_adv(pc.dspec.recipe))]
     return estimate_seconds(pc.cell.attack, pc.attack.config(), bool(pc.rule.stochastic), exact, None,
                             pc.cell.defense, pc.ctx.dataset.name)

@@ -133,8 +133,12 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
     if steps is not None:
         cells += step_cells(plan, workdir, statuses, steps, device)
     needs = [(pc, untrained(pc, models, vaes)) for pc in cells]
+    in_progress: set[str] = set()
     for pc, missing in needs:  # a training in progress is evidence for the ones like it, as a finished one is
         for key, (kind, cfg) in missing.items():
+            if key in in_progress:
+                continue  # once, however many cells need it
+            in_progress.add(key)
             history = checkpoint_history((models if kind == "model" else vaes).folder(key))
             if history:
                 (model_metas if kind == "model" else vae_metas).append(

@@ -33,6 +33,7 @@ def cost_fields(pc: PlannedCell) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "rule": without_adv(pc.dspec.inference), "model": s.model, "channels_last": s.channels_last,
         "attack": pc.cell.attack, "norm": str(pc.attack.norm.value),
+        "zero_radius": bool(pc.attack.uses_eps and pc.attack.eps == 0),  # an attack at eps 0 returns its input
         "attack_config": {k: v for k, v in pc.attack.config().items() if k not in _SCALED},
         "draws": s.worst_case_draws if pc.rule.stochastic else 1, "trials": s.trials, "batch_size": s.eval_batch_size, "n_mi": s.n_mi,
         "image_shape": list(pc.ctx.dataset.image_shape), "device": str(pc.ctx.device),
@@ -85,7 +86,7 @@ def probe_seconds(pc: PlannedCell, probes: Probes) -> float | None:
 
 def probe_overrides(settings, images: int) -> dict[str, int]:
     """The settings of a probe: `images` stratified test images, and no subset larger than that."""
-    return {"test_subset": images, "spsa_subset": min(int(settings.spsa_subset), images),
+    return {"test_subset": images, "spsa_subset": min(int(settings.spsa_subset or images), images),
             "corruption_subset": min(int(settings.corruption_subset or images), images),
             "kid_samples": min(int(settings.kid_samples), images)}
 
@@ -168,8 +169,10 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
                 and any(exact_seconds(pc, records) is None for pc in k.missing)]
     for kind in todo:  # a bad --images is the user's mistake, before any work: not a failing probe
         for pc in kind.stand_ins[:1]:
-            if images > pc.test_images:
-                raise BenchError(f"--images {images}: give {MIN_IMAGES} to {pc.test_images} (the plan's test images)")
+            low = max(MIN_IMAGES, pc.ctx.dataset.num_classes)  # a stratified subset takes every class
+            if not low <= images <= pc.test_images:
+                raise BenchError(f"--images {images}: give {low} to {pc.test_images} (the plan's test images; at "
+                                 f"least one per class)")
     rows = []
     with progress(show_progress) as bar:
         task = bar.add_task("probes", total=len(todo), info="")

@@ -12,8 +12,7 @@ from varmixup_bench.results.record import _without_seeds, model_signature  # noq
 from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary
 
 # what must agree for two records to be the same evaluation of the same recipe (all but the training seed)
-_SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials",
-         "draws"]  # per-image counts are over trials x draws: seeds evaluated with other draws are other cells
+_SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials"]
 
 
 def _attack_key(v: Any) -> str:
@@ -31,8 +30,10 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.assign(seeds=[])
     df = frame.copy()
     df["_model"] = [model_signature(r) for _, r in df.iterrows()]
+    # draws per adversarial example: a record older than the field, or without an adversary, classified with one
+    df["_draws"] = pd.to_numeric(df["draws"], errors="coerce").fillna(1).astype(int) if "draws" in df else 1
     df["_attack"] = df["attack_config"].map(_attack_key)
-    keys = [c for c in _SAME if c in df] + ["_model", "_attack"]
+    keys = [c for c in _SAME if c in df] + ["_model", "_attack", "_draws"]  # per-image counts are over trials x draws
     filled = df[keys].map(str)  # NaN as "nan": a missing value is a value, not a dropped group
     out = []
     for _, idx in filled.groupby(keys, sort=False).groups.items():
@@ -41,7 +42,7 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
             out.append(g.iloc[[-1]].assign(seeds=1))
             continue
         out.append(pd.DataFrame([_pooled(g)]))
-    return pd.concat(out, ignore_index=True).drop(columns=["_model", "_attack"])
+    return pd.concat(out, ignore_index=True).drop(columns=["_model", "_attack", "_draws"])
 
 
 def _pooled(g: pd.DataFrame) -> dict[str, Any]:
