@@ -66,7 +66,8 @@ class PlannedCell:
         from varmixup_bench.training.runner import defense_key
 
         s = self.ctx.settings
-        train, rule, test = defense_key(self.cell.defense, self.ctx), self.rule.config(), split_fingerprint(self.ctx.dataset.test)
+        train, rule = defense_key(self.cell.defense, self.ctx), self.rule.config()
+        test = split_fingerprint(self.ctx.dataset.test)
         return {evaluation_key_of(train, a, rule, test, s.trials, s.seed, s.worst_case_draws)
                 for a in [self.attack, *named_presets(self.attack)]}
 

@@ -35,7 +35,8 @@ def cost_fields(pc: PlannedCell) -> dict[str, Any]:
         "attack": pc.cell.attack, "norm": str(pc.attack.norm.value),
         "zero_radius": bool(pc.attack.uses_eps and pc.attack.eps == 0),  # an attack at eps 0 returns its input
         "attack_config": {k: v for k, v in pc.attack.config().items() if k not in _SCALED},
-        "draws": s.worst_case_draws if pc.rule.stochastic else 1, "trials": s.trials, "batch_size": s.eval_batch_size, "n_mi": s.n_mi,
+        "draws": s.worst_case_draws if pc.rule.stochastic else 1, "trials": s.trials,
+        "batch_size": s.eval_batch_size, "n_mi": s.n_mi,
         "image_shape": list(pc.ctx.dataset.image_shape), "device": str(pc.ctx.device),
     }
     if pc.attack.uses_recipe:
@@ -130,9 +131,7 @@ def run_probe(kind: Kind, workdir: Path, images: int, show_progress: bool = Fals
 
     if not kind.stand_ins:
         raise BenchError("no trained model of this kind: train one first (a probe never trains)")
-    pc = kind.stand_ins[0]
-    if not MIN_IMAGES <= images <= pc.test_images:
-        raise BenchError(f"--images {images}: give {MIN_IMAGES} to {pc.test_images} (the plan's test images)")
+    pc = kind.stand_ins[0]  # run_probes checked `images` against it before any probe ran
     overrides = probe_overrides(pc.ctx.settings, images)
     spec = dataclasses.replace(pc.spec, overrides={**pc.spec.overrides, **overrides}, show_progress=False)
     c = pc.cell
@@ -178,8 +177,8 @@ def run_probes(plan: Plan, workdir: Path, *, images: int = 50, device: str = "au
         task = bar.add_task("probes", total=len(todo), info="")
         for kind in todo:
             first = kind.missing[0]
-            row = {"kind": f"{kind.fields['attack']} on {first.cell.defense} ({first.pass_name})", "cells": len(kind.missing),
-                   "stand_in": kind.stand_ins[0].cell.defense if kind.stand_ins else None}
+            row = {"kind": f"{kind.fields['attack']} on {first.cell.defense} ({first.pass_name})",
+                   "cells": len(kind.missing), "stand_in": kind.stand_ins[0].cell.defense if kind.stand_ins else None}
             if not kind.stand_ins:
                 row["error"] = "no trained model of this kind yet"
             else:
