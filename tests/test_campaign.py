@@ -269,6 +269,9 @@ def test_step_arguments_are_checked_when_the_plan_loads(tmp_path):
 
     for step, expected in [('kind = "reprot"\ndefense = "erm"', "unknown campaign step kind 'reprot'"),
                            ('kind = "report"', "a report step needs defense"),
+                           ('kind = "report"\ndefense = "erm"\nskip = ["ece"]', "cannot skip ece"),
+                           ('kind = "report"\ndefense = "erm"\neps_grid = [0.5]', "eps_grid must be a list of strings"),
+                           ('kind = "report"\ndefense = "erm"\neps_grid = ["9/2"]', "an L-inf eps must be <= 1"),
                            ('kind = "converge"\ndefense = "erm"\nsteps = [0]', "steps must be a non-empty list"),
                            ('kind = "vae-figure"\ndefense = "erm"', "unknown key 'defense'"),
                            ('kind = "plot"\nplot = "fidelty"', "unknown plot 'fidelty'")]:

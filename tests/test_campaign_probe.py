@@ -199,6 +199,8 @@ kind = "report"
 defense = "erm"
 steps = [10]
 eot = [1]
+eps_grid = ["0", "0.5"]
+skip = ["corruptions"]
 """
 
 
@@ -222,7 +224,10 @@ def test_a_report_steps_forecast_lists_exactly_what_it_then_evaluates(tmp_path, 
     statuses, steps = pass_status(full, wd, "cpu"), step_status(full, wd)
     forecast = {(pc.cell.attack, round(pc.cell.eps, 6)) for pc in step_cells(full, wd, statuses, steps, "cpu")}
     assert ("clean", 0.0) not in forecast  # stored by the pass: the report reuses it
-    assert {"corruptions", "ece", "spsa", "pgd50", "transfer:erm"} <= {a for a, _ in forecast}
+    assert {"ece", "spsa", "pgd50", "transfer:erm"} <= {a for a, _ in forecast}
+    assert "corruptions" not in {a for a, _ in forecast}  # skipped
+    radii = {round(float(full.steps[0].settings.eps_for("Linf")), 6), 0.0, 0.5}
+    assert {e for a, e in forecast if a == "pgd10"} == radii  # the step's eps grid and the preset's radius
     assert all(k.stand_ins for k in kinds(full, wd, statuses, "cpu", steps))  # ERM is trained: all probe-able
     before = {r["eval_hash"] for r in ResultStore(wd).records()}
 

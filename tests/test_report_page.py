@@ -192,3 +192,55 @@ def test_convergence_differences_are_paired_and_show_what_the_check_tests(tmp_pa
     assert row["tested"] and row["paired"] and row["diff"] == pytest.approx(-1.5)
     assert row["high"] < 0 < grid[1]["robust_acc_ci_high"] - grid[0]["robust_acc_ci_low"]
     assert plot_convergence_differences(grid, tmp_path / "d.png").stat().st_size > 0
+
+
+def test_a_report_can_leave_out_cells_another_run_measures_and_says_so():
+    """`skip` drops SPSA, the transfer attack, surrogate PGD-50 or the corruptions from the cells and the page:
+    their items decide on what is left and name what was left out; the eps grid is the curve's radii."""
+    from dataclasses import replace
+
+    from varmixup_bench.views.report import ReportOptions, judge, report_cells
+
+    opt = ReportOptions(eps_grid=(0.0, 0.5), steps=(10,), eot=(1,), skip=("spsa", "corruptions"))
+    cells = [(c.attack, c.eps) for c in report_cells(E8, True, opt)]
+    assert [c for c in cells if c[0] == "adaptive-pgd10"] == [("adaptive-pgd10", 0.0), ("adaptive-pgd10", E8),
+                                                              ("adaptive-pgd10", 0.5)]  # the grid and the preset's
+    assert not {"spsa", "corruptions"} & {a for a, _ in cells} and ("transfer:erm", E8) in cells
+    full = {c.attack for c in report_cells(E8, True, ReportOptions())}
+    budgets = {f"adaptive-pgd(eot={e},restarts=1,steps={s})" for e in (1, 8) for s in (10, 20, 50)}
+    assert full - {a for a, _ in cells} == {"spsa", "corruptions"} | budgets - {
+        "adaptive-pgd(eot=1,restarts=1,steps=10)"}  # the one budget left of the grid
+
+    items = {it.key: it for it in judge(replace(evidence(41.0), spsa=None, corruptions=None), opt)}
+    black = items["blackbox-transfer-vs-whitebox"]
+    assert black.verdict == "pass" and [n for n, _ in black.numbers][-1] == "transfer:erm"
+    assert "transfer:erm (60.0 %) stays within noise" in black.reason and "SPSA was left out (skip)" in black.reason
+    corr = items["clean-and-corruptions"]
+    assert corr.verdict == "pass" and len(corr.numbers) == 1 and "corruptions were left out (skip)" in corr.reason
+    none = judge(replace(evidence(41.0), spsa=None, transfer=None), opt)
+    assert [it.verdict for it in none if it.key == "blackbox-transfer-vs-whitebox"] == ["n/a"]
+    # a transfer attack stronger than every gradient attack is still flagged when SPSA is skipped
+    strong = rec("transfer:erm", E8, 20.0, "black-box")
+    flagged = {it.key: it for it in judge(replace(evidence(41.0), spsa=None, transfer=strong), opt)}
+    assert flagged["blackbox-transfer-vs-whitebox"].verdict == "flag"
+
+
+@pytest.mark.parametrize("bad, message", [(dict(skip=("clean",)), "cannot skip clean: a report may leave out only "
+                                                                  "spsa, transfer, surrogate-pgd50, corruptions"),
+                                          (dict(eps_grid=()), "eps grid must be L-inf radii in \\[0, 1\\]"),
+                                          (dict(eps_grid=(0.0, 2.0)), "eps grid must be L-inf radii")])
+def test_report_options_refuse_what_the_page_cannot_do(bad, message):
+    from varmixup_bench.core.errors import BenchError
+    from varmixup_bench.views.report import ReportOptions
+
+    with pytest.raises(BenchError, match=message):
+        ReportOptions(**bad)
+
+
+def test_bench_report_refuses_a_bad_skip_or_eps_grid_before_training(tmp_path):
+    for option, value, message in (("--skip", "spsa,ece", "cannot skip ece"),
+                                   ("--eps-grid", "0,8", "an L-inf eps must be <= 1")):
+        code, _, stderr = bench_cli("report", "-d", "erm", option, value, "--workdir", str(tmp_path / "wd"),
+                                    "--no-progress")
+        assert code == 2 and message in stderr and "Traceback" not in stderr, stderr
+    assert not (tmp_path / "wd").exists()  # nothing trained

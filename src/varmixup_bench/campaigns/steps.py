@@ -8,6 +8,8 @@
     name = "converge-mi"       # optional (default: kind and defense); unique
     defense = "mixup+mi"       # report, converge
     steps = [10, 20]           # report, converge: the budget grid (eot, restarts likewise)
+    eps_grid = ["0", "8/255", "0.5"]  # report: the eps curve's radii (default 0, 2, 4, 8, 16/255 and 0.5)
+    skip = ["corruptions"]     # report: cells to leave out (spsa, transfer, surrogate-pgd50, corruptions)
     seed = 0                   # the training seed of the model (default: the preset's)
     pass = "main"              # optional: take that pass's `set` (so the step reuses its trained model)
     set = { n_adaptive = 8 }   # optional: more preset overrides
@@ -108,13 +110,21 @@ def _check_report(args: dict, settings) -> None:
     if isinstance(args["ece_threshold"], bool) or not isinstance(args["ece_threshold"], (int, float)) \
             or not args["ece_threshold"] > 0:
         raise BenchError(f"ece_threshold must be a number > 0, got {args['ece_threshold']!r}")
+    for key in ("eps_grid", "skip"):
+        value = args[key]
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise BenchError(f"{key} must be a list of strings, e.g. {key} = "
+                             f"{['0', '8/255', '0.5'] if key == 'eps_grid' else ['corruptions']}, got {value!r}")
+    _report_options(args)  # the radii parse, the skipped cells exist
 
 
 def _report_options(a: dict):
-    from varmixup_bench.views.report import ReportOptions
+    from varmixup_bench.core.parsing import parse_eps
+    from varmixup_bench.views.report import EPS_GRID, ReportOptions
 
+    grid = EPS_GRID if a["eps_grid"] is None else tuple(parse_eps(str(e), "Linf") for e in a["eps_grid"])
     return ReportOptions(**{k: tuple(v) for k, v in _grid(a).items()}, transfer_from=a["transfer_from"],
-                         ece_threshold=float(a["ece_threshold"]))
+                         ece_threshold=float(a["ece_threshold"]), eps_grid=grid, skip=tuple(a["skip"] or ()))
 
 
 def _report_cells(a: dict, settings, stochastic: bool) -> list[tuple[str, float | None, str | None]]:
@@ -142,7 +152,8 @@ def _describe_report(head: str, res: dict, links: list[Path], name: str) -> list
 
 
 STEPS.register("report", help="bench report: one defense's checklist page (runs what the store lacks)")(
-    StepKind({"defense": REQUIRED, **GRID, "transfer_from": "erm", "ece_threshold": 10.0}, _check_report,
+    StepKind({"defense": REQUIRED, **GRID, "transfer_from": "erm", "ece_threshold": 10.0, "eps_grid": None,
+              "skip": []}, _check_report,
              _run_report, _describe_report, _report_cells))
 
 

@@ -92,6 +92,10 @@ def report(
     transfer_from: Annotated[str, typer.Option("--transfer-from", help="defense whose F_w crafts the transfer "
                                                "attack")] = "erm",
     ece_threshold: Annotated[float, typer.Option("--ece-threshold", help="calibration flag above this ECE (%)")] = 10.0,
+    eps_grid: Annotated[str, typer.Option("--eps-grid", help="eps curve: L-inf radii, comma list (the preset's "
+                                          "is added)")] = "0,2/255,4/255,8/255,16/255,0.5",
+    skip: Annotated[str, typer.Option(help="cells to leave out, comma list of spsa, transfer, surrogate-pgd50, "
+                                      "corruptions (e.g. ones another run measures)")] = "",
     dataset: DatasetOpt = None,
     preset: PresetOpt = None,
     preset_file: PresetFileOpt = None,
@@ -110,6 +114,7 @@ def report(
     oblivious, black-box and transfer vs white-box, worst case over draws, corruptions, calibration; each with
     numbers, 95 % intervals and a verdict. Runs only what the store does not hold yet."""
     from varmixup_bench.runs.converge import budget_specs
+    from varmixup_bench.core.parsing import parse_eps_list, parse_name_list
     from varmixup_bench.views.report import ReportOptions, check_output_folder, write_report
     from varmixup_bench.defenses import parse_defense_spec
 
@@ -119,10 +124,12 @@ def report(
     parse_defense_spec(transfer_from)
     if ece_threshold <= 0:
         raise BenchError(f"--ece-threshold must be > 0, got {ece_threshold}")
+    options = ReportOptions(steps=tuple(grid["steps"]), eot=tuple(grid["eot"]), restarts=tuple(grid["restarts"]),
+                            transfer_from=transfer_from, ece_threshold=ece_threshold,
+                            eps_grid=tuple(parse_eps_list(eps_grid, "Linf")),
+                            skip=tuple(parse_name_list(skip, "skip")) if skip.strip() else ())
     d, ctx = trained(defense, dataset, preset, preset_file, set_, epochs, seed, device, threads, workdir, data_dir,
                      train_subset, test_subset, no_progress)
-    options = ReportOptions(steps=tuple(grid["steps"]), eot=tuple(grid["eot"]), restarts=tuple(grid["restarts"]),
-                            transfer_from=transfer_from, ece_threshold=ece_threshold)
     md, page, items = write_report(d, ctx.workdir, output, options, show_progress=not no_progress)
     table = Table(title=f"robustness report: {d.spec}")
     for col in ("check", "verdict", "found"):

@@ -66,14 +66,36 @@ def _below(a: dict, b: dict, which=("robust", "robust")) -> bool:
     return compare_records(b, a, (which[1], which[0])).a_above_b()
 
 
+# the cells a report may leave out (`skip`): the ones another evaluation stands in for, or a claim does not need
+SKIPPABLE = ("spsa", "transfer", "surrogate-pgd50", "corruptions")
+EPS_GRID = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, LARGE_EPS)
+
+
 @dataclass
 class ReportOptions:
-    eps_grid: tuple[float, ...] = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, LARGE_EPS)
+    """What a report evaluates beyond the preset's radius: the eps curve's radii (L-inf; the preset's is always
+    added), the convergence grid, the transfer source, the ECE threshold, and the cells it leaves out."""
+
+    eps_grid: tuple[float, ...] = EPS_GRID
     steps: tuple[int, ...] = (10, 20, 50)
     eot: tuple[int, ...] = (1, 8)
     restarts: tuple[int, ...] = (1,)
     transfer_from: str = "erm"
     ece_threshold: float = 10.0
+    skip: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.eps_grid or any(not 0 <= float(e) <= 1 for e in self.eps_grid):
+            raise BenchError(f"the report's eps grid must be L-inf radii in [0, 1], at least one; got "
+                             f"{list(self.eps_grid)}")
+        unknown = sorted(set(self.skip) - set(SKIPPABLE))
+        if unknown:
+            raise BenchError(f"cannot skip {', '.join(unknown)}: a report may leave out only "
+                             f"{', '.join(SKIPPABLE)}")
+
+    def keeps(self, attack: str) -> bool:
+        """Whether the report evaluates this optional cell (`transfer:erm` is `transfer`)."""
+        return attack.split(":")[0] not in self.skip
 
 
 # ---- the output folder ----
@@ -148,8 +170,8 @@ def report_cells(eps: float, stochastic: bool, opt: ReportOptions) -> list[Cell]
     if stochastic:
         cells.append(Cell("pgd10", eps, "Linf"))
     cells += [Cell(a, eps, "Linf") for a in ("adaptive-apgd" if stochastic else "pgd50", "surrogate-pgd50", "spsa",
-                                             f"transfer:{opt.transfer_from}")]
-    cells += [Cell(a, None, "Linf") for a in ("clean", "corruptions", "ece")]
+                                             f"transfer:{opt.transfer_from}") if opt.keeps(a)]
+    cells += [Cell(a, None, "Linf") for a in ("clean", "corruptions", "ece") if opt.keeps(a)]
     seen, out = set(), []
     for c in cells:
         if (c.attack, c.eps, c.norm) not in seen:
@@ -234,11 +256,11 @@ class Evidence:
     grid: list[dict]
     oblivious: dict | None  # pgd10 on F_w (randomised defenses)
     adaptive: dict  # the strong attack at the preset's eps
-    white: list[dict]  # the strong attack, APGD or PGD-50, surrogate PGD-50
-    spsa: dict
-    transfer: dict
+    white: list[dict]  # the strong attack, APGD or PGD-50, surrogate PGD-50 (unless skipped)
+    spsa: dict | None  # None: skipped (ReportOptions.skip), as transfer and corruptions
+    transfer: dict | None
     clean: dict
-    corruptions: dict
+    corruptions: dict | None
     ece: dict
 
     def records(self) -> list[dict]:
@@ -348,19 +370,25 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     # 4. black-box and transfer attacks are not stronger than white-box / adaptive ones
     gradient = [r for r in ev.white + ev.grid if r.get("robust_acc") is not None]
     best = min(gradient, key=lambda r: r["robust_acc"])
+    others = [(f"spsa (n={r['n_examples']})" if r is ev.spsa else r["attack"], r)
+              for r in (ev.spsa, ev.transfer) if r is not None]
     item = Item("blackbox-transfer-vs-whitebox", "Are gradient-free (SPSA) and transfer attacks no stronger than "
                 "the strongest gradient attack?",
-                [(r["attack"], _ci(r)) for r in ev.white] + [(f"spsa (n={ev.spsa['n_examples']})", _ci(ev.spsa)),
-                                                             (ev.transfer["attack"], _ci(ev.transfer))])
+                [(r["attack"], _ci(r)) for r in ev.white] + [(what, _ci(r)) for what, r in others])
     flagged(item)
-    if _below(ev.transfer, best):  # no diagnostics check covers transfer attacks: the report's own test
+    if ev.transfer is not None and _below(ev.transfer, best):  # no diagnostics check covers transfer attacks
         item.verdict = "flag"
         item.reason = "; ".join(filter(None, [item.reason if item.findings else "", (
             f"transfer beats every gradient attack: {_pct(ev.transfer)} {ev.transfer['attack']} vs {_pct(best)} "
             f"{best['attack']}; gradients are not reaching the adversary")]))
+    elif not others:
+        item.verdict, item.reason = "n/a", "not measured: SPSA and the transfer attack were left out (skip)"
     elif not item.findings:
-        item.reason = (f"SPSA ({_pct(ev.spsa)}) and {ev.transfer['attack']} ({_pct(ev.transfer)}) stay within noise "
-                       f"of or above the strongest gradient attack ({best['attack']}, {_pct(best)})")
+        names = " and ".join(f"{'SPSA' if r is ev.spsa else r['attack']} ({_pct(r)})" for _, r in others)
+        item.reason = (f"{names} stay{'s' if len(others) == 1 else ''} within noise of or above the strongest "
+                       f"gradient attack ({best['attack']}, {_pct(best)})")
+        if len(others) == 1:
+            item.reason += f"; {'SPSA' if ev.spsa is None else 'the transfer attack'} was left out (skip)"
     items.append(item)
 
     # 5. worst case over the defense's randomness (not a masking check: the report's own test)
@@ -388,10 +416,14 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     # 6. clean and corruption accuracy (not a masking check)
     clean, corr = ev.clean, ev.corruptions
     item = Item("clean-and-corruptions", "Clean accuracy above chance, and corruption accuracy no higher than clean?",
-                [("clean", _ci(clean, "clean")), (f"corruptions (15 × 5, n={corr['n_examples']})", _ci(corr))])
+                [("clean", _ci(clean, "clean"))]
+                + ([(f"corruptions (15 × 5, n={corr['n_examples']})", _ci(corr))] if corr is not None else []))
     if clean["clean_acc_ci_low"] <= ev.chance:
         item.verdict, item.reason = "flag", (f"not above chance: clean {clean['clean_acc']:.1f} % vs chance "
                                              f"{ev.chance:.0f} %")
+    elif corr is None:
+        item.reason = (f"clean {clean['clean_acc']:.1f} % is above chance ({ev.chance:.0f} %); corruptions were "
+                       "left out (skip)")
     elif _below(clean, corr, ("clean", "robust")):
         item.verdict, item.reason = "flag", (f"corrupted images classified better than clean ones: "
                                              f"{corr['robust_acc']:.1f} % vs {clean['clean_acc']:.1f} %")
@@ -445,15 +477,16 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
                 defense, cell.attack, eps=cell.eps, norm=cell.norm, workdir=workdir, show_progress=show_progress)
             bar.advance(task)
 
-    def rec(attack: str, e: float | None = eps, norm: str | None = "Linf") -> dict:
-        return got[(attack, e, norm)]
+    def rec(attack: str, e: float | None = eps, norm: str | None = "Linf") -> dict | None:
+        return got[(attack, e, norm)] if opt.keeps(attack) else None
 
     grid_cells = [c for c in cells if c.eps is None and c.norm is None]
     ev = Evidence(stochastic=stochastic, strong=strong, chance=100.0 / defense.dataset.num_classes,
                   curve=[rec(strong, e) for e in sorted(set(opt.eps_grid) | {eps})],
                   grid=[rec(c.attack, None, None) for c in grid_cells],
                   oblivious=rec("pgd10") if stochastic else None, adaptive=rec(strong),
-                  white=[rec(strong), rec("adaptive-apgd" if stochastic else "pgd50"), rec("surrogate-pgd50")],
+                  white=[r for r in (rec(strong), rec("adaptive-apgd" if stochastic else "pgd50"),
+                                     rec("surrogate-pgd50")) if r is not None],
                   spsa=rec("spsa"), transfer=rec(f"transfer:{opt.transfer_from}"), clean=rec("clean", None),
                   corruptions=rec("corruptions", None), ece=rec("ece", None))
     items = judge(ev, opt)
