@@ -212,3 +212,24 @@ def test_an_ece_record_without_a_step_replaces_an_older_one_with_step_zero():
     assert len(frame) == 1 and frame.iloc[0]["robust_acc"] == 100.0
     pgd = [_rec("erm", "pgd10", [0, 0, 1, 1]), {**_rec("erm", "pgd10", [0, 1, 1, 1]), "step": 1 / 255}]
     assert len(leaderboard_frame(pgd)) == 2  # with a radius, another step is another result
+
+
+def test_metric_records_show_their_value_in_the_wide_table_not_an_accuracy():
+    """A VAE's PSNR, local linearity and KID carry the clean accuracy in robust_acc (as ECE does); the wide table
+    shows their value under a column that names the unit, never the accuracy, and bolds none of them."""
+    from varmixup_bench.views.leaderboard import best_cells, leaderboard_frame, render_wide, wide_frame
+
+    n = 10
+    recs = [_rec("varerm", "clean", np.ones(n), eps=0.0, threat="none", clean=_correct(n, [0]))]
+    for attack, eps, metric, value in (("vae-psnr", 0.0, "psnr_db", 34.418), ("linearity", EPS, "local_linearity",
+                                                                              0.0123), ("kid", 0.0, "kid_x1000", 4.5),
+                                       ("ece", 0.0, "ece_percent", 3.25)):
+        recs.append({**_rec("varerm", attack, _correct(n, [0]), eps=eps, threat="none"), "metric": metric,
+                     "value": value})
+    wide = wide_frame(leaderboard_frame(recs))
+    cells = {c: v["mean"] for c, v in wide.iloc[0].items() if isinstance(v, dict)}
+    assert cells == {"clean": 90.0, "vae-psnr (dB)": 34.418, "linearity ε=8/255 (γ)": 0.0123,
+                     "kid (KID ×1000)": 4.5, "ECE (%)": 3.25}
+    md = render_wide(wide, "md")
+    assert "34.42" in md and "0.0123" in md and "90.0 [" in md and md.count("90.0 [") == 1  # the accuracy once: clean
+    assert best_cells(wide) == {}

@@ -137,6 +137,8 @@ def _column(attack: str, eps: float, norm: str | None = None) -> str:
 # wide columns in this order (clean first, white-box before adaptive before black-box); others after, as met
 _COLUMN_ORDER = ("clean", "pgd10", "pgd50", "tpgd10", "fgsm", "adaptive-pgd10", "adaptive-pgd50", "adaptive-apgd",
                  "surrogate-pgd50", "autoattack", "spsa", "transfer", "corruptions", "ECE (%)", "linearity")
+# the unit a metric record's value is shown in (its wide column says it); a metric not listed shows its name
+METRIC_UNITS = {"ece_percent": "%", "local_linearity": "γ", "kid_x1000": "KID ×1000", "psnr_db": "dB"}
 WORST_SUFFIX = "worst-case"  # wide column of the worst case over R draws of a randomised defense
 
 
@@ -213,7 +215,8 @@ def _column_labels(df: pd.DataFrame) -> list[str]:
 def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None) -> pd.DataFrame:
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
-    calibration error. With a reference, its numbers follow in `paper:` columns."""
+    calibration error and other metrics (local linearity, KID, a VAE's PSNR) their value. With a reference, its
+    numbers follow in `paper:` columns."""
     findings = diagnose(df) if not df.empty else []  # on each trained model, before its seeds are pooled
     df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
     row_labels, col_labels = _row_labels(df), _column_labels(df)
@@ -224,11 +227,13 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
         seeds = int(rec.get("seeds", 1) or 1)
         clean = {"mean": r.clean_acc, "lo": r.clean_acc_ci_low, "hi": r.clean_acc_ci_high, "mark": "",
                  "rec": rec, "which": "clean", "seeds": seeds}
+        metric = rec.get("metric")
         if r.attack == "clean":
             row["clean"] = clean
-        elif r.attack == "ece":
-            row["ECE (%)"] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value",
-                              "seeds": seeds}
+        elif isinstance(metric, str) and metric:  # ECE, local linearity, KID, VAE PSNR: the value, not an accuracy
+            label = "ECE (%)" if r.attack == "ece" else f"{col_labels[i]} ({METRIC_UNITS.get(metric, metric)})"
+            row[label] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value",
+                          "seeds": seeds}
         else:
             row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
                                   "mark": _THREAT_MARK.get(r.threat_model, ""), "rec": rec, "which": "robust",
@@ -268,8 +273,9 @@ def _draws(rec: dict) -> int:
 def _cell(v) -> str:
     if isinstance(v, dict):
         seeds = f" ×{v['seeds']}" if v.get("seeds", 1) > 1 else ""  # the mean of this many training seeds
-        if v["lo"] is None or pd.isna(v["lo"]):
-            return f"{v['mean']:.2f}{v['mark']}{seeds}"
+        if v["lo"] is None or pd.isna(v["lo"]):  # a metric's value: two decimals, small ones three digits (γ)
+            m = float(v["mean"])
+            return f"{m:.2f}{v['mark']}{seeds}" if abs(m) >= 1 or m == 0 else f"{m:.3g}{v['mark']}{seeds}"
         return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}{seeds}"
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
