@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "leaderboards" / "digits-smoke.toml"
 # the committed plan with small budgets (the plan itself, at the quick preset's epochs, takes about a minute)
 FAST = ('set = { epochs = { erm = 5, mixup = 3 }, test_subset = 120, n_adaptive = 4, n_mi = 8, '
-        'worst_case_draws = 2 }\n')
+        'worst_case_draws = 2 }\nreference = "paper:cifar10"\n')
 EXTRA_PASS = '\n[[pass]]\nname = "eps-curve"\ndefenses = ["erm"]\nattacks = ["pgd10"]\neps = ["16/255"]\n'
 
 
@@ -77,6 +77,9 @@ def smoke(tmp_path_factory):
     (("seeds = [0]", "seeds = [0]\ndefences = [\"at\"]"), "unknown key 'defences'"),
     (('worse = { defense = "erm", attack = "pgd10" }', 'worse = { defense = "erm", attack = "pgd10" }\nmargin = -6'),
      "margin must be a finite number >= 0"),
+    (('preset = "quick"', 'preset = "quick"\nreference = "papr"'), "unknown reference 'papr'"),
+    (('preset = "quick"', 'preset = "quick"\nreference = "paper:cifar11"'),
+     "reference 'paper' has no dataset 'cifar11'"),
 ])
 def test_a_bad_plan_exits_2_with_one_line_before_any_work(tmp_path, edit, expected):
     plan = tmp_path / "bad.toml"
@@ -156,6 +159,13 @@ def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
     head = _section(page, "Headline")
     assert f"{format_interval(low['robust_acc'], low['robust_acc_ci_low'], low['robust_acc_ci_high'])} " \
            f"{low['attack']}" in head
+    # the paper's numbers beside ours (the plan's reference): Table 2's clean and PGD-10 of ERM, ours on digits
+    beside = _section(page, "Beside the reference (`paper:cifar10`)")
+    (erm,) = [[c.strip() for c in line.strip("|").split("|")] for line in beside.splitlines()
+              if line.startswith("| erm ")]
+    ours = format_interval(clean["clean_acc"], clean["clean_acc_ci_low"], clean["clean_acc_ci_high"])
+    assert erm[:4] == ["erm", "94.5 ± 0.14", ours, "0 ± 0"]
+    assert erm[4] == ""  # ours at 8/255: digits' pass ran at 32/255, so the paper's radius has no cell of ours
     # the measured times: the state file's seconds, the records' seconds, the models' per-epoch seconds
     events = [json.loads(line) for line in (smoke["wd"] / "campaign-digits-smoke.jsonl").read_text().splitlines()]
     wall = sum(e["seconds"] for e in events if e["event"] == "end")

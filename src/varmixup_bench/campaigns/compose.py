@@ -4,7 +4,8 @@ preset, never typed:
 
 - a header: the plan, the commands that ran it, the commit, the machine, the measured wall time (state file) and
   computation time (records' and models' seconds), the time per pass and step, the training budget per model;
-- the headline table (views.headline) and the full matrix (views.leaderboard, wide);
+- the headline table (views.headline), a reference's numbers beside ours where the plan names one (views.beside)
+  and the full matrix (views.leaderboard, wide);
 - the plan's claims, each a paired test of two cells (results.stats.compare_records), all of the page's claims
   decided together with Holm–Bonferroni at results.stats.FAMILY_ALPHA: "holds" (significant in the claimed
   direction), "does not hold" (significant in the opposite direction) or "within noise";
@@ -237,6 +238,7 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     done.claims = rows
 
     wall = sum(float(e.get("seconds") or 0.0) for e in state.ends())
+    stopped = sum(float(e.get("stopped_seconds") or 0.0) for e in state.ends())
     train_s = sum(m["seconds"] for m in models)
     eval_s = sum(float(r.get("seconds") or 0.0) for r in records)
     commands = list(dict.fromkeys(e["command"] for e in runs if e.get("command")))
@@ -278,7 +280,8 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     parts.append(
         f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
         f"`{state.path.name}` over {len(runs)} run(s) (loading, training and evaluation; a run cut short counts "
-        f"until it stopped). Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models "
+        f"until it stopped; time the process was stopped, e.g. paused with SIGSTOP while tests ran, is not counted"
+        + (f": {_hours(stopped)} of it" if stopped else "") + "). Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models "
         f"below, their per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' "
         f"`seconds`; a stored record reused costs 0).\n")
     table = ["| pass / step | cells | missing | runs | cells evaluated | seconds | last finished (UTC) |",
@@ -290,6 +293,12 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     parts.append("\n".join(table) + "\n")
     parts.append("## Training budget (measured)\n\n" + _training_section(models))
     parts.append("## Headline\n\n" + (render_headline(frame, "md") if records else "(no cell recorded yet)\n"))
+    if plan.reference and records:
+        from varmixup_bench.views.beside import parse_reference, render_beside
+
+        name, ref_dataset = parse_reference(plan.reference)
+        parts.append(f"## Beside the reference (`{plan.reference}`)\n\n"
+                     + render_beside(wide_frame(frame), name, ref_dataset))
     parts.append("## Full matrix\n\n" + (render_wide(wide_frame(frame), "md") if records else "(no cell recorded yet)\n"))
     parts.append("## Claims\n\n" + _claims_section(rows))
     findings = diagnose(frame) if records else []

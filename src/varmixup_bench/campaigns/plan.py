@@ -1,6 +1,7 @@
 """The campaign plan: a TOML file loaded into typed objects and validated before any work.
 
-    [campaign]                       name (used in file names), dataset, preset or preset_file, description, set
+    [campaign]                       name (used in file names), dataset, preset or preset_file, description, set,
+                                     reference ("paper:cifar10": its numbers beside ours on the composed page)
     [[pass]]                         in priority order: name, defenses, attacks, seeds, eps, set
     [[step]]                         after the passes: kind = "report" | "converge" | "vae-figure" and its arguments
     [[claim]]                        better = {defense, attack[, eps, seed, metric, pass]}, worse = {...}, note;
@@ -27,7 +28,7 @@ from varmixup_bench.core.registry import unknown_name_message
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # campaign names are part of file names
 METRICS = ("robust", "clean", "worst", "value")  # what of a record a claim compares: an accuracy
 # (results.stats._FIELD) or a metric attack's value (ECE, local linearity; compared with results.stats.compare_values)
-TABLES = {"campaign": ("name", "dataset", "preset", "preset_file", "description", "set"),
+TABLES = {"campaign": ("name", "dataset", "preset", "preset_file", "description", "set", "reference"),
           "pass": ("name", "defenses", "attacks", "seeds", "eps", "set"),
           "claim": ("better", "worse", "lower", "higher", "note", "margin"),
           "cell": ("defense", "attack", "eps", "seed", "metric", "pass")}
@@ -189,6 +190,7 @@ class Plan:
     passes: list[Pass]
     steps: list[Step]
     claims: list[Claim]
+    reference: str | None = None  # a transcribed reference shown beside the records ("paper:cifar10"; views.beside)
     # one copy of each dataset for all the plan's sweep specs (runs.sweep.SweepSpec.loaded_data)
     loaded_data: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -284,7 +286,15 @@ def _campaign(path: Path, r: Reader) -> Plan:
         check_dataset_name(dataset)
     except BenchError as exc:
         raise r.error(str(exc)) from None
-    plan = Plan(path, "", name, r.get("description", str, ""), dataset, preset, overrides, [], [], [])
+    reference = r.get("reference", str, None)
+    if reference is not None:
+        from varmixup_bench.views.beside import parse_reference
+
+        try:
+            parse_reference(reference)
+        except BenchError as exc:
+            raise r.error(str(exc)) from None
+    plan = Plan(path, "", name, r.get("description", str, ""), dataset, preset, overrides, [], [], [], reference)
     try:
         plan.settings()
     except BenchError as exc:

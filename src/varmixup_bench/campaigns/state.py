@@ -16,12 +16,12 @@ import fcntl
 import json
 import os
 import subprocess
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from varmixup_bench.core.clock import running_time, stopped_time
 from varmixup_bench.core.errors import BenchError
 
 
@@ -106,17 +106,21 @@ class CampaignState(JsonLines):
     def timed(self, step: str, kind: str, **fields: Any) -> Iterator[dict[str, Any]]:
         """A start event, then an end event with the measured seconds and whatever the block put into the dict it
         gets; a failure is recorded (status failed, its message) and raised again."""
-        started, t0 = self.append(event="start", step=step, kind=kind, **fields)["time"], time.perf_counter()
+        started = self.append(event="start", step=step, kind=kind, **fields)["time"]
+        t0, s0 = running_time(), stopped_time()  # seconds the process could run; a SIGSTOP pause is `stopped`
         info: dict[str, Any] = {}
+
+        def times() -> dict[str, float]:
+            return {"seconds": round(running_time() - t0, 3), "stopped_seconds": round(stopped_time() - s0, 3)}
+
         try:
             yield info
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            self.append(event="end", step=step, kind=kind, start=started, seconds=round(time.perf_counter() - t0, 3),
-                        status=status, error=(str(exc).splitlines() or [type(exc).__name__])[0], **fields, **info)
+            self.append(event="end", step=step, kind=kind, start=started, **times(), status=status,
+                        error=(str(exc).splitlines() or [type(exc).__name__])[0], **fields, **info)
             raise
-        self.append(event="end", step=step, kind=kind, start=started, seconds=round(time.perf_counter() - t0, 3),
-                    status="ok", **fields, **info)
+        self.append(event="end", step=step, kind=kind, start=started, **times(), status="ok", **fields, **info)
 
     def ends(self, step: str | None = None) -> list[dict[str, Any]]:
         return [e for e in self.events() if e.get("event") == "end" and (step is None or e.get("step") == step)]

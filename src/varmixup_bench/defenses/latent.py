@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from varmixup_bench.core.clock import running_time, stopped_time
 from varmixup_bench.training.cache import WeightCache, config_hash
 from varmixup_bench.training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from varmixup_bench.training.data import Dataset, Split, canonical_dataset_name, split_fingerprint
@@ -118,7 +119,7 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
                             completed=start_epoch * steps,
                             info=f"resumed after epoch {start_epoch}" if start_epoch else "")
         for epoch in range(start_epoch + 1, n_epochs + 1):
-            epoch_start, cpu_start = time.perf_counter(), time.process_time()
+            epoch_start, cpu_start, stop_start = running_time(), time.process_time(), stopped_time()
             perm = torch.randperm(n, generator=gen).to(device)
             sums = {"loss": 0.0, "recon": 0.0, "mmd": 0.0}
             for i in range(steps):
@@ -135,8 +136,9 @@ def train_vae(vae: nn.Module, train: Split, settings: Any, adversarial: bool, de
                 for k in sums:
                     sums[k] += out[k].item() * len(x)
                 bar.advance(task)
-            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - epoch_start,
-                   "cpu_seconds": time.process_time() - cpu_start}  # wall and CPU (all threads), as train_classifier
+            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": running_time() - epoch_start,
+                   "cpu_seconds": time.process_time() - cpu_start,  # as train_classifier: running and CPU seconds
+                   "stopped_seconds": stopped_time() - stop_start}
             if monitor is not None:
                 vae.eval()
                 row["test_mse"] = reconstruction_error(vae, monitor, device)
@@ -224,14 +226,14 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
             raise BenchError(f"no {'adversarial ' if adversarial else ''}VAE for {source.name} with these settings "
                              f"in {cache.root}; run `bench vae train` first")
         else:
-            start = time.perf_counter()
+            start = running_time()
             held_out = source.test.x[:MONITOR_IMAGES] if len(source.test) else None
             history = train_vae(vae, source.train, s, adversarial, ctx.device, s.seed, ctx.show_progress, held_out,
                                 checkpoint_dir=cache.folder(key))
             meta = {"config": vae_config(s, adversarial), "dataset": source.name, "history": history,
                     # the epochs' own seconds: a training resumed in a later process still counts the earlier ones
                     "seconds": sum(h["seconds"] for h in history) if all("seconds" in h for h in history)
-                    else time.perf_counter() - start}
+                    else running_time() - start}
             cache.save(key, vae, meta)
             trained = True
     vae.to(ctx.device).eval().requires_grad_(False)

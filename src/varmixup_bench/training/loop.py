@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from varmixup_bench.core.clock import running_time, stopped_time
 from varmixup_bench.training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from varmixup_bench.training.data import Split
 from varmixup_bench.core.errors import BenchError
@@ -170,7 +171,7 @@ def train_classifier(
             # permute all examples, then drop the trailing partial batch of *this* permutation (permuting only
             # the first n would leave the last len(train) - n examples out of every epoch)
             perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(es))
-            epoch_start, cpu_start = time.perf_counter(), time.process_time()
+            epoch_start, cpu_start, stop_start = running_time(), time.process_time(), stopped_time()
             model.train()
             total_loss, correct = 0.0, 0
             for x, y in batches(train, batch_size, perm, device, on_device, num_workers):
@@ -190,10 +191,11 @@ def train_classifier(
                 bar.advance(task)
             # seconds per epoch live in the history, which the checkpoint keeps: a training resumed in a later
             # session still accounts for the epochs run before the break
-            # wall seconds, and the process's CPU seconds (all threads): a paused or starved run shows as wall >>
-            # cpu / threads, so a budget read from the history can tell measured compute from waiting
+            # seconds the process could run (core.clock: a SIGSTOP pause is not counted; it is in stopped_seconds),
+            # and its CPU seconds (all threads): a starved run still shows as seconds >> cpu / threads
             row = {"epoch": epoch, "loss": total_loss / n, "acc": 100.0 * correct / n,
-                   "seconds": time.perf_counter() - epoch_start, "cpu_seconds": time.process_time() - cpu_start}
+                   "seconds": running_time() - epoch_start, "cpu_seconds": time.process_time() - cpu_start,
+                   "stopped_seconds": stopped_time() - stop_start}
             history.append(row)
             if checkpoint_dir is not None:
                 save_checkpoint(checkpoint_dir, model, opt, epoch, history)

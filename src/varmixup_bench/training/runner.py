@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import platform
-import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from varmixup_bench.attacks import check_unit_range
 from varmixup_bench.attacks.spec import build_attack, named_presets
+from varmixup_bench.core.clock import running_time
 from varmixup_bench.attacks.evaluation import attack_accuracy  # noqa: F401  (re-exported for the Python API)
 from varmixup_bench.training.cache import WeightCache, config_hash
 from varmixup_bench.training.checkpoint import FILE as CHECKPOINT_FILE
@@ -225,7 +225,7 @@ def train(
             apply_init(settings.init, classifier, ds.train)  # a resumed training's checkpoint then overwrites it
             if (cache.folder(key) / CHECKPOINT_FILE).exists():
                 stderr_console.print(f"resuming {dspec} from its last checkpoint in {cache.folder(key)}")
-            start = time.perf_counter()
+            start = running_time()
             history = train_classifier(
                 recipe, classifier, ds.train, epochs=n_epochs, batch_size=settings.batch_size, lr=settings.lr,
                 optimizer=settings.optimizer, device=dev, seed=settings.seed, show_progress=ctx.show_progress,
@@ -234,7 +234,7 @@ def train(
                 lr_schedule=settings.lr_schedule, augment=settings.augment,
             )
             cache.save(key, classifier, {"config": key_config, "history": history,
-                                         "seconds": time.perf_counter() - start, "versions": package_versions()})
+                                         "seconds": running_time() - start, "versions": package_versions()})
             trained = True
     classifier.to(dev).eval()
     rule.setup(classifier, ctx)
@@ -353,10 +353,10 @@ def evaluate(
     check_unit_range(test.x, "test images")
     defense.verify_randomness(test.x[:min(len(test), 64)].to(defense.device))
     eval_hash = evaluation_key(defense, atk, test, trials, seed)
-    start = time.perf_counter()
+    start = running_time()
     metrics = atk.evaluate(defense, test, trials=trials, seed=seed, batch_size=batch_size,
                            show_progress=show_progress)
-    seconds = time.perf_counter() - start
+    seconds = running_time() - start
     clean, robust = metrics["clean"], metrics["robust"]
     n = int(metrics.get("n", len(test)))
     threat = atk.threat_model(defense.stochastic)

@@ -1,0 +1,71 @@
+"""A transcribed reference's numbers beside ours, one row per defense both hold: for each of the reference's
+columns (e.g. the paper's Table 2 PGD-10 at 8/255 with its clean accuracy, Table 4's corruptions) the reference's
+value, then ours under the same attack and radius, and for a randomised defense ours under the adaptive attack of
+that name and its worst case over draws — the comparison a reader of the paper makes first, in a few columns
+instead of the full matrix's dozens."""
+from __future__ import annotations
+
+import pandas as pd
+
+from varmixup_bench.core.errors import BenchError
+
+
+def parse_reference(text: str) -> tuple[str, str | None]:
+    """`paper` or `paper:cifar10` -> (name, dataset or None), the reference checked to exist."""
+    from varmixup_bench.views.leaderboard import reference_table
+
+    name, _, dataset = str(text).partition(":")
+    ref = reference_table(name)
+    if dataset and dataset not in set(ref["dataset"]):
+        have = ", ".join(sorted(set(ref["dataset"])))
+        raise BenchError(f"reference {name!r} has no dataset {dataset!r}; it has {have}")
+    return name, dataset or None
+
+
+def _paper(value, std) -> str:
+    return "–" if pd.isna(value) else f"{value:g}" + (f" ± {std:g}" if pd.notna(std) else "")
+
+
+def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None) -> pd.DataFrame:
+    """One row per (dataset, defense) of `wide` (views.leaderboard.wide_frame, seeds pooled) that the reference
+    lists for `dataset` (default: the row's own dataset name): `clean: paper`, `clean: ours`, then per reference
+    column `COL: paper [Table]`, `COL: ours` and, where recorded, `adaptive-COL: ours` and its worst case."""
+    from varmixup_bench.views.leaderboard import WORST_SUFFIX, _cell, _column, reference_table
+
+    ref = reference_table(reference)
+    rows = []
+    for _, row in wide.iterrows():
+        name = str(row["defense"]).split(" [")[0]
+        mine = ref[(ref["dataset"] == (dataset or row["dataset"])) & (ref["defense"] == name)]
+        if mine.empty:
+            continue
+        out = {"defense": row["defense"]}
+        clean = mine.dropna(subset=["clean_acc"])
+        if not clean.empty:
+            c = clean.iloc[0]
+            out[f"clean: {reference} [{c['table']}]"] = _paper(c["clean_acc"], c["clean_acc_std"])
+        out["clean: ours"] = _cell(row.get("clean"))
+        for r in mine.itertuples():
+            col = _column(r.attack, float(r.eps))
+            out[f"{col}: {reference} [{r.table}]"] = _paper(r.robust_acc, r.robust_acc_std)
+            out[f"{col}: ours"] = _cell(row.get(col))
+            for extra in (f"adaptive-{col}", f"adaptive-{col} {WORST_SUFFIX}"):
+                if extra in wide.columns and isinstance(row.get(extra), dict):
+                    out[f"{extra}: ours"] = _cell(row.get(extra))
+        rows.append(out)
+    frame = pd.DataFrame(rows)
+    return frame.fillna("") if not frame.empty else frame
+
+
+LEGEND = ("The reference's numbers as transcribed (mean ± the standard deviation it reports, where it reports one); "
+          "ours: accuracy % of the defended predictor [95 % interval] on this page's test images, ×S the mean of S "
+          "training seeds; `adaptive-…: ours` the adaptive attack of the same budget through the defense's "
+          "randomness (EOT) and its worst case over draws. The reference's regime (architecture, epochs, attack "
+          "step) differs from ours as the page's description says; the paired tests are in the claims.")
+
+
+def render_beside(wide: pd.DataFrame, reference: str, dataset: str | None = None) -> str:
+    frame = beside_frame(wide, reference, dataset)
+    if frame.empty:
+        return f"(no defense of this page is in the reference `{reference}`)\n"
+    return frame.to_markdown(index=False, disable_numparse=True) + f"\n\n{LEGEND}\n"

@@ -1,0 +1,48 @@
+"""views.beside: a transcribed reference's numbers beside ours (the paper's Table 2 and 4 next to a campaign's
+cells), one row per defense both hold, ours with their intervals and, for a randomised defense, the adaptive
+attack and its worst case beside the oblivious number the paper reports."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_headline import _correct, _rec
+
+
+def test_the_papers_numbers_sit_beside_ours_with_the_adaptive_attack_for_a_randomised_defense():
+    from varmixup_bench.views.beside import beside_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    n = 100
+    recs = [{**r, "dataset": "imagefolder:cifar10-jpeg"} for r in (
+        _rec("varmixup+varmi", "clean", np.ones(n), eps=0.0, threat="none", stochastic=True,
+             clean=_correct(n, range(30))),
+        _rec("varmixup+varmi", "pgd10", _correct(n, range(32)), threat="oblivious", stochastic=True),
+        _rec("varmixup+varmi", "adaptive-pgd10", _correct(n, range(97)) * 10, threat="adaptive", stochastic=True,
+             draws=10, worst=_correct(n, range(99))),
+        _rec("erm", "clean", np.ones(n), eps=0.0, threat="none", clean=_correct(n, range(15))),
+        _rec("erm", "pgd10", np.zeros(n)),
+        _rec("erm+xyz", "clean", np.ones(n), eps=0.0, threat="none"))]  # not in the paper: no row
+    frame = beside_frame(wide_frame(leaderboard_frame(recs)), "paper", "cifar10")
+    rows = {r["defense"]: r for r in frame.to_dict("records")}
+    assert set(rows) == {"varmixup+varmi", "erm"}
+    v = rows["varmixup+varmi"]
+    assert v["clean: paper [Table 2]"] == "82.15 ± 0.92" and v["clean: ours"].startswith("70.0 [")
+    assert v["pgd10 ε=8/255: paper [Table 2]"] == "66.84 ± 1.08" and v["pgd10 ε=8/255: ours"].startswith("68.0 [")
+    assert v["adaptive-pgd10 ε=8/255: ours"].startswith("3.0 [")
+    assert v["adaptive-pgd10 ε=8/255 worst-case: ours"].startswith("1.0 [")
+    e = rows["erm"]
+    assert e["clean: paper [Table 2]"] == "94.5 ± 0.14" and e["pgd10 ε=8/255: ours"].startswith("0.0 [")
+    assert e["corruptions: paper [Table 4]"] == "69.29 ± 0.21" and e["corruptions: ours"] == ""  # not measured
+    assert e["adaptive-pgd10 ε=8/255: ours"] == ""  # a deterministic defense has no adaptive column of its own
+
+
+def test_a_reference_is_checked_by_name_and_dataset():
+    from varmixup_bench.core.errors import BenchError
+    from varmixup_bench.views.beside import parse_reference
+
+    assert parse_reference("paper:cifar100") == ("paper", "cifar100") and parse_reference("paper") == ("paper", None)
+    with pytest.raises(BenchError, match="unknown reference 'papr'; valid references: paper"):
+        parse_reference("papr")
+    with pytest.raises(BenchError, match="has no dataset 'mnist'; it has cifar10, cifar100, svhn, tiny-imagenet"):
+        parse_reference("paper:mnist")
