@@ -113,3 +113,24 @@ def test_vae_training_interrupted_resumes_to_the_same_weights(tmp_path, digits, 
     for a, b in zip(full.state_dict().values(), part.state_dict().values()):
         assert torch.equal(a, b)
     assert [h["test_psnr_db"] for h in hist] == pytest.approx([h["test_psnr_db"] for h in ref])
+
+
+def test_vae_seed_shares_one_vae_across_training_seeds_and_the_seeds_still_pool(tmp_path, digits, private_cache):
+    """With vae_seed = 0, VarMixup at training seeds 0 and 1 uses one MMD-VAE (one key, trained once) and two
+    classifiers; unset, the VAE follows the training seed (the keys of stores written before the field are
+    unchanged); the seeds' records pool as one model (model_signature ignores both seeds)."""
+    import varmixup_bench as bench
+    from varmixup_bench.results.record import model_signature
+
+    s = get_preset(None)
+    assert vae_config(s.with_overrides(seed=1), False)["seed"] == 1  # unset: the training seed, as before
+    assert vae_config(s.with_overrides(seed=1, vae_seed=0), False) == vae_config(s, False)
+    opts = dict(workdir=tmp_path, epochs=1, show_progress=False, vae_epochs=1, vae_width=8)
+    d0 = bench.train("varmixup", digits, seed=0, **opts)
+    d1 = bench.train("varmixup", digits, seed=1, vae_seed=0, **opts)
+    assert d0.info["config_hash"] != d1.info["config_hash"]  # two classifiers
+    assert len(list((tmp_path / "vaes").glob("*/meta.json"))) == 1  # one VAE
+    r0, r1 = (bench.evaluate(d, "clean", workdir=tmp_path, show_progress=False) for d in (d0, d1))
+    assert r1["seed"] == 1 and model_signature(r0) == model_signature(r1)
+    with pytest.raises(BenchError, match="vae_seed"):
+        s.with_overrides(vae_seed=-1).check()

@@ -46,13 +46,20 @@ def vae_epochs(settings: Any, adversarial: bool) -> int:
     return int(adv) if adversarial and adv is not None else int(settings.vae_epochs)
 
 
+def vae_seed(settings: Any) -> int:
+    """The seed the MMD-VAE trains with: `vae_seed` where set (one VAE for several training seeds), else the
+    training seed."""
+    return int(settings.seed if settings.vae_seed is None else settings.vae_seed)
+
+
 def vae_config(settings: Any, adversarial: bool) -> dict:
     """Every VAE setting that determines its weights (the source dataset is added by vae_key)."""
     cfg = {
         "latent_dim": settings.vae_latent_dim, "width": settings.vae_width, "gamma": settings.vae_gamma,
         "bandwidth": bandwidth_of(settings), "epochs": vae_epochs(settings, adversarial), "batch_size": settings.vae_batch_size,
         "lr": settings.vae_lr, "adversarial": adversarial,
-        "from": canonical_dataset_name(settings.vae_from) if settings.vae_from else None, "seed": settings.seed,
+        "from": canonical_dataset_name(settings.vae_from) if settings.vae_from else None,
+        "seed": vae_seed(settings),
         "code": VAE_CODE_VERSION,
     }
     if settings.vae_arch != "flat":  # the flat VAE's keys stay as they were before architectures existed
@@ -228,7 +235,7 @@ def get_vae(ctx: TrainContext, adversarial: bool, train_if_missing: bool = True)
         else:
             start = running_time()
             held_out = source.test.x[:MONITOR_IMAGES] if len(source.test) else None
-            history = train_vae(vae, source.train, s, adversarial, ctx.device, s.seed, ctx.show_progress, held_out,
+            history = train_vae(vae, source.train, s, adversarial, ctx.device, vae_seed(s), ctx.show_progress, held_out,
                                 checkpoint_dir=cache.folder(key))
             meta = {"config": vae_config(s, adversarial), "dataset": source.name, "history": history,
                     # the epochs' own seconds: a training resumed in a later process still counts the earlier ones

@@ -58,7 +58,7 @@ TRAINING_FIELDS = {"model", "epochs", "epochs_default", "batch_size", "lr", "opt
                    "vae_width", "vae_gamma", "vae_bandwidth", "vae_epochs", "vae_batch_size", "vae_lr", "vae_from",
                    "vae_adv_eps", "vae_adv_step", "vae_adv_steps", "vae_adv_epochs", "weight_decay",
                    "lr_schedule", "label_smoothing", "augment", "init", "vae_arch", "vae_latent_channels",
-                   "vae_latent_stride"}
+                   "vae_latent_stride", "vae_seed"}
 
 
 def record_schema_version(rec: dict[str, Any]) -> int:
@@ -124,7 +124,8 @@ def model_signature(row: Any) -> str:
     row of a frame of records."""
     cfg = _without_seeds(field_value(row.get("train_config")) or {})
     ov = field_value(row.get("train_overrides")) or {}
-    ov = {k: v for k, v in ov.items() if k in TRAINING_FIELDS and k != "seed"} if isinstance(ov, dict) else {}
+    ov = ({k: v for k, v in ov.items() if k in TRAINING_FIELDS and k not in ("seed", "vae_seed")}
+          if isinstance(ov, dict) else {})
     return json.dumps({"train": cfg, "overrides": ov}, sort_keys=True, default=str)
 
 
