@@ -233,3 +233,32 @@ def test_metric_records_show_their_value_in_the_wide_table_not_an_accuracy():
     md = render_wide(wide, "md")
     assert "34.42" in md and "0.0123" in md and "90.0 [" in md and md.count("90.0 [") == 1  # the accuracy once: clean
     assert best_cells(wide) == {}
+
+
+def test_one_model_under_two_lambda_mi_is_two_predictors_never_merged_or_compared():
+    """The lambda_MI sweep evaluates the headline's model again at other lambda_MI: those records are another
+    predictor (a row of their own, labelled by what differs), not newer versions of the headline's cells, and
+    diagnose never sets one lambda's oblivious number against another's adaptive one."""
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    n = 200
+
+    def at(lam, recs):
+        cfg = {"lambda_mi": lam, "n_mi": 30, "vae": {"seed": 0, "arch": "conv"}}
+        return [{**r, "inference_config": cfg, "config_hash": "h-varmi"} for r in recs]
+
+    half = at(0.5, [_rec("varmixup+varmi", "pgd10", _correct(n, range(20)), threat="oblivious", stochastic=True),
+                    _rec("varmixup+varmi", "adaptive-pgd10", _correct(n, range(23)), threat="adaptive",
+                         stochastic=True)])
+    # at lambda_MI = 0.2 the oblivious number is low and the adaptive one, newer, lower still
+    low = at(0.2, [{**_rec("varmixup+varmi", "adaptive-pgd10", _correct(n, range(190)), threat="adaptive",
+                           stochastic=True), "timestamp": "2026-03-01T00:00:00"}])
+    frame = leaderboard_frame(half + low)
+    assert len(frame) == 3  # nothing replaced by the newer lambda_MI = 0.2 record
+    assert diagnose(frame) == []  # 90 % oblivious vs 88.5 % adaptive at 0.5: no finding; 0.2's 5 % is not paired
+    wide = wide_frame(frame)
+    labels = sorted(wide["defense"])
+    assert labels == ["varmixup+varmi [lambda_mi=0.2]", "varmixup+varmi [lambda_mi=0.5]"]
+    cell = {r["defense"]: r["adaptive-pgd10 ε=8/255"]["mean"] for _, r in wide.iterrows()}
+    assert cell == {"varmixup+varmi [lambda_mi=0.5]": 88.5, "varmixup+varmi [lambda_mi=0.2]": 5.0}

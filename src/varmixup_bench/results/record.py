@@ -118,15 +118,36 @@ def field_value(v: Any) -> Any:
     return v
 
 
+def inference_key(value: Any) -> str:
+    """A record's inference rule settings (lambda_MI, N_MI, the VAE it decodes with) as canonical JSON without
+    seeds; "" for a plain predictor. One trained model under two settings (the lambda_MI sweep) is two predictors,
+    whose results are never merged, pooled or compared as one."""
+    cfg = _without_seeds(field_value(value))
+    return json.dumps(cfg, sort_keys=True, default=str) if isinstance(cfg, dict) and cfg else ""
+
+
+def predictor_key(config_hash: Any, inference_config: Any) -> str:
+    """The predictor a record evaluated: its trained model (config hash; "" where unknown) and, for an inference
+    rule with settings, those settings (inference_key)."""
+    model = "" if config_hash is None or config_hash != config_hash else str(config_hash)
+    rule = inference_key(inference_config)
+    return f"{model}|{rule}" if rule else model
+
+
 def model_signature(row: Any) -> str:
     """The training configuration of a record without its seeds (the model's and its MMD-VAE's): recipe settings,
-    epochs, lr, batch size and the preset overrides that change a model (TRAINING_FIELDS). `row`: a record, or a
-    row of a frame of records."""
+    epochs, lr, batch size and the preset overrides that change a model (TRAINING_FIELDS), and the inference
+    rule's settings (inference_key: records of one model under two lambda_MI are two rows). `row`: a record, or
+    a row of a frame of records."""
     cfg = _without_seeds(field_value(row.get("train_config")) or {})
     ov = field_value(row.get("train_overrides")) or {}
     ov = ({k: v for k, v in ov.items() if k in TRAINING_FIELDS and k not in ("seed", "vae_seed")}
           if isinstance(ov, dict) else {})
-    return json.dumps({"train": cfg, "overrides": ov}, sort_keys=True, default=str)
+    sig = {"train": cfg, "overrides": ov}
+    rule = inference_key(row.get("inference_config"))
+    if rule:  # absent for plain predictors, so their signatures are as before the field
+        sig["inference"] = rule
+    return json.dumps(sig, sort_keys=True, default=str)
 
 
 def evaluation_key(defense: Any, atk: Any, test: Any, trials: int, seed: int) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from varmixup_bench.core.registry import Registry
-from varmixup_bench.results.record import record_norms
+from varmixup_bench.results.record import predictor_key, record_norms
 from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
 
 
@@ -232,9 +232,16 @@ def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_models(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with `_model`, the trained model each record evaluated (its config hash; "" where unknown)."""
+    """The frame with `_model`, the predictor each record evaluated (results.record.predictor_key: its config
+    hash, and its inference settings where it has any, so one model under two lambda_MI is checked apart)."""
+    return frame.assign(_model=predictor_keys(frame))
+
+
+def predictor_keys(frame: pd.DataFrame) -> list[str]:
+    """results.record.predictor_key of each row of a frame of records."""
     hashes = frame["config_hash"] if "config_hash" in frame else pd.Series("", index=frame.index)
-    return frame.assign(_model=[str(h) if pd.notna(h) else "" for h in hashes])
+    rules = frame["inference_config"] if "inference_config" in frame else pd.Series("", index=frame.index)
+    return [predictor_key(h, r) for h, r in zip(hashes, rules)]
 
 
 def _with_norms(frame: pd.DataFrame) -> pd.DataFrame:

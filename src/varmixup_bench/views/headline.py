@@ -32,6 +32,7 @@ from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.record import eps_label, eps_text
 from varmixup_bench.views.diagnostics import diagnose
 from varmixup_bench.views.htmlpage import SORTER, STYLE, _code, _images, page  # noqa: F401  (re-exported)
+from varmixup_bench.views.diagnostics import predictor_keys
 from varmixup_bench.views.leaderboard import _differences, _row_labels
 
 MAIN_NORM = "Linf"
@@ -182,7 +183,7 @@ def headline_tables(frame: pd.DataFrame) -> list[Table]:
     findings = diagnose(frame) if not frame.empty else []
     for dataset, g in frame.groupby("dataset", sort=True):
         g = g.reset_index(drop=True)
-        g = g.assign(_row=_labels(g), _model=[str(h) if pd.notna(h) else "" for h in g["config_hash"]])
+        g = g.assign(_row=_labels(g), _model=predictor_keys(g))  # as diagnose names a finding's model
         eps = main_eps(g)
         ns = pd.to_numeric(g["n_examples"], errors="coerce").dropna()
         n_main = int(ns.mode().max()) if len(ns) else None

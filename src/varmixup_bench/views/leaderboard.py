@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from varmixup_bench.core.errors import BenchError
-from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VARIANT_KEY, eps_label,  # noqa: F401
-                                          eps_text, field_value, model_signature, record_norm, record_norms)
+from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VARIANT_KEY, _without_seeds,  # noqa: F401
+                                          eps_label, eps_text, field_value, inference_key, model_signature,
+                                          predictor_key, record_norm, record_norms)
 from varmixup_bench.results.seeds import pool_seeds
 from varmixup_bench.results.stats import (TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
                                          interval_from_summary)
@@ -55,15 +56,17 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
         return pd.DataFrame(columns=COLUMNS + ["flags"])
     df["norm"] = record_norms(df)
     df["attack_config_key"] = df["attack_config"].map(lambda v: _json(v) if isinstance(v, dict) else "")
+    df["inference_key"] = df["inference_config"].map(inference_key) if "inference_config" in df else ""
     # an evaluation without a radius has no step: older ECE and corruption records say 0.0, newer ones nothing
     df.loc[pd.to_numeric(df["eps"], errors="coerce").fillna(0.0) == 0.0, "step"] = None
     for col in VARIANT_KEY:
         df[col] = df[col].astype(object).where(df[col].notna(), "")
-    df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY + VARIANT_KEY, keep="last")
+    df = df.sort_values("timestamp", kind="stable").drop_duplicates(subset=ROW_KEY + VARIANT_KEY + ["inference_key"],
+                                                                    keep="last")
     df["versions"] = df["versions"].map(
         lambda v: ";".join(f"{k}={val}" for k, val in sorted(v.items())) if isinstance(v, dict) else v
     )
-    extra = [c for c in df.columns if c not in COLUMNS and c != "attack_config_key"]
+    extra = [c for c in df.columns if c not in COLUMNS and c not in ("attack_config_key", "inference_key")]
     df = df[COLUMNS + extra].sort_values(["dataset", "defense", "attack", "threat_model", "norm", "eps"], kind="stable")
     df = with_intervals(df.reset_index(drop=True))
     df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
@@ -167,10 +170,13 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
     flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
     keys = sorted({k for f in flat for k in f})
     differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
-    def show(v) -> str:
-        return eps_label(v) if isinstance(v, float) and not np.isnan(v) else str(v)
+    def show(key: str, v) -> str:  # radii and steps as k/255, other numbers (lambda_MI, lr) as they are
+        if isinstance(v, float) and not np.isnan(v):
+            return eps_label(v) if "eps" in key or "step" in key else f"{v:g}"
+        return str(v)
 
-    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(f.get(k))}" for k in differ)) for f in flat]
+    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(k.split('.')[-1], f.get(k))}" for k in differ))
+            for f in flat]
 
 
 def _row_labels(df: pd.DataFrame) -> list[str]:
@@ -188,7 +194,8 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
             ov = r.get("train_overrides")
             ov = field_value(ov)
             r["train_overrides"] = {k: v for k, v in ov.items() if k in TRAINING_FIELDS} if isinstance(ov, dict) else ov
-        diffs = _differences(reps, ["train_config", "train_overrides", "preset"])
+            r["inference_config"] = _without_seeds(field_value(r.get("inference_config")))
+        diffs = _differences(reps, ["train_config", "train_overrides", "preset", "inference_config"])
         names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"
                  for sig, r, d in zip(firsts, firsts.values(), diffs)}
         for i, sig in sigs.items():
@@ -314,6 +321,11 @@ def best_cells(wide: pd.DataFrame) -> dict[str, int]:
     return {col: i for (col, i, _), reject in zip(tests, holm([p for *_, p in tests])) if reject}
 
 
+def _predictors(rec: dict) -> list[str]:
+    """The predictor keys (results.record.predictor_key) of a wide cell's record: one per model pooled into it."""
+    return [predictor_key(h, rec.get("inference_config")) for h in str(rec.get("config_hash")).split(",")]
+
+
 def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], list[tuple[int, str]]]:
     """The diagnostic findings of a wide table (wide_frame keeps them in `attrs`): {(row position, column):
     footnote numbers} beside the cells each finding concerns (its attacks at its eps, on its model, in its norm;
@@ -330,8 +342,7 @@ def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], li
                     continue
                 if v["which"] == "clean" and rec.get("attack") != "clean":
                     continue
-                models = str(rec.get("config_hash")).split(",")
-                if rec.get("defense") != f.defense or f.model not in models or rec.get("norm", "Linf") != f.norm:
+                if rec.get("defense") != f.defense or f.model not in _predictors(rec) or rec.get("norm", "Linf") != f.norm:
                     continue
                 if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9 for a, e in f.rows):
                     marks.setdefault((i, col), []).append(k)
@@ -339,7 +350,7 @@ def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], li
         if not hit:  # the row of its model
             rows = [i for i in range(len(wide)) if wide.iloc[i]["dataset"] == f.dataset and any(
                 isinstance(v, dict) and v.get("rec") is not None and v["rec"].get("defense") == f.defense
-                and f.model in str(v["rec"].get("config_hash")).split(",") for v in wide.iloc[i])]
+                and f.model in _predictors(v["rec"]) for v in wide.iloc[i])]
             for i in rows[:1]:
                 marks.setdefault((i, "defense"), []).append(k)
         seed = f", seed {f.seed}" if f.seed else ""
