@@ -23,10 +23,15 @@ def test_the_papers_numbers_sit_beside_ours_with_the_adaptive_attack_for_a_rando
         _rec("erm", "clean", np.ones(n), eps=0.0, threat="none", clean=_correct(n, range(15))),
         _rec("erm", "pgd10", np.zeros(n)),
         _rec("erm+xyz", "clean", np.ones(n), eps=0.0, threat="none"))]  # not in the paper: no row
+    for r in recs[:3]:
+        r["inference_config"] = {"lambda_mi": 1.0, "n_mi": 30}
     frame = beside_frame(wide_frame(leaderboard_frame(recs)), "paper", "cifar10")
     rows = {r["defense"]: r for r in frame.to_dict("records")}
-    assert set(rows) == {"varmixup+varmi", "erm"}
-    v = rows["varmixup+varmi"]
+    assert set(rows) == {"varmixup+varmi (λ_MI = 1)", "erm"}  # ours at lambda_MI = 1, which the row says
+    v = rows["varmixup+varmi (λ_MI = 1)"]
+    cols = list(frame.columns)
+    assert cols[cols.index("pgd10 ε=8/255: ours") + 1:][:2] == ["adaptive-pgd10 ε=8/255: ours",
+                                                             "adaptive-pgd10 ε=8/255 worst-case: ours"]
     assert v["clean: paper [Table 2]"] == "82.15 ± 0.92" and v["clean: ours"].startswith("70.0 [")
     assert v["pgd10 ε=8/255: paper [Table 2]"] == "66.84 ± 1.08" and v["pgd10 ε=8/255: ours"].startswith("68.0 [")
     assert v["adaptive-pgd10 ε=8/255: ours"].startswith("3.0 [")

@@ -33,13 +33,13 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
     from varmixup_bench.views.leaderboard import WORST_SUFFIX, _cell, _column, reference_table
 
     ref = reference_table(reference)
-    rows = []
+    rows, columns = [], {"defense": None}
     for _, row in wide.iterrows():
         name = str(row["defense"]).split(" [")[0]
         mine = ref[(ref["dataset"] == (dataset or row["dataset"])) & (ref["defense"] == name)]
         if mine.empty:
             continue
-        out = {"defense": row["defense"]}
+        out = {"defense": row["defense"] + _lambda_mi(row)}
         clean = mine.dropna(subset=["clean_acc"])
         if not clean.empty:
             c = clean.iloc[0]
@@ -53,8 +53,30 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
                 if extra in wide.columns and isinstance(row.get(extra), dict):
                     out[f"{extra}: ours"] = _cell(row.get(extra))
         rows.append(out)
-    frame = pd.DataFrame(rows)
-    return frame.fillna("") if not frame.empty else frame
+        columns.update(dict.fromkeys(out))
+    if not rows:
+        return pd.DataFrame()
+    # each reference column beside ours: a later row's adaptive column goes after the same attack's, not last
+    order = list(columns)
+    adaptive = [c for c in order if c.startswith("adaptive-")]
+    for col in sorted(adaptive, key=lambda c: WORST_SUFFIX in c):  # each mean before its worst case
+        order.remove(col)
+        anchor = (col.replace(f" {WORST_SUFFIX}", "") if WORST_SUFFIX in col
+                  else col.removeprefix("adaptive-"))  # the worst case after its mean, the mean after ours
+        order.insert(order.index(anchor) + 1 if anchor in order else len(order), col)
+    return pd.DataFrame(rows, columns=order).fillna("")
+
+
+def _lambda_mi(row: pd.Series) -> str:
+    """` (λ_MI = x)` for a row whose predictor mixes with a lambda_MI (ours may differ from the reference's)."""
+    from varmixup_bench.results.record import field_value
+
+    for v in row.values:
+        rec = v.get("rec") if isinstance(v, dict) else None
+        cfg = field_value(rec.get("inference_config")) if rec is not None else None
+        if isinstance(cfg, dict) and cfg.get("lambda_mi") is not None:
+            return f" (λ_MI = {float(cfg['lambda_mi']):g})"
+    return ""
 
 
 LEGEND = ("The reference's numbers as transcribed (mean ± the standard deviation it reports, where it reports one); "
