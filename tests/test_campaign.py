@@ -313,3 +313,24 @@ def test_the_committed_cifar10_plan_finds_the_committed_csv_cells(tmp_path):
     assert code == 0, err
     missing = [line.strip() for line in out.splitlines() if line.strip().startswith("pass ") and "(seed" in line]
     assert missing == [f"pass eps-curve: at pgd10 @ {e} (seed 0)" for e in ("2/255", "4/255", "16/255")]
+
+
+def test_the_plans_reading_is_placed_on_the_page_and_its_absence_said(tmp_path):
+    """`reading = "X.md"` (relative to the plan): the prose is on the composed page under "Reading" (so a recompose
+    keeps it), and a plan whose reading is not written yet says so instead of failing."""
+    from varmixup_bench.campaigns.compose import compose
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.core.errors import BenchError
+
+    plan_path = tmp_path / "p.toml"
+    plan_path.write_text(SMOKE.read_text().replace('preset = "quick"\n', 'preset = "quick"\nreading = "r.md"\n', 1))
+    (tmp_path / "r.md").write_text("ERM falls to 0 % under PGD-10: nothing to see.\n")
+    page = tmp_path / "page.md"
+    compose(load_plan(plan_path), tmp_path / "wd", page, device="cpu")
+    assert "## Reading\n\nERM falls to 0 % under PGD-10: nothing to see.\n" in page.read_text()
+    (tmp_path / "r.md").unlink()
+    compose(load_plan(plan_path), tmp_path / "wd", page, device="cpu")
+    assert "## Reading\n\n(not written yet: the plan names `r.md`)" in page.read_text()
+    plan_path.write_text(SMOKE.read_text().replace('preset = "quick"\n', 'preset = "quick"\nreading = "r.txt"\n', 1))
+    with pytest.raises(BenchError, match="reading 'r.txt' must be a Markdown file"):
+        load_plan(plan_path)

@@ -2,7 +2,8 @@
 (the cells of the plan's passes, found by their sweep keys), the trained models' metadata, the state file or the
 preset, never typed:
 
-- a header: the plan, the commands that ran it, the commit, the machine, the measured wall time (state file) and
+- a header: the plan, its reading (the plan's `reading` file: prose on the results, its figures cited), the
+  commands that ran it, the commit, the machine, the measured wall time (state file) and
   computation time (records' and models' seconds), the time per pass and step, the training budget per model;
 - the headline table (views.headline), a reference's numbers beside ours where the plan names one (views.beside)
   and the full matrix (views.leaderboard, wide);
@@ -277,6 +278,13 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
                  f"`{git_commit() or 'not a git checkout'}` (this page). Machine: {'; '.join(machines) or '—'}; "
                  f"torch threads {', '.join(map(str, threads)) or '—'}, device {', '.join(devices) or '—'} "
                  f"(the records' `threads` and `device`).\n")
+    if plan.reading is not None:
+        if plan.reading.is_file():
+            text = plan.reading.read_text().strip()
+            parts.append(text if text.startswith("## ") else "## Reading\n\n" + text)
+            parts[-1] += "\n"
+        else:
+            parts.append(f"## Reading\n\n(not written yet: the plan names `{plan.reading.name}`)\n")
     parts.append(
         f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
         f"`{state.path.name}` over {len(runs)} run(s) (loading, training and evaluation; a run cut short counts "

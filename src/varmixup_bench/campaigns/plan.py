@@ -1,7 +1,8 @@
 """The campaign plan: a TOML file loaded into typed objects and validated before any work.
 
     [campaign]                       name (used in file names), dataset, preset or preset_file, description, set,
-                                     reference ("paper:cifar10": its numbers beside ours on the composed page)
+                                     reference ("paper:cifar10": its numbers beside ours on the composed page),
+                                     reading ("X.md", relative to the plan: prose placed on the composed page)
     [[pass]]                         in priority order: name, defenses, attacks, seeds, eps, set
     [[step]]                         after the passes: kind = "report" | "converge" | "vae-figure" and its arguments
     [[claim]]                        better = {defense, attack[, eps, seed, metric, pass]}, worse = {...}, note;
@@ -28,7 +29,8 @@ from varmixup_bench.core.registry import unknown_name_message
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # campaign names are part of file names
 METRICS = ("robust", "clean", "worst", "value")  # what of a record a claim compares: an accuracy
 # (results.stats._FIELD) or a metric attack's value (ECE, local linearity; compared with results.stats.compare_values)
-TABLES = {"campaign": ("name", "dataset", "preset", "preset_file", "description", "set", "reference"),
+TABLES = {"campaign": ("name", "dataset", "preset", "preset_file", "description", "set", "reference",
+                       "reading"),
           "pass": ("name", "defenses", "attacks", "seeds", "eps", "set"),
           "claim": ("better", "worse", "lower", "higher", "note", "margin"),
           "cell": ("defense", "attack", "eps", "seed", "metric", "pass")}
@@ -191,6 +193,7 @@ class Plan:
     steps: list[Step]
     claims: list[Claim]
     reference: str | None = None  # a transcribed reference shown beside the records ("paper:cifar10"; views.beside)
+    reading: Path | None = None  # prose that reads the results, placed on the composed page (relative to the plan)
     # one copy of each dataset for all the plan's sweep specs (runs.sweep.SweepSpec.loaded_data)
     loaded_data: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -294,7 +297,11 @@ def _campaign(path: Path, r: Reader) -> Plan:
             parse_reference(reference)
         except BenchError as exc:
             raise r.error(str(exc)) from None
-    plan = Plan(path, "", name, r.get("description", str, ""), dataset, preset, overrides, [], [], [], reference)
+    reading = r.get("reading", str, None)
+    if reading is not None and not reading.endswith(".md"):
+        raise r.error(f"reading {reading!r} must be a Markdown file (.md), relative to the plan")
+    plan = Plan(path, "", name, r.get("description", str, ""), dataset, preset, overrides, [], [], [], reference,
+                path.parent / reading if reading else None)
     try:
         plan.settings()
     except BenchError as exc:
