@@ -22,12 +22,16 @@ def test_the_papers_numbers_sit_beside_ours_with_the_adaptive_attack_for_a_rando
              draws=10, worst=_correct(n, range(99))),
         _rec("erm", "clean", np.ones(n), eps=0.0, threat="none", clean=_correct(n, range(15))),
         _rec("erm", "pgd10", np.zeros(n)),
-        _rec("erm+xyz", "clean", np.ones(n), eps=0.0, threat="none"))]  # not in the paper: no row
+        _rec("erm+xyz", "clean", np.ones(n), eps=0.0, threat="none"),  # not in the paper: no row
+        # ERM at other epochs: a variant with fewer cells, not set beside the paper's ERM
+        {**_rec("erm", "clean", np.ones(n), eps=0.0, threat="none", model="h-erm-short"),
+         "train_config": {"epochs": 1}})]
     for r in recs[:3]:
         r["inference_config"] = {"lambda_mi": 1.0, "n_mi": 30}
     frame = beside_frame(wide_frame(leaderboard_frame(recs)), "paper", "cifar10")
     rows = {r["defense"]: r for r in frame.to_dict("records")}
-    assert set(rows) == {"varmixup+varmi (λ_MI = 1)", "erm"}  # ours at lambda_MI = 1, which the row says
+    (erm_label,) = [k for k in rows if k.startswith("erm [")]  # one ERM row of the two variants
+    assert set(rows) == {"varmixup+varmi (λ_MI = 1)", erm_label}  # ours at lambda_MI = 1, which the row says
     v = rows["varmixup+varmi (λ_MI = 1)"]
     cols = list(frame.columns)
     assert cols[cols.index("pgd10 ε=8/255: ours") + 1:][:2] == ["adaptive-pgd10 ε=8/255: ours",
@@ -36,7 +40,7 @@ def test_the_papers_numbers_sit_beside_ours_with_the_adaptive_attack_for_a_rando
     assert v["pgd10 ε=8/255: paper [Table 2]"] == "66.84 ± 1.08" and v["pgd10 ε=8/255: ours"].startswith("68.0 [")
     assert v["adaptive-pgd10 ε=8/255: ours"].startswith("3.0 [")
     assert v["adaptive-pgd10 ε=8/255 worst-case: ours"].startswith("1.0 [")
-    e = rows["erm"]
+    e = rows[erm_label]  # the variant with both cells (clean, pgd10), not the 1-epoch one
     assert e["clean: paper [Table 2]"] == "94.5 ± 0.14" and e["pgd10 ε=8/255: ours"].startswith("0.0 [")
     assert e["corruptions: paper [Table 4]"] == "69.29 ± 0.21" and e["corruptions: ours"] == ""  # not measured
     assert e["adaptive-pgd10 ε=8/255: ours"] == ""  # a deterministic defense has no adaptive column of its own

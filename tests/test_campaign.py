@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from pathlib import Path
 
@@ -171,6 +172,8 @@ def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
     wall = sum(e["seconds"] for e in events if e["event"] == "end")
     assert f"Wall time: **{wall:.1f} s" in page
     assert f"evaluating the passes' cells {sum(r['seconds'] for r in recs.values()):.1f} s" in page
+    assert "{" not in _section(page, "Time (measured)") and re.search(r"Computation: \*\*[\d.]+ s \(", page)
+    assert "timed before the stop-aware clock" not in page  # this campaign's passes all record stopped_seconds
     for key in {r["config_hash"] for r in recs.values()}:
         meta = json.loads((WeightCache(smoke["wd"]).folder(key) / "meta.json").read_text())
         seconds = sum(h["seconds"] for h in meta["history"])

@@ -57,6 +57,9 @@ def test_a_stop_not_yet_seen_by_the_detector_is_counted_when_the_clock_is_read()
     d._last = 100.0  # the thread last woke at t = 100 (never started here: the reading alone decides)
     assert d.stopped(now=101.0) == 0.0  # 0.8 s late: a slow scheduler, not a stop
     assert d.stopped(now=105.2) == pytest.approx(4.99, abs=0.02)  # 5 s since the last wake-up, less one beat
+    # the running clock never goes back: read at 101.6 (1.4 s late: running), then at 101.8 (1.6 s late: a stop)
+    assert d.running(now=101.6) == pytest.approx(101.6)
+    assert d.running(now=101.8) == pytest.approx(101.6)  # held, not 100.2
 
 
 def test_a_campaign_pass_records_its_running_and_stopped_seconds(tmp_path, monkeypatch):

@@ -214,15 +214,23 @@ def test_a_report_can_leave_out_cells_another_run_measures_and_says_so():
     items = {it.key: it for it in judge(replace(evidence(41.0), spsa=None, corruptions=None), opt)}
     black = items["blackbox-transfer-vs-whitebox"]
     assert black.verdict == "pass" and [n for n, _ in black.numbers][-1] == "transfer:erm"
-    assert "transfer:erm (60.0 %) stays within noise" in black.reason and "SPSA was left out (skip)" in black.reason
+    assert "transfer:erm (60.0 %) stays within noise" in black.reason and black.reason.endswith("left out (skip): spsa")
     corr = items["clean-and-corruptions"]
     assert corr.verdict == "pass" and len(corr.numbers) == 1 and "corruptions were left out (skip)" in corr.reason
-    none = judge(replace(evidence(41.0), spsa=None, transfer=None), opt)
-    assert [it.verdict for it in none if it.key == "blackbox-transfer-vs-whitebox"] == ["n/a"]
-    # a transfer attack stronger than every gradient attack is still flagged when SPSA is skipped
+    none = judge(replace(evidence(41.0), spsa=None, transfer=None), replace(opt, skip=("spsa", "transfer")))
+    assert [(it.verdict, it.reason) for it in none if it.key == "blackbox-transfer-vs-whitebox"] == [
+        ("n/a", "not measured; left out (skip): spsa, transfer")]
+    # a transfer attack stronger than every gradient attack is still flagged when SPSA is skipped, and says so
     strong = rec("transfer:erm", E8, 20.0, "black-box")
     flagged = {it.key: it for it in judge(replace(evidence(41.0), spsa=None, transfer=strong), opt)}
-    assert flagged["blackbox-transfer-vs-whitebox"].verdict == "flag"
+    item = flagged["blackbox-transfer-vs-whitebox"]
+    assert item.verdict == "flag" and item.reason.startswith("transfer beats every gradient attack")
+    assert item.reason.endswith("left out (skip): spsa")
+    # the eps grid (0 and 0.5 here) reaches 0.5; without it the curve's item says the large-eps check did not run
+    small = replace(evidence(41.0), curve=evidence(41.0).curve[:4])
+    curve = judge(small, ReportOptions(eps_grid=(0.0, 2 / 255)))[0]
+    assert curve.verdict == "pass" and curve.reason.endswith("ε = 0.5 is not on the eps grid, so whether it "
+                                                            "reaches ~0 % was not checked")
 
 
 @pytest.mark.parametrize("bad, message", [(dict(skip=("clean",)), "cannot skip clean: a report may leave out only "

@@ -190,3 +190,19 @@ def test_the_seed_term_is_the_paired_t_test_over_seeds():
     assert same.se == 0.5 and same.p == 0.0455  # equal gaps on every seed: no seed term, the images' test stands
 
 
+
+
+def test_one_seed_trained_twice_with_and_without_vae_seed_counts_once():
+    """vae_seed is not a training setting of the pooled row (seeds 1-2 on the seed-0 VAE pool with seed 0), so a
+    workdir holding seed 1 both ways has two records of seed 1: they are one seed (the newer), not two."""
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.results.seeds import pool_seeds
+
+    n = 100
+    r0 = _record(0, "pgd10", (np.arange(n) < 30).astype(np.uint8))
+    old = _record(1, "pgd10", (np.arange(n) < 90).astype(np.uint8))
+    new = {**_record(1, "pgd10", (np.arange(n) < 50).astype(np.uint8)), "config_hash": "h1-vae0",
+           "eval_hash": "e1-vae0", "timestamp": "2026-02-01T00:00:00",
+           "train_overrides": {"seed": 1, "vae_seed": 0}}
+    (cell,) = pool_seeds(leaderboard_frame([r0, old, new])).to_dict("records")
+    assert cell["seeds"] == 2 and cell["seed"] == "0,1" and cell["robust_acc"] == pytest.approx(40.0)

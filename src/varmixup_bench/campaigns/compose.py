@@ -238,8 +238,10 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     rows = claim_rows(plan, lambda ref: latest.get(keys.get((ref.pass_name, ref.cell)), None))
     done.claims = rows
 
-    wall = sum(float(e.get("seconds") or 0.0) for e in state.ends())
-    stopped = sum(float(e.get("stopped_seconds") or 0.0) for e in state.ends())
+    ends = state.ends()
+    wall = sum(float(e.get("seconds") or 0.0) for e in ends)
+    stopped = sum(float(e.get("stopped_seconds") or 0.0) for e in ends)
+    unclocked = sum("stopped_seconds" not in e for e in ends)  # timed before core.clock: pauses inside
     train_s = sum(m["seconds"] for m in models)
     eval_s = sum(float(r.get("seconds") or 0.0) for r in records)
     commands = list(dict.fromkeys(e["command"] for e in runs if e.get("command")))
@@ -289,9 +291,12 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
         f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
         f"`{state.path.name}` over {len(runs)} run(s) (loading, training and evaluation; a run cut short counts "
         f"until it stopped; time the process was stopped, e.g. paused with SIGSTOP while tests ran, is not counted"
-        + (f": {_hours(stopped)} of it" if stopped else "") + "). Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models "
-        f"below, their per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' "
-        f"`seconds`; a stored record reused costs 0).\n")
+        + (f": {_hours(stopped)} of it" if stopped else "") + (
+            f"; {unclocked} of {len(ends)} pass(es) and step(s) were timed before the stop-aware clock, and their "
+            "seconds include any pause" if unclocked else "")
+        + f"). Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models below, their "
+        f"per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' `seconds`; a stored "
+        "record reused costs 0).\n")
     table = ["| pass / step | cells | missing | runs | cells evaluated | seconds | last finished (UTC) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     table += [f"| pass `{st.name}` | {len(st.cells)} | {len(st.missing)} | {st.runs} | {st.cells_run} | "
@@ -301,13 +306,13 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     parts.append("\n".join(table) + "\n")
     parts.append("## Training budget (measured)\n\n" + _training_section(models))
     parts.append("## Headline\n\n" + (render_headline(frame, "md") if records else "(no cell recorded yet)\n"))
+    wide = wide_frame(frame) if records else None
     if plan.reference and records:
         from varmixup_bench.views.beside import parse_reference, render_beside
 
         name, ref_dataset = parse_reference(plan.reference)
-        parts.append(f"## Beside the reference (`{plan.reference}`)\n\n"
-                     + render_beside(wide_frame(frame), name, ref_dataset))
-    parts.append("## Full matrix\n\n" + (render_wide(wide_frame(frame), "md") if records else "(no cell recorded yet)\n"))
+        parts.append(f"## Beside the reference (`{plan.reference}`)\n\n" + render_beside(wide, name, ref_dataset))
+    parts.append("## Full matrix\n\n" + (render_wide(wide, "md") if records else "(no cell recorded yet)\n"))
     parts.append("## Claims\n\n" + _claims_section(rows))
     findings = diagnose(frame) if records else []
     compared = comparisons_made(frame) if records else 0

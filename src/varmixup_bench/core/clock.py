@@ -3,7 +3,8 @@ container), for every measured duration: the seconds of an epoch, an evaluation 
 the process could run, not the time it was held. A daemon thread wakes every BEAT seconds; a wake-up later than
 BEAT + GRACE means every thread was frozen, and that gap counts as stopped. Starvation on a busy machine delays
 a wake-up by milliseconds, not seconds, so it is not counted: a measured duration still shows contention, as it
-should."""
+should. A C call that held the GIL for longer than GRACE would be counted as a stop too (none of the timed
+loops does: torch releases the GIL in its kernels)."""
 from __future__ import annotations
 
 import threading
@@ -22,6 +23,7 @@ class StopDetector:
         self._stopped = 0.0
         self._last = time.monotonic()
         self._thread: threading.Thread | None = None
+        self._running = 0.0  # the last running time handed out: readings never go back
 
     def _run(self) -> None:
         while True:
@@ -48,6 +50,16 @@ class StopDetector:
             return self._stopped + (pending if pending > self.grace else 0.0)
 
 
+    def running(self, now: float | None = None) -> float:
+        """Monotonic seconds less the stopped ones, never below an earlier reading (a wake-up that turns out late
+        enough to be a stop only after a reading counted it as running does not move the clock back)."""
+        now = time.monotonic() if now is None else now
+        value = now - self.stopped(now)
+        with self._lock:
+            self._running = max(self._running, value)
+            return self._running
+
+
 _DETECTOR = StopDetector()  # one per process: every clock reading shares its thread
 
 
@@ -55,8 +67,7 @@ def running_time() -> float:
     """Monotonic seconds that do not advance while the process is stopped; differences of two readings are
     durations (as time.perf_counter's). The first call starts the detector: a stop before it is not seen."""
     _DETECTOR.start()
-    now = time.monotonic()
-    return now - _DETECTOR.stopped(now)
+    return _DETECTOR.running()
 
 
 def stopped_time() -> float:

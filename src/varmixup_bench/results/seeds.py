@@ -38,6 +38,11 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, idx in filled.groupby(keys, sort=False).groups.items():
         g = df.loc[idx]
+        # one record per seed: two models of one seed that only vae_seed tells apart (model_signature ignores it)
+        # are one seed, the newer kept, not two
+        if "timestamp" in g:
+            g = g.sort_values("timestamp", kind="stable")
+        g = g.loc[~g["seed"].astype(str).duplicated(keep="last")]
         if g["seed"].nunique() <= 1:
             out.append(g.iloc[[-1]].assign(seeds=1))
             continue

@@ -146,6 +146,8 @@ WORST_SUFFIX = "worst-case"  # wide column of the worst case over R draws of a r
 
 
 def _column_rank(col: str) -> int:
+    if col in _COLUMN_ORDER:
+        return _COLUMN_ORDER.index(col)
     name = col.split(" ε=")[0].split(" L2")[0].split(" (")[0].split("(")[0].split(":")[0]
     name = name.removesuffix(f" {WORST_SUFFIX}")
     return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
@@ -280,9 +282,9 @@ def _draws(rec: dict) -> int:
 def _cell(v) -> str:
     if isinstance(v, dict):
         seeds = f" ×{v['seeds']}" if v.get("seeds", 1) > 1 else ""  # the mean of this many training seeds
-        if v["lo"] is None or pd.isna(v["lo"]):  # a metric's value: two decimals, small ones three digits (γ)
+        if v["lo"] is None or pd.isna(v["lo"]):  # a metric's value: two decimals, tiny ones three digits (γ)
             m = float(v["mean"])
-            return f"{m:.2f}{v['mark']}{seeds}" if abs(m) >= 1 or m == 0 else f"{m:.3g}{v['mark']}{seeds}"
+            return f"{m:.2f}{v['mark']}{seeds}" if abs(m) >= 0.1 or m == 0 else f"{m:.3g}{v['mark']}{seeds}"
         return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}{seeds}"
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
@@ -342,7 +344,8 @@ def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], li
                     continue
                 if v["which"] == "clean" and rec.get("attack") != "clean":
                     continue
-                if rec.get("defense") != f.defense or f.model not in _predictors(rec) or rec.get("norm", "Linf") != f.norm:
+                if (rec.get("defense") != f.defense or f.model not in _predictors(rec)
+                        or rec.get("norm", "Linf") != f.norm):
                     continue
                 if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9 for a, e in f.rows):
                     marks.setdefault((i, col), []).append(k)

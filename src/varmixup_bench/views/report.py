@@ -341,7 +341,8 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     large = [r for r in ev.curve if r["eps"] >= LARGE_EPS]
     if not flagged(item):
         item.reason = "falls with ε: no rise beyond noise" + (
-            f"; at ε={_eps(large[-1]['eps'])} {_ci(large[-1])} %, not significantly above 5 %" if large else "")
+            f"; at ε={_eps(large[-1]['eps'])} {_ci(large[-1])} %, not significantly above 5 %" if large else
+            f"; ε = {LARGE_EPS} is not on the eps grid, so whether it reaches ~0 % was not checked")
     items.append(item)
 
     # 2. convergence: more steps, EOT draws and restarts do not lower accuracy further
@@ -382,13 +383,14 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
             f"transfer beats every gradient attack: {_pct(ev.transfer)} {ev.transfer['attack']} vs {_pct(best)} "
             f"{best['attack']}; gradients are not reaching the adversary")]))
     elif not others:
-        item.verdict, item.reason = "n/a", "not measured: SPSA and the transfer attack were left out (skip)"
+        item.verdict, item.reason = "n/a", "not measured"
     elif not item.findings:
         names = " and ".join(f"{'SPSA' if r is ev.spsa else r['attack']} ({_pct(r)})" for _, r in others)
         item.reason = (f"{names} stay{'s' if len(others) == 1 else ''} within noise of or above the strongest "
                        f"gradient attack ({best['attack']}, {_pct(best)})")
-        if len(others) == 1:
-            item.reason += f"; {'SPSA' if ev.spsa is None else 'the transfer attack'} was left out (skip)"
+    left_out = [a for a in ("spsa", "transfer", "surrogate-pgd50") if not opt.keeps(a)]
+    if left_out:  # whatever the verdict: the page says which of its cells it did not run
+        item.reason += f"; left out (skip): {', '.join(left_out)}"
     items.append(item)
 
     # 5. worst case over the defense's randomness (not a masking check: the report's own test)
