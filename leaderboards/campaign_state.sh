@@ -5,7 +5,8 @@
 # weights (models/, vaes/: weights.safetensors + meta.json; a model still training: its last epoch checkpoint),
 # the records (`bench export --retired` into results.jsonl: one JSON line each, retired ones with their
 # retired_reason), passes.tsv, sweep.log, the campaign state file and the workdir's probes (probes.jsonl: `bench
-# campaign probe`). Not the decoded data cache (rebuilt from the archive).
+# campaign probe`) and pauses.log (when the campaign was stopped with SIGSTOP, and why: the times measured before
+# the stop-aware clock include those pauses). Not the decoded data cache (rebuilt from the archive).
 #
 #   leaderboards/campaign_state.sh save NAME WORKDIR   # then commit leaderboards/NAME-state
 #   leaderboards/campaign_state.sh load NAME WORKDIR   # before resuming on a new machine; keeps what WORKDIR has
@@ -39,7 +40,7 @@ case "$cmd" in
     done
     bench export "$STATE/results.jsonl" --retired --workdir "$WD" >/dev/null  # a consistent snapshot, even mid-write
     rm -f "$STATE/retired.jsonl"  # the export holds the retired records too
-    for f in passes.tsv sweep.log "campaign-$NAME.jsonl" probes.jsonl; do  # probes: bench campaign probe
+    for f in passes.tsv sweep.log "campaign-$NAME.jsonl" probes.jsonl pauses.log; do  # probes: bench campaign probe
       [ -f "$WD/$f" ] && cp -p "$WD/$f" "$STATE/$f"
     done
     echo "saved $(find "$STATE" -name '*.safetensors' | wc -l) weight file(s) and $(wc -l < "$STATE/results.jsonl") record(s) into $STATE; commit it"
