@@ -22,15 +22,11 @@ def parse_reference(text: str) -> tuple[str, str | None]:
     return name, dataset or None
 
 
-def _paper(value, std) -> str:
-    return "–" if pd.isna(value) else f"{value:g}" + (f" ± {std:g}" if pd.notna(std) else "")
-
-
 def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None) -> pd.DataFrame:
     """One row per (dataset, defense) of `wide` (views.leaderboard.wide_frame, seeds pooled) that the reference
     lists for `dataset` (default: the row's own dataset name): `clean: paper`, `clean: ours`, then per reference
     column `COL: paper [Table]`, `COL: ours` and, where recorded, `adaptive-COL: ours` and its worst case."""
-    from varmixup_bench.views.leaderboard import WORST_SUFFIX, _cell, _column, reference_table
+    from varmixup_bench.views.leaderboard import WORST_SUFFIX, _cell, _column, reference_table, reference_text
 
     ref = reference_table(reference)
     rows, columns = [], {"defense": None}
@@ -43,11 +39,11 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
         clean = mine.dropna(subset=["clean_acc"])
         if not clean.empty:
             c = clean.iloc[0]
-            out[f"clean: {reference} [{c['table']}]"] = _paper(c["clean_acc"], c["clean_acc_std"])
+            out[f"clean: {reference} [{c['table']}]"] = reference_text(c["clean_acc"], c["clean_acc_std"])
         out["clean: ours"] = _cell(row.get("clean"))
         for r in mine.itertuples():
             col = _column(r.attack, float(r.eps))
-            out[f"{col}: {reference} [{r.table}]"] = _paper(r.robust_acc, r.robust_acc_std)
+            out[f"{col}: {reference} [{r.table}]"] = reference_text(r.robust_acc, r.robust_acc_std)
             out[f"{col}: ours"] = _cell(row.get(col))
             for extra in (f"adaptive-{col}", f"adaptive-{col} {WORST_SUFFIX}"):
                 if extra in wide.columns and isinstance(row.get(extra), dict):

@@ -121,6 +121,11 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "reference"  # package data, i
 _THREAT_MARK = {"oblivious": "ᵒ", "adaptive": "ᵃ", "black-box": "ᵇ", "white-box": "", "none": ""}
 
 
+def reference_text(value, std=None) -> str:
+    """A transcribed reference number as its source reports it: the mean, ± its standard deviation where given."""
+    return "–" if pd.isna(value) else f"{value:g}" + (f" ± {std:g}" if std is not None and pd.notna(std) else "")
+
+
 def reference_table(name: str) -> pd.DataFrame:
     """A transcribed reference (e.g. `paper`: Tables 2 and 4 of the VarMixup paper) from the package's views/reference/."""
     path = REFERENCE_DIR / f"{name}.csv"
@@ -265,10 +270,10 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
             name = str(row["defense"]).split(" [")[0]
             for r in ref[(ref["dataset"] == ds) & (ref["defense"] == name)].itertuples():
                 col = f"{reference}: {_column(r.attack, r.eps)} [{r.table}]"
-                out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), col] = f"{r.robust_acc:g}" + (
-                    f" ± {r.robust_acc_std:g}" if pd.notna(r.robust_acc_std) else "")
+                where = (out["dataset"] == key[0]) & (out["defense"] == key[1])
+                out.loc[where, col] = reference_text(r.robust_acc, r.robust_acc_std)
                 if pd.notna(r.clean_acc):
-                    out.loc[(out["dataset"] == key[0]) & (out["defense"] == key[1]), f"{reference}: clean [{r.table}]"] = f"{r.clean_acc:g}"
+                    out.loc[where, f"{reference}: clean [{r.table}]"] = reference_text(r.clean_acc)
     out.attrs["findings"] = findings  # render_wide marks the cells they concern (cell_flags)
     return out
 
