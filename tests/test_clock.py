@@ -41,7 +41,9 @@ def test_a_stop_is_left_out_of_the_running_time_and_counted_as_stopped():
     running, stopped, wall = _child(stop_for=2.5)
     assert stopped == pytest.approx(2.5, abs=0.5)  # the stop, seen by the detector's late wake-up
     assert running == pytest.approx(wall - stopped, abs=0.05)
-    assert running < wall - 2.0 and running >= 1.5  # the work's 1.5 CPU seconds, not the 2.5 s held
+    # the work's 1.5 CPU seconds, not the 2.5 s held; process_time also counts the detector's own thread, which
+    # runs on another core, so the loop can end a few milliseconds before 1.5 s of wall time (CI saw 1.4996)
+    assert running < wall - 2.0 and running >= 1.4
 
 
 def test_no_stop_no_stopped_time():
