@@ -12,7 +12,8 @@
 #   leaderboards/campaign_state.sh load NAME WORKDIR   # before resuming on a new machine; keeps what WORKDIR has
 #
 # NAME is the plan's name (leaderboards/NAME.toml): cifar10-cpu-full (workdir /work/sweeps/cifar10-full) or
-# cifar10-regime (/work/sweeps/cifar10-regime). Run from the repo root.
+# cifar10-regime (/work/sweeps/cifar10-regime, which cifar10-paper-regime shares: one state folder holds both plans'
+# state files). Run from the repo root. background.sh runs plans in the background and calls this every 30 minutes.
 set -euo pipefail
 usage="usage: campaign_state.sh save|load NAME WORKDIR"
 cmd=${1:?$usage}
@@ -40,7 +41,9 @@ case "$cmd" in
     done
     bench export "$STATE/results.jsonl" --retired --workdir "$WD" >/dev/null  # a consistent snapshot, even mid-write
     rm -f "$STATE/retired.jsonl"  # the export holds the retired records too
-    for f in passes.tsv sweep.log "campaign-$NAME.jsonl" probes.jsonl pauses.log; do  # probes: bench campaign probe
+    # every plan's state file: plans that share a workdir (cifar10-regime, cifar10-paper-regime) share this folder
+    for f in passes.tsv sweep.log probes.jsonl pauses.log "$WD"/campaign-*.jsonl; do  # probes: bench campaign probe
+      f=$(basename "$f")
       [ -f "$WD/$f" ] && cp -p "$WD/$f" "$STATE/$f"
     done
     echo "saved $(find "$STATE" -name '*.safetensors' | wc -l) weight file(s) and $(wc -l < "$STATE/results.jsonl") record(s) into $STATE; commit it"
