@@ -118,3 +118,19 @@ def test_a_training_in_progress_estimates_the_models_like_it(tmp_path, private_c
     assert list(started.train.values()) == [pytest.approx(5.0)]  # its own epochs left
     erm1, mixup1 = more.train.values()
     assert erm1 == pytest.approx(10.0) and mixup1 is None  # erm seed 1: two epochs like seed 0's; mixup: unlike
+
+
+def test_a_model_zoo_defense_is_forecast_with_nothing_to_train(tmp_path):
+    """`robustbench:NAME` is loaded, never trained: the forecast has no training for it (it used to stop on
+    'unknown recipe'), and its evaluations are unknown until something measured resembles them."""
+    from varmixup_bench.campaigns.estimate import estimate
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.status import pass_status
+
+    (tmp_path / "z.toml").write_text(
+        '[campaign]\nname = "zoo"\ndataset = "digits"\npreset = "quick"\nset = { zoo_dataset = "cifar10" }\n\n'
+        '[[pass]]\nname = "zoo"\ndefenses = ["robustbench:Standard", "robustbench:Standard+mi"]\n'
+        'attacks = ["clean"]\nseeds = [0]\n')
+    plan = load_plan(tmp_path / "z.toml")
+    (zoo,) = estimate(plan, tmp_path / "wd", pass_status(plan, tmp_path / "wd", "cpu"), "cpu")
+    assert zoo.train == {} and zoo.evaluate == [None, None]
