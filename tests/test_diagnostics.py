@@ -42,6 +42,33 @@ def test_each_check_fires_on_its_symptom_only(check):
     assert fired == {check}
 
 
+def test_an_attack_that_raises_accuracy_above_clean_fires():
+    """eps 0 is the curve's first point: PGD-10 at 8/255 above the same record's clean accuracy on the same images
+    (VarMixup+VarMI on the regime's s4c16 VAE: 76.3 % oblivious against 71.6 % clean) is a symptom; within noise
+    it is not."""
+    import numpy as np
+
+    from varmixup_bench.results.stats import encode_per_image
+
+    def with_images(robust_correct, clean_correct):
+        n = len(robust_correct)
+        r = dict(rec("pgd10", 8 / 255, 100 * np.mean(robust_correct), "oblivious", defense="varmixup+varmi", n=n),
+                 clean_acc=100 * np.mean(clean_correct))
+        r["per_image"] = encode_per_image(np.arange(n), np.asarray(clean_correct, np.uint8),
+                                          np.asarray(robust_correct, np.uint8), 1)
+        return r
+
+    clean = np.r_[np.ones(700), np.zeros(300)]
+    above = clean.copy()
+    above[700:760] = 1  # 60 images wrong without the attack are right with it, none the other way
+    findings = diagnose(_frame([with_images(above, clean)]))
+    assert [f.check for f in findings] == ["accuracy-rises-with-eps"]
+    assert "76.0% at eps 0.03137 > 70.0% clean" in findings[0].message
+    noise = clean.copy()
+    noise[700:705], noise[0:3] = 1, 0  # 5 up, 3 down: within noise
+    assert diagnose(_frame([with_images(noise, clean)])) == []
+
+
 def test_differences_within_noise_do_not_fire():
     noisy = [rec("pgd10", 8 / 255, 30, n=100, std=3.0, trials=10), rec("pgd50", 8 / 255, 31.5, n=100, std=3.0, trials=10)]
     assert diagnose(_frame(noisy)) == []

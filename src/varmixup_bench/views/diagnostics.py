@@ -69,11 +69,20 @@ def _dict(r) -> dict:
     return r.to_dict() if isinstance(r, pd.Series) else dict(r)
 
 
-@CHECKS.register("accuracy-rises-with-eps", help="robust accuracy should not rise as eps grows")
+@CHECKS.register("accuracy-rises-with-eps", help="robust accuracy should not rise as eps grows (from the clean "
+                 "accuracy at eps 0)")
 def rises_with_eps(df: pd.DataFrame):
+    """Each gradient attack's curve, starting at eps 0: its smallest radius against the clean accuracy of the same
+    record (paired on its images), then each radius against the next."""
     out = []
     for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
         g = g.sort_values("eps")
+        first = g.iloc[0]
+        if first["eps"] > 0 and pd.notna(first.get("clean_acc")):
+            out.append(Candidate(((attack, first["eps"]),),
+                                 f"{attack}: {first['robust_acc']:.1f}% at eps {first['eps']:.4g} > "
+                                 f"{first['clean_acc']:.1f}% clean on the same images",
+                                 symptom_p(first, first, ("robust", "clean"))))
         for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
             out.append(Candidate(((attack, a["eps"]), (attack, b["eps"])),
                                  f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% "
