@@ -155,6 +155,7 @@ def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
     assert format_interval(pgd["robust_acc"], pgd["robust_acc_ci_low"], pgd["robust_acc_ci_high"]) in row
     assert f"| {cmp.diff:+.1f} | {cmp.se:.1f} | {cmp.p:.2g} | paired, n=120 |" in row
     assert row.endswith("| **holds** |")
+    assert "| erm clean (clean, seed 0, pass main) | erm pgd10 @ 32/255 (robust, seed 0, pass main) |" in row
     # the headline's strongest cell: the lowest robust accuracy of erm's attacks at 32/255, named
     low = min((r for (d, a), r in recs.items() if d == "erm" and a != "clean"), key=lambda r: r["robust_acc"])
     head = _section(page, "Headline")

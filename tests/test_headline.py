@@ -262,3 +262,20 @@ def test_one_model_under_two_lambda_mi_is_two_predictors_never_merged_or_compare
     assert labels == ["varmixup+varmi [lambda_mi=0.2]", "varmixup+varmi [lambda_mi=0.5]"]
     cell = {r["defense"]: r["adaptive-pgd10 ε=8/255"]["mean"] for _, r in wide.iterrows()}
     assert cell == {"varmixup+varmi [lambda_mi=0.5]": 88.5, "varmixup+varmi [lambda_mi=0.2]": 5.0}
+
+
+def test_row_labels_say_what_a_row_has_once():
+    """Two VAEs of the fidelity ladder: the label names the VAE's latent once (not also the override that set it)
+    and never an unset override as 'None'."""
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    def vae(stride, channels, overrides, h):
+        r = _rec("varmixup+varmi", "clean", _correct(100, range(70)), stochastic=True)
+        return {**r, "config_hash": h, "train_overrides": overrides,
+                "train_config": {"recipe_config": {"vae": {"arch": "conv", "latent_stride": stride,
+                                                           "latent_channels": channels}}}}
+
+    frame = leaderboard_frame([vae(2, 8, {}, "h-s2c8"),
+                               vae(4, 16, {"vae_latent_stride": 4, "vae_latent_channels": 16}, "h-s4c16")])
+    assert sorted(wide_frame(frame)["defense"]) == ["varmixup+varmi [latent_channels=16, latent_stride=4]",
+                                                   "varmixup+varmi [latent_channels=8, latent_stride=2]"]

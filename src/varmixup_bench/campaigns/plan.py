@@ -143,7 +143,7 @@ class CellRef:
 
         c = self.cell
         where = f" @ {eps_text(c.eps, self.norm)}" if attack_class(c.attack).uses_eps else ""
-        return f"{c.defense} {c.attack}{where} ({self.metric}, seed {c.seed})"
+        return f"{c.defense} {c.attack}{where} ({self.metric}, seed {c.seed}, pass {self.pass_name})"
 
 
 @dataclass(frozen=True)

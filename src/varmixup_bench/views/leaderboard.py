@@ -182,8 +182,14 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
             return eps_label(v) if "eps" in key or "step" in key else f"{v:g}"
         return str(v)
 
-    return [", ".join(dict.fromkeys(f"{k.split('.')[-1]}={show(k.split('.')[-1], f.get(k))}" for k in differ))
-            for f in flat]
+    def label(f: dict) -> str:
+        # what this row has: an unset field (None) says nothing, and an override that restates a trained value
+        # under a longer name (vae_latent_channels=16 beside the VAE's latent_channels=16) is said once
+        parts = {k.split(".")[-1]: show(k.split(".")[-1], f.get(k)) for k in differ if f.get(k) is not None}
+        return ", ".join(f"{k}={v}" for k, v in parts.items()
+                         if not any(k != o and k.endswith("_" + o) and v == parts[o] for o in parts))
+
+    return [label(f) for f in flat]
 
 
 def _row_labels(df: pd.DataFrame) -> list[str]:
