@@ -72,11 +72,6 @@ class PlannedCell:
                 for a in [self.attack, *named_presets(self.attack)]}
 
 
-def built_recipe(dspec, settings):
-    """The defense's training recipe; None for a model-zoo classifier (`robustbench:NAME`), which is loaded."""
-    return None if dspec.zoo_model else dspec.build_recipe(settings)
-
-
 def planned_cells(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
                   missing_only: bool = True) -> Iterator[PlannedCell]:
     """The plan's missing cells (or all its cells), pass by pass (statuses: campaigns.status.pass_status)."""
@@ -89,7 +84,7 @@ def planned_cells(plan: Plan, workdir: Path, statuses: list, device: str = "auto
             ctx = spec.context(cell.dataset, cell.seed, cell.variant)
             s = ctx.settings
             dspec = parse_defense_spec(cell.defense)
-            yield PlannedCell(p.name, spec, cell, ctx, dspec, built_recipe(dspec, s), dspec.build_rule(s),
+            yield PlannedCell(p.name, spec, cell, ctx, dspec, dspec.trained_recipe(s), dspec.build_rule(s),
                               build_attack(cell.attack, cell.eps, s.step, s))
 
 
@@ -115,7 +110,7 @@ def step_cells(plan: Plan, workdir: Path, statuses: list, steps: list, device: s
         ctx = spec.context(plan.dataset, step.seed, ())
         s = ctx.settings
         dspec = parse_defense_spec(step.args["defense"])
-        recipe, rule = built_recipe(dspec, s), dspec.build_rule(s)
+        recipe, rule = dspec.trained_recipe(s), dspec.build_rule(s)
         for attack, eps, norm in STEPS.get(step.kind).cells(step.args, s, bool(rule.stochastic)):
             atk = build_attack(attack, s.eps_for(norm) if eps is None else eps, s.step, s, norm)
             cell = Cell(plan.dataset, step.seed, str(dspec), attack, float(atk.eps), ())

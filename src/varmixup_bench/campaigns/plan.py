@@ -368,8 +368,7 @@ def _build_cells(plan: Plan, p: Pass) -> None:
     s = p.settings
     for text in p.defenses:
         spec = parse_defense_spec(text)
-        if not spec.zoo_model:
-            spec.build_recipe(s)
+        spec.trained_recipe(s)
         spec.build_rule(s)
     radii = list(p.eps) if p.eps else [s.eps_for(None, plan.dataset)]
     for attack in p.attacks:

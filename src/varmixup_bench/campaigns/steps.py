@@ -96,8 +96,7 @@ def _check_defense(args: dict, settings) -> None:
     from varmixup_bench.defenses import parse_defense_spec
 
     spec = parse_defense_spec(args["defense"])
-    if spec.zoo_model is None:
-        spec.build_recipe(settings)
+    spec.trained_recipe(settings)
     spec.build_rule(settings)
 
 

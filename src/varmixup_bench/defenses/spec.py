@@ -55,6 +55,10 @@ class DefenseSpec:
 
         return _build("recipe", self.recipe, RECIPES.get(self.recipe), (settings,), self.recipe_args)
 
+    def trained_recipe(self, settings: Any):
+        """The recipe that trains F_w; None for a model-zoo classifier (`robustbench:NAME`), which is loaded."""
+        return None if self.zoo_model else self.build_recipe(settings)
+
     def build_rule(self, settings: Any):
         """The inference rule object with the spec's keywords."""
         from varmixup_bench.defenses.base import INFERENCE

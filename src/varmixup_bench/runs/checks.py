@@ -22,8 +22,7 @@ def check_before_work(defenses: list[str], attacks: list[str], eps_list: Optiona
         check_dataset_name(settings.vae_from)
     for spec in defenses:
         dspec = parse_defense_spec(spec)
-        if not dspec.zoo_model:
-            dspec.build_recipe(settings)
+        dspec.trained_recipe(settings)
         dspec.build_rule(settings)
     for name in attacks:
         uses_eps = attack_class(name).uses_eps
