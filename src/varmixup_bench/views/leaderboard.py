@@ -185,9 +185,10 @@ def _differences(rows: list[dict], fields: list[str]) -> list[str]:
     def label(f: dict) -> str:
         # what this row has: an unset field (None) says nothing, and an override that restates a trained value
         # under a longer name (vae_latent_channels=16 beside the VAE's latent_channels=16) is said once
-        parts = {k.split(".")[-1]: show(k.split(".")[-1], f.get(k)) for k in differ if f.get(k) is not None}
-        return ", ".join(f"{k}={v}" for k, v in parts.items()
-                         if not any(k != o and k.endswith("_" + o) and v == parts[o] for o in parts))
+        parts = list(dict.fromkeys((k.split(".")[-1], show(k.split(".")[-1], f.get(k)))
+                                   for k in differ if f.get(k) is not None))
+        return ", ".join(f"{k}={v}" for k, v in parts
+                         if not any(k.endswith("_" + o) and v == w for o, w in parts))
 
     return [label(f) for f in flat]
 
