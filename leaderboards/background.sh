@@ -3,9 +3,9 @@
 # every SAVE_EVERY seconds (default 1800) as PARTIAL, so that a session that ends or a machine that is replaced
 # costs at most that much computation, not the run. (Each save that finds a new epoch commits the training
 # model's checkpoint, about 4 MB for fast-cnn-half with its optimizer state: every 30 minutes over a 16 h campaign
-# that is about 130 MB of git history, so not more often.) A save also runs when the chain ends. Run it again in each new session: it loads the committed state when
-# the workdir is missing, waits for a campaign already running on the workdir, and each plan resumes where it
-# stopped (`bench campaign run` skips what the store holds; a plan already complete is a no-op).
+# that is about 130 MB of git history, so not more often.) A save also runs when the chain ends. Run it again in
+# each new session: it loads the committed state when the workdir is missing, waits for a campaign already running
+# on the workdir, and each plan resumes where it stopped (`bench campaign run` skips what the store holds; a plan already complete is a no-op).
 #
 #   leaderboards/background.sh STATE WORKDIR PLAN [PLAN ...]
 #   leaderboards/background.sh cifar10-regime /work/sweeps/cifar10-regime cifar10-regime cifar10-paper-regime
