@@ -58,6 +58,29 @@ def test_corruptions_record_has_mean_and_breakdown(erm, digits):
     assert r["threat_model"] == "none" and r["robust_acc"] < r["clean_acc"]
 
 
+def test_corruptions_per_image_outcomes_reproduce_the_record_and_pair_two_predictors(erm, mixup_mi, digits):
+    """Each image's share of the 75 conditions it is classified under correctly: their mean is the record's
+    robust accuracy, and two predictors on the same images compare paired (a z test on the per-image
+    differences, never McNemar's test of single 0/1 outcomes), with a smaller error than the unpaired test."""
+    from varmixup_bench.results.stats import compare_records, decode_per_image, unpaired_test
+    from varmixup_bench.training.data import Split
+
+    split = Split(digits.test.x[:60], digits.test.y[:60], torch.arange(100, 160))
+    a, b = (bench.evaluate(d, "corruptions", split=split, record=False, show_progress=False) for d in (erm, mixup_mi))
+    pa = decode_per_image(a["per_image"])
+    assert pa["conditions"] == 75 and list(pa["idx"]) == list(range(100, 160))
+    assert 100 * pa["robust"].mean() == pytest.approx(a["robust_acc"])
+    assert 100 * pa["clean"].mean() == pytest.approx(a["clean_acc"])
+    assert np.allclose(pa["robust"] * 75, np.rint(pa["robust"] * 75))  # whole counts of conditions
+    cmp = compare_records(a, b)
+    d = decode_per_image(b["per_image"])["robust"] - pa["robust"]
+    assert cmp.paired and cmp.n == 60
+    assert cmp.diff == pytest.approx(a["robust_acc"] - b["robust_acc"])
+    assert cmp.se == pytest.approx(100 * d.std(ddof=1) / np.sqrt(60))
+    apart = unpaired_test(a["robust_acc"], 60, 0.0, 1, b["robust_acc"], 60, 0.0, 1)
+    assert cmp.se < apart.se
+
+
 def test_ece_known_answers():
     g = torch.Generator().manual_seed(0)
     n = 20000

@@ -49,6 +49,25 @@ def test_per_image_results_round_trip(mixup_mi, digits):
     assert 100 * p["clean"].mean() == pytest.approx(r["clean_acc"])
 
 
+def test_condition_counts_round_trip_pool_over_seeds_and_exclude_draws():
+    """Per-image counts over fixed conditions (corruptions: 15 x 5) decode as fractions with no worst case over
+    draws, pool over training seeds as counts, and cannot be mixed with draws of a randomised predictor."""
+    from varmixup_bench.results.seeds import _pooled_per_image
+    from varmixup_bench.results.stats import decode_per_image, encode_per_image
+
+    idx, clean = np.arange(4), np.array([1, 1, 0, 1])
+    a = encode_per_image(idx, clean, np.array([75, 60, 0, 3]), 1, conditions=75)
+    b = encode_per_image(idx, clean, np.array([70, 75, 1, 0]), 1, conditions=75)
+    p = decode_per_image(json.loads(json.dumps(a)))
+    assert p["conditions"] == 75 and np.allclose(p["robust"], [1, 0.8, 0, 0.04]) and np.array_equal(p["worst"], p["robust"])
+    pooled = decode_per_image(_pooled_per_image([a, json.dumps(b)]))
+    assert pooled["trials"] == 2 and pooled["conditions"] == 75
+    assert np.allclose(pooled["robust"], np.array([145, 135, 1, 3]) / 150)
+    assert _pooled_per_image([a, encode_per_image(idx, clean, clean, 1)]) is None  # 75 conditions vs one attack
+    with pytest.raises(ValueError, match="draws .* or conditions"):
+        encode_per_image(idx, clean, clean, 1, draws=10, conditions=75)
+
+
 # ---- 13. bold only beyond noise ----
 
 def _cell_records(accs, n=50, per_image=True, seed=0):

@@ -50,7 +50,8 @@ def load_official_corruptions(folder: Path, name: str, severity: int, indices: n
 @ATTACKS.register("corruptions", help="15 common corruptions x 5 severities (CIFAR-C parameters or --corruptions-dir)")
 class Corruptions(Measurement):
     """Mean accuracy of the defended predictor over 15 corruptions x 5 severities; the record's `details`
-    holds the per-corruption, per-severity accuracies."""
+    holds the per-corruption, per-severity accuracies and its `per_image` how many of the 75 conditions each
+    image is classified correctly under (so that two predictors compare paired on the same images)."""
 
     name = "corruptions"
     kind = "corruption"
@@ -73,11 +74,14 @@ class Corruptions(Measurement):
         names = sorted(CORRUPTIONS)
         details = {n: [[] for _ in range(5)] for n in names}
         out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
+        clean_count, robust_count = np.zeros(len(y), np.int64), np.zeros(len(y), np.int64)
         with eval_mode(defense.classifier), progress(show_progress) as bar:
             task = bar.add_task(f"corruptions on {defense.spec}", total=trials * 75, info="15 x 5")
             for t in range(trials):
                 trial_seed, gen = trial_generator(seed, t)
-                out["clean"].append(clean_accuracy(defense, x, y, gen, batch_size))
+                ok = _correct(defense, x, y, gen, batch_size)
+                clean_count += ok
+                out["clean"].append(100.0 * float(ok.mean()))
                 accs = []
                 for n in names:
                     for sev in range(1, 6):
@@ -86,12 +90,16 @@ class Corruptions(Measurement):
                             xc, yc = load_official_corruptions(self.folder, n, sev, split.index[sel].numpy())
                         else:
                             xc, yc = corrupt_batch(x, n, sev, trial_seed), y
-                        acc = clean_accuracy(defense, xc, yc, gen, batch_size)
+                        ok = _correct(defense, xc, yc, gen, batch_size)
+                        robust_count += ok
+                        acc = 100.0 * float(ok.mean())
                         details[n][sev - 1].append(acc)
                         accs.append(acc)
                         bar.advance(task)
                 out["robust"].append(float(np.mean(accs)))
         out["details"] = {n: [float(np.mean(v)) for v in sev] for n, sev in details.items()}
+        out["per_image"] = encode_per_image(split.index[sel].numpy(), clean_count, robust_count, trials,
+                                            conditions=len(names) * 5)
         return out
 
 

@@ -75,11 +75,14 @@ def _pooled_per_image(blobs: list) -> dict | None:
     if any(d is None for d in decoded) or any(not np.array_equal(d["idx"], decoded[0]["idx"]) for d in decoded):
         return None
     draws = [int((json.loads(b) if isinstance(b, str) else b).get("draws", 1) or 1) for b in blobs]
-    if len(set(draws)) != 1:
+    conditions = [d["conditions"] for d in decoded]
+    if len(set(draws)) != 1 or len(set(conditions)) != 1:
         return None
     t = sum(d["trials"] for d in decoded)
     clean = sum(np.rint(d["clean"] * d["trials"]) for d in decoded)
-    robust = sum(np.rint(d["robust"] * d["trials"] * draws[0]) for d in decoded)
+    robust = sum(np.rint(d["robust"] * d["trials"] * draws[0] * conditions[0]) for d in decoded)
+    if conditions[0] > 1:
+        return encode_per_image(decoded[0]["idx"], clean, robust, t, conditions=conditions[0])
     worst = sum(np.rint(d["worst"] * d["trials"]) for d in decoded)
     return encode_per_image(decoded[0]["idx"], clean, robust, t, draws=draws[0],
                             worst_correct=worst if draws[0] > 1 else None)

@@ -81,16 +81,23 @@ def _unpack(text: str, dtype) -> np.ndarray:
 
 def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_correct: np.ndarray, trials: int,
                      draws: int = 1, worst_correct: np.ndarray | None = None,
-                     values: dict[str, np.ndarray] | None = None) -> dict:
+                     values: dict[str, np.ndarray] | None = None, conditions: int = 1) -> dict:
     """{'idx', 'clean', 'robust', 'trials'[, 'draws', 'worst']}: test-set indices (uint32) and, per image, how
     many of the trials classified it correctly (uint8), zlib + base64; 1000 images take about 2 KB. With
     `draws` > 1 (a randomised predictor classifying each adversarial example several times) `robust` counts
     correct draws over trials × draws (uint16) and `worst` the trials in which every draw was correct. `values`:
     named per-image numbers of a metric (float32, mean over trials), e.g. ECE's confidences or linearity's
-    gamma, for paired tests of metric values (compare_values)."""
+    gamma, for paired tests of metric values (compare_values). With `conditions` > 1 (a measurement that
+    classifies each image under several fixed conditions, e.g. 15 corruptions x 5 severities) `robust` counts
+    the correct conditions over trials x conditions (uint16): not draws of a randomised predictor, so no worst
+    case over them."""
+    if conditions > 1 and (draws > 1 or worst_correct is not None):
+        raise ValueError("per-image results count either draws of a randomised predictor or conditions, not both")
     out = {"idx": _pack(np.asarray(indices, dtype=np.uint32)), "clean": _pack(np.asarray(clean_correct, np.uint8)),
            "trials": int(trials)}
-    if draws > 1 or worst_correct is not None:
+    if conditions > 1:
+        out.update(robust=_pack(np.asarray(robust_correct, np.uint16)), conditions=int(conditions))
+    elif draws > 1 or worst_correct is not None:
         out.update(robust=_pack(np.asarray(robust_correct, np.uint16)), draws=int(draws))
         if worst_correct is not None:
             out["worst"] = _pack(np.asarray(worst_correct, np.uint8))
@@ -104,7 +111,7 @@ def encode_per_image(indices: np.ndarray, clean_correct: np.ndarray, robust_corr
 def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
     """The arrays of encode_per_image (None for records without per-image results) as fractions in [0, 1]:
     clean and robust per image, and `worst` (correct in every draw; equal to robust where there is no draw
-    count)."""
+    count); `conditions`: how many fixed conditions each trial's robust count is over (1 for an attack)."""
     if isinstance(blob, str):
         import json
 
@@ -112,7 +119,11 @@ def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
     if not isinstance(blob, dict) or "idx" not in blob:
         return None
     t = max(int(blob.get("trials", 1)), 1)
-    if "draws" in blob:
+    c = max(int(blob.get("conditions", 1)), 1)
+    if c > 1:
+        robust = _unpack(blob["robust"], np.uint16) / (t * c)
+        worst = robust
+    elif "draws" in blob:
         d = max(int(blob["draws"]), 1)
         robust = _unpack(blob["robust"], np.uint16) / (t * d)
         worst = _unpack(blob["worst"], np.uint8) / t if "worst" in blob else robust
@@ -121,6 +132,7 @@ def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
         worst = robust
     return {"idx": _unpack(blob["idx"], np.uint32).astype(np.int64),
             "clean": _unpack(blob["clean"], np.uint8) / t, "robust": robust, "worst": worst, "trials": t,
+            "conditions": c,
             "values": {k: _unpack(v, np.float32).astype(np.float64) for k, v in (blob.get("values") or {}).items()}}
 
 
@@ -156,7 +168,9 @@ def paired_outcomes(a: dict, b: dict, which: tuple[str, str] = ("robust", "robus
     common, ia, ib = np.intersect1d(pa["idx"], pb["idx"], assume_unique=True, return_indices=True)
     if len(common) == 0:
         return None
-    return pa[which[0]][ia], pb[which[1]][ib], max(pa["trials"], pb["trials"])
+    # a robust fraction over several conditions is a mean of many outcomes, not one 0/1 outcome per trial
+    units = [d["trials"] * (d["conditions"] if w == "robust" else 1) for d, w in ((pa, which[0]), (pb, which[1]))]
+    return pa[which[0]][ia], pb[which[1]][ib], max(units)
 
 
 def paired_test(xa: np.ndarray, xb: np.ndarray, trials: int = 1) -> Comparison:
