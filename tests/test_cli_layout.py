@@ -41,6 +41,32 @@ def test_every_command_group_has_its_module_and_help_lists_every_command():
         assert re.search(rf"│ {re.escape(command)}\s", out), (command, out)
 
 
+def _commands(group, path=()):
+    """Every leaf command's argument path under a click group (typer's), for `--help` on each."""
+    if hasattr(group, "commands"):
+        for name, sub in group.commands.items():
+            yield from _commands(sub, (*path, name))
+    else:
+        yield list(path)
+
+
+def test_no_help_text_loses_a_bracketed_word_to_rich_markup():
+    """rich reads `[campaign]` in a help string as a style tag and drops it ('TOML: , [], [], []' was what
+    `bench campaign run --help` said): every command's help keeps its bracketed words."""
+    import typer.main
+
+    from varmixup_bench.cli import app
+
+    leaves = list(_commands(typer.main.get_command(app)))
+    assert ["campaign", "run"] in leaves and len(leaves) > 15
+    for path in leaves:
+        code, out, err = bench_cli(*path, "--help")
+        assert code == 0, (path, err)
+        assert not re.search(r"\(\s*,|: ,|\[\]", out), (path, out)
+    code, out, _ = bench_cli("campaign", "run", "--help")
+    assert "[campaign], [[pass]], [[step]], [[claim]]" in re.sub(r"[\s│]+", " ", out)
+
+
 def test_each_command_lives_in_its_group_module():
     from varmixup_bench.cli import app
 

@@ -102,7 +102,9 @@ def sweep(
 campaign_app = typer.Typer(no_args_is_help=True, help="Benchmark campaigns as data: a TOML plan of passes, "
                            "steps and claims, run resumably, its status, and its composed page.")
 app.add_typer(campaign_app, name="campaign")
-PlanArg = Annotated[Path, typer.Argument(help="the campaign plan (TOML: [campaign], [[pass]], [[step]], [[claim]])")]
+# rich markup would read [campaign] as a style tag and drop it: escaped
+PlanArg = Annotated[Path, typer.Argument(help=r"the campaign plan (TOML: \[campaign], \[\[pass]], \[\[step]], "
+                                              r"\[\[claim]])")]
 
 
 @campaign_app.command("run")
