@@ -338,3 +338,23 @@ def test_the_plans_reading_is_placed_on_the_page_and_its_absence_said(tmp_path):
     plan_path.write_text(SMOKE.read_text().replace('preset = "quick"\n', 'preset = "quick"\nreading = "r.txt"\n', 1))
     with pytest.raises(BenchError, match="reading 'r.txt' must be a Markdown file"):
         load_plan(plan_path)
+
+
+def test_training_budget_names_apart_the_models_one_recipe_trained_in_several_ways():
+    """A VAE ladder's latents, Mixup at another eta: rows of one name say what differs in their configs (never
+    the seed or the epochs, which have columns); a name trained one way stays bare."""
+    from varmixup_bench.campaigns.compose import _named_apart
+
+    def row(model, seed, **cfg):
+        return {"model": model, "seed": seed, "config": {"seed": seed, "epochs": 10, **cfg}}
+
+    vae = {"arch": "conv", "latent_channels": 8, "latent_stride": 2, "width": 32}
+    rows = _named_apart([row("MMD-VAE", 0, **vae), row("MMD-VAE", 0, **{**vae, "latent_channels": 16, "latent_stride": 4}),
+                         row("MMD-VAE", 0, latent_dim=64, width=32),
+                         row("mixup", 0, recipe_config={"eta": 1.0}), row("mixup", 1, recipe_config={"eta": 1.0}),
+                         row("mixup", 0, recipe_config={"eta": 2.0}), row("erm", 0), row("erm", 1)])
+    assert [r["model"] for r in rows] == [
+        "MMD-VAE (arch=conv, latent_channels=8, latent_stride=2)",
+        "MMD-VAE (arch=conv, latent_channels=16, latent_stride=4)", "MMD-VAE (latent_dim=64)",
+        "mixup (eta=1)", "mixup (eta=1)", "mixup (eta=2)", "erm", "erm"]
+    assert all("config" not in r for r in rows)

@@ -159,7 +159,7 @@ def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> lis
             vae_configs.append(cfg["recipe_config"]["vae"])
         rows.append({"model": cfg.get("recipe", "?"), "used by": ", ".join(sorted(defenses)), "seed": cfg.get("seed"),
                      "epochs": len(meta.get("history") or []) or cfg.get("epochs"), "seconds": _model_seconds(meta),
-                     "key": key})
+                     "key": key, "config": cfg})
     vaes = WeightCache(workdir, "vaes")
     for path in sorted(vaes.root.glob("*/meta.json")) if vaes.root.exists() else []:
         meta = json.loads(path.read_text())
@@ -168,7 +168,24 @@ def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> lis
             kind = "adversarial MMD-VAE" if cfg.get("adversarial") else "MMD-VAE"
             rows.append({"model": kind, "used by": "Var* recipes" if cfg in vae_configs else "vae-figure step",
                          "seed": cfg.get("seed"), "epochs": len(meta.get("history") or []) or cfg.get("epochs"),
-                         "seconds": _model_seconds(meta), "key": path.parent.name})
+                         "seconds": _model_seconds(meta), "key": path.parent.name, "config": cfg})
+    return _named_apart(rows)
+
+
+def _named_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of one model name trained in several ways (a VAE ladder's latents, Mixup at another eta, the Var*
+    classifiers of each VAE) get what differs in their configs beside the name; the seed and the epochs have
+    their own columns."""
+    from varmixup_bench.views.leaderboard import differing_fields
+
+    by_name: dict[str, list[dict]] = {}
+    for r in rows:
+        by_name.setdefault(r["model"], []).append(r)
+    for group in by_name.values():
+        configs = [{k: v for k, v in r.pop("config").items() if k not in ("seed", "epochs")} for r in group]
+        if len({json.dumps(c, sort_keys=True, default=str) for c in configs}) > 1:
+            for r, d in zip(group, differing_fields([{"c": c} for c in configs], ["c"])):
+                r["model"] = f"{r['model']} ({d})" if d else r["model"]
     return rows
 
 

@@ -33,7 +33,7 @@ from varmixup_bench.results.record import eps_label, eps_text
 from varmixup_bench.views.diagnostics import diagnose
 from varmixup_bench.views.htmlpage import SORTER, STYLE, _code, _images, page  # noqa: F401  (re-exported)
 from varmixup_bench.views.diagnostics import predictor_keys
-from varmixup_bench.views.leaderboard import _differences, _row_labels
+from varmixup_bench.views.leaderboard import differing_fields, _row_labels
 
 MAIN_NORM = "Linf"
 # records that are not a robust-accuracy attack: no radius, or a metric rather than an accuracy
@@ -117,7 +117,7 @@ def _attack_names(rows: pd.DataFrame) -> list[str]:
         idx = [i for i, a in enumerate(names) if a == attack]
         if len(idx) > 1:
             recs = [rows.iloc[i].to_dict() for i in idx]
-            for i, d in zip(idx, _differences(recs, ["step", "n_examples", "attack_config", "trials"])):
+            for i, d in zip(idx, differing_fields(recs, ["step", "n_examples", "attack_config", "trials"])):
                 names[i] = f"{attack} ({d})" if d else attack
     return names
 

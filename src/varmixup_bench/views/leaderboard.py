@@ -172,7 +172,7 @@ def _flatten(prefix: str, v, out: dict) -> dict:
     return out
 
 
-def _differences(rows: list[dict], fields: list[str]) -> list[str]:
+def differing_fields(rows: list[dict], fields: list[str]) -> list[str]:
     """For each row, 'k=v' of the flattened fields whose values differ between the rows."""
     flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
     keys = sorted({k for f in flat for k in f})
@@ -209,7 +209,7 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
             ov = field_value(ov)
             r["train_overrides"] = {k: v for k, v in ov.items() if k in TRAINING_FIELDS} if isinstance(ov, dict) else ov
             r["inference_config"] = _without_seeds(field_value(r.get("inference_config")))
-        diffs = _differences(reps, ["train_config", "train_overrides", "preset", "inference_config"])
+        diffs = differing_fields(reps, ["train_config", "train_overrides", "preset", "inference_config"])
         names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"
                  for sig, r, d in zip(firsts, firsts.values(), diffs)}
         for i, sig in sigs.items():
@@ -228,7 +228,7 @@ def _column_labels(df: pd.DataFrame) -> list[str]:
         if sig.nunique() <= 1:
             continue
         rows = [dict(r) for _, r in g.iterrows()]
-        for i, d in zip(g.index, _differences(rows, ["step", "n_examples", "attack_config"])):
+        for i, d in zip(g.index, differing_fields(rows, ["step", "n_examples", "attack_config"])):
             labels[df.index.get_loc(i)] = f"{col} ({d})" if d else col
     return labels
 
