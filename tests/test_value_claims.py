@@ -139,3 +139,62 @@ def test_a_claim_with_a_margin_is_tested_against_the_margin_not_zero():
     assert test(5.0, lower=True, margin=6.0)[1] and not test(7.5, lower=True, margin=6.0)[1]
     # without a margin the comparison's own test decides (here its p of 0.5)
     assert test(-2.0, margin=0.0) == (0.5, False)
+
+
+SEEDED = """
+[campaign]
+name = "seeded"
+dataset = "digits"
+preset = "quick"
+set = { epochs = { erm = 2, mixup = 2 }, test_subset = 120 }
+
+[[pass]]
+name = "first"
+defenses = ["erm", "mixup"]
+attacks = ["clean"]
+
+[[pass]]
+name = "more"
+defenses = ["erm", "mixup"]
+attacks = ["clean"]
+seeds = [1, 2]
+"""
+
+
+def test_a_claim_side_over_every_seed_compares_the_seeds_mean_with_their_spread(tmp_path):
+    """seed = "all": each seed's cell from the first pass holding it, pooled into one record (the mean of the
+    seeds; per-image counts summed), and the test widened by the seeds' spread; a cell of one seed is refused."""
+    from varmixup_bench.campaigns.compose import claim_rows, side_record
+    from varmixup_bench.campaigns.engine import run_campaign
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.results.store import ResultStore
+
+    path = tmp_path / "p.toml"
+    path.write_text(SEEDED.replace("seeds = [1, 2]", "seeds = [1]").replace('attacks = ["clean"]\nseeds',
+                                                                             'attacks = ["ece"]\nseeds')
+                    + '\n[[claim]]\nbetter = { defense = "erm", attack = "clean", seed = "all" }\n'
+                      'worse = { defense = "mixup", attack = "clean" }\n')
+    with pytest.raises(BenchError, match='seed = "all" needs .* for seed 0 only'):
+        load_plan(path)
+    path.write_text(SEEDED + '\n[[claim]]\nbetter = { defense = "erm", attack = "clean", seed = "all" }\n'
+                             'worse = { defense = "mixup", attack = "clean", seed = "all" }\n'
+                             '\n[[claim]]\nbetter = { defense = "erm", attack = "clean" }\n'
+                             'worse = { defense = "mixup", attack = "clean" }\n')
+    plan = load_plan(path)
+    pooled, single = plan.claims
+    assert [(name, c.seed) for name, c in pooled.better.cells()] == [("first", 0), ("more", 1), ("more", 2)]
+    assert "mean of seeds 0, 1, 2, pass first, more" in pooled.better.label()
+    assert single.better.cells() == (("first", single.better.cell),) and single.better.cell.seed == 0
+    run_campaign(plan, tmp_path / "wd", show_progress=False)
+    recs = {(r["defense"], r["seed"]): r for r in ResultStore(tmp_path / "wd").records()}
+    side = side_record(pooled.better, lambda name, cell: recs.get((cell.defense, cell.seed)))
+    assert side["seeds"] == 3
+    assert side["clean_acc"] == pytest.approx(np.mean([recs[("erm", s)]["clean_acc"] for s in range(3)]))
+    rows = claim_rows(plan, lambda ref: side_record(ref, lambda name, cell: recs.get((cell.defense, cell.seed))))
+    other = side_record(pooled.worse, lambda name, cell: recs.get((cell.defense, cell.seed)))
+    assert rows[0]["cmp"].diff == pytest.approx(side["clean_acc"] - other["clean_acc"])
+    # the same pooled per-image outcomes without the seeds' spread: the claim's error is the wider one
+    bare = compare_records({k: v for k, v in side.items() if not k.endswith("_by_seed")},
+                           {k: v for k, v in other.items() if not k.endswith("_by_seed")}, ("clean", "clean"))
+    assert rows[0]["cmp"].se > bare.se
+    assert side_record(pooled.better, lambda name, cell: None if cell.seed == 2 else recs[(cell.defense, cell.seed)]) is None

@@ -25,6 +25,7 @@ from varmixup_bench.campaigns.plan import Plan
 from varmixup_bench.campaigns.state import CampaignState, git_commit
 from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
 from varmixup_bench.campaigns.steps import STEPS
+from varmixup_bench.core.errors import BenchError
 
 METRIC_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_acc_worst", "value": "value"}
 VERDICTS = ("holds", "does not hold", "within noise")
@@ -82,6 +83,26 @@ def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
     for row, reject in zip(tested, holm([r["p"] for r in tested], FAMILY_ALPHA)):
         row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if row["claimed"] else VERDICTS[1]
     return rows
+
+
+def side_record(ref, record_of) -> dict | None:
+    """The record a claim side compares: its cell's, or for a side pooled over seeds the seeds' records pooled
+    into one (results.seeds.pool_seeds: the mean, per-image counts summed, each seed's accuracy kept so that the
+    test carries the seeds' spread); None while any of them is missing."""
+    recs = [record_of(name, cell) for name, cell in ref.cells()]
+    if any(r is None for r in recs):
+        return None
+    if not ref.pooled:
+        return recs[0]
+    import pandas as pd
+
+    from varmixup_bench.results.seeds import pool_seeds
+
+    pooled = pool_seeds(pd.DataFrame(recs))
+    if len(pooled) != 1:
+        raise BenchError(f"claim side {ref.label()}: its seeds' records differ in more than the seed "
+                         f"({len(pooled)} groups), so they have no one mean")
+    return {k: v for k, v in pooled.iloc[0].to_dict().items() if not (isinstance(v, float) and v != v)}
 
 
 def claim_test(claim, cmp) -> tuple[float, bool]:
@@ -252,7 +273,7 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     done.missing_steps = [f"step `{st.name}` ({st.kind})" for st in steps if st.done is None]
     vae_keys = {str((e.get("result") or {}).get("vae")) for e in state.ends() if e.get("kind") == "vae-figure"}
     models = training_rows(workdir, records, vae_keys)
-    rows = claim_rows(plan, lambda ref: latest.get(keys.get((ref.pass_name, ref.cell)), None))
+    rows = claim_rows(plan, lambda ref: side_record(ref, lambda name, cell: latest.get(keys.get((name, cell)))))
     done.claims = rows
 
     ends = state.ends()

@@ -6,6 +6,7 @@
     [[pass]]                         in priority order: name, defenses, attacks, seeds, eps, set
     [[step]]                         after the passes: kind = "report" | "converge" | "vae-figure" and its arguments
     [[claim]]                        better = {defense, attack[, eps, seed, metric, pass]}, worse = {...}, note;
+                                     seed = "all": the mean over every training seed the passes hold for it
                                      or lower = {...}, higher = {...} (a metric value such as ECE: metric "value");
                                      margin = m: "better is at most m below worse" (lower: at most m above)
 
@@ -136,6 +137,12 @@ class CellRef:
     cell: Any  # runs.sweep.Cell
     metric: str
     norm: str
+    # seed = "all": (pass name, cell) of each training seed, the mean over them compared (results.seeds.pool_seeds)
+    pooled: tuple = ()
+
+    def cells(self) -> tuple:
+        """(pass name, cell) of every record this side reads: one, or one per seed of a pooled side."""
+        return self.pooled or ((self.pass_name, self.cell),)
 
     def label(self) -> str:
         from varmixup_bench.attacks.spec import attack_class
@@ -143,6 +150,10 @@ class CellRef:
 
         c = self.cell
         where = f" @ {eps_text(c.eps, self.norm)}" if attack_class(c.attack).uses_eps else ""
+        if self.pooled:
+            seeds = ", ".join(str(cell.seed) for _, cell in self.pooled)
+            passes = ", ".join(dict.fromkeys(name for name, _ in self.pooled))
+            return f"{c.defense} {c.attack}{where} ({self.metric}, mean of seeds {seeds}, pass {passes})"
         return f"{c.defense} {c.attack}{where} ({self.metric}, seed {c.seed}, pass {self.pass_name})"
 
 
@@ -402,8 +413,9 @@ def _claim(plan: Plan, cells: list, number: int, r: Reader) -> Claim:
 
 def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
     """The plan cell a claim side names: defense and attack as canonical specs; eps omitted: the pass's own radius
-    (the preset's or the dataset's default); seed omitted: the lowest seed holding the cell; pass omitted: the
-    first pass (in priority order) holding it."""
+    (the preset's or the dataset's default); seed omitted: the lowest seed holding the cell; seed = "all": every
+    seed holding it (each from the first pass holding that seed), compared as their mean; pass omitted: the first
+    pass (in priority order) holding it."""
     from varmixup_bench.attacks.spec import attack_class, validate_attack
     from varmixup_bench.defenses import parse_defense_spec
 
@@ -425,7 +437,8 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
     if "eps" in r.table and not uses_eps:
         raise r.error(f"{attack} has no radius: leave eps out")
     eps = _number(r.table["eps"], "epsilon", r) if "eps" in r.table else None
-    seed = r.get("seed", int, None)
+    every_seed = r.table.get("seed") == "all"
+    seed = None if every_seed else r.get("seed", int, None)
     pass_name = r.get("pass", str, None)
     if pass_name is not None:
         try:
@@ -447,7 +460,15 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
         raise r.error(f"missing claim cell {wanted}: {have}")
     low = min(c.seed for _, c in hits)
     p, c = next((p, c) for p, c in hits if c.seed == low)
-    return CellRef(p.name, c, metric, p.norm)
+    if not every_seed:
+        return CellRef(p.name, c, metric, p.norm)
+    firsts = {}
+    for hp, hc in hits:  # passes in priority order: each seed from the first pass holding it
+        firsts.setdefault(hc.seed, (hp.name, hc))
+    if len(firsts) < 2:
+        raise r.error(f'seed = "all" needs a cell recorded for several training seeds; the passes hold '
+                      f"{defense} {attack} for seed {low} only")
+    return CellRef(p.name, c, metric, p.norm, tuple(firsts[s] for s in sorted(firsts)))
 
 
 def read_step(plan, table: Any, where: str):
