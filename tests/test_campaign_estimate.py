@@ -134,3 +134,17 @@ def test_a_model_zoo_defense_is_forecast_with_nothing_to_train(tmp_path):
     plan = load_plan(tmp_path / "z.toml")
     (zoo,) = estimate(plan, tmp_path / "wd", pass_status(plan, tmp_path / "wd", "cpu"), "cpu")
     assert zoo.train == {} and zoo.evaluate == [None, None]
+
+
+def test_a_vae_ladder_forecasts_its_next_latent_from_the_trained_ones_of_the_same_stride():
+    """The latent's size changes one small layer each way: a VAE of 4 latent channels is forecast from one of 16
+    at the same stride, width, batch size and data; another stride, width or an adversarial VAE is not alike."""
+    from varmixup_bench.campaigns.estimate import vae_seconds
+
+    base = {"arch": "conv", "latent_channels": 16, "latent_stride": 4, "width": 32, "batch_size": 128,
+            "adversarial": False, "from": None, "epochs": 10}
+    metas = [{"dataset": "cifar", "config": base, "history": [{"seconds": 130.0}] * 10}]
+    assert vae_seconds({**base, "latent_channels": 4, "epochs": 20}, "cifar", metas) == pytest.approx(2600.0)
+    for other in ({"latent_stride": 2}, {"width": 64}, {"adversarial": True}, {"batch_size": 256}):
+        assert vae_seconds({**base, **other}, "cifar", metas) is None, other
+    assert vae_seconds(base, "digits", metas) is None

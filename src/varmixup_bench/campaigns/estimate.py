@@ -4,7 +4,9 @@ trained, and the evaluations still to run, each estimated from what the workdir 
 A model still to train is estimated from the median per-epoch seconds of trained models (their `meta.json`
 history) and of trainings in progress (their checkpoint's history) of the same recipe (an `adv-` recipe as its
 plain one), architecture, batch size and training data, times its epochs; a VAE from VAEs of the same
-architecture, latent, width, batch size, data and kind (adversarial or not), times its epochs; a training in
+architecture, latent stride, width, batch size, data and kind (adversarial or not), times its epochs (the
+latent's size is not among them: it changes one 1x1 or fully connected layer each way, a small share of the
+convolutions' cost, so a ladder's next latent is forecast from the VAEs already trained); a training in
 progress from its own checkpoint's epoch times and the epochs left. An evaluation is estimated from the stored
 records of the same attack and inference rule; else from a probe of its kind (campaigns.probe: the same evaluation
 measured on a few test images of a trained model); else from records' seconds per budget unit of the same attack
@@ -61,7 +63,8 @@ def _per_epoch(metas: list[dict]) -> float | None:
 
 
 _SAME_MODEL = ("recipe", "model", "batch_size", "data")
-_SAME_VAE = ("arch", "latent_dim", "latent_channels", "latent_stride", "width", "batch_size", "adversarial", "from")
+# what sets a VAE's cost per epoch: not the latent's size (latent_dim, latent_channels; see the module docstring)
+_SAME_VAE = ("arch", "latent_stride", "width", "batch_size", "adversarial", "from")
 
 
 def remaining_seconds(folder: Path, epochs: int) -> float | None:
