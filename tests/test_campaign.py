@@ -358,3 +358,11 @@ def test_training_budget_names_apart_the_models_one_recipe_trained_in_several_wa
         "MMD-VAE (arch=conv, latent_channels=16, latent_stride=4)", "MMD-VAE (latent_dim=64)",
         "mixup (eta=1)", "mixup (eta=1)", "mixup (eta=2)", "erm", "erm"]
     assert all("config" not in r for r in rows)
+    # a Var* classifier's VAE is seeded from the training seed: seeds are not told apart, its epochs are named
+    def var(*pairs):
+        return [row("varmixup", s, recipe_config={"vae": {"seed": s, "epochs": e, "latent_channels": 8}})
+                for s, e in pairs]
+
+    assert [r["model"] for r in _named_apart(var((0, 10), (1, 10), (0, 20)))] == [
+        "varmixup (vae_epochs=10)", "varmixup (vae_epochs=10)", "varmixup (vae_epochs=20)"]
+    assert [r["model"] for r in _named_apart(var((0, 10), (1, 10)))] == ["varmixup", "varmixup"]

@@ -176,6 +176,19 @@ def test_a_claim_side_over_every_seed_compares_the_seeds_mean_with_their_spread(
                       'worse = { defense = "mixup", attack = "clean" }\n')
     with pytest.raises(BenchError, match='seed = "all" needs .* for seed 0 only'):
         load_plan(path)
+    refused = {  # a metric value is compared on one seed; seeds evaluated differently have no one mean
+        '\n[[claim]]\nlower = { defense = "erm", attack = "ece", seed = "all" }\n'
+        'higher = { defense = "mixup", attack = "ece" }\n': "a metric value .* is compared on one seed",
+        '\n[[claim]]\nbetter = { defense = "erm", attack = "clean", seed = "all" }\n'
+        'worse = { defense = "mixup", attack = "clean" }\n': r"seed 1 \(pass more\) and seed 0 \(pass first\) "
+                                                           r"are evaluated differently \(test_subset\)"}
+    for claim, message in refused.items():
+        text = SEEDED.replace('attacks = ["clean"]\n', 'attacks = ["clean", "ece"]\n')
+        if "test_subset" in message:
+            text = text.replace("seeds = [1, 2]", "seeds = [1, 2]\nset = { test_subset = 60 }")
+        path.write_text(text + claim)
+        with pytest.raises(BenchError, match=message):
+            load_plan(path)
     path.write_text(SEEDED + '\n[[claim]]\nbetter = { defense = "erm", attack = "clean", seed = "all" }\n'
                              'worse = { defense = "mixup", attack = "clean", seed = "all" }\n'
                              '\n[[claim]]\nbetter = { defense = "erm", attack = "clean" }\n'

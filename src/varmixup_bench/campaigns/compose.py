@@ -64,7 +64,11 @@ def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
 
     rows = []
     for claim in plan.claims:
-        a, b = cell_record(claim.better), cell_record(claim.worse)
+        try:
+            a, b = cell_record(claim.better), cell_record(claim.worse)
+        except BenchError as exc:  # e.g. a side's seeds that do not pool: this claim says so, the page is written
+            rows.append({"claim": claim, "better": None, "worse": None, "cmp": None, "verdict": f"untestable: {exc}"})
+            continue
         row: dict[str, Any] = {"claim": claim, "better": a, "worse": b, "cmp": None, "verdict": None}
         if a is None or b is None:
             row["verdict"] = "cells missing"
@@ -134,7 +138,9 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
              f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
              f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
-             f"below +m) and is tested against that bound (a z test with the comparison's standard error).",
+             f"below +m) and is tested against that bound (a z test with the comparison's standard error). A side "
+             f"labelled \"mean of seeds\" is the mean over those training seeds' models: per-image outcomes summed "
+             f"over the seeds, and the standard error widened by the spread between the seeds.",
              "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -193,6 +199,20 @@ def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> lis
     return _named_apart(rows)
 
 
+def _cost_config(cfg: dict) -> dict:
+    """A model's or VAE's config as its training-budget row tells it apart: no seed at any depth (a Var*
+    classifier's MMD-VAE is seeded from the training seed), no epochs (a column), a Var* classifier's VAE epochs
+    as `vae_epochs`."""
+    from varmixup_bench.results.record import _without_seeds
+
+    out = {k: v for k, v in _without_seeds(cfg).items() if k != "epochs"}
+    vae = (out.get("recipe_config") or {}).get("vae")
+    if isinstance(vae, dict) and "epochs" in vae:
+        vae = {("vae_epochs" if k == "epochs" else k): v for k, v in vae.items()}
+        out["recipe_config"] = {**out["recipe_config"], "vae": vae}
+    return out
+
+
 def _named_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of one model name trained in several ways (a VAE ladder's latents, Mixup at another eta, the Var*
     classifiers of each VAE) get what differs in their configs beside the name; the seed and the epochs have
@@ -203,7 +223,7 @@ def _named_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         by_name.setdefault(r["model"], []).append(r)
     for group in by_name.values():
-        configs = [{k: v for k, v in r.pop("config").items() if k not in ("seed", "epochs")} for r in group]
+        configs = [_cost_config(r.pop("config")) for r in group]
         if len({json.dumps(c, sort_keys=True, default=str) for c in configs}) > 1:
             for r, d in zip(group, differing_fields([{"c": c} for c in configs], ["c"])):
                 r["model"] = f"{r['model']} ({d})" if d else r["model"]

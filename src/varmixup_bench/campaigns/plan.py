@@ -438,6 +438,9 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
         raise r.error(f"{attack} has no radius: leave eps out")
     eps = _number(r.table["eps"], "epsilon", r) if "eps" in r.table else None
     every_seed = r.table.get("seed") == "all"
+    if every_seed and metric == "value":
+        raise r.error('seed = "all" pools accuracies over seeds; a metric value (ECE, linearity, KID) is compared '
+                      "on one seed: give seed = N or leave it out")
     seed = None if every_seed else r.get("seed", int, None)
     pass_name = r.get("pass", str, None)
     if pass_name is not None:
@@ -468,7 +471,27 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
     if len(firsts) < 2:
         raise r.error(f'seed = "all" needs a cell recorded for several training seeds; the passes hold '
                       f"{defense} {attack} for seed {low} only")
+    _same_but_seed(firsts, plan, r)
     return CellRef(p.name, c, metric, p.norm, tuple(firsts[s] for s in sorted(firsts)))
+
+
+def _same_but_seed(firsts: dict, plan: Plan, r: Reader) -> None:
+    """The passes a pooled side takes its seeds from must evaluate the cell alike (radius, draws, trials, subsets,
+    training): only the training seed (and the VAE seed that follows it or is fixed) may differ, else the seeds'
+    records are not one cell's and have no one mean."""
+    def settings(name: str) -> dict:
+        out = asdict(plan.pass_named(name).settings)
+        return {k: v for k, v in out.items() if k not in ("seed", "vae_seed")}
+
+    (seed0, (name0, cell0)), *rest = sorted(firsts.items())
+    base = settings(name0)
+    for seed, (name, cell) in rest:
+        other = settings(name)
+        differ = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+        if differ or abs(cell.eps - cell0.eps) > 1e-12:
+            what = ", ".join(differ) or "the radius"
+            raise r.error(f'seed = "all": seed {seed} (pass {name}) and seed {seed0} (pass {name0}) are evaluated '
+                          f"differently ({what}); give pass = and seed = N instead")
 
 
 def read_step(plan, table: Any, where: str):

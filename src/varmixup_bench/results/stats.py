@@ -169,7 +169,8 @@ def paired_outcomes(a: dict, b: dict, which: tuple[str, str] = ("robust", "robus
     if len(common) == 0:
         return None
     # a robust fraction over several conditions is a mean of many outcomes, not one 0/1 outcome per trial
-    units = [d["trials"] * (d["conditions"] if w == "robust" else 1) for d, w in ((pa, which[0]), (pb, which[1]))]
+    units = [d["trials"] * (d["conditions"] if w in ("robust", "worst") else 1)
+             for d, w in ((pa, which[0]), (pb, which[1]))]
     return pa[which[0]][ia], pb[which[1]][ib], max(units)
 
 
