@@ -55,3 +55,21 @@ def test_a_reference_is_checked_by_name_and_dataset():
         parse_reference("papr")
     with pytest.raises(BenchError, match="has no dataset 'mnist'; it has cifar10, cifar100, svhn, tiny-imagenet"):
         parse_reference("paper:mnist")
+
+
+def test_a_row_label_that_says_lambda_mi_is_not_told_it_twice():
+    """One defense at two lambda_MI values: the leaderboard labels its rows with the differing lambda_mi, and the
+    reference table keeps that label without restating `(λ_MI = …)` after it."""
+    from varmixup_bench.views.beside import beside_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    n = 100
+    recs = []
+    for lam, model in ((0.5, "h-a"), (0.2, "h-a")):
+        for r in (_rec("mixup+mi", "clean", np.ones(n), eps=0.0, threat="none", stochastic=True, model=model),
+                  _rec("mixup+mi", "pgd10", _correct(n, range(30)), threat="oblivious", stochastic=True, model=model)):
+            r.update(dataset="imagefolder:cifar10-jpeg", inference_config={"lambda_mi": lam, "n_mi": 30},
+                     eval_hash=f"{r['eval_hash']}-{lam}")
+            recs.append(r)
+    rows = list(beside_frame(wide_frame(leaderboard_frame(recs)), "paper", "cifar10")["defense"])
+    assert len(rows) == 1 and "lambda_mi=" in rows[0] and "λ_MI" not in rows[0], rows

@@ -35,7 +35,8 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
         mine = ref[(ref["dataset"] == (dataset or row["dataset"])) & (ref["defense"] == name)]
         if mine.empty:
             continue
-        out = {"defense": row["defense"] + _lambda_mi(row)}
+        # a row label that already says lambda_mi (one defense at several) needs no second statement of it
+        out = {"defense": row["defense"] + ("" if "lambda_mi=" in str(row["defense"]) else _lambda_mi(row))}
         clean = mine.dropna(subset=["clean_acc"])
         if not clean.empty:
             c = clean.iloc[0]
