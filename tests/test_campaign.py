@@ -181,6 +181,10 @@ def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
         assert f"| {len(meta['history'])} | {seconds:.1f} |" in page and f"`{key}`" in page
     assert "bench campaign run " in page and "bench campaign compose " in page
     assert f"torch threads {clean['threads']}" in page
+    # one command, one family-wise 5 %: claims, diagnose findings and each table's bold marks share it (4 families)
+    for title in ("Claims", "Headline", "Full matrix"):
+        assert "decided at a family-wise 0.0125 (5% shared equally by the 4 families" in _section(page, title), title
+    assert "family-wise 0.0125" in _section(page, "Gradient-masking flags (`bench diagnose` on these cells)")
     # the long CSV: one row per cell, every record's numbers
     rows = list(csv.DictReader(smoke["page"].with_suffix(".csv").open()))
     assert len(rows) == 6

@@ -211,3 +211,30 @@ def test_a_claim_side_over_every_seed_compares_the_seeds_mean_with_their_spread(
                            {k: v for k, v in other.items() if not k.endswith("_by_seed")}, ("clean", "clean"))
     assert rows[0]["cmp"].se > bare.se
     assert side_record(pooled.better, lambda name, cell: None if cell.seed == 2 else recs[(cell.defense, cell.seed)]) is None
+
+
+def test_one_commands_families_of_comparisons_share_its_five_percent():
+    """Bonferroni across a command's families (bold marks, ⚠ findings, claims), Holm within each: a claim at
+    p = 0.043 holds alone (family-wise 5 %) and is within noise on a page of four families (1.25 % each)."""
+    from types import SimpleNamespace
+
+    from varmixup_bench.campaigns.compose import claim_rows, page_families
+    from varmixup_bench.results.stats import family_share, levels_note
+
+    assert family_share(1) == 0.05 and family_share(4) == pytest.approx(0.0125)
+    with pytest.raises(ValueError, match="at least one family"):
+        family_share(0)
+    assert levels_note(0.05) == "Each family of comparisons (bold marks, ⚠ findings, claims) decided at a family-wise 0.05."
+    assert "0.025 (5% shared equally by the 2 families" in levels_note(family_share(2))
+
+    def rec(acc):
+        return {"clean_acc": acc, "clean_acc_std": 0.0, "n_examples": 1000, "trials": 1, "robust_acc": acc}
+
+    side = SimpleNamespace(metric="clean")
+    claim = SimpleNamespace(better=side, worse=side, margin=0.0, lower_is_better=False)
+    plan = SimpleNamespace(claims=[claim])
+    records = iter([rec(50.0), rec(45.5)] * 2)
+    alone, = claim_rows(plan, lambda ref: next(records))
+    assert 0.0125 < alone["cmp"].p < 0.05 and alone["verdict"] == "holds"
+    on_page, = claim_rows(plan, lambda ref: next(records), family_share(page_families(plan)))
+    assert page_families(plan) == 4 and on_page["verdict"] == "within noise"

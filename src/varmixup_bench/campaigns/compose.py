@@ -8,8 +8,10 @@ preset, never typed:
 - the headline table (views.headline), a reference's numbers beside ours where the plan names one (views.beside)
   and the full matrix (views.leaderboard, wide);
 - the plan's claims, each a paired test of two cells (results.stats.compare_records), all of the page's claims
-  decided together with Holm–Bonferroni at results.stats.FAMILY_ALPHA: "holds" (significant in the claimed
-  direction), "does not hold" (significant in the opposite direction) or "within noise";
+  decided together with Holm–Bonferroni at the page's share of results.stats.FAMILY_ALPHA (page_families: the
+  claims, the diagnose findings and each table's bold marks are families that share the 5 %): "holds"
+  (significant in the claimed direction), "does not hold" (significant in the opposite direction) or "within
+  noise";
 - the gradient-masking flags (views.diagnostics.diagnose) and the extra steps' outputs (copied beside the page);
 - while cells or steps are missing, a PARTIAL banner listing them.
 """
@@ -57,9 +59,10 @@ def _interval(rec: dict, metric: str) -> str:
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 
-def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
+def claim_rows(plan: Plan, cell_record, alpha: float | None = None) -> list[dict[str, Any]]:
     """Each claim with its two records, its paired test and its verdict; the claims whose cells are both recorded
-    are decided together (Holm–Bonferroni at FAMILY_ALPHA over the two-sided p values)."""
+    are decided together (Holm–Bonferroni over the two-sided p values at family-wise `alpha`, FAMILY_ALPHA when
+    the claims are the only comparisons; a page shares it with its other families: page_families)."""
     from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
 
     rows = []
@@ -84,7 +87,7 @@ def claim_rows(plan: Plan, cell_record) -> list[dict[str, Any]]:
                 row["p"], row["claimed"] = claim_test(claim, row["cmp"])
         rows.append(row)
     tested = [r for r in rows if r["cmp"] is not None]
-    for row, reject in zip(tested, holm([r["p"] for r in tested], FAMILY_ALPHA)):
+    for row, reject in zip(tested, holm([r["p"] for r in tested], FAMILY_ALPHA if alpha is None else alpha)):
         row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if row["claimed"] else VERDICTS[1]
     return rows
 
@@ -109,6 +112,13 @@ def side_record(ref, record_of) -> dict | None:
     return {k: v for k, v in pooled.iloc[0].to_dict().items() if not (isinstance(v, float) and v != v)}
 
 
+def page_families(plan: Plan) -> int:
+    """The families of comparisons a campaign page decides, which share its family-wise FAMILY_ALPHA
+    (stats.family_share): the headline's bold marks, the full matrix's, the diagnose findings (one family, shown
+    in both tables and in their own section) and, when the plan states any, the claims."""
+    return 3 + bool(plan.claims)
+
+
 def claim_test(claim, cmp) -> tuple[float, bool]:
     """(two-sided p, whether the estimate lies on the claimed side) of a claim's comparison: against 0 with the
     comparison's own test, or, for a claim with a margin (non-inferiority), a z test of the difference against
@@ -123,8 +133,8 @@ def claim_test(claim, cmp) -> tuple[float, bool]:
     return (1.0 if shifted == 0 else 0.0), shifted > 0
 
 
-def _claims_section(rows: list[dict[str, Any]]) -> str:
-    from varmixup_bench.results.stats import FAMILY_ALPHA
+def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
+    from varmixup_bench.results.stats import levels_note
 
     if not rows:
         return "The plan states no claims.\n"
@@ -135,7 +145,7 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
              f"same draw of pairs). Test: paired on the same test images "
              f"where both records keep per-image outcomes (exact McNemar for single-draw 0/1 outcomes, else a z test "
              f"on the per-image differences), unpaired otherwise; the {tested} claim(s) with both cells recorded are "
-             f"decided together with Holm–Bonferroni at a family-wise {FAMILY_ALPHA:.0%}: **holds** (significant in "
+             f"decided together with Holm–Bonferroni at a family-wise {alpha:.3g}: **holds** (significant in "
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
              f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
              f"below +m) and is tested against that bound (a z test with the comparison's standard error). A side "
@@ -154,7 +164,7 @@ def _claims_section(rows: list[dict[str, Any]]) -> str:
         note = f" ({c.note})" if c.note else ""
         lines.append(f"| {c.number} | {c.better.label()} | {c.worse.label()} | {' | '.join(vals)} | "
                      f"{' | '.join(stats)} | **{r['verdict']}**{note} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + f"\n\n{levels_note(alpha)}\n"
 
 
 def _model_seconds(meta: dict) -> float:
@@ -272,7 +282,7 @@ def _steps_section(plan: Plan, steps, page_dir: Path, files: Path) -> str:
 def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None, device: str = "auto") -> Composed:
     """Write the page to `output` and the long CSV beside it (same name, .csv); returns what is still missing."""
     from varmixup_bench.core.atomic import atomic_write_text
-    from varmixup_bench.results.stats import FAMILY_ALPHA
+    from varmixup_bench.results.stats import family_share
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.views.diagnostics import comparisons_made, diagnose
     from varmixup_bench.views.headline import render_headline
@@ -284,7 +294,8 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     latest = {r["sweep_key"]: r for r in ResultStore(workdir).records() if "sweep_key" in r}  # oldest first
     keys = {(st.name, c): k for st in passes for c, k in st.keys.items()}
     records = list({k: latest[k] for st in passes for k in st.keys.values() if k in latest}.values())
-    frame = leaderboard_frame(records)
+    share = family_share(page_families(plan))  # every family of the page's comparisons at its share of 5 %
+    frame = leaderboard_frame(records, alpha=share)
     state = CampaignState(plan.state_path(workdir))
     events = state.events()
     runs = [e for e in events if e.get("event") == "run"]
@@ -293,7 +304,7 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     done.missing_steps = [f"step `{st.name}` ({st.kind})" for st in steps if st.done is None]
     vae_keys = {str((e.get("result") or {}).get("vae")) for e in state.ends() if e.get("kind") == "vae-figure"}
     models = training_rows(workdir, records, vae_keys)
-    rows = claim_rows(plan, lambda ref: side_record(ref, lambda name, cell: latest.get(keys.get((name, cell)))))
+    rows = claim_rows(plan, lambda ref: side_record(ref, lambda name, cell: latest.get(keys.get((name, cell)))), share)
     done.claims = rows
 
     ends = state.ends()
@@ -363,19 +374,19 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
               f"{st.done['time'] if st.done else '—'} |" for st in steps]
     parts.append("\n".join(table) + "\n")
     parts.append("## Training budget (measured)\n\n" + _training_section(models))
-    parts.append("## Headline\n\n" + (render_headline(frame, "md") if records else "(no cell recorded yet)\n"))
-    wide = wide_frame(frame) if records else None
+    parts.append("## Headline\n\n" + (render_headline(frame, "md", alpha=share) if records else "(no cell recorded yet)\n"))
+    wide = wide_frame(frame, alpha=share) if records else None
     if plan.reference and records:
         from varmixup_bench.views.beside import parse_reference, render_beside
 
         name, ref_dataset = parse_reference(plan.reference)
         parts.append(f"## Beside the reference (`{plan.reference}`)\n\n" + render_beside(wide, name, ref_dataset))
     parts.append("## Full matrix\n\n" + (render_wide(wide, "md") if records else "(no cell recorded yet)\n"))
-    parts.append("## Claims\n\n" + _claims_section(rows))
-    findings = diagnose(frame) if records else []
+    parts.append("## Claims\n\n" + _claims_section(rows, share))
+    findings = diagnose(frame, share) if records else []
     compared = comparisons_made(frame) if records else 0
     diag = ("\n".join(f"- ⚠ {f.dataset} {f.defense} (seed {f.seed}) `{f.check}`: {f.message}" for f in findings)
-            if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {FAMILY_ALPHA:.0%}).")
+            if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {share:.3g}).")
     parts.append("## Gradient-masking flags (`bench diagnose` on these cells)\n\n" + diag + "\n")
     parts.append(_steps_section(plan, steps, output.parent, output.parent / f"{output.stem}-files"))
     if not done.complete:

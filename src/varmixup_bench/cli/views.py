@@ -32,6 +32,7 @@ def leaderboard(
     from varmixup_bench.views.headline import render_headline
     from varmixup_bench.views.leaderboard import FORMATS, leaderboard_frame, render, render_wide, wide_frame
     from varmixup_bench.core.registry import unknown_name_message
+    from varmixup_bench.results.stats import family_share
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.core.workdir import resolve_workdir
 
@@ -55,16 +56,19 @@ def leaderboard(
     if layout == "headline" and (fmt not in ("md", "html") or reference):
         raise BenchError("--layout headline is for --format md or html, without --reference (use --layout wide)")
     wd = resolve_workdir(workdir, create=False)
-    frame = leaderboard_frame(ResultStore(wd).records(), dataset)
+    # the families of comparisons this command decides share 5 %: bold marks and ⚠ findings in a marked view
+    # (md, html), the findings alone in the long layout's flags
+    alpha = family_share(2 if layout in ("headline", "wide") and fmt in ("md", "html") else 1)
+    frame = leaderboard_frame(ResultStore(wd).records(), dataset, alpha)
     for p in plots or []:
         if not p.is_file():
             raise BenchError(f"--plot {p}: no such file")
     figures = list(plots) if plots else sorted((wd / "figures").glob("*.png")) if fmt == "html" else []
     if layout == "headline":
-        text = render_headline(frame, fmt, figures)
+        text = render_headline(frame, fmt, figures, alpha)
     elif layout == "wide":
         ref_name, _, ref_dataset = (reference or "").partition(":")
-        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None), fmt, figures)
+        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None, alpha), fmt, figures)
     else:
         text = render(frame, fmt)
     if output:

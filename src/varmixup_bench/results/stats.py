@@ -391,6 +391,23 @@ def format_interval(mean: float, lo: float, hi: float, digits: int = 1) -> str:
 FAMILY_ALPHA = 0.05  # the family-wise error rate of one command's comparisons (diagnose, report, best marks)
 
 
+def family_share(families: int) -> float:
+    """The level of each of the `families` families of comparisons one command decides (a page's bold marks, its
+    diagnose findings, its claims), so that together they err at most FAMILY_ALPHA: Bonferroni across the
+    families, Holm–Bonferroni within each."""
+    if families < 1:
+        raise ValueError(f"a command decides at least one family of comparisons, got {families}")
+    return FAMILY_ALPHA / families
+
+
+def levels_note(alpha: float) -> str:
+    """The sentence a view prints under its tables: at what family-wise level its marks were decided."""
+    k = max(int(round(FAMILY_ALPHA / alpha)), 1)
+    shared = (f" ({FAMILY_ALPHA:.0%} shared equally by the {k} families of comparisons this command decides)"
+              if k > 1 else "")
+    return f"Each family of comparisons (bold marks, ⚠ findings, claims) decided at a family-wise {alpha:.3g}{shared}."
+
+
 def one_sided_p(cmp: Comparison) -> float:
     """p value of "a is above b" (half the two-sided p in that direction, else 1 - half)."""
     half = cmp.p / 2.0

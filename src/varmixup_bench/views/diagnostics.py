@@ -226,11 +226,11 @@ def comparisons_made(frame: pd.DataFrame) -> int:
                for name in CHECKS.names())
 
 
-def flag_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add a `flags` column naming the checks that fired on each row."""
+def flag_frame(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
+    """Add a `flags` column naming the checks that fired on each row (diagnose at family-wise `alpha`)."""
     frame = _with_norms(frame)
     flags: dict[tuple, set[str]] = {}
-    for f in diagnose(frame):
+    for f in diagnose(frame, alpha):
         for attack, eps in f.rows:
             flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), set()).add(f.check)
     out = frame.copy()

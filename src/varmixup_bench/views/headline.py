@@ -26,8 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from varmixup_bench.results.stats import (FAMILY_ALPHA, compare_records, decode_per_image, format_interval, holm, paired_test,
-                         unpaired_test, wilson_interval)
+from varmixup_bench.results.stats import (FAMILY_ALPHA, compare_records, decode_per_image, format_interval, holm,
+                                         levels_note, paired_test, unpaired_test, wilson_interval)
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.record import eps_label, eps_text
 from varmixup_bench.views.diagnostics import diagnose
@@ -171,7 +171,7 @@ def _close(a: float, b: float) -> bool:
     return _eps_key(a) == _eps_key(b)
 
 
-def headline_tables(frame: pd.DataFrame) -> list[Table]:
+def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Table]:
     """The headline tables of a leaderboard frame (varmixup_bench.views.leaderboard.leaderboard_frame), one per dataset.
 
     A row is one defense as trained (the wide table's rows: several training seeds are one row); where it holds
@@ -180,7 +180,7 @@ def headline_tables(frame: pd.DataFrame) -> list[Table]:
     table pools the seeds)."""
     tables, number = [], 0
     # one diagnose call over the whole frame: the same Holm family as the long table's `flags` and bench diagnose
-    findings = diagnose(frame) if not frame.empty else []
+    findings = diagnose(frame, alpha) if not frame.empty else []
     for dataset, g in frame.groupby("dataset", sort=True):
         g = g.reset_index(drop=True)
         g = g.assign(_row=_labels(g), _model=predictor_keys(g))  # as diagnose names a finding's model
@@ -255,7 +255,7 @@ def headline_tables(frame: pd.DataFrame) -> list[Table]:
                     target = row.cells["clean"]
             (target.flags if target is not None else row.flags).append(number)
         table = Table(str(dataset), eps, n_main, list(rows.values()), footnotes)
-        mark_best(table)
+        mark_best(table, alpha)
         tables.append(table)
     return tables
 
@@ -341,12 +341,12 @@ LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strong
           "A cell on another number of images than the table's says n= (an ensemble on fewer images than the "
           "strongest attack's can come out above it by sampling noise). Bold: best in its column and "
           "significantly above the runner-up (paired test on the same images, else unpaired z), Holm–Bonferroni "
-          "over the table's comparisons at a family-wise 5 %. ⚠k: a finding of `bench diagnose`, its reason below. "
+          "over the table's comparisons at the family-wise level below. ⚠k: a finding of `bench diagnose`, its reason below. "
           "A row of several training seeds shows the model with the most attacks at the main ε. Every cell: "
           "`bench leaderboard --layout wide`.")
 
 
-def render_md(tables: list[Table]) -> str:
+def render_md(tables: list[Table], alpha: float = FAMILY_ALPHA) -> str:
     if not tables:
         return "(no results)\n"
     parts = []
@@ -361,7 +361,7 @@ def render_md(tables: list[Table]) -> str:
         parts.append(f"### {_title(t)}\n\n" + "\n".join(lines))
         if t.footnotes:
             parts.append("\n".join(f"⚠{k} {text}  " for k, text in t.footnotes).rstrip())
-    return "\n\n".join(parts) + f"\n\n{LEGEND}\n"
+    return "\n\n".join(parts) + f"\n\n{LEGEND} {levels_note(alpha)}\n"
 
 
 def _slug(text: str) -> str:
@@ -385,7 +385,7 @@ def _html_flags(flags: Sequence[int]) -> str:
     return "".join(f' <a class="flag" href="#fn{k}" title="see note {k}">⚠{k}</a>' for k in flags)
 
 
-def render_html(tables: list[Table], plots: Sequence[Path] = ()) -> str:
+def render_html(tables: list[Table], plots: Sequence[Path] = (), alpha: float = FAMILY_ALPHA) -> str:
     body = []
     for t in tables:
         cols = _columns(t)
@@ -403,14 +403,15 @@ def render_html(tables: list[Table], plots: Sequence[Path] = ()) -> str:
                 f'<li id="fn{k}" value="{k}">⚠{k} {_code(text)}</li>' for k, text in t.footnotes) + "</ol>")
     if not tables:
         body.append("<p>(no results)</p>")
-    return page("varmixup-bench leaderboard", "".join(body), LEGEND, plots)
+    return page("varmixup-bench leaderboard", "".join(body), f"{LEGEND} {levels_note(alpha)}", plots)
 
 
-def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = ()) -> str:
-    """The headline view of a leaderboard frame as markdown or an HTML page (plots embedded)."""
-    tables = headline_tables(frame) if not frame.empty else []
+def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = (), alpha: float = FAMILY_ALPHA) -> str:
+    """The headline view of a leaderboard frame as markdown or an HTML page (plots embedded); its bold marks and
+    its diagnose findings each decided at family-wise `alpha` (stats.family_share)."""
+    tables = headline_tables(frame, alpha) if not frame.empty else []
     if fmt == "md":
-        return render_md(tables)
+        return render_md(tables, alpha)
     if fmt == "html":
-        return render_html(tables, plots)
+        return render_html(tables, plots, alpha)
     raise BenchError(f"--layout headline is for --format md or html, not {fmt!r} (csv and json: --layout long or wide)")

@@ -13,8 +13,8 @@ from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VA
                                           eps_label, eps_text, field_value, inference_key, model_signature,
                                           predictor_key, record_norm, record_norms)
 from varmixup_bench.results.seeds import pool_seeds
-from varmixup_bench.results.stats import (TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
-                                         interval_from_summary)
+from varmixup_bench.results.stats import (FAMILY_ALPHA, TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
+                                         interval_from_summary, levels_note)
 from varmixup_bench.views.diagnostics import diagnose, flag_frame
 from varmixup_bench.views.htmlpage import _code, page
 
@@ -46,9 +46,11 @@ def with_intervals(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None) -> pd.DataFrame:
+def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None,
+                      alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
     """The latest record per result (ROW_KEY plus VARIANT_KEY: records that differ in step, n, preset, training
-    or attack settings are different results and stay apart), sorted; accuracies in percent, 95 % intervals."""
+    or attack settings are different results and stay apart), sorted; accuracies in percent, 95 % intervals;
+    `flags`: diagnose's findings at family-wise `alpha` (the command's share: stats.family_share)."""
     df = pd.DataFrame(records, columns=list(dict.fromkeys(COLUMNS + [c for r in records for c in r])))
     if dataset is not None:
         df = df[df["dataset"] == dataset]
@@ -72,7 +74,7 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None)
     df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
     for col in ("n_examples", "trials"):
         df[col] = df[col].map(lambda v: v if v != "" else np.nan)
-    return flag_frame(df)
+    return flag_frame(df, alpha)
 
 
 
@@ -233,12 +235,14 @@ def _column_labels(df: pd.DataFrame) -> list[str]:
     return labels
 
 
-def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None) -> pd.DataFrame:
+def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None,
+               alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
     calibration error and other metrics (local linearity, KID, a VAE's PSNR) their value. With a reference, its
-    numbers follow in `paper:` columns."""
-    findings = diagnose(df) if not df.empty else []  # on each trained model, before its seeds are pooled
+    numbers follow in `paper:` columns. `alpha`: the family-wise level of its diagnose findings and of its bold
+    marks (each a family; stats.family_share), kept in `attrs`."""
+    findings = diagnose(df, alpha) if not df.empty else []  # on each trained model, before its seeds are pooled
     df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
     row_labels, col_labels = _row_labels(df), _column_labels(df)
     rows: dict[tuple, dict] = {}
@@ -282,6 +286,7 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
                 if pd.notna(r.clean_acc):
                     out.loc[where, f"{reference}: clean [{r.table}]"] = reference_text(r.clean_acc)
     out.attrs["findings"] = findings  # render_wide marks the cells they concern (cell_flags)
+    out.attrs["alpha"] = alpha  # best_cells decides the bold marks at it
     return out
 
 
@@ -321,9 +326,9 @@ def best_is_significant(best: dict, runner_up: dict) -> bool:
 
 def best_cells(wide: pd.DataFrame) -> dict[str, int]:
     """column -> row position of the cell that is best in its column and significantly above the runner-up,
-    Holm–Bonferroni over the best-vs-runner-up comparisons of every column of the table (family-wise 5 %), so
-    that one table of many columns does not bold a gap within noise by chance. ECE, which has no interval, is
-    never marked."""
+    Holm–Bonferroni over the best-vs-runner-up comparisons of every column of the table (at the family-wise level
+    wide_frame kept, 5 % by default), so that one table of many columns does not bold a gap within noise by
+    chance. ECE, which has no interval, is never marked."""
     tests = []
     for col in wide.columns:
         cells = [(i, v) for i, v in enumerate(wide[col]) if isinstance(v, dict) and v.get("rec") is not None]
@@ -332,7 +337,8 @@ def best_cells(wide: pd.DataFrame) -> dict[str, int]:
         ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
         p = best_p_value(ranked[0][1], ranked[1][1])
         tests.append((col, ranked[0][0], p if p == p else 1.0))
-    return {col: i for (col, i, _), reject in zip(tests, holm([p for *_, p in tests])) if reject}
+    alpha = float(wide.attrs.get("alpha", FAMILY_ALPHA))
+    return {col: i for (col, i, _), reject in zip(tests, holm([p for *_, p in tests], alpha)) if reject}
 
 
 def _predictors(rec: dict) -> list[str]:
@@ -379,7 +385,7 @@ LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTER
           "images, its interval widened by t(S-1)·s/√S of the seed spread; bold: significantly above the runner-up in its column (paired "
           "McNemar / paired z test on the same images where both cells have per-image results, otherwise an unpaired "
           "z test; a ×S cell's test is widened by its seeds' spread, paired by seed where both cells hold the same "
-          "seeds), Holm–Bonferroni over the comparisons of every column of the table at a family-wise 5 %; no bold "
+          "seeds), Holm–Bonferroni over the comparisons of every column of the table at the family-wise level below; no bold "
           "where the best is within noise; ⚠k: a finding of `bench diagnose` about that cell, its reason below")
 
 
@@ -391,6 +397,7 @@ def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
     if wide.empty:
         return "(no results)\n"
     best = best_cells(wide)
+    levels = levels_note(float(wide.attrs.get("alpha", FAMILY_ALPHA)))
     marks, notes = cell_flags(wide) if fmt in ("md", "html") else ({}, [])
     text = wide.copy()
     for col in wide.columns:
@@ -407,12 +414,12 @@ def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
     if fmt == "md":
         foot = "".join(f"⚠{k} {t}  \n" for k, t in notes)
         table = text.to_markdown(index=False, disable_numparse=True)
-        return table + (f"\n\n{foot}" if foot else "") + f"\n\n{LEGEND}\n"
+        return table + (f"\n\n{foot}" if foot else "") + f"\n\n{LEGEND}. {levels}\n"
     if fmt == "csv":
         return text.to_csv(index=False)
     if fmt == "json":
         return json.dumps(text.to_dict(orient="records"), indent=2) + "\n"
-    return _html_page(text, LEGEND, notes, plots)
+    return _html_page(text, f"{LEGEND}. {levels}", notes, plots)
 
 
 def _html_page(text: pd.DataFrame, legend: str, notes=(), plots=()) -> str:
