@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from varmixup_bench.results.citations import check_citations, find_citations
+from varmixup_bench.results.citations import check_citations, check_claim_citations, find_citations
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "leaderboards").glob("*.md"))]
@@ -15,6 +15,23 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_quoted_figures_match_their_sources(doc):
     assert check_citations(doc) == []
+    assert check_claim_citations(doc) == []
+
+
+def test_a_cited_claim_must_keep_its_number_verdict_and_note(tmp_path):
+    (tmp_path / "page.md").write_text(
+        "# Campaign\n\n## Claims\n\ntext\n\n| # | a | b | verdict |\n| --- | --- | --- | --- |\n"
+        "| 1 | x | y | **holds** (VarERM within 6 points of ERM) |\n| 2 | x | y | **within noise** |\n\n## Flags\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text('Within 6 (claim 1<!-- claim: page.md holds "VarERM within 6" -->); claim 2<!-- claim: page.md '
+                   'holds "" -->; claim 1<!-- claim: page.md holds "Mixup within 1" -->;\n'
+                   'claim 3<!-- claim: page.md holds "x" -->, claim 1<!-- claim: gone.md holds "x" -->, '
+                   'claim 1<!-- claim: page.md holds -->.\n')
+    assert check_claim_citations(doc) == [
+        "doc.md:1: the text says claim 2 holds but page.md says within noise",
+        'doc.md:1: claim 1 of page.md is "VarERM within 6 points of ERM", not about "Mixup within 1"',
+        "doc.md:2: page.md has no claim 3", "doc.md:2: cited page gone.md does not exist",
+        "doc.md:2: a claim citation is PAGE VERDICT \"words of its note\", got ['page.md', 'holds']"]
 
 
 def test_the_readme_cites_its_leaderboard_figures():

@@ -3,7 +3,12 @@
 A quoted figure carries a citation right after it, e.g.
 `27.1 %<!-- cite: leaderboards/cifar10-cpu-full.csv defense=at attack=pgd10 eps=8/255 seed=0 field=robust_acc -->`:
 the CSV path (relative to the Markdown file), filters that select exactly one record, and the field. The
-figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables."""
+figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables.
+
+A claim of a campaign page is cited by its number, e.g. `claim 9<!-- claim: cifar10-regime.md holds "VarERM
+within 6" -->`: the page (relative to the Markdown file), the verdict the prose gives, and words of the claim's
+note; the page's claim of that number must have that verdict and that note, so prose cannot cite a claim that was
+renumbered or whose verdict changed."""
 from __future__ import annotations
 
 import re
@@ -15,6 +20,8 @@ import pandas as pd
 from varmixup_bench.core.parsing import parse_number
 
 CITE = re.compile(r"(-?\d+(?:\.\d+)?)\s*%?\s*<!--\s*cite:\s*(?P<body>[^>]*?)\s*-->")
+CLAIM_CITE = re.compile(r"(\d+)\s*<!--\s*claim:\s*(?P<body>[^>]*?)\s*-->")
+CLAIM_ROW = re.compile(r"^\| (\d+) \|.*\| \*\*(?P<verdict>[^*]+)\*\*(?: \((?P<note>.*)\))? \|$")
 _NUMERIC_FILTERS = ("eps", "step", "n_examples", "trials", "seed")
 
 
@@ -76,4 +83,51 @@ def check_citations(path: str | Path) -> list[str]:
         decimals = len(c.text.split(".")[1]) if "." in c.text else 0
         if f"{value:.{decimals}f}" != c.text:
             problems.append(f"{where}: the text says {c.text} but {c.source} has {c.field} = {value:.{decimals + 2}f}")
+    return problems
+
+
+def _page_claims(page: Path) -> dict[int, tuple[str, str]]:
+    """{number: (verdict, note)} of a campaign page's claims table."""
+    text = page.read_text()
+    section = text.split("## Claims\n", 1)[1].split("\n## ", 1)[0] if "## Claims\n" in text else ""
+    out = {}
+    for line in section.splitlines():
+        m = CLAIM_ROW.match(line)
+        if m:
+            out[int(m.group(1))] = (m.group("verdict"), m.group("note") or "")
+    return out
+
+
+def check_claim_citations(path: str | Path) -> list[str]:
+    """Problems with the claim citations of one Markdown file (empty: each cited claim has the number, verdict and
+    note the prose gives it)."""
+    import shlex
+
+    path = Path(path)
+    text, problems, pages = path.read_text(), [], {}
+    for m in CLAIM_CITE.finditer(text):
+        where = f"{path.name}:{text[:m.start()].count(chr(10)) + 1}"
+        try:
+            parts = shlex.split(m.group("body"))
+        except ValueError as exc:
+            problems.append(f"{where}: unreadable claim citation ({exc})")
+            continue
+        if len(parts) != 3:
+            problems.append(f'{where}: a claim citation is PAGE VERDICT "words of its note", got {parts}')
+            continue
+        source, verdict, words = parts
+        page = (path.parent / source).resolve()
+        if not page.exists():
+            problems.append(f"{where}: cited page {source} does not exist")
+            continue
+        claims = pages.setdefault(page, _page_claims(page))
+        number = int(m.group(1))
+        if number not in claims:
+            problems.append(f"{where}: {source} has no claim {number}")
+            continue
+        said, note = claims[number]
+        if words not in note:
+            problems.append(f"{where}: claim {number} of {source} is \"{note}\", not about \"{words}\"")
+        elif said != verdict:
+            problems.append(f"{where}: the text says claim {number} {verdict} but {source} says {said}")
     return problems
