@@ -1,6 +1,7 @@
 """The evaluation suite: targeted PGD, SPSA, adaptive EOT-PGD, FGSM, AutoAttack, on trained digits models."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,7 +128,8 @@ def test_spsa_and_corruption_subsets_are_stratified_not_the_first_images(erm, di
     SPSA(8 / 255, 2 / 255, settings).evaluate(erm, by_class, trials=1, seed=0, batch_size=64)
     assert torch.bincount(seen["spsa"], minlength=10).tolist() == [2] * 10
     labels = []
-    monkeypatch.setattr(metrics, "clean_accuracy", lambda defense, x, y, gen, bs: labels.append(y.clone()) or 1.0)
+    monkeypatch.setattr(metrics, "_correct",
+                        lambda defense, x, y, gen, bs: labels.append(y.clone()) or np.ones(len(y), np.int64))
     rec = metrics.Corruptions(settings=settings).evaluate(erm, by_class, trials=1, seed=0, batch_size=64,
                                                           show_progress=False)
     assert rec["n"] == 30 and torch.bincount(labels[0], minlength=10).tolist() == [3] * 10
