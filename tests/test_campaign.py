@@ -370,3 +370,30 @@ def test_training_budget_names_apart_the_models_one_recipe_trained_in_several_wa
     assert [r["model"] for r in _named_apart(var((0, 10), (1, 10), (0, 20)))] == [
         "varmixup (vae_epochs=10)", "varmixup (vae_epochs=10)", "varmixup (vae_epochs=20)"]
     assert [r["model"] for r in _named_apart(var((0, 10), (1, 10)))] == ["varmixup", "varmixup"]
+
+
+def test_a_rehearsal_runs_the_whole_plan_at_toy_budgets_in_a_workdir_of_its_own(tmp_path):
+    """`bench campaign rehearse`: every pass, step and claim of the plan, each model one epoch on 40 test images,
+    the page says REHEARSAL; a rerun runs nothing; a workdir holding anything else is refused before any work."""
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.rehearse import MARKER
+    from varmixup_bench.config.presets import REHEARSAL
+
+    plan = load_plan(SMOKE, rehearsal=True)
+    assert plan.name == "digits-smoke-rehearsal" and plan.reading is None
+    s = plan.passes[0].settings
+    assert s.epochs_for("erm") == 1 and s.test_subset == REHEARSAL["test_subset"] and s.n_mi == REHEARSAL["n_mi"]
+    wd = tmp_path / "rehearsal"
+    code, out, err = bench_cli("campaign", "rehearse", str(SMOKE), "--workdir", str(wd), "--no-progress")
+    assert code == 0, err
+    assert "6 cell(s) run" in out and "1 of 1 claim(s) decided" in out
+    page = (wd / "digits-smoke-rehearsal.md").read_text()
+    assert "REHEARSAL at toy budgets" in page and "PARTIAL" not in page and (wd / MARKER).is_file()
+    assert {r["n_examples"] for r in ResultStore(wd).records()} == {REHEARSAL["test_subset"]}
+    code, out, err = bench_cli("campaign", "rehearse", str(SMOKE), "--workdir", str(wd), "--no-progress")
+    assert code == 0 and "0 cell(s) run (6 from an earlier rehearsal)" in out, err
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "results.sqlite").write_text("")
+    code, out, err = bench_cli("campaign", "rehearse", str(SMOKE), "--workdir", str(real))
+    assert code == 2 and "never beside real results" in err and sorted(p.name for p in real.iterdir()) == ["results.sqlite"]

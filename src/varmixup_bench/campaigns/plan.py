@@ -244,8 +244,9 @@ class Plan:
         return Path(workdir) / f"campaign-{self.name}.jsonl"
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Read and check a plan; every problem is one BenchError line naming the table it is in."""
+def load_plan(path: str | Path, rehearsal: bool = False) -> Plan:
+    """Read and check a plan; every problem is one BenchError line naming the table it is in. `rehearsal`: the plan
+    at toy budgets (config.presets.REHEARSAL over its campaign `set`), named NAME-rehearsal, without its reading."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise BenchError(f"campaign plan {path} does not exist")
@@ -256,7 +257,7 @@ def load_plan(path: str | Path) -> Plan:
         raise BenchError(f"{path.name}: not valid TOML ({exc})") from None
     top = Reader(data, path.name, ("campaign", "pass", "step", "claim"))
     campaign = Reader(top.get("campaign", dict), _where(path, "[campaign]"), TABLES["campaign"])
-    plan = _campaign(path, campaign)
+    plan = _campaign(path, campaign, rehearsal)
     plan.sha256 = hashlib.sha256(raw).hexdigest()
     pass_tables = top.get("pass", list)
     if not pass_tables:
@@ -279,8 +280,8 @@ def _unique(names: list[str], what: str, path: Path) -> None:
         raise BenchError(f"{path.name}: two [[{what}]] tables named {seen[0]!r} (names must be unique)")
 
 
-def _campaign(path: Path, r: Reader) -> Plan:
-    from varmixup_bench.config.presets import get_preset
+def _campaign(path: Path, r: Reader, rehearsal: bool = False) -> Plan:
+    from varmixup_bench.config.presets import REHEARSAL, get_preset
     from varmixup_bench.training.data import check_dataset_name
 
     name = r.get("name", str)
@@ -311,7 +312,13 @@ def _campaign(path: Path, r: Reader) -> Plan:
     reading = r.get("reading", str, None)
     if reading is not None and not reading.endswith(".md"):
         raise r.error(f"reading {reading!r} must be a Markdown file (.md), relative to the plan")
-    plan = Plan(path, "", name, r.get("description", str, ""), dataset, preset, overrides, [], [], [], reference,
+    description = r.get("description", str, "")
+    if rehearsal:
+        name, overrides, reading = f"{name}-rehearsal", {**overrides, **REHEARSAL}, None
+        description = ("> **REHEARSAL at toy budgets** (`bench campaign rehearse`: one epoch per model, "
+                       f"{REHEARSAL['test_subset']} test images, config.presets.REHEARSAL): it shows that every pass, "
+                       "step and claim runs; its numbers mean nothing.\n\n" + description)
+    plan = Plan(path, "", name, description, dataset, preset, overrides, [], [], [], reference,
                 path.parent / reading if reading else None)
     try:
         plan.settings()

@@ -144,6 +144,37 @@ def campaign_run(
                       f"store; {len(summary.steps_run)} step(s) run, {len(summary.steps_skipped)} done before", highlight=False)
 
 
+@campaign_app.command("rehearse")
+def campaign_rehearse(
+    plan: PlanArg,
+    workdir: Annotated[Path, typer.Option(help="a new or empty folder (or an earlier rehearsal's): never a real "
+                                               "campaign's workdir")],
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Run the whole plan (every pass, step and claim) at toy budgets in a workdir of its own and compose its page,
+    so that a mistake shows in minutes, not hours into the real run; its numbers mean nothing."""
+    import shlex
+
+    from varmixup_bench.campaigns.rehearse import rehearse
+
+    set_threads(threads)
+    command = shlex.join(["bench", "campaign", "rehearse", str(plan), "--workdir", str(workdir)]
+                         + (["--threads", str(threads)] if threads is not None else []))
+    summary, page = rehearse(plan, workdir, device=device, show_progress=not no_progress, command=command,
+                             log=lambda message: console.err.print(message, highlight=False, markup=False))
+    decided = sum(r["cmp"] is not None for r in page.claims)
+    untestable = [f"claim {r['claim'].number}: {r['verdict']}" for r in page.claims if r["cmp"] is None]
+    console.out.print(
+        f"rehearsal of {plan}: {summary.cells_run} cell(s) run ({summary.cells_skipped} from an earlier rehearsal), "
+        f"{len(summary.steps_run)} step(s) run; {decided} of {len(page.claims)} claim(s) decided; page {page.page}",
+        highlight=False)
+    if untestable or not page.complete:
+        raise BenchError("the rehearsal left work undone: " + "; ".join(
+            untestable + page.missing_cells + page.missing_steps))
+
+
 @campaign_app.command("status")
 def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirOpt = None) -> None:
     """Each pass's missing cells, measured time and forecast (models to train, evaluations to run, estimated from

@@ -462,5 +462,16 @@ PAPER = _add(
 DEFAULT_PRESET = "quick"
 
 
+# A rehearsal of a campaign plan (`bench campaign rehearse`): every budget at a toy size, so that the whole plan
+# (every pass, step and claim) runs end to end in minutes before its hours are spent; a plan's own values of
+# these keys give way, a pass's own `set` still applies. The numbers it makes mean nothing.
+REHEARSAL: dict[str, Any] = {
+    "epochs": {}, "epochs_default": 1, "vae_epochs": 1, "vae_adv_epochs": 1,  # every model and VAE: one epoch
+    "train_subset": 1000, "test_subset": 40, "trials": 1,  # stratified, as every subset
+    "n_mi": 4, "n_adaptive": 3, "apgd_steps": 5, "worst_case_draws": 2,
+    "spsa_iters": 3, "spsa_samples": 16, "spsa_subset": 20, "corruption_subset": 20, "kid_samples": 100,
+}
+
+
 def get_preset(name: str | None) -> Preset:
     return PRESETS.get(name or DEFAULT_PRESET)
