@@ -163,12 +163,33 @@ def test_bold_needs_significance_across_every_comparison_of_the_table():
     a, b = _pair()  # exact McNemar on 15 vs 5 discordant images: p = 0.041, significant on its own
     recs = [_rec(d, atk, o) for d, o in (("a", a), ("b", b)) for atk in ("pgd10", "pgd50")]
     assert 0.025 < _best_p(*(_tables(recs)[0].rows[i].cells["strongest"] for i in (0, 1))) < 0.05
-    assert best_cells(wide_frame(leaderboard_frame(recs))) == {}  # two such columns: Holm keeps neither
+    assert best_cells(wide_frame(leaderboard_frame(recs))) == set()  # two such columns: Holm keeps neither
     assert "**" not in _render(recs, "md")
     a, b = _pair(up=30, down=0)
     recs = [_rec(d, atk, o) for d, o in (("a", a), ("b", b)) for atk in ("pgd10", "pgd50")]
-    assert set(best_cells(wide_frame(leaderboard_frame(recs)))) == {"pgd10 ε=8/255", "pgd50 ε=8/255"}
+    assert {c for _, c in best_cells(wide_frame(leaderboard_frame(recs)))} == {"pgd10 ε=8/255", "pgd50 ε=8/255"}
     assert "**" in _render(recs, "md")
+
+
+def test_bold_compares_cells_of_one_dataset_and_decides_every_datasets_marks_as_one_family():
+    """Two datasets in one table: each column's best is found among its own dataset's rows (a strong defense on an
+    easy dataset does not hide the best on a hard one), and the marks of every dataset and column are one Holm
+    family: a gap significant on its own (p = 0.041) in each of two datasets is bold in neither."""
+    from varmixup_bench.views.leaderboard import best_cells, leaderboard_frame, wide_frame
+
+    strong, weak = _pair(up=30, down=0)
+    easy = [{**_rec(d, "pgd10", o), "dataset": "easy"} for d, o in (("a", strong), ("b", weak))]
+    hard_strong = _correct(100, range(40, 100))  # 40 % and 10 %: both below the easy rows' 60 % and 30 %
+    hard_weak = hard_strong.copy()
+    hard_weak[:30] = 0
+    hard = [{**_rec(d, "pgd10", o), "dataset": "hard"} for d, o in (("c", hard_strong), ("d", hard_weak))]
+    wide = wide_frame(leaderboard_frame(easy + hard))
+    marked = {(wide.iloc[i]["dataset"], wide.iloc[i]["defense"]) for i, c in best_cells(wide) if c == "pgd10 ε=8/255"}
+    assert marked == {("easy", "a"), ("hard", "c")}
+    a, b = _pair()  # p = 0.041 in each dataset: two tests of one family, Holm keeps neither
+    recs = [{**_rec(d, "pgd10", o), "dataset": ds} for ds in ("x", "y") for d, o in ((f"a{ds}", a), (f"b{ds}", b))]
+    assert {c for _, c in best_cells(wide_frame(leaderboard_frame(recs)))} == set()
+    assert "**" not in _render(recs, "md")
 
 
 def test_headline_is_the_md_and_html_default(tmp_path):
@@ -232,7 +253,7 @@ def test_metric_records_show_their_value_in_the_wide_table_not_an_accuracy():
                      "kid (KID ×1000)": 4.5, "ECE (%)": 3.25}
     md = render_wide(wide, "md")
     assert "34.42" in md and "0.0123" in md and "90.0 [" in md and md.count("90.0 [") == 1  # the accuracy once: clean
-    assert best_cells(wide) == {}
+    assert best_cells(wide) == set()
 
 
 def test_one_model_under_two_lambda_mi_is_two_predictors_never_merged_or_compared():

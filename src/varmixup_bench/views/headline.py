@@ -254,9 +254,8 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
                 elif "clean" in {a for a, _ in f.rows} and "clean" in row.cells:
                     target = row.cells["clean"]
             (target.flags if target is not None else row.flags).append(number)
-        table = Table(str(dataset), eps, n_main, list(rows.values()), footnotes)
-        mark_best(table, alpha)
-        tables.append(table)
+        tables.append(Table(str(dataset), eps, n_main, list(rows.values()), footnotes))
+    mark_best(tables, alpha)
     return tables
 
 
@@ -277,16 +276,18 @@ def _best_p(a: Cell, b: Cell) -> float:
     return cmp.p if cmp.diff > 0 else 1.0
 
 
-def mark_best(table: Table, alpha: float = FAMILY_ALPHA) -> None:
-    """Bold the best cell of each column where it is significantly above the runner-up, Holm–Bonferroni over all
-    the table's best-vs-runner-up comparisons (family-wise error `alpha`)."""
+def mark_best(tables: list[Table], alpha: float = FAMILY_ALPHA) -> None:
+    """Bold the best cell of each column of each dataset's table where it is significantly above the runner-up,
+    Holm–Bonferroni over the best-vs-runner-up comparisons of all the tables together (one family, family-wise
+    error `alpha`, however many datasets)."""
     tests = []
-    for col in COLUMNS:
-        cells = [r.cells[col] for r in table.rows if col in r.cells]
-        if len(cells) < 2:
-            continue
-        ranked = sorted(cells, key=lambda c: -c.mean)
-        tests.append((ranked[0], _best_p(ranked[0], ranked[1])))
+    for table in tables:
+        for col in COLUMNS:
+            cells = [r.cells[col] for r in table.rows if col in r.cells]
+            if len(cells) < 2:
+                continue
+            ranked = sorted(cells, key=lambda c: -c.mean)
+            tests.append((ranked[0], _best_p(ranked[0], ranked[1])))
     pvalues = [p if p == p else 1.0 for _, p in tests]  # NaN (nothing to compare with) never rejects
     for (cell, _), reject in zip(tests, holm(pvalues, alpha)):
         cell.bold = reject

@@ -324,21 +324,25 @@ def best_is_significant(best: dict, runner_up: dict) -> bool:
     return best_p_value(best, runner_up) < 0.05
 
 
-def best_cells(wide: pd.DataFrame) -> dict[str, int]:
-    """column -> row position of the cell that is best in its column and significantly above the runner-up,
-    Holm–Bonferroni over the best-vs-runner-up comparisons of every column of the table (at the family-wise level
-    wide_frame kept, 5 % by default), so that one table of many columns does not bold a gap within noise by
-    chance. ECE, which has no interval, is never marked."""
+def best_cells(wide: pd.DataFrame) -> set[tuple[int, str]]:
+    """(row position, column) of each cell that is best in its column among its dataset's rows and significantly
+    above the runner-up there, Holm–Bonferroni over the best-vs-runner-up comparisons of every column and dataset
+    of the table (one family, at the family-wise level wide_frame kept, 5 % by default), so that one table of many
+    columns does not bold a gap within noise by chance. Cells of different datasets are never compared. ECE, which
+    has no interval, is never marked."""
     tests = []
+    datasets = wide["dataset"].tolist() if "dataset" in wide else [None] * len(wide)
     for col in wide.columns:
-        cells = [(i, v) for i, v in enumerate(wide[col]) if isinstance(v, dict) and v.get("rec") is not None]
-        if len(cells) < 2:
-            continue
-        ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
-        p = best_p_value(ranked[0][1], ranked[1][1])
-        tests.append((col, ranked[0][0], p if p == p else 1.0))
+        for dataset in dict.fromkeys(datasets):
+            cells = [(i, v) for i, v in enumerate(wide[col]) if datasets[i] == dataset
+                     and isinstance(v, dict) and v.get("rec") is not None]
+            if len(cells) < 2:
+                continue
+            ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
+            p = best_p_value(ranked[0][1], ranked[1][1])
+            tests.append((ranked[0][0], col, p if p == p else 1.0))
     alpha = float(wide.attrs.get("alpha", FAMILY_ALPHA))
-    return {col: i for (col, i, _), reject in zip(tests, holm([p for *_, p in tests], alpha)) if reject}
+    return {(i, col) for (i, col, _), reject in zip(tests, holm([p for *_, p in tests], alpha)) if reject}
 
 
 def _predictors(rec: dict) -> list[str]:
@@ -404,7 +408,7 @@ def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
         cells = []
         for i, v in enumerate(wide[col]):
             c = html.escape(_cell(v)) if fmt == "html" else _cell(v)
-            if best.get(col) == i:
+            if (i, col) in best:
                 c = f"**{c}**" if fmt == "md" else f"<b>{c}</b>" if fmt == "html" else c
             if (i, col) in marks:
                 c += (" ⚠" + ",".join(map(str, marks[(i, col)])) if fmt == "md" else "".join(
