@@ -183,8 +183,10 @@ def test_compose_writes_the_page_from_the_records_and_decides_the_claim(smoke):
     assert f"torch threads {clean['threads']}" in page
     # one command, one family-wise 5 %: claims, diagnose findings and each table's bold marks share it (4 families)
     for title in ("Claims", "Headline", "Full matrix"):
-        assert "decided at a family-wise 0.0125 (5% shared equally by the 4 families" in _section(page, title), title
-    assert "family-wise 0.0125" in _section(page, "Gradient-masking flags (`bench diagnose` on these cells)")
+        assert "decided at a family-wise 1.25 % (this command's 5 % shared equally by the 4 families" \
+            in _section(page, title), title
+    assert "family-wise 1.25 %" in _section(page, "Gradient-masking flags (`bench diagnose`'s checks on these cells, "
+                                                  "at the page's share)")
     # the long CSV: one row per cell, every record's numbers
     rows = list(csv.DictReader(smoke["page"].with_suffix(".csv").open()))
     assert len(rows) == 6
@@ -377,12 +379,21 @@ def test_a_rehearsal_runs_the_whole_plan_at_toy_budgets_in_a_workdir_of_its_own(
     the page says REHEARSAL; a rerun runs nothing; a workdir holding anything else is refused before any work."""
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.campaigns.rehearse import MARKER
-    from varmixup_bench.config.presets import REHEARSAL
+    from varmixup_bench.config.presets import REHEARSAL, rehearsal_budgets
 
-    plan = load_plan(SMOKE, rehearsal=True)
+    plan = load_plan(SMOKE, rehearsal=REHEARSAL)
     assert plan.name == "digits-smoke-rehearsal" and plan.reading is None
     s = plan.passes[0].settings
     assert s.epochs_for("erm") == 1 and s.test_subset == REHEARSAL["test_subset"] and s.n_mi == REHEARSAL["n_mi"]
+    # a pass's own set does not lift a toy budget; a dataset of 100 classes gets subsets of at least 2 per class
+    own = tmp_path / "own.toml"
+    own.write_text(SMOKE.read_text().replace('seeds = [0]', 'seeds = [0]\nset = { test_subset = 60, epochs_default = 9 }'))
+    s = load_plan(own, rehearsal=REHEARSAL).passes[0].settings
+    assert (s.test_subset, s.epochs_for("mixup")) == (REHEARSAL["test_subset"], 1)
+    assert load_plan(own).passes[0].settings.test_subset == 60
+    wide = rehearsal_budgets(100)
+    assert (wide["test_subset"], wide["spsa_subset"], wide["train_subset"]) == (200, 100, 1000)
+    assert rehearsal_budgets(10) == REHEARSAL
     wd = tmp_path / "rehearsal"
     code, out, err = bench_cli("campaign", "rehearse", str(SMOKE), "--workdir", str(wd), "--no-progress")
     assert code == 0, err
@@ -397,3 +408,17 @@ def test_a_rehearsal_runs_the_whole_plan_at_toy_budgets_in_a_workdir_of_its_own(
     (real / "results.sqlite").write_text("")
     code, out, err = bench_cli("campaign", "rehearse", str(SMOKE), "--workdir", str(real))
     assert code == 2 and "never beside real results" in err and sorted(p.name for p in real.iterdir()) == ["results.sqlite"]
+
+
+def test_a_rehearsal_that_fails_names_the_failure_after_composing_what_ran(tmp_path, monkeypatch):
+    import varmixup_bench.campaigns.engine as engine
+    from varmixup_bench.campaigns.rehearse import rehearse
+    from varmixup_bench.core.errors import BenchError
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a step that fails hours in")
+
+    monkeypatch.setattr(engine, "run_campaign", boom)
+    with pytest.raises(BenchError, match="the rehearsal stopped: RuntimeError: a step that fails hours in"):
+        rehearse(SMOKE, tmp_path / "wd", show_progress=False)
+    assert "PARTIAL" in (tmp_path / "wd" / "digits-smoke-rehearsal.md").read_text()

@@ -21,17 +21,21 @@ def test_quoted_figures_match_their_sources(doc):
 def test_a_cited_claim_must_keep_its_number_verdict_and_note(tmp_path):
     (tmp_path / "page.md").write_text(
         "# Campaign\n\n## Claims\n\ntext\n\n| # | a | b | verdict |\n| --- | --- | --- | --- |\n"
-        "| 1 | x | y | **holds** (VarERM within 6 points of ERM) |\n| 2 | x | y | **within noise** |\n\n## Flags\n")
+        "| 1 | x | y | **holds** (VarERM within 6 points of ERM) |\n| 2 | x | y | **within noise** (VarMixup within 6) |"
+        "\n\n## Flags\n")
     doc = tmp_path / "doc.md"
     doc.write_text('Within 6 (claim 1<!-- claim: page.md holds "VarERM within 6" -->); claim 2<!-- claim: page.md '
-                   'holds "" -->; claim 1<!-- claim: page.md holds "Mixup within 1" -->;\n'
+                   'holds "VarMixup" -->; claim 1<!-- claim: page.md holds "Mixup within 1" -->;\n'
                    'claim 3<!-- claim: page.md holds "x" -->, claim 1<!-- claim: gone.md holds "x" -->, '
-                   'claim 1<!-- claim: page.md holds -->.\n')
+                   'claim 1<!-- claim: page.md holds -->, claim 1<!-- claim: page.md holds "within 6" -->, '
+                   'claim 1<!-- claim: page.md holds "" -->, claim 2<!-- claim: page.md "within noise" "VarMixup" -->.\n')
     assert check_claim_citations(doc) == [
         "doc.md:1: the text says claim 2 holds but page.md says within noise",
         'doc.md:1: claim 1 of page.md is "VarERM within 6 points of ERM", not about "Mixup within 1"',
         "doc.md:2: page.md has no claim 3", "doc.md:2: cited page gone.md does not exist",
-        "doc.md:2: a claim citation is PAGE VERDICT \"words of its note\", got ['page.md', 'holds']"]
+        "doc.md:2: a claim citation is PAGE VERDICT \"words of its note\", got ['page.md', 'holds']",
+        'doc.md:2: "within 6" is in the notes of claims 1, 2 of page.md: quote words of claim 1\'s alone',
+        'doc.md:2: claim 1 of page.md is "VarERM within 6 points of ERM", not about ""']
 
 
 def test_the_readme_cites_its_leaderboard_figures():

@@ -224,8 +224,8 @@ def test_one_commands_families_of_comparisons_share_its_five_percent():
     assert family_share(1) == 0.05 and family_share(4) == pytest.approx(0.0125)
     with pytest.raises(ValueError, match="at least one family"):
         family_share(0)
-    assert levels_note(0.05) == "Each family of comparisons (bold marks, ⚠ findings, claims) decided at a family-wise 0.05."
-    assert "0.025 (5% shared equally by the 2 families" in levels_note(family_share(2))
+    assert levels_note(0.05) == "Each family of comparisons here is decided at a family-wise 5 %."
+    assert "2.5 % (this command's 5 % shared equally by the 2 families" in levels_note(family_share(2))
 
     def rec(acc):
         return {"clean_acc": acc, "clean_acc_std": 0.0, "n_examples": 1000, "trials": 1, "robust_acc": acc}

@@ -134,7 +134,7 @@ def claim_test(claim, cmp) -> tuple[float, bool]:
 
 
 def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
-    from varmixup_bench.results.stats import levels_note
+    from varmixup_bench.results.stats import levels_note, percent
 
     if not rows:
         return "The plan states no claims.\n"
@@ -145,7 +145,7 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
              f"same draw of pairs). Test: paired on the same test images "
              f"where both records keep per-image outcomes (exact McNemar for single-draw 0/1 outcomes, else a z test "
              f"on the per-image differences), unpaired otherwise; the {tested} claim(s) with both cells recorded are "
-             f"decided together with Holm–Bonferroni at a family-wise {alpha:.3g}: **holds** (significant in "
+             f"decided together with Holm–Bonferroni at a family-wise {percent(alpha)}: **holds** (significant in "
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
              f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
              f"below +m) and is tested against that bound (a z test with the comparison's standard error). A side "
@@ -282,7 +282,7 @@ def _steps_section(plan: Plan, steps, page_dir: Path, files: Path) -> str:
 def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None, device: str = "auto") -> Composed:
     """Write the page to `output` and the long CSV beside it (same name, .csv); returns what is still missing."""
     from varmixup_bench.core.atomic import atomic_write_text
-    from varmixup_bench.results.stats import family_share
+    from varmixup_bench.results.stats import family_share, percent
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.views.diagnostics import comparisons_made, diagnose
     from varmixup_bench.views.headline import render_headline
@@ -386,8 +386,9 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     findings = diagnose(frame, share) if records else []
     compared = comparisons_made(frame) if records else 0
     diag = ("\n".join(f"- ⚠ {f.dataset} {f.defense} (seed {f.seed}) `{f.check}`: {f.message}" for f in findings)
-            if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {share:.3g}).")
-    parts.append("## Gradient-masking flags (`bench diagnose` on these cells)\n\n" + diag + "\n")
+            if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {percent(share)}).")
+    parts.append("## Gradient-masking flags (`bench diagnose`'s checks on these cells, at the page's share)\n\n"
+                 + diag + "\n")
     parts.append(_steps_section(plan, steps, output.parent, output.parent / f"{output.stem}-files"))
     if not done.complete:
         parts.append("## Missing\n\n" + "\n".join(f"- {m}" for m in done.missing_cells + done.missing_steps) + "\n")

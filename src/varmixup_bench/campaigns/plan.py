@@ -205,6 +205,8 @@ class Plan:
     claims: list[Claim]
     reference: str | None = None  # a transcribed reference shown beside the records ("paper:cifar10"; views.beside)
     reading: Path | None = None  # prose that reads the results, placed on the composed page (relative to the plan)
+    # a rehearsal's toy budgets (config.presets.rehearsal_budgets), over every pass's and step's own `set`
+    rehearsal: dict[str, Any] = field(default_factory=dict)
     # one copy of each dataset for all the plan's sweep specs (runs.sweep.SweepSpec.loaded_data)
     loaded_data: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -216,7 +218,7 @@ class Plan:
         """The campaign's settings (preset + `set`) with further overrides, checked (Preset.check)."""
         from varmixup_bench.training.runner import resolve_settings
 
-        return resolve_settings(self.preset, dataset=self.dataset, **{**self.overrides, **overrides})
+        return resolve_settings(self.preset, dataset=self.dataset, **{**self.overrides, **overrides, **self.rehearsal})
 
     def pass_named(self, name: str) -> Pass:
         for p in self.passes:
@@ -244,9 +246,10 @@ class Plan:
         return Path(workdir) / f"campaign-{self.name}.jsonl"
 
 
-def load_plan(path: str | Path, rehearsal: bool = False) -> Plan:
-    """Read and check a plan; every problem is one BenchError line naming the table it is in. `rehearsal`: the plan
-    at toy budgets (config.presets.REHEARSAL over its campaign `set`), named NAME-rehearsal, without its reading."""
+def load_plan(path: str | Path, rehearsal: dict[str, Any] | None = None) -> Plan:
+    """Read and check a plan; every problem is one BenchError line naming the table it is in. `rehearsal`: toy
+    budgets (config.presets.rehearsal_budgets) over every `set` of the plan: the plan named NAME-rehearsal, without
+    its reading (campaigns.rehearse)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise BenchError(f"campaign plan {path} does not exist")
@@ -280,8 +283,8 @@ def _unique(names: list[str], what: str, path: Path) -> None:
         raise BenchError(f"{path.name}: two [[{what}]] tables named {seen[0]!r} (names must be unique)")
 
 
-def _campaign(path: Path, r: Reader, rehearsal: bool = False) -> Plan:
-    from varmixup_bench.config.presets import REHEARSAL, get_preset
+def _campaign(path: Path, r: Reader, rehearsal: dict[str, Any] | None = None) -> Plan:
+    from varmixup_bench.config.presets import get_preset
     from varmixup_bench.training.data import check_dataset_name
 
     name = r.get("name", str)
@@ -314,12 +317,12 @@ def _campaign(path: Path, r: Reader, rehearsal: bool = False) -> Plan:
         raise r.error(f"reading {reading!r} must be a Markdown file (.md), relative to the plan")
     description = r.get("description", str, "")
     if rehearsal:
-        name, overrides, reading = f"{name}-rehearsal", {**overrides, **REHEARSAL}, None
+        name, overrides, reading = f"{name}-rehearsal", {**overrides, **rehearsal}, None
         description = ("> **REHEARSAL at toy budgets** (`bench campaign rehearse`: one epoch per model, "
-                       f"{REHEARSAL['test_subset']} test images, config.presets.REHEARSAL): it shows that every pass, "
-                       "step and claim runs; its numbers mean nothing.\n\n" + description)
+                       f"{rehearsal.get('test_subset')} test images, config.presets.rehearsal_budgets): it shows that "
+                       "every pass, step and claim runs; its numbers mean nothing.\n\n" + description)
     plan = Plan(path, "", name, description, dataset, preset, overrides, [], [], [], reference,
-                path.parent / reading if reading else None)
+                path.parent / reading if reading else None, dict(rehearsal or {}))
     try:
         plan.settings()
     except BenchError as exc:
@@ -349,7 +352,7 @@ def _pass(plan: Plan, r: Reader) -> Pass:
     eps = None
     if "eps" in r.table:
         eps = _radii(r, settings)
-    p = Pass(name, defenses, attacks, tuple(seeds), eps, {**plan.overrides, **own}, settings)
+    p = Pass(name, defenses, attacks, tuple(seeds), eps, {**plan.overrides, **own, **plan.rehearsal}, settings)
     try:
         _build_cells(plan, p)
     except BenchError as exc:
@@ -525,7 +528,7 @@ def read_step(plan, table: Any, where: str):
             base = dict(plan.pass_named(r.get("pass", str)).overrides)
         except BenchError as exc:
             raise r.error(str(exc)) from None
-    overrides = {**plan.overrides, **base, **r.overrides()}
+    overrides = {**plan.overrides, **base, **r.overrides(), **plan.rehearsal}
     seed = r.get("seed", int, None)
     if seed is not None and seed < 0:
         raise r.error(f"seed must be >= 0, got {seed}")

@@ -463,14 +463,22 @@ DEFAULT_PRESET = "quick"
 
 
 # A rehearsal of a campaign plan (`bench campaign rehearse`): every budget at a toy size, so that the whole plan
-# (every pass, step and claim) runs end to end in minutes before its hours are spent; a plan's own values of
-# these keys give way, a pass's own `set` still applies. The numbers it makes mean nothing.
+# (every pass, step and claim) runs end to end in minutes before its hours are spent; these keys win over every
+# `set` of the plan (campaign, pass, step). The numbers it makes mean nothing.
 REHEARSAL: dict[str, Any] = {
     "epochs": {}, "epochs_default": 1, "vae_epochs": 1, "vae_adv_epochs": 1,  # every model and VAE: one epoch
     "train_subset": 1000, "test_subset": 40, "trials": 1,  # stratified, as every subset
     "n_mi": 4, "n_adaptive": 3, "apgd_steps": 5, "worst_case_draws": 2,
     "spsa_iters": 3, "spsa_samples": 16, "spsa_subset": 20, "corruption_subset": 20, "kid_samples": 100,
 }
+# a stratified subset needs at least one image per class: a rehearsal's subsets per class, at least
+REHEARSAL_PER_CLASS = {"train_subset": 5, "test_subset": 2, "spsa_subset": 1, "corruption_subset": 1}
+
+
+def rehearsal_budgets(classes: int) -> dict[str, Any]:
+    """REHEARSAL for a dataset of `classes` classes: each stratified subset at least REHEARSAL_PER_CLASS per class
+    (CIFAR-100's 100 classes: 200 test images, not 40)."""
+    return {**REHEARSAL, **{k: max(REHEARSAL[k], per * classes) for k, per in REHEARSAL_PER_CLASS.items()}}
 
 
 def get_preset(name: str | None) -> Preset:

@@ -6,9 +6,9 @@ the CSV path (relative to the Markdown file), filters that select exactly one re
 figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables.
 
 A claim of a campaign page is cited by its number, e.g. `claim 9<!-- claim: cifar10-regime.md holds "VarERM
-within 6" -->`: the page (relative to the Markdown file), the verdict the prose gives, and words of the claim's
-note; the page's claim of that number must have that verdict and that note, so prose cannot cite a claim that was
-renumbered or whose verdict changed."""
+within 6" -->`: the page (relative to the Markdown file), the verdict the prose gives, and words found in that
+claim's note and in no other claim's of the page; the page's claim of that number must have that verdict, so
+prose cannot cite a claim that was renumbered or whose verdict changed."""
 from __future__ import annotations
 
 import re
@@ -126,8 +126,12 @@ def check_claim_citations(path: str | Path) -> list[str]:
             problems.append(f"{where}: {source} has no claim {number}")
             continue
         said, note = claims[number]
-        if words not in note:
+        others = sorted(n for n, (_, other) in claims.items() if n != number and words and words in other)
+        if not words or words not in note:
             problems.append(f"{where}: claim {number} of {source} is \"{note}\", not about \"{words}\"")
+        elif others:
+            problems.append(f"{where}: \"{words}\" is in the notes of claims {', '.join(map(str, [number, *others]))} "
+                            f"of {source}: quote words of claim {number}'s alone")
         elif said != verdict:
             problems.append(f"{where}: the text says claim {number} {verdict} but {source} says {said}")
     return problems

@@ -400,12 +400,17 @@ def family_share(families: int) -> float:
     return FAMILY_ALPHA / families
 
 
+def percent(alpha: float) -> str:
+    """A level as the pages write it: '1.25 %'."""
+    return f"{alpha * 100:.3g} %"
+
+
 def levels_note(alpha: float) -> str:
     """The sentence a view prints under its tables: at what family-wise level its marks were decided."""
     k = max(int(round(FAMILY_ALPHA / alpha)), 1)
-    shared = (f" ({FAMILY_ALPHA:.0%} shared equally by the {k} families of comparisons this command decides)"
-              if k > 1 else "")
-    return f"Each family of comparisons (bold marks, ⚠ findings, claims) decided at a family-wise {alpha:.3g}{shared}."
+    shared = (f" (this command's {percent(FAMILY_ALPHA)} shared equally by the {k} families of comparisons it "
+              "decides)" if k > 1 else "")
+    return f"Each family of comparisons here is decided at a family-wise {percent(alpha)}{shared}."
 
 
 def one_sided_p(cmp: Comparison) -> float:

@@ -179,7 +179,8 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
     the lowest seed), so that no attack's three-seed mean is set against another's single seed (the wide
     table pools the seeds)."""
     tables, number = [], 0
-    # one diagnose call over the whole frame: the same Holm family as the long table's `flags` and bench diagnose
+    # one diagnose call over the whole frame at the command's `alpha`: the same Holm family as the long table's
+    # `flags` and the wide table's ⚠ (bench diagnose alone decides it at the full 5 %)
     findings = diagnose(frame, alpha) if not frame.empty else []
     for dataset, g in frame.groupby("dataset", sort=True):
         g = g.reset_index(drop=True)
