@@ -387,9 +387,11 @@ def test_a_rehearsal_runs_the_whole_plan_at_toy_budgets_in_a_workdir_of_its_own(
     assert s.epochs_for("erm") == 1 and s.test_subset == REHEARSAL["test_subset"] and s.n_mi == REHEARSAL["n_mi"]
     # a pass's own set does not lift a toy budget; a dataset of 100 classes gets subsets of at least 2 per class
     own = tmp_path / "own.toml"
-    own.write_text(SMOKE.read_text().replace('seeds = [0]', 'seeds = [0]\nset = { test_subset = 60, epochs_default = 9 }'))
+    own.write_text(SMOKE.read_text().replace(
+        'seeds = [0]', 'seeds = [0]\nset = { test_subset = 60, epochs_default = 9, worst_case_draws = 1 }'))
     s = load_plan(own, rehearsal=REHEARSAL).passes[0].settings
     assert (s.test_subset, s.epochs_for("mixup")) == (REHEARSAL["test_subset"], 1)
+    assert s.worst_case_draws == 1  # the plan's own smaller budget stays: its code path is rehearsed too
     assert load_plan(own).passes[0].settings.test_subset == 60
     wide = rehearsal_budgets(100)
     assert (wide["test_subset"], wide["spsa_subset"], wide["train_subset"]) == (200, 100, 1000)

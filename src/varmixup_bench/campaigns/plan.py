@@ -218,7 +218,14 @@ class Plan:
         """The campaign's settings (preset + `set`) with further overrides, checked (Preset.check)."""
         from varmixup_bench.training.runner import resolve_settings
 
-        return resolve_settings(self.preset, dataset=self.dataset, **{**self.overrides, **overrides, **self.rehearsal})
+        return resolve_settings(self.preset, dataset=self.dataset, **self.toy({**self.overrides, **overrides}))
+
+    def toy(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """`overrides` under a rehearsal's budgets (none: as they are): each budget at the rehearsal's size, or at
+        the plan's own where that is smaller (a pass's worst_case_draws = 1 stays 1)."""
+        from varmixup_bench.config.presets import under_budgets
+
+        return under_budgets(overrides, self.rehearsal) if self.rehearsal else overrides
 
     def pass_named(self, name: str) -> Pass:
         for p in self.passes:
@@ -352,7 +359,7 @@ def _pass(plan: Plan, r: Reader) -> Pass:
     eps = None
     if "eps" in r.table:
         eps = _radii(r, settings)
-    p = Pass(name, defenses, attacks, tuple(seeds), eps, {**plan.overrides, **own, **plan.rehearsal}, settings)
+    p = Pass(name, defenses, attacks, tuple(seeds), eps, plan.toy({**plan.overrides, **own}), settings)
     try:
         _build_cells(plan, p)
     except BenchError as exc:
@@ -528,7 +535,7 @@ def read_step(plan, table: Any, where: str):
             base = dict(plan.pass_named(r.get("pass", str)).overrides)
         except BenchError as exc:
             raise r.error(str(exc)) from None
-    overrides = {**plan.overrides, **base, **r.overrides(), **plan.rehearsal}
+    overrides = plan.toy({**plan.overrides, **base, **r.overrides()})
     seed = r.get("seed", int, None)
     if seed is not None and seed < 0:
         raise r.error(f"seed must be >= 0, got {seed}")

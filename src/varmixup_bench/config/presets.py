@@ -464,7 +464,8 @@ DEFAULT_PRESET = "quick"
 
 # A rehearsal of a campaign plan (`bench campaign rehearse`): every budget at a toy size, so that the whole plan
 # (every pass, step and claim) runs end to end in minutes before its hours are spent; these keys win over every
-# `set` of the plan (campaign, pass, step). The numbers it makes mean nothing.
+# `set` of the plan (campaign, pass, step) unless the plan's own number is smaller (under_budgets). The numbers it
+# makes mean nothing.
 REHEARSAL: dict[str, Any] = {
     "epochs": {}, "epochs_default": 1, "vae_epochs": 1, "vae_adv_epochs": 1,  # every model and VAE: one epoch
     "train_subset": 1000, "test_subset": 40, "trials": 1,  # stratified, as every subset
@@ -473,6 +474,18 @@ REHEARSAL: dict[str, Any] = {
 }
 # a stratified subset needs at least one image per class: a rehearsal's subsets per class, at least
 REHEARSAL_PER_CLASS = {"train_subset": 5, "test_subset": 2, "spsa_subset": 1, "corruption_subset": 1}
+
+
+def under_budgets(overrides: dict[str, Any], budgets: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` with every key of `budgets` at the budget's value, or at the overrides' own number where that is
+    smaller (a plan's worst_case_draws = 1 under a rehearsal's 2 stays 1): the toy run keeps the plan's cheaper
+    choices and so its code paths."""
+    out = dict(overrides)
+    for key, budget in budgets.items():
+        own = overrides.get(key)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (own, budget))
+        out[key] = min(own, budget) if numbers else budget
+    return out
 
 
 def rehearsal_budgets(classes: int) -> dict[str, Any]:
