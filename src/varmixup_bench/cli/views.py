@@ -70,7 +70,7 @@ def leaderboard(
         ref_name, _, ref_dataset = (reference or "").partition(":")
         text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None, alpha), fmt, figures)
     else:
-        text = render(frame, fmt)
+        text = render(frame, fmt, alpha)
     if output:
         atomic_write_text(output, text)
         console.err.print(f"wrote {output}")

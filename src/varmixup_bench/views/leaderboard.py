@@ -94,8 +94,9 @@ def _interval_text(df: pd.DataFrame, which: str) -> list[str]:
             zip(df[f"{which}_acc"], df[f"{which}_acc_ci_low"], df[f"{which}_acc_ci_high"])]
 
 
-def render(df: pd.DataFrame, fmt: str) -> str:
-    """The long view: every field in csv/json (nested ones as canonical JSON), a readable table in md."""
+def render(df: pd.DataFrame, fmt: str, alpha: float = FAMILY_ALPHA) -> str:
+    """The long view: every field in csv/json (nested ones as canonical JSON), a readable table in md (its `flags`
+    decided at family-wise `alpha`, the level leaderboard_frame was given, said under it)."""
     if fmt in ("csv", "json"):
         flat = df.copy()
         for col in flat.columns:
@@ -113,7 +114,8 @@ def render(df: pd.DataFrame, fmt: str) -> str:
         view["flags"] = view["flags"].map(lambda f: f"⚠ {f}" if f else "")
         view.columns = ["dataset", "defense", "attack", "threat model", "ε", "step", "clean acc (%) [95 % CI]",
                         "robust acc (%) [95 % CI]", "trials", "n", "flags"]
-        return view.to_markdown(index=False, disable_numparse=True) + f"\n\n{TRIAL_INTERVAL_NOTE}.\n"
+        return (view.to_markdown(index=False, disable_numparse=True) + f"\n\n{TRIAL_INTERVAL_NOTE}. flags: `bench "
+                f"diagnose`'s findings. {levels_note(alpha)}\n")
     raise BenchError(f"unknown leaderboard format {fmt!r}; valid formats: {', '.join(FORMATS)}")
 
 
