@@ -392,6 +392,11 @@ def test_a_rehearsal_runs_the_whole_plan_at_toy_budgets_in_a_workdir_of_its_own(
     s = load_plan(own, rehearsal=REHEARSAL).passes[0].settings
     assert (s.test_subset, s.epochs_for("mixup")) == (REHEARSAL["test_subset"], 1)
     assert s.worst_case_draws == 1  # the plan's own smaller budget stays: its code path is rehearsed too
+    # so does the campaign's own: [campaign] set is kept below the budgets by the same rule as a pass's
+    top = tmp_path / "top.toml"
+    top.write_text(SMOKE.read_text().replace('preset = "quick"\n', 'preset = "quick"\nset = { n_mi = 2, test_subset = 90 }\n', 1))
+    s = load_plan(top, rehearsal=REHEARSAL).passes[0].settings
+    assert (s.n_mi, s.test_subset) == (2, REHEARSAL["test_subset"])
     assert load_plan(own).passes[0].settings.test_subset == 60
     wide = rehearsal_budgets(100)
     assert (wide["test_subset"], wide["spsa_subset"], wide["train_subset"]) == (200, 100, 1000)

@@ -291,7 +291,7 @@ def _unique(names: list[str], what: str, path: Path) -> None:
 
 
 def _campaign(path: Path, r: Reader, rehearsal: dict[str, Any] | None = None) -> Plan:
-    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.config.presets import get_preset, under_budgets
     from varmixup_bench.training.data import check_dataset_name
 
     name = r.get("name", str)
@@ -324,7 +324,7 @@ def _campaign(path: Path, r: Reader, rehearsal: dict[str, Any] | None = None) ->
         raise r.error(f"reading {reading!r} must be a Markdown file (.md), relative to the plan")
     description = r.get("description", str, "")
     if rehearsal:
-        name, overrides, reading = f"{name}-rehearsal", {**overrides, **rehearsal}, None
+        name, overrides, reading = f"{name}-rehearsal", under_budgets(overrides, rehearsal), None
         description = ("> **REHEARSAL at toy budgets** (`bench campaign rehearse`: one epoch per model, "
                        f"{rehearsal.get('test_subset')} test images, config.presets.rehearsal_budgets): it shows that "
                        "every pass, step and claim runs; its numbers mean nothing.\n\n" + description)
