@@ -148,3 +148,29 @@ def test_a_vae_ladder_forecasts_its_next_latent_from_the_trained_ones_of_the_sam
     for other in ({"latent_stride": 2}, {"width": 64}, {"adversarial": True}, {"batch_size": 256}):
         assert vae_seconds({**base, **other}, "cifar", metas) is None, other
     assert vae_seconds(base, "digits", metas) is None
+
+
+def test_another_budget_on_a_measured_model_is_forecast_from_that_model(tmp_path):
+    """A convergence pass (PGD-50 where PGD-10 was measured) is forecast from the same trained model's records,
+    not from the median of every model of its inference rule: on a VAE ladder one decoder costs a third of
+    another's, and the median would say so for none of them."""
+    from varmixup_bench.campaigns.cells import planned_cells
+    from varmixup_bench.campaigns.estimate import estimate
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.status import pass_status
+    from varmixup_bench.results.store import ResultStore
+    from varmixup_bench.training.runner import defense_key
+
+    wd = tmp_path / "wd"
+    (tmp_path / "c.toml").write_text(PLAN.format(extra="").replace('["clean", "pgd10"]', '["pgd(steps=50)"]'))
+    plan = load_plan(tmp_path / "c.toml")
+    statuses = pass_status(plan, wd, "cpu")
+    (pc,) = planned_cells(plan, wd, statuses, "cpu")
+    own = defense_key("erm", pc.ctx)
+    config = {"eps": 0.03, "steps": 10, "restarts": 1, "norm": "Linf"}
+    ResultStore(wd).extend([
+        {"dataset": "digits", "defense": "erm", "attack": "pgd10", "config_hash": key, "seconds": seconds,
+         "stochastic": False, "attack_config": config, "eval_hash": key, "timestamp": "2026-12-01T00:00:00"}
+        for key, seconds in [(own, 10.0), ("another-model", 300.0), ("a-third-model", 400.0)]])
+    (first,) = estimate(plan, wd, statuses, "cpu")
+    assert first.evaluate == [pytest.approx(50.0)]  # 1 s per step on its own model, times 50 steps

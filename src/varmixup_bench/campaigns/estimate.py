@@ -11,7 +11,8 @@ progress from its own checkpoint's epoch times and the epochs left. An evaluatio
 records of the same attack and inference rule; else from a probe of its kind (campaigns.probe: the same evaluation
 measured on a few test images of a trained model); else from records' seconds per budget unit of the same attack
 family and inference rule, else of the same kind of predictor (randomised or not; views.report.estimate_seconds:
-this defense's first, then the dataset's). A model or VAE is counted once, in the first pass that needs it. What
+the cell's own trained model first, so that another budget on one VAE of a ladder is forecast from that VAE and
+not from the median of all of them, then this defense's, then the dataset's). A model or VAE is counted once, in the first pass that needs it. What
 nothing measured resembles is reported as unknown, never guessed.
 """
 from __future__ import annotations
@@ -124,6 +125,7 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.training.cache import WeightCache
     from varmixup_bench.training.checkpoint import checkpoint_history
+    from varmixup_bench.training.runner import defense_key
     from varmixup_bench.views.report import estimate_seconds
 
     models, vaes = WeightCache(workdir), WeightCache(workdir, "vaes")
@@ -165,7 +167,7 @@ def estimate(plan: Plan, workdir: Path, statuses: list, device: str = "auto",
         if seconds is None:
             stochastic = bool(pc.rule.stochastic)
             seconds = estimate_seconds(pc.cell.attack, pc.attack.config(), stochastic,
-                                       alike_records(records, pc.dspec.inference, stochastic), None,
-                                       pc.cell.defense, pc.ctx.dataset.name)
+                                       alike_records(records, pc.dspec.inference, stochastic),
+                                       defense_key(pc.cell.defense, pc.ctx), pc.cell.defense, pc.ctx.dataset.name)
         est.evaluate.append(seconds)
     return list(out.values())
