@@ -429,3 +429,31 @@ def test_a_rehearsal_that_fails_names_the_failure_after_composing_what_ran(tmp_p
     with pytest.raises(BenchError, match="the rehearsal stopped: RuntimeError: a step that fails hours in"):
         rehearse(SMOKE, tmp_path / "wd", show_progress=False)
     assert "PARTIAL" in (tmp_path / "wd" / "digits-smoke-rehearsal.md").read_text()
+
+
+def test_a_masking_flag_names_the_passes_of_its_model_so_a_vae_ladder_reads_apart():
+    """One defense and seed trained on four VAEs is four models: each flag names the passes whose cells evaluated
+    the model it fired on (a finding's model is its config hash, with the inference settings after a `|`)."""
+    from types import SimpleNamespace
+
+    from varmixup_bench.campaigns.compose import finding_lines, passes_of
+    from varmixup_bench.views.diagnostics import Finding
+
+    latest = {"k1": {"defense": "varmixup+varmi", "config_hash": "aaa"},
+              "k2": {"defense": "varmixup+varmi", "config_hash": "aaa"},
+              "k3": {"defense": "varmixup+varmi", "config_hash": "bbb"},
+              "k4": {"defense": "varmixup", "config_hash": "bbb"}}
+    statuses = [SimpleNamespace(name="vae-a", keys={"c1": "k1"}), SimpleNamespace(name="vae-a-adaptive", keys={"c2": "k2"}),
+                SimpleNamespace(name="vae-b", keys={"c3": "k3", "c4": "k4", "c5": "not-recorded"})]
+    where = passes_of(statuses, latest)
+    assert where == {("varmixup+varmi", "aaa"): ["vae-a", "vae-a-adaptive"], ("varmixup+varmi", "bbb"): ["vae-b"],
+                     ("varmixup", "bbb"): ["vae-b"]}
+    found = [Finding("oblivious-overstates", "cifar10", "varmixup+varmi", (("pgd10", 0.03),), "68% > 3%", model="aaa",
+                     seed="0"),
+             Finding("accuracy-rises-with-eps", "cifar10", "varmixup+varmi", (("pgd10", 0.03),), "76% > 72%",
+                     model="bbb|lambda_mi=0.5", seed="0"),
+             Finding("oblivious-overstates", "cifar10", "mixup+mi", (("pgd10", 0.03),), "50% > 4%", model="ccc", seed="1")]
+    assert finding_lines(found, where) == [
+        "- ⚠ cifar10 varmixup+varmi (seed 0; passes `vae-a`, `vae-a-adaptive`) `oblivious-overstates`: 68% > 3%",
+        "- ⚠ cifar10 varmixup+varmi (seed 0; pass `vae-b`) `accuracy-rises-with-eps`: 76% > 72%",
+        "- ⚠ cifar10 mixup+mi (seed 1) `oblivious-overstates`: 50% > 4%"]  # no pass recorded it: the seed alone

@@ -279,6 +279,29 @@ def _steps_section(plan: Plan, steps, page_dir: Path, files: Path) -> str:
     return "\n".join(out) + "\n"
 
 
+def passes_of(passes: list, latest: dict[str, dict]) -> dict[tuple[str, str], list[str]]:
+    """(defense, model config hash) -> the passes whose recorded cells evaluated it, in plan order."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for st in passes:
+        for key in st.keys.values():
+            rec = latest.get(key)
+            if rec is not None:
+                names = out.setdefault((str(rec.get("defense")), str(rec.get("config_hash"))), [])
+                names += [st.name] * (st.name not in names)
+    return out
+
+
+def finding_lines(findings: list, where: dict[tuple[str, str], list[str]]) -> list[str]:
+    """One line per diagnose finding, naming the passes that evaluated its model: one defense and seed trained
+    on several VAEs (a fidelity ladder) is several models, and the seed alone does not say which one fired."""
+    lines = []
+    for f in findings:
+        names = where.get((f.defense, f.model.split("|")[0]), [])
+        at = f"; pass{'es' * (len(names) > 1)} {', '.join(f'`{n}`' for n in names)}" if names else ""
+        lines.append(f"- ⚠ {f.dataset} {f.defense} (seed {f.seed}{at}) `{f.check}`: {f.message}")
+    return lines
+
+
 def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None, device: str = "auto") -> Composed:
     """Write the page to `output` and the long CSV beside it (same name, .csv); returns what is still missing."""
     from varmixup_bench.core.atomic import atomic_write_text
@@ -385,7 +408,7 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     parts.append("## Claims\n\n" + _claims_section(rows, share))
     findings = diagnose(frame, share) if records else []
     compared = comparisons_made(frame) if records else 0
-    diag = ("\n".join(f"- ⚠ {f.dataset} {f.defense} (seed {f.seed}) `{f.check}`: {f.message}" for f in findings)
+    diag = ("\n".join(finding_lines(findings, passes_of(passes, latest)))
             if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {percent(share)}).")
     parts.append("## Gradient-masking flags (`bench diagnose`'s checks on these cells, at the page's share)\n\n"
                  + diag + "\n")
