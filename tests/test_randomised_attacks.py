@@ -364,6 +364,30 @@ def test_not_converged_fires_only_beyond_noise():
     assert [f.check for f in findings] == ["not-converged"]
 
 
+
+def test_named_budgets_are_points_of_their_familys_grid():
+    """adaptive-pgd10 and adaptive-pgd50 are adaptive-pgd at steps 10 and 50: stored side by side (a campaign's
+    convergence pass) they are a steps line of the grid, and PGD-50 well below PGD-10 is `not-converged` as it is
+    for `bench converge`'s own specs. It used to see only specs written with parentheses, and stayed silent."""
+    from varmixup_bench.runs.converge import budget_family, unconverged
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+
+    assert {budget_family(a) for a in ("adaptive-pgd10", "adaptive-pgd50", "adaptive-pgd(eot=32,steps=10)")} == {
+        "adaptive-pgd"}
+    assert budget_family("pgd50") == "pgd" and budget_family("spsa") is None and budget_family("gone") is None
+
+    def named(attack, steps, acc, eot=8):
+        return dict(_budget_rec(steps, acc, eot=eot), attack=attack)
+
+    recs = [named("adaptive-pgd10", 10, 60), named("adaptive-pgd50", 50, 45),
+            named("adaptive-pgd(eot=32,restarts=1,steps=10)", 10, 59, eot=32)]
+    assert [(prev["attack"], last["attack"], axis) for prev, last, axis in unconverged(recs)] == [
+        ("adaptive-pgd10", "adaptive-pgd50", "steps")]  # 15 points on 400 images; the EOT axis: 1 point, noise
+    stamped = [dict(r, timestamp=f"t{i}", clean_acc=90.0) for i, r in enumerate(recs)]
+    assert [f.check for f in diagnose(leaderboard_frame(stamped))] == ["not-converged"]
+
+
 # ---- leaderboard ----
 
 def test_leaderboard_shows_worst_case_columns_for_randomised_defenses_only(erm, mixup_mi, sub):

@@ -71,16 +71,36 @@ def base_name(attack: str) -> str:
     return str(attack).split("(")[0]
 
 
+def budget_family(attack: str) -> str | None:
+    """The budgeted family whose grid an attack is a point of: `adaptive-pgd` for `adaptive-pgd(eot=32,steps=10)`
+    and for the named budgets `adaptive-pgd10` and `adaptive-pgd50` alike (a preset that fixes only parameters,
+    attacks.spec._fixes_parameters_only), so that PGD-50 stored beside PGD-10 is a convergence check too; None for
+    an attack with no steps and restarts budget."""
+    from varmixup_bench.attacks.base import ATTACKS
+    from varmixup_bench.attacks.spec import _fixes_parameters_only
+
+    try:
+        cls = attack_class(parse_attack_spec(str(attack)))
+    except Exception:  # noqa: BLE001 (a record of an attack no longer registered: not a grid point)
+        return None
+    if not {"steps", "restarts"} <= set(cls.parameters()):
+        return None
+    families = {ATTACKS.get(n): n for n in ATTACKS.names() if _fixes_parameters_only(cls, ATTACKS.get(n))}
+    nearest = next((families[k] for k in cls.__mro__ if k in families), None)  # the preset's own family
+    return nearest or base_name(attack)
+
+
 def grid_lines(records: list[dict]) -> Iterator[tuple[str, list[str], tuple, list[tuple[int, dict]]]]:
     """Every line of a budget grid: (axis, the other axes, the line's key, [(budget on the axis, record)] sorted
-    by that budget), holding the other budgets (and the attack and eps) fixed."""
+    by that budget), holding the other budgets (and the attack family and eps) fixed."""
+    families = {a: budget_family(a) for a in {str(r.get("attack")) for r in records}}
     points = [(r, budget(r)) for r in records]
-    points = [(r, b) for r, b in points if b is not None and "(" in str(r.get("attack"))]
+    points = [(r, b) for r, b in points if b is not None and families[str(r.get("attack"))] is not None]
     for axis in AXES:
         others = [a for a in AXES if a != axis]
         groups: dict[tuple, list] = {}
         for r, b in points:
-            key = (base_name(r["attack"]), round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
+            key = (families[str(r["attack"])], round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
             groups.setdefault(key, []).append((b[axis], r))
         for key, line in groups.items():
             yield axis, others, key, sorted(line, key=lambda t: t[0])
