@@ -386,6 +386,10 @@ def test_named_budgets_are_points_of_their_familys_grid():
         ("adaptive-pgd10", "adaptive-pgd50", "steps")]  # 15 points on 400 images; the EOT axis: 1 point, noise
     stamped = [dict(r, timestamp=f"t{i}", clean_acc=90.0) for i, r in enumerate(recs)]
     assert [f.check for f in diagnose(leaderboard_frame(stamped))] == ["not-converged"]
+    # `bench converge` stores its budget spec as a copy (same_as) of the named attack that runs it: one point
+    copy = dict(recs[1], attack="adaptive-pgd(eot=8,restarts=1,steps=50)", same_as="adaptive-pgd50")
+    assert [(prev["attack"], last["attack"]) for prev, last, _ in unconverged(recs + [copy])] == [
+        ("adaptive-pgd10", "adaptive-pgd50")]
 
 
 # ---- leaderboard ----

@@ -103,7 +103,12 @@ def grid_lines(records: list[dict]) -> Iterator[tuple[str, list[str], tuple, lis
             key = (families[str(r["attack"])], round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
             groups.setdefault(key, []).append((b[axis], r))
         for key, line in groups.items():
-            yield axis, others, key, sorted(line, key=lambda t: t[0])
+            # one point per budget: a budget spec stored as the copy (`same_as`) of the named attack that runs it
+            # exactly is that attack's record again, not a second point
+            one = {}
+            for value, r in sorted(line, key=lambda t: (t[0], bool(t[1].get("same_as")))):
+                one.setdefault(value, (value, r))
+            yield axis, others, key, list(one.values())
 
 
 def convergence_comparisons(records: list[dict]) -> list[tuple[dict, dict, str]]:

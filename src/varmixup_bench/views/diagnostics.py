@@ -179,7 +179,8 @@ def oblivious_overstates(df: pd.DataFrame):
 
 
 @CHECKS.register("not-converged", help="the largest attack budget (steps, EOT draws or restarts of a bench "
-                 "converge grid) is still significantly below the one before it: the attack has not converged")
+                 "converge grid, or named budgets such as pgd10 and pgd50) is still significantly below the one "
+                 "before it: the attack has not converged")
 def not_converged(df: pd.DataFrame):
     from varmixup_bench.runs.converge import convergence_comparisons
 
