@@ -122,6 +122,13 @@ def validate_attack(text: str) -> AttackSpec:
     return canonical(spec, cls)
 
 
+def preset_family(cls: type[Attack]) -> str | None:
+    """The registered family that `cls` is a named preset of (`adaptive-pgd` for adaptive-pgd10's class: the
+    nearest registered class in its MRO of which it fixes only parameters); None when it is no preset."""
+    families = {ATTACKS.get(n): n for n in ATTACKS.names() if _fixes_parameters_only(cls, ATTACKS.get(n))}
+    return next((families[k] for k in cls.__mro__ if k in families), None)
+
+
 def _fixes_parameters_only(preset: type[Attack], base: type[Attack]) -> bool:
     """`preset` is `base` with some parameter defaults fixed and a name of its own (adaptive-pgd10 is
     adaptive-pgd with steps=10): it overrides no method and adds no attribute that is not a parameter."""

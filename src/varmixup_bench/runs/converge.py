@@ -74,10 +74,9 @@ def base_name(attack: str) -> str:
 def budget_family(attack: str) -> str | None:
     """The budgeted family whose grid an attack is a point of: `adaptive-pgd` for `adaptive-pgd(eot=32,steps=10)`
     and for the named budgets `adaptive-pgd10` and `adaptive-pgd50` alike (a preset that fixes only parameters,
-    attacks.spec._fixes_parameters_only), so that PGD-50 stored beside PGD-10 is a convergence check too; None for
-    an attack with no steps and restarts budget."""
-    from varmixup_bench.attacks.base import ATTACKS
-    from varmixup_bench.attacks.spec import _fixes_parameters_only
+    attacks.spec.preset_family), so that PGD-50 stored beside PGD-10 is a convergence check too; None for an
+    attack with no steps and restarts budget."""
+    from varmixup_bench.attacks.spec import preset_family
 
     try:
         cls = attack_class(parse_attack_spec(str(attack)))
@@ -85,9 +84,7 @@ def budget_family(attack: str) -> str | None:
         return None
     if not {"steps", "restarts"} <= set(cls.parameters()):
         return None
-    families = {ATTACKS.get(n): n for n in ATTACKS.names() if _fixes_parameters_only(cls, ATTACKS.get(n))}
-    nearest = next((families[k] for k in cls.__mro__ if k in families), None)  # the preset's own family
-    return nearest or base_name(attack)
+    return preset_family(cls) or base_name(attack)
 
 
 def grid_lines(records: list[dict]) -> Iterator[tuple[str, list[str], tuple, list[tuple[int, dict]]]]:
