@@ -446,3 +446,23 @@ def test_report_has_every_checklist_item_with_numbers_and_a_verdict(tmp_path):
         assert key in page
     assert (tmp_path / "rep" / "eps.png").exists() and (tmp_path / "rep" / "converge.png").exists()
     assert json.loads(json.dumps(md))  # plain text
+
+
+def test_bench_diagnose_names_the_model_of_each_finding(tmp_path):
+    """One defense and seed trained on two VAEs is two models: `bench diagnose` prints each finding's config hash,
+    so the reader can tell which one fired (the seed alone is the same)."""
+    from typer.testing import CliRunner
+
+    from varmixup_bench.cli import app
+    from varmixup_bench.results.store import ResultStore
+
+    recs = []
+    for model, low in (("aaaa1111", 45), ("bbbb2222", 40)):
+        for steps, acc in ((10, 60), (50, low)):
+            recs.append(dict(_budget_rec(steps, acc), attack=f"adaptive-pgd{steps}", config_hash=model, seed=0,
+                             eval_hash=f"{model}{steps}", timestamp=f"2026-01-01T00:00:{steps:02d}", clean_acc=90.0))
+    ResultStore(tmp_path).extend(recs)
+    result = CliRunner().invoke(app, ["diagnose", "--workdir", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "not-converged" in line]
+    assert len(rows) == 2 and "aaaa1111" in rows[0] + rows[1] and "bbbb2222" in rows[0] + rows[1]

@@ -97,10 +97,10 @@ def diagnose(
                           f"checks: {', '.join(CHECKS.names())}")
         return
     table = Table(title="gradient-masking warning signs (each trained model checked on its own evaluations)")
-    for col in ("dataset", "defense", "seed", "check", "finding"):
-        table.add_column(col)
-    for f in findings:
-        table.add_row(f.dataset, f.defense, f.seed, f.check, f.message)
+    for col in ("dataset", "defense", "seed", "model", "check", "finding"):
+        table.add_column(col, overflow="fold")
+    for f in findings:  # model: its config hash, as the records' config_hash (one seed on four VAEs is four models)
+        table.add_row(f.dataset, f.defense, f.seed, f.model.split("|")[0], f.check, f.message)
     console.out.print(table)
 
 
