@@ -296,7 +296,7 @@ def finding_lines(findings: list, where: dict[tuple[str, str], list[str]]) -> li
     on several VAEs (a fidelity ladder) is several models, and the seed alone does not say which one fired."""
     lines = []
     for f in findings:
-        names = where.get((f.defense, f.model.split("|")[0]), [])
+        names = where.get((f.defense, f.config_hash), [])
         at = f"; pass{'es' * (len(names) > 1)} {', '.join(f'`{n}`' for n in names)}" if names else ""
         lines.append(f"- ⚠ {f.dataset} {f.defense} (seed {f.seed}{at}) `{f.check}`: {f.message}")
     return lines

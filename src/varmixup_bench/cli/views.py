@@ -99,8 +99,8 @@ def diagnose(
     table = Table(title="gradient-masking warning signs (each trained model checked on its own evaluations)")
     for col in ("dataset", "defense", "seed", "model", "check", "finding"):
         table.add_column(col, overflow="fold")
-    for f in findings:  # model: its config hash, as the records' config_hash (one seed on four VAEs is four models)
-        table.add_row(f.dataset, f.defense, f.seed, f.model.split("|")[0], f.check, f.message)
+    for f in findings:  # one seed trained on four VAEs is four models: the model column tells them apart
+        table.add_row(f.dataset, f.defense, f.seed, f.config_hash, f.check, f.message)
     console.out.print(table)
 
 

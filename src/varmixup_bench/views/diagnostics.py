@@ -30,8 +30,13 @@ class Finding:
     rows: tuple[tuple[str, float], ...]  # (attack, eps) of the affected leaderboard rows
     message: str
     norm: str = "Linf"  # the threat model's norm of those rows (checks compare radii within one norm)
-    model: str = ""  # the trained model's config hash (one per training seed)
+    model: str = ""  # the predictor: its trained model's config hash, then `|` and inference settings if any
     seed: str = ""  # its training seed, for the reader
+
+    @property
+    def config_hash(self) -> str:
+        """The trained model's config hash (`model` without its inference settings), as the records name it."""
+        return self.model.split("|")[0]
 
 
 @dataclass(frozen=True)
