@@ -50,6 +50,50 @@ def _hours(seconds: float) -> str:
     return f"{seconds:.1f} s ({seconds / 3600:.2f} h)"
 
 
+def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: float) -> str:
+    """The page's measured wall time (the state file's spans: a killed run's pass counts until its last beat, a
+    pause with SIGSTOP not at all) beside its computation (the models' and records' own seconds)."""
+    spans = state.spans()
+    wall = sum(float(e.get("seconds") or 0.0) for e in spans)
+    stopped = sum(float(e.get("stopped_seconds") or 0.0) for e in spans)
+    unclocked = sum("stopped_seconds" not in e for e in spans)  # timed before core.clock: pauses inside
+    killed = [e for e in spans if e.get("status") == "cut short"]
+    blind = [e for e in killed if not e.get("beats")]  # killed before beats were written: no measure of its time
+    running = [e for e in spans if e.get("status") == "running"]
+    notes = []
+    if stopped:
+        notes.append(f"{_hours(stopped)} of it")
+    if unclocked:
+        notes.append(f"{unclocked} of {len(spans)} pass(es) and step(s) were timed before the stop-aware clock, and "
+                     "their seconds include any pause")
+    text = (f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
+            f"`{state.path.name}` over {n_runs} run(s) (loading, training and evaluation; a run killed outright "
+            f"counts until its last heartbeat, written every {state.beat_seconds:g} s; time the process was stopped, "
+            f"e.g. paused with SIGSTOP while tests ran, is not counted" + "".join(f"; {n}" for n in notes) + ").")
+    if killed:
+        text += f" {len(killed)} pass(es) or step(s) were killed before they ended"
+        if blind:
+            bound = sum(_seconds_between(e["start"], e["until"]) for e in blind if e.get("until"))
+            text += (f"; {len(blind)} of them before heartbeats were written, and their time is **not in the wall "
+                     f"time** above: they ran at most {_hours(bound)} more in all, the time from each one's start to "
+                     "the next run's (which also holds any pause and any time nothing ran)")
+            if any(not e.get("until") for e in blind):
+                text += ", and the last one has no later run to bound it"
+        text += "."
+    if running:
+        names = ", ".join(f"`{e.get('step')}`" for e in running)
+        text += f" Running now: {names}, counted until its last heartbeat."
+    return text + (f" Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models below, "
+                   f"their per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' "
+                   "`seconds`; a stored record reused costs 0).\n")
+
+
+def _seconds_between(start: str, end: str) -> float:
+    from datetime import datetime
+
+    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+
+
 def _interval(rec: dict, metric: str) -> str:
     from varmixup_bench.results.stats import format_interval
 
@@ -330,10 +374,6 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     rows = claim_rows(plan, lambda ref: side_record(ref, lambda name, cell: latest.get(keys.get((name, cell)))), share)
     done.claims = rows
 
-    ends = state.ends()
-    wall = sum(float(e.get("seconds") or 0.0) for e in ends)
-    stopped = sum(float(e.get("stopped_seconds") or 0.0) for e in ends)
-    unclocked = sum("stopped_seconds" not in e for e in ends)  # timed before core.clock: pauses inside
     train_s = sum(m["seconds"] for m in models)
     eval_s = sum(float(r.get("seconds") or 0.0) for r in records)
     commands = list(dict.fromkeys(e["command"] for e in runs if e.get("command")))
@@ -379,16 +419,7 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
             parts[-1] += "\n"
         else:
             parts.append(f"## Reading\n\n(not written yet: the plan names `{plan.reading.name}`)\n")
-    parts.append(
-        f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
-        f"`{state.path.name}` over {len(runs)} run(s) (loading, training and evaluation; a run cut short counts "
-        f"until it stopped; time the process was stopped, e.g. paused with SIGSTOP while tests ran, is not counted"
-        + (f": {_hours(stopped)} of it" if stopped else "") + (
-            f"; {unclocked} of {len(ends)} pass(es) and step(s) were timed before the stop-aware clock, and their "
-            "seconds include any pause" if unclocked else "")
-        + f"). Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models below, their "
-        f"per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' `seconds`; a stored "
-        "record reused costs 0).\n")
+    parts.append(_time_section(state, len(runs), train_s, eval_s))
     table = ["| pass / step | cells | missing | runs | cells evaluated | seconds | last finished (UTC) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     table += [f"| pass `{st.name}` | {len(st.cells)} | {len(st.missing)} | {st.runs} | {st.cells_run} | "

@@ -5,10 +5,13 @@
     {"event": "start", "step": "pass main", "kind": "pass", "time": ...}
     {"event": "end", "step": "pass main", "kind": "pass", "time": ..., "start": ..., "seconds": ..., "status": "ok",
      "cells_run": 6, "cells_skipped": 0}            (steps: "key", "outputs", "result"; a failure: "error")
+    {"event": "beat", "step": "pass main", "kind": "pass", "time": ..., "start": ..., "seconds": ...,
+     "stopped_seconds": ...}                        (every BEAT_SECONDS while a pass or step runs)
 
 Only `campaign run` writes it (one at a time per campaign and workdir: a lock file), status and compose read it:
 the measured wall time of each pass and step, the commands and the machines that ran them. A line torn by a
-crash is skipped when read.
+crash is skipped when read. A process killed outright (SIGKILL, a machine or session that goes away) writes no
+end event; its beats say how long the pass or step had run, so a killed run costs the wall time at most one beat.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import fcntl
 import json
 import os
 import subprocess
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +27,8 @@ from typing import Any, Iterator
 
 from varmixup_bench.core.clock import running_time, stopped_time
 from varmixup_bench.core.errors import BenchError
+
+BEAT_SECONDS = 60.0  # how often a running pass or step appends its seconds so far (the wall time a kill can lose)
 
 
 def now() -> str:
@@ -84,7 +90,32 @@ class JsonLines:
 
 
 class CampaignState(JsonLines):
-    """A campaign's events (the module docstring): runs, and the start and end of each pass and step."""
+    """A campaign's events (the module docstring): runs, and the start, beats and end of each pass and step."""
+
+    def __init__(self, path: Path, beat_seconds: float = BEAT_SECONDS) -> None:
+        if not beat_seconds > 0:
+            raise BenchError(f"beat_seconds must be positive, got {beat_seconds!r}")
+        super().__init__(path)
+        self.beat_seconds = beat_seconds
+        self._writing = threading.Lock()  # the heartbeat thread and the run append to the same file
+
+    def append(self, **event: Any) -> dict[str, Any]:
+        with self._writing:
+            return super().append(**event)
+
+    def live(self) -> bool:
+        """Whether a `campaign run` of this campaign holds the workdir's lock now (its open step is running, not
+        cut short)."""
+        lock = self.path.with_suffix(".lock")
+        if not lock.exists():
+            return False
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -113,17 +144,69 @@ class CampaignState(JsonLines):
         def times() -> dict[str, float]:
             return {"seconds": round(running_time() - t0, 3), "stopped_seconds": round(stopped_time() - s0, 3)}
 
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.beat_seconds):
+                try:
+                    self.append(event="beat", step=step, kind=kind, start=started, **times())
+                except OSError:
+                    return  # a full disk: the end event (or its absence) still says what happened
+
+        beating = threading.Thread(target=beat, name=f"campaign-beat {step}", daemon=True)
+        beating.start()
         try:
             yield info
         except BaseException as exc:
+            done.set()
+            beating.join()
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             self.append(event="end", step=step, kind=kind, start=started, **times(), status=status,
                         error=(str(exc).splitlines() or [type(exc).__name__])[0], **fields, **info)
             raise
+        done.set()
+        beating.join()
         self.append(event="end", step=step, kind=kind, start=started, **times(), status="ok", **fields, **info)
 
     def ends(self, step: str | None = None) -> list[dict[str, Any]]:
         return [e for e in self.events() if e.get("event") == "end" and (step is None or e.get("step") == step)]
+
+    def spans(self, step: str | None = None) -> list[dict[str, Any]]:
+        """Every pass or step that started, as its end event; one that has none gets one made from its last beat:
+        status "running" while this campaign's run holds the lock (the last run's open step), else "cut short"
+        (the process was killed), with `beats` (how many) and `until` (when the next run started, if one did: the
+        latest it can have stopped). A step cut short before beats existed has seconds 0 and beats 0."""
+        out: list[dict[str, Any]] = []
+        open_: dict[str, Any] | None = None  # the start event of the pass or step running at this point
+        beats: list[dict[str, Any]] = []  # its beats so far
+
+        def close(until: str | None, status: str) -> None:
+            nonlocal open_
+            if open_ is not None:
+                last = beats[-1] if beats else {}
+                out.append({"event": "end", "step": open_.get("step"), "kind": open_.get("kind"),
+                            "start": open_.get("time"), "time": last.get("time", open_.get("time")),
+                            "seconds": float(last.get("seconds") or 0.0),
+                            "stopped_seconds": float(last.get("stopped_seconds") or 0.0), "status": status,
+                            "beats": len(beats), "until": until})
+            open_ = None
+            beats.clear()
+
+        for e in self.events():
+            kind = e.get("event")
+            if kind in ("run", "start"):  # an open step before a new run or a new start was killed
+                close(e.get("time"), "cut short")
+                if kind == "start":
+                    open_ = e
+            elif kind == "beat" and open_ is not None and e.get("step") == open_.get("step"):
+                beats.append(e)
+            elif kind == "end":
+                if open_ is not None and e.get("step") == open_.get("step"):
+                    open_ = None
+                    beats.clear()
+                out.append(e)
+        close(None, "running" if self.live() else "cut short")
+        return [e for e in out if step is None or e.get("step") == step]
 
     def finished(self, step: str, key: str) -> dict[str, Any] | None:
         """The last successful end of `step` with this key whose outputs all still exist, else None."""

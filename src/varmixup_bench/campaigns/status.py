@@ -17,9 +17,9 @@ class PassStatus:
     cells: list = field(default_factory=list)  # runs.sweep.Cell, every cell of the pass
     keys: dict = field(default_factory=dict)  # Cell -> its sweep key
     missing: list = field(default_factory=list)  # the cells not in the store
-    seconds: float = 0.0  # measured: the sum of the pass's end events in the state file
-    runs: int = 0  # how many times the pass ran (its end events)
-    cells_run: int = 0  # cells evaluated over those runs
+    seconds: float = 0.0  # measured: the pass's spans in the state file (a killed run's until its last beat)
+    runs: int = 0  # how many times the pass ran (its spans, a killed or running one included)
+    cells_run: int = 0  # cells evaluated over the runs that ended (a killed run's cells are in the store)
     last_end: str | None = None
     norm: str = "Linf"
 
@@ -29,7 +29,7 @@ class StepStatus:
     name: str
     kind: str
     done: dict[str, Any] | None  # the end event of the finished step with the current settings, else None
-    seconds: float = 0.0  # every run of the step (the state file's end events)
+    seconds: float = 0.0  # every run of the step (its spans in the state file)
     runs: int = 0
 
 
@@ -58,11 +58,12 @@ def pass_status(plan: Plan, workdir: Path, device: str = "auto") -> list[PassSta
                 st.keys[c] = spec.cell_key(c)
                 if st.keys[c] not in done:
                     st.missing.append(c)
-        for e in state.ends(f"pass {p.name}"):
+        for e in state.spans(f"pass {p.name}"):
             st.seconds += float(e.get("seconds") or 0.0)
             st.runs += 1
             st.cells_run += int(e.get("cells_run") or 0)
-            st.last_end = e.get("time")
+            if e.get("status") not in ("cut short", "running"):
+                st.last_end = e.get("time")
         out.append(st)
     return out
 
@@ -71,7 +72,7 @@ def step_status(plan: Plan, workdir: Path) -> list[StepStatus]:
     state = CampaignState(plan.state_path(workdir))
     out = []
     for step in plan.steps:
-        ends = state.ends(f"step {step.name}")
+        ends = state.spans(f"step {step.name}")
         out.append(StepStatus(step.name, step.kind, state.finished(f"step {step.name}", step.key(plan)),
                               sum(float(e.get("seconds") or 0.0) for e in ends), len(ends)))
     return out

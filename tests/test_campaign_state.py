@@ -1,0 +1,125 @@
+"""The campaign state file's wall time survives a kill: a running pass appends a beat with its seconds so far, and
+a pass that never wrote its end event (SIGKILL, a session that goes away) counts until its last beat on the page;
+one killed before beats existed is named with its bound instead of silently counting 0."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from varmixup_bench.campaigns.compose import _time_section
+from varmixup_bench.campaigns.state import CampaignState
+from varmixup_bench.core.errors import BenchError
+
+KILLED = """
+import sys, time
+from varmixup_bench.campaigns.state import CampaignState
+st = CampaignState(sys.argv[1], beat_seconds=0.1)
+st.append(event="run", command="bench campaign run plan.toml")
+with st.exclusive(), st.timed("pass main", "pass"):
+    print("started", flush=True)
+    time.sleep(60)
+"""
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_pass_killed_with_sigkill_counts_until_its_last_beat(tmp_path):
+    path = tmp_path / "campaign-c.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    events = _lines(path)
+    assert not [e for e in events if e["event"] == "end"]  # no chance to write it
+    beats = [e for e in events if e["event"] == "beat"]
+    assert len(beats) >= 5 and [b["seconds"] for b in beats] == sorted(b["seconds"] for b in beats)
+    (span,) = CampaignState(path).spans()
+    assert (span["status"], span["beats"], span["until"]) == ("cut short", len(beats), None)
+    assert span["seconds"] == beats[-1]["seconds"] and 0.5 <= span["seconds"] <= 1.2
+    assert span["step"] == "pass main" and span["start"] == events[1]["time"]
+
+
+def test_a_pass_that_ends_stops_beating_and_its_end_is_its_span(tmp_path):
+    st = CampaignState(tmp_path / "c.jsonl", beat_seconds=0.05)
+    with st.timed("pass main", "pass") as info:
+        time.sleep(0.4)
+        info.update(cells_run=3)
+    n = len([e for e in st.events() if e["event"] == "beat"])
+    time.sleep(0.2)
+    assert len([e for e in st.events() if e["event"] == "beat"]) == n >= 3  # the thread stopped with the block
+    assert st.events()[-1]["event"] == "end"  # no beat after the end
+    (span,) = st.spans()
+    assert span["status"] == "ok" and span["cells_run"] == 3 and span["seconds"] >= 0.4
+
+
+def _write(path, events):
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+RUN1 = {"event": "run", "time": "2026-12-01T10:00:00+00:00"}
+RUN2 = {"event": "run", "time": "2026-12-01T13:00:00+00:00"}
+
+
+def test_spans_pair_starts_beats_and_ends_across_runs(tmp_path):
+    path = tmp_path / "campaign-c.jsonl"
+    _write(path, [
+        RUN1,
+        {"event": "start", "step": "pass a", "kind": "pass", "time": "2026-12-01T10:00:00+00:00"},
+        {"event": "end", "step": "pass a", "kind": "pass", "time": "2026-12-01T10:10:00+00:00", "seconds": 600.0,
+         "stopped_seconds": 0.0, "status": "ok", "cells_run": 2},
+        {"event": "start", "step": "pass b", "kind": "pass", "time": "2026-12-01T10:10:00+00:00"},
+        {"event": "beat", "step": "pass b", "kind": "pass", "time": "2026-12-01T10:11:00+00:00", "seconds": 60.0,
+         "stopped_seconds": 0.0},
+        {"event": "beat", "step": "pass b", "kind": "pass", "time": "2026-12-01T10:12:00+00:00", "seconds": 110.0,
+         "stopped_seconds": 10.0},
+        RUN2,  # the first run was killed in pass b, after its second beat
+        {"event": "start", "step": "pass b", "kind": "pass", "time": "2026-12-01T13:00:00+00:00"},
+    ])
+    st = CampaignState(path)
+    a, b_killed, b_open = st.spans()
+    assert (a["status"], a["seconds"], a["cells_run"]) == ("ok", 600.0, 2)
+    assert (b_killed["status"], b_killed["seconds"], b_killed["stopped_seconds"], b_killed["beats"]) == \
+        ("cut short", 110.0, 10.0, 2)
+    assert b_killed["until"] == RUN2["time"] and b_killed["time"] == "2026-12-01T10:12:00+00:00"
+    # the last run's open pass: nobody holds the lock, so it was killed too, before its first beat
+    assert (b_open["status"], b_open["seconds"], b_open["beats"], b_open["until"]) == ("cut short", 0.0, 0, None)
+    assert [s["step"] for s in st.spans("pass b")] == ["pass b", "pass b"]
+    # while a run holds the lock, the open pass is running, not cut short
+    with st.exclusive():
+        assert CampaignState(path).spans()[-1]["status"] == "running"
+    assert CampaignState(path).spans()[-1]["status"] == "cut short"
+
+
+def test_the_time_section_counts_beats_and_bounds_what_was_killed_before_beats(tmp_path):
+    path = tmp_path / "campaign-c.jsonl"
+    _write(path, [
+        RUN1,
+        {"event": "start", "step": "pass a", "kind": "pass", "time": "2026-12-01T10:00:00+00:00"},  # no beat: legacy
+        RUN2,
+        {"event": "start", "step": "pass a", "kind": "pass", "time": "2026-12-01T13:00:00+00:00"},
+        {"event": "beat", "step": "pass a", "kind": "pass", "time": "2026-12-01T13:01:00+00:00", "seconds": 60.0,
+         "stopped_seconds": 0.0},
+        {"event": "run", "time": "2026-12-01T14:00:00+00:00"},
+        {"event": "start", "step": "pass a", "kind": "pass", "time": "2026-12-01T14:00:00+00:00"},
+        {"event": "end", "step": "pass a", "kind": "pass", "time": "2026-12-01T14:05:00+00:00", "seconds": 300.0,
+         "stopped_seconds": 0.0, "status": "ok"},
+    ])
+    text = _time_section(CampaignState(path), 3, train_s=100.0, eval_s=20.0)
+    assert "Wall time: **360.0 s (0.10 h)**" in text  # 300 ended + 60 until the killed run's last beat
+    assert "2 pass(es) or step(s) were killed before they ended" in text
+    # the legacy one is not counted, and its bound is its start to the next run's start: 3 h
+    assert "1 of them before heartbeats were written" in text and "at most 10800.0 s (3.00 h) more" in text
+    assert "Computation: **120.0 s (0.03 h)**" in text and "Running now" not in text
+
+
+def test_beat_seconds_must_be_positive(tmp_path):
+    with pytest.raises(BenchError, match="beat_seconds must be positive, got 0"):
+        CampaignState(tmp_path / "c.jsonl", beat_seconds=0)
