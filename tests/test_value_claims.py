@@ -2,6 +2,8 @@
 (a paired bootstrap of ECE, a z test on per-image gamma), and lower/higher claims in a campaign plan."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -210,7 +212,32 @@ def test_a_claim_side_over_every_seed_compares_the_seeds_mean_with_their_spread(
     bare = compare_records({k: v for k, v in side.items() if not k.endswith("_by_seed")},
                            {k: v for k, v in other.items() if not k.endswith("_by_seed")}, ("clean", "clean"))
     assert rows[0]["cmp"].se > bare.se
+    # read from t with the seeds' 2 degrees of freedom, and the page's row says so (the single-seed claim: z)
+    assert (rows[0]["cmp"].df, rows[1]["cmp"].df) == (2.0, math.inf)
+    from varmixup_bench.campaigns.compose import _claims_section
+
+    table = [line for line in _claims_section(rows, 0.05).splitlines() if line.startswith("| 1 |")
+             or line.startswith("| 2 |")]
+    assert ", n=120, t(2) |" in table[0] and ", n=120 |" in table[1], table
     assert side_record(pooled.better, lambda name, cell: None if cell.seed == 2 else recs[(cell.defense, cell.seed)]) is None
+
+
+def test_a_margin_claim_on_seed_means_reads_its_p_from_the_same_t():
+    """A non-inferiority claim ("within 6 points") on a mean of seeds tests diff + 6 against 0 with the
+    comparison's own distribution: t with the seeds' df, not a z on the same SE (too small a p at 2 df)."""
+    from types import SimpleNamespace
+
+    from scipy.stats import norm, t as student_t
+
+    from varmixup_bench.campaigns.compose import claim_test
+    from varmixup_bench.results.stats import Comparison
+
+    claim = SimpleNamespace(margin=6.0, lower_is_better=False)
+    p, above = claim_test(claim, Comparison(-2.0, 1.0, 0.0, True, 1000, 2.0))
+    assert above and p == pytest.approx(2 * student_t.sf(4.0, 2)) and p > 2 * norm.sf(4.0) * 100
+    lower = SimpleNamespace(margin=0.5, lower_is_better=True)  # "ECE at most 0.5 above": diff < +0.5
+    p, below = claim_test(lower, Comparison(0.1, 0.1, 0.0, True, 1000))
+    assert below and p == pytest.approx(2 * norm.sf(4.0))
 
 
 def test_one_commands_families_of_comparisons_share_its_five_percent():

@@ -18,6 +18,7 @@ preset, never typed:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +95,18 @@ def _seconds_between(start: str, end: str) -> float:
     return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
 
 
+def _figure(x: float) -> str:
+    """A metric's value or difference: two decimals where that keeps three significant digits (ECE in percent),
+    else three significant digits (a local-linearity gamma or a KID of 0.004 is not "0.00")."""
+    return f"{x:.2f}" if abs(x) >= 1 or x == 0 else f"{x:.3g}"
+
+
 def _interval(rec: dict, metric: str) -> str:
     from varmixup_bench.results.stats import format_interval
 
     f = METRIC_FIELD[metric]
     if metric == "value":  # a metric's value (its uncertainty is in the paired test's SE)
-        return f"{float(rec[f]):.2f} {rec.get('metric') or ''}".strip()
+        return f"{_figure(float(rec[f]))} {rec.get('metric') or ''}".strip()
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 
@@ -165,16 +172,13 @@ def page_families(plan: Plan) -> int:
 
 def claim_test(claim, cmp) -> tuple[float, bool]:
     """(two-sided p, whether the estimate lies on the claimed side) of a claim's comparison: against 0 with the
-    comparison's own test, or, for a claim with a margin (non-inferiority), a z test of the difference against
-    -margin (better/worse) or +margin (lower/higher)."""
+    comparison's own test, or, for a claim with a margin (non-inferiority), the same test (z, or t where seeds'
+    spread is in the error) of the difference against -margin (better/worse) or +margin (lower/higher)."""
     if not claim.margin:
         return cmp.p, (cmp.diff < 0 if claim.lower_is_better else cmp.diff > 0)
-    from scipy.stats import norm
-
+    bound = claim.margin if claim.lower_is_better else -claim.margin
     shifted = (claim.margin - cmp.diff) if claim.lower_is_better else (cmp.diff + claim.margin)
-    if cmp.se > 0:
-        return float(2 * norm.sf(abs(shifted) / cmp.se)), shifted > 0
-    return (1.0 if shifted == 0 else 0.0), shifted > 0
+    return cmp.p_against(bound), shifted > 0
 
 
 def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
@@ -192,9 +196,11 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
              f"decided together with Holm–Bonferroni at a family-wise {percent(alpha)}: **holds** (significant in "
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
              f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
-             f"below +m) and is tested against that bound (a z test with the comparison's standard error). A side "
+             f"below +m) and is tested against that bound (the comparison's own test: z, or t for a mean of seeds). A side "
              f"labelled \"mean of seeds\" is the mean over those training seeds' models: per-image outcomes summed "
-             f"over the seeds, and the standard error widened by the spread between the seeds.",
+             f"over the seeds, the standard error the hypotenuse of the images' and the seeds' (the spread of the "
+             f"per-seed differences), and p read from t with the seeds' degrees of freedom (S − 1: valid whatever "
+             f"the seeds' true spread, conservative where the images' noise dominates).",
              "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -203,8 +209,12 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
                 for s in ("better", "worse")]
         margin = (f" (claimed {'<' if c.lower_is_better else '>'} {c.margin if c.lower_is_better else -c.margin:+g})"
                   if c.margin else "")
-        stats = ([f"{cmp.diff:+.1f}{margin}", f"{cmp.se:.1f}", f"{r['p']:.2g}",
-                  f"paired, n={cmp.n}" if cmp.paired else f"unpaired, n={cmp.n}"] if cmp is not None else ["—"] * 4)
+        stats = ["—"] * 4
+        if cmp is not None:  # a metric's difference in its units, an accuracy's in points
+            num = _figure if c.better.metric == "value" else (lambda x: f"{x:.1f}")
+            test = ("paired" if cmp.paired else "unpaired") + f", n={cmp.n}" + (
+                f", t({cmp.df:g})" if math.isfinite(cmp.df) else "")
+            stats = [("+" if cmp.diff >= 0 else "") + num(cmp.diff) + margin, num(cmp.se), f"{r['p']:.2g}", test]
         note = f" ({c.note})" if c.note else ""
         lines.append(f"| {c.number} | {c.better.label()} | {c.worse.label()} | {' | '.join(vals)} | "
                      f"{' | '.join(stats)} | **{r['verdict']}**{note} |")
