@@ -68,6 +68,29 @@ def smoke(tmp_path_factory):
     return out
 
 
+def test_a_claim_sets_two_radii_against_each_other_only_when_it_writes_both(tmp_path):
+    """A side without eps takes its pass's radius: a claim of pgd10 in an L2 pass against pgd10 at the L∞ default
+    is refused with both radii named, and accepted once both sides write eps (or name one radius)."""
+    from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.core.errors import BenchError
+
+    l2 = '\n[[pass]]\nname = "l2"\ndefenses = ["erm"]\nattacks = ["pgd10"]\nseeds = [0]\nset = { norm = "L2" }\n'
+    text = SMOKE.read_text().split("[[claim]]")[0] + l2
+    claim = '\n[[claim]]\nbetter = {{ defense = "erm", attack = "pgd10"{a} }}\n' \
+            'worse = {{ defense = "erm", attack = "pgd10", pass = "l2"{b} }}\n'
+    path = tmp_path / "p.toml"
+    path.write_text(text + claim.format(a="", b=""))
+    with pytest.raises(BenchError, match=r"better is at 32/255 and worse at L2 [\d.]+ \(a side without eps takes "
+                                         r"its pass's radius\): write eps on both sides"):
+        load_plan(path)
+    plain = tmp_path / "plain.toml"
+    plain.write_text(text)
+    default_l2 = load_plan(plain).pass_named("l2").settings.eps_for(None, "digits")
+    path.write_text(text + claim.format(a=', eps = "32/255"', b=f", eps = {default_l2}"))
+    (c,) = load_plan(path).claims
+    assert (c.better.norm, c.worse.norm) == ("Linf", "L2")
+
+
 @pytest.mark.parametrize("edit, expected", [
     (('"erm", "mixup+mi"]', '"erm", "mixup+mii"]'), "unknown inference rule 'mii'"),
     (('"adaptive-pgd10"]', '"adaptive-pgd10", "pgd11"]'), "unknown attack 'pgd11'"),

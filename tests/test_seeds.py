@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary, wilson_interval
@@ -234,3 +235,35 @@ def test_one_seed_trained_twice_with_and_without_vae_seed_counts_once():
            "train_overrides": {"seed": 1, "vae_seed": 0}}
     (cell,) = pool_seeds(leaderboard_frame([r0, old, new])).to_dict("records")
     assert cell["seeds"] == 2 and cell["seed"] == "0,1" and cell["robust_acc"] == pytest.approx(40.0)
+
+
+def test_a_worst_case_not_every_seed_kept_is_missing_not_the_last_seeds_or_the_mean_over_draws():
+    """Pooling never makes up a number: when one seed's record lacks the worst case over draws, the pooled cell
+    has none (it used to keep the last seed's value as the "mean of seeds"); and a per-image blob of several draws
+    without `worst` has no per-image worst case (it used to read the mean over draws as one, and pooling rounded
+    a mean of 0.7 to "correct in every draw"), so a paired test of it falls back to the records' summaries."""
+    from varmixup_bench.results.seeds import pool_seeds
+    from varmixup_bench.results.stats import paired_outcomes
+
+    n, draws = 50, 3
+    rng = np.random.default_rng(5)
+    recs = []
+    for s in range(3):
+        correct = rng.integers(0, draws + 1, n)  # correct draws per image, out of 3
+        rec = _record(s, "pgd10", correct / draws)
+        rec.update(robust_acc_worst=100.0 * float((correct == draws).mean()), robust_acc_worst_std=0.0,
+                   per_image=encode_per_image(np.arange(n), np.ones(n), correct, 1, draws=draws,
+                                              worst_correct=(correct == draws) if s < 2 else None))
+        recs.append(rec)
+    recs[1]["robust_acc_worst"] = float("nan")  # seed 1 did not record it (the old code kept seed 2's)
+    decoded = decode_per_image(recs[2]["per_image"])
+    assert decoded["worst"] is None and set(np.unique(decoded["robust"] * draws)) <= {0, 1, 2, 3}
+    assert decode_per_image(recs[0]["per_image"])["worst"] is not None
+    assert paired_outcomes(recs[0], recs[2], ("worst", "worst")) is None
+    assert paired_outcomes(recs[2], recs[0], ("worst", "robust")) is None
+    assert paired_outcomes(recs[0], recs[2], ("worst", "robust")) is not None
+    pooled = pool_seeds(pd.DataFrame(recs)).iloc[0]
+    assert pooled["seeds"] == 3 and np.isnan(pooled["robust_acc_worst"]) and np.isnan(pooled["robust_acc_worst_ci_low"])
+    assert "robust_acc_worst_by_seed" not in pooled or not isinstance(pooled["robust_acc_worst_by_seed"], str)
+    assert decode_per_image(pooled["per_image"])["worst"] is None
+    assert pooled["robust_acc"] == pytest.approx(np.mean([r["robust_acc"] for r in recs]))

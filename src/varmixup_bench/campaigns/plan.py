@@ -408,10 +408,12 @@ def _claim(plan: Plan, cells: list, number: int, r: Reader) -> Claim:
     pair = ("lower", "higher") if "lower" in r.table or "higher" in r.table else ("better", "worse")
     if pair[0] == "lower" and ("better" in r.table or "worse" in r.table):
         raise r.error("a claim is better/worse (accuracies) or lower/higher (any metric), not both")
-    sides = []
+    sides, explicit = [], []
     for side in pair:
         cell = Reader(r.get(side, dict), f"{r.where} {side}", TABLES["cell"])
         sides.append(_cell_ref(plan, cells, cell))
+        explicit.append("eps" in cell.table)
+    _same_radius(sides, pair, all(explicit), r)
     if sides[0] == sides[1]:
         raise r.error(f"{pair[0]} and {pair[1]} name the same cell and metric")
     if (sides[0].metric == "value") != (sides[1].metric == "value"):
@@ -426,6 +428,21 @@ def _claim(plan: Plan, cells: list, number: int, r: Reader) -> Claim:
     margin = float(margin)
     return Claim(number, sides[0], sides[1], r.get("note", str, ""), lower_is_better=pair[0] == "lower",
                  margin=margin)
+
+
+def _same_radius(sides: list, pair: tuple, both_written: bool, r: Reader) -> None:
+    """Two sides with a radius are compared at one radius, unless the plan writes eps on both: an omitted eps is
+    its pass's own default, so a claim could otherwise set an L2 pass's 0.5 against 8/255 without saying so."""
+    from varmixup_bench.attacks.spec import attack_class
+    from varmixup_bench.results.record import eps_text
+
+    a, b = sides
+    if both_written or not (attack_class(a.cell.attack).uses_eps and attack_class(b.cell.attack).uses_eps):
+        return
+    if a.norm != b.norm or abs(a.cell.eps - b.cell.eps) > 1e-9:
+        raise r.error(f"{pair[0]} is at {eps_text(a.cell.eps, a.norm)} and {pair[1]} at "
+                      f"{eps_text(b.cell.eps, b.norm)} (a side without eps takes its pass's radius): write eps on "
+                      "both sides to compare two radii")
 
 
 def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:

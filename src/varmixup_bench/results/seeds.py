@@ -3,6 +3,7 @@ same images, shown as one cell — the mean over seeds, its 95 % interval widene
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,12 @@ def _pooled(g: pd.DataFrame) -> dict[str, Any]:
     row.update(seeds=s, seed=",".join(str(v) for v in sorted(g["seed"].unique())),
                config_hash=",".join(str(v) for v in g["config_hash"]))
     for which in ("clean_acc", "robust_acc", "robust_acc_worst"):
-        if which not in g or g[which].isna().any():
+        if which not in g:
+            continue
+        if g[which].isna().any():  # not every seed has it: no mean of seeds (not the last seed's value)
+            row.update({which: math.nan, f"{which}_std": math.nan, f"{which}_ci_low": math.nan,
+                        f"{which}_ci_high": math.nan})
+            row.pop(f"{which}_by_seed", None)
             continue
         vals = g[which].astype(float).to_numpy()
         mean, std = float(vals.mean()), float(vals.std(ddof=1))
@@ -83,6 +89,6 @@ def _pooled_per_image(blobs: list) -> dict | None:
     robust = sum(np.rint(d["robust"] * d["trials"] * draws[0] * conditions[0]) for d in decoded)
     if conditions[0] > 1:
         return encode_per_image(decoded[0]["idx"], clean, robust, t, conditions=conditions[0])
-    worst = sum(np.rint(d["worst"] * d["trials"]) for d in decoded)
-    return encode_per_image(decoded[0]["idx"], clean, robust, t, draws=draws[0],
-                            worst_correct=worst if draws[0] > 1 else None)
+    known = draws[0] > 1 and all(d["worst"] is not None for d in decoded)
+    worst = sum(np.rint(d["worst"] * d["trials"]) for d in decoded) if known else None
+    return encode_per_image(decoded[0]["idx"], clean, robust, t, draws=draws[0], worst_correct=worst)

@@ -126,7 +126,8 @@ def decode_per_image(blob: Any) -> dict[str, np.ndarray] | None:
     elif "draws" in blob:
         d = max(int(blob["draws"]), 1)
         robust = _unpack(blob["robust"], np.uint16) / (t * d)
-        worst = _unpack(blob["worst"], np.uint8) / t if "worst" in blob else robust
+        # no worst stored: with one draw it is the robust outcome; with several it is unknown, not their mean
+        worst = _unpack(blob["worst"], np.uint8) / t if "worst" in blob else (robust if d == 1 else None)
     else:
         robust = _unpack(blob["robust"], np.uint8) / t
         worst = robust
@@ -182,6 +183,8 @@ def paired_outcomes(a: dict, b: dict, which: tuple[str, str] = ("robust", "robus
     if len(common) == 0:
         return None
     # a robust fraction over several conditions is a mean of many outcomes, not one 0/1 outcome per trial
+    if pa[which[0]] is None or pb[which[1]] is None:  # a worst case over draws the record did not keep
+        return None
     units = [d["trials"] * (d["conditions"] if w in ("robust", "worst") else 1)
              for d, w in ((pa, which[0]), (pb, which[1]))]
     return pa[which[0]][ia], pb[which[1]][ib], max(units)
