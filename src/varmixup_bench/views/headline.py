@@ -6,9 +6,9 @@ defense as trained, and the three numbers a reader needs, each with its 95 % int
   with that attack named;
 - **ensemble @ ε**: per image, correct only if correct under *every* attack recorded for that model at that ε
   and norm (the rule AutoAttack and RobustBench use), on the images all those attacks evaluated. For a
-  randomised defense an image's outcome is a rate (correct draws and trials over all), and the ensemble takes
-  per image the lowest rate over the attacks; `ensemble worst-case` does the same with the per-image worst
-  case over draws (correct in every draw).
+  randomised defense an image's outcome under an attack is a rate (correct draws and trials over all), and the
+  ensemble is per image the product of the rates: the expected outcome of that rule, each attack tried once;
+  `ensemble worst-case` takes per image the worst case over draws (correct in every draw) under every attack.
 
 Every diagnostic finding (varmixup_bench.views.diagnostics) is a ⚠ with a footnote number beside the cell it concerns, its check
 and reason below the table. A bold cell is the best of its column and significantly above the runner-up, with
@@ -122,10 +122,22 @@ def _attack_names(rows: pd.DataFrame) -> list[str]:
     return names
 
 
+def _outcomes(rec: dict, which: str) -> dict | None:
+    """The record's decoded per-image results if they hold `which` (a record of several draws written without
+    its per-image worst case has none), else None."""
+    d = decode_per_image(rec.get("per_image"))
+    return d if d is not None and d.get(which) is not None else None
+
+
 def _ensemble(recs: list[dict], which: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(common image indices, per-image lowest outcome over the records) or None without per-image results."""
-    decoded = [decode_per_image(r.get("per_image")) for r in recs]
-    decoded = [d for d in decoded if d is not None]
+    """(common image indices, per-image product of the records' outcomes) or None without per-image results.
+
+    The product is the expected outcome of AutoAttack's rule (an image is robust only if every attack, each
+    tried once, fails): 0/1 outcomes give the AND; a randomised defense's rates, each attack's draws independent
+    of the others', give an unbiased estimate of surviving one try of each. (The lowest rate per image, used
+    before 2026-12-01, chose and reported on the same draws: with k equal attacks at a true 50 % it read 41 %
+    for k = 2 and 21 % for k = 20, a bias of its own that no interval showed.)"""
+    decoded = [d for d in (_outcomes(r, which) for r in recs) if d is not None]
     if not decoded:
         return None
     common = decoded[0]["idx"]
@@ -138,7 +150,7 @@ def _ensemble(recs: list[dict], which: str) -> tuple[np.ndarray, np.ndarray] | N
         order = np.argsort(d["idx"], kind="stable")
         pos = order[np.searchsorted(d["idx"][order], common)]
         vals.append(np.asarray(d[which], dtype=float)[pos])
-    return common, np.min(vals, axis=0)
+    return common, np.prod(vals, axis=0)
 
 
 def _ensemble_cell(recs: list[dict], which: str) -> Cell | None:
@@ -148,10 +160,10 @@ def _ensemble_cell(recs: list[dict], which: str) -> Cell | None:
     idx, v = ens
     n = len(v)
     lo, hi = wilson_interval(float(v.sum()), n)
-    with_images = sum(decode_per_image(r.get("per_image")) is not None for r in recs)
+    with_images = sum(_outcomes(r, which) is not None for r in recs)
     note = f"{with_images} attack{'s' if with_images != 1 else ''}"
     if with_images < len(recs):
-        note += f" of {len(recs)} (the others keep no per-image results)"
+        note += f" of {len(recs)} (the others keep no per-image {'worst case' if which == 'worst' else 'results'})"
     return Cell(100.0 * float(v.mean()), lo, hi, n, note, which, None, (idx, v))
 
 
@@ -335,11 +347,13 @@ def _title(t: Table) -> str:
 
 LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strongest: the record's interval "
           "(Wilson over its n images; with T trials widened by t(T-1)·s/√T of the trial spread). strongest: the "
-          "lowest robust accuracy of the attacks recorded at the main ε (L∞), the attack named. ensemble: an image "
+          "lowest robust accuracy of the attacks recorded at the main ε (L∞), the attack named (the lowest of several "
+          "estimates: its interval does not allow for that choice). ensemble: an image "
           "counts only if every one of those attacks failed on it (AutoAttack's and RobustBench's rule), over the "
-          "images all of them evaluated; for a randomised defense, per image the lowest rate of correct "
-          "classification over the attacks; worst-case: the same with each image's worst case over the defense's "
-          "draws (correct in every draw; a deterministic defense has none); Wilson interval over those n images. "
+          "images all of them evaluated; for a randomised defense, per image the product of its rates of correct "
+          "classification under the attacks (the rule's expected outcome, each attack tried once); worst-case: "
+          "correct in every draw of every attack (a deterministic defense has none); Wilson interval over those n "
+          "images. "
           "A cell on another number of images than the table's says n= (an ensemble on fewer images than the "
           "strongest attack's can come out above it by sampling noise). Bold: best in its column and "
           "significantly above the runner-up (paired test on the same images, else unpaired z), Holm–Bonferroni "
