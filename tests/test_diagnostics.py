@@ -147,3 +147,47 @@ def test_oblivious_overstates_takes_the_strongest_adaptive_attack_of_any_kind():
              if f.check == "oblivious-overstates"]
     assert len(found) == 1 and "adaptive adaptive-apgd 10.0%" in found[0].message
     assert set(found[0].rows) == {("pgd10", 8 / 255), ("adaptive-apgd", 8 / 255)}
+
+
+def test_two_versions_of_an_attack_at_one_radius_are_not_a_rise_with_eps():
+    """pgd10 at 8/255 twice (another step: 40 % and 50 %) and at 16/255: the curve takes one record per radius (the
+    latest), so the versions' gap is not reported as accuracy rising with eps (a false alarm found in review)."""
+    recs = [dict(rec("pgd10", 8 / 255, 40.0, t="2026-01-01T00:00:01"), step=2 / 255),
+            dict(rec("pgd10", 8 / 255, 50.0, t="2026-01-01T00:00:02"), step=0.5 / 255, eval_hash="v2"),
+            rec("pgd10", 16 / 255, 20.0, t="2026-01-01T00:00:03")]
+    assert [f for f in diagnose(_frame(recs)) if f.check == "accuracy-rises-with-eps"] == []
+    rising = recs + [dict(rec("pgd10", 32 / 255, 45.0, t="2026-01-01T00:00:04"))]
+    (f,) = [f for f in diagnose(_frame(rising)) if f.check == "accuracy-rises-with-eps"]
+    assert "45.0% at eps 0.1255 > 20.0% at 0.06275" in f.message
+
+
+def test_the_report_words_a_rise_above_clean_without_crashing():
+    """The check's first candidate has one row (the smallest radius against its record's clean accuracy); the
+    report read a second row that is not there and died on the clearest masking sign."""
+    from varmixup_bench.views.report import finding_reason
+
+    above = dict(rec("pgd10", 2 / 255, 95.0), clean_acc=80.0)
+    (f,) = [f for f in diagnose(_frame([above])) if f.check == "accuracy-rises-with-eps"]
+    assert len(f.rows) == 1
+    text = finding_reason(f, {("pgd10", round(2 / 255, 8)): above})
+    assert text.startswith("accuracy above clean: pgd10 95.0 % at ε=2/255 vs 80.0 % clean on the same images")
+
+
+def test_large_eps_judges_a_randomised_predictor_by_its_worst_case_and_skips_records_without_n():
+    """A randomised predictor's mean over draws keeps a chance-level floor at any radius: at eps 0.5 its 12 %
+    mean with 0 % worst case is no sign; 12 % in the worst case is. A record with no image count is skipped."""
+    mean_only = dict(rec("adaptive-pgd10", 0.5, 12.0, "adaptive"), robust_acc_worst=0.0)
+    assert [f for f in diagnose(_frame([mean_only])) if f.check == "large-eps-not-zero"] == []
+    (f,) = [f for f in diagnose(_frame([dict(mean_only, robust_acc_worst=12.0)])) if f.check == "large-eps-not-zero"]
+    assert "leaves 12.0% worst case over draws" in f.message
+    old = dict(rec("pgd10", 0.5, 36.5))
+    del old["n_examples"]
+    assert [f for f in diagnose(_frame([old])) if f.check == "large-eps-not-zero"] == []
+
+
+def test_holm_sorts_a_nan_p_last_and_keeps_it_in_the_family():
+    from varmixup_bench.results.stats import holm
+
+    assert holm([0.001, float("nan"), 0.0001, 0.5]) == [True, False, True, False]  # the NaN stopped the 0.0001
+    assert holm([0.01, float("nan")], alpha=0.05) == [True, False]  # m = 2: 0.01 <= 0.05 / 2
+    assert holm([0.03, float("nan")], alpha=0.05) == [False, False]  # 0.03 > 0.025: the NaN still counts

@@ -442,9 +442,12 @@ def holm(pvalues: Sequence[float], alpha: float = FAMILY_ALPHA) -> list[bool]:
     (k from 0) is rejected while p <= alpha / (m - k); the first that fails stops the rejections."""
     m = len(pvalues)
     reject = [False] * m
-    for k, i in enumerate(sorted(range(m), key=lambda j: pvalues[j])):
+    # a NaN p sorts last (a plain sort of floats with NaN is no order at all) and never rejects, but still
+    # counts in m: a comparison that could not be made is not dropped from the family
+    order = sorted(range(m), key=lambda j: (math.isnan(pvalues[j]), pvalues[j]))
+    for k, i in enumerate(order):
         p = pvalues[i]
-        if not (p <= alpha / (m - k)):  # NaN never rejects
+        if not (p <= alpha / (m - k)):
             break
         reject[i] = True
     return reject

@@ -81,7 +81,10 @@ def rises_with_eps(df: pd.DataFrame):
     record (paired on its images), then each radius against the next."""
     out = []
     for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
-        g = g.sort_values("eps")
+        # one record per radius, the latest (as _pairs): versions of the attack at one eps (another step, subset or
+        # trial count) are not a curve, and comparing them called their difference a rise with eps
+        g = g.assign(_eps=g["eps"].astype(float).round(8)).drop_duplicates("_eps", keep="last")
+        g = g.sort_values("_eps", kind="stable")
         first = g.iloc[0]
         if first["eps"] > 0 and pd.notna(first.get("clean_acc")):
             out.append(Candidate(((attack, first["eps"]),),
@@ -95,14 +98,26 @@ def rises_with_eps(df: pd.DataFrame):
     return out
 
 
-@CHECKS.register("large-eps-not-zero", help="at L-inf eps >= 0.5 a deterministic model should be at ~0%")
+@CHECKS.register("large-eps-not-zero", help="at L-inf eps >= 0.5 a working attack leaves ~0% (a randomised "
+                 "predictor: its worst case over draws)")
 def large_eps(df: pd.DataFrame):
-    """Half the pixel range in L-inf; an L2 radius of 0.5 is a small ball (a 32x32x3 image's diagonal is ~55)."""
+    """Half the pixel range in L-inf; an L2 radius of 0.5 is a small ball (a 32x32x3 image's diagonal is ~55). A
+    randomised predictor is judged by its worst case over draws where the record has one: its mean over draws
+    keeps a floor of chance-level guesses (about 1/K) whatever the attack, which is no sign of masking."""
     if "norm" in df:
         df = df[df["norm"] != "L2"]
     rows = df[(df["eps"] >= 0.5) & df["threat_model"].isin(["white-box", "adaptive"]) & df["attack"].isin(GRADIENT_ATTACKS)]
-    return [Candidate(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {r['robust_acc']:.1f}% "
-                      f"accurate", above_level_p(r, LARGE_EPS_LEVEL)) for _, r in rows.iterrows()]
+    out = []
+    for _, r in rows.iterrows():
+        worst = "robust_acc_worst" in r and pd.notna(r["robust_acc_worst"])
+        acc = float(r["robust_acc_worst"] if worst else r["robust_acc"])
+        if not (acc == acc) or not (pd.notna(r.get("n_examples")) and float(r["n_examples"]) >= 1):
+            continue  # no accuracy or no image count (an old record): nothing to test, not a crash
+        what = "worst case over draws" if worst else "accurate"
+        out.append(Candidate(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {acc:.1f}% "
+                             f"{what}", above_level_p({"robust_acc": acc, "n_examples": r["n_examples"]},
+                                                      LARGE_EPS_LEVEL)))
+    return out
 
 
 LARGE_EPS_LEVEL = 5.0  # percent: at L-inf eps >= 0.5 an attack that works leaves at most this much

@@ -325,6 +325,10 @@ def finding_reason(finding, lookup: dict) -> str:
                 "adaptive number, not the oblivious one")
     elif check == "adaptive-above-oblivious":
         text = f"adaptive weaker than oblivious: {_pct(r0)} adaptive ({a0}) vs {_pct(r1)} oblivious ({a1})"
+    elif check == "accuracy-rises-with-eps" and not rest:  # the smallest radius against the record's clean
+        clean = "?" if r0 is None else f"{float(r0['clean_acc']):.1f} %"
+        text = (f"accuracy above clean: {a0} {_pct(r0)} at ε={_eps(e0)} vs {clean} clean on the same images; "
+                "gradients may be masked")
     elif check == "accuracy-rises-with-eps":
         text = (f"accuracy rises with ε: {a0} {_pct(r1)} at ε={_eps(rest[0][1])} vs {_pct(r0)} at ε={_eps(e0)}; "
                 "gradients may be masked")
