@@ -325,3 +325,28 @@ def test_row_labels_say_what_a_row_has_once():
                                vae(4, 16, {"vae_latent_stride": 4, "vae_latent_channels": 16}, "h-s4c16")])
     assert sorted(wide_frame(frame)["defense"]) == ["varmixup+varmi [latent_channels=16, latent_stride=4]",
                                                    "varmixup+varmi [latent_channels=8, latent_stride=2]"]
+
+
+def test_bold_needs_the_best_above_every_other_row_not_only_the_runner_up():
+    """A 60 % on 1,000 images, B 50 % (far below: p ~ 1e-30), C 47.5 % on 40 images (p = 0.06 against A): the
+    best was bolded against the runner-up B although C is within noise of it; now it is bold only when A is
+    significantly above every row, in the headline and in the wide table."""
+    from varmixup_bench.views.leaderboard import best_cells, leaderboard_frame, wide_frame
+
+    i = np.arange(1000)
+    a = (i % 5 >= 2).astype(np.uint8)  # 60 %
+    b = a.copy()
+    b[np.flatnonzero(a == 1)[:100]] = 0  # 50 %, nested in A
+    c = a[:40].copy()
+    c[np.flatnonzero(c == 1)[:5]] = 0  # 19 of 40
+    recs = [_rec("A", "pgd10", a), _rec("B", "pgd10", b), _rec("C", "pgd10", c)]
+    strongest = {r.label: r.cells["strongest"] for r in _tables(recs)[0].rows}
+    assert strongest["A"].mean == 60.0 and not strongest["A"].bold
+    far = [_rec("A", "pgd10", a), _rec("B", "pgd10", b)]  # without C: A is above every other row
+    assert {r.label: r.cells["strongest"] for r in _tables(far)[0].rows}["A"].bold
+    # the wide table: C the mean of three seeds (30, 48, 66 %) on the same 1,000 images, below B but within its
+    # seeds' spread of A
+    seeds = [_rec("C", "pgd10", (i % 50 < k).astype(np.uint8), seed=s) for s, k in enumerate((15, 24, 33))]
+    wide = wide_frame(leaderboard_frame(far + seeds))
+    assert not [col for _, col in best_cells(wide) if col.startswith("pgd10")]
+    assert [col for _, col in best_cells(wide_frame(leaderboard_frame(far))) if col.startswith("pgd10")]

@@ -96,7 +96,7 @@ def test_bold_marks_only_a_significant_best(per_image):
     tied = render_wide(wide_frame(leaderboard_frame(_cell_records([30, 30, 28], per_image=per_image))), "md")
     assert "**" not in tied  # SPSA 30.00 on 15/50 for three defenses: no "best"
     clear = render_wide(wide_frame(leaderboard_frame(_cell_records([90, 20, 18], n=200, per_image=per_image))), "md")
-    assert clear.count("**") == 2 and "bold: significantly above the runner-up" in clear
+    assert clear.count("**") == 2 and "bold: significantly above every other row" in clear
 
 
 # ---- 14. diagnostics do not fire on noise ----

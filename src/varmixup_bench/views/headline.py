@@ -11,8 +11,8 @@ defense as trained, and the three numbers a reader needs, each with its 95 % int
   `ensemble worst-case` takes per image the worst case over draws (correct in every draw) under every attack.
 
 Every diagnostic finding (varmixup_bench.views.diagnostics) is a ⚠ with a footnote number beside the cell it concerns, its check
-and reason below the table. A bold cell is the best of its column and significantly above the runner-up, with
-Holm–Bonferroni over all the best-vs-runner-up comparisons of one table. `--layout wide` keeps the full matrix.
+and reason below the table. A bold cell is the best of its column and significantly above every other row, with
+Holm–Bonferroni over the columns of every dataset's table together. `--layout wide` keeps the full matrix.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from varmixup_bench.results.record import eps_label, eps_text
 from varmixup_bench.views.diagnostics import diagnose
 from varmixup_bench.views.htmlpage import SORTER, STYLE, _code, _images, page  # noqa: F401  (re-exported)
 from varmixup_bench.views.diagnostics import predictor_keys
-from varmixup_bench.views.leaderboard import differing_fields, _row_labels
+from varmixup_bench.views.leaderboard import above_every_other, differing_fields, _row_labels
 
 MAIN_NORM = "Linf"
 # records that are not a robust-accuracy attack: no radius, or a metric rather than an accuracy
@@ -290,9 +290,9 @@ def _best_p(a: Cell, b: Cell) -> float:
 
 
 def mark_best(tables: list[Table], alpha: float = FAMILY_ALPHA) -> None:
-    """Bold the best cell of each column of each dataset's table where it is significantly above the runner-up,
-    Holm–Bonferroni over the best-vs-runner-up comparisons of all the tables together (one family, family-wise
-    error `alpha`, however many datasets)."""
+    """Bold the best cell of each column of each dataset's table where it is significantly above every other row
+    (leaderboard.above_every_other), Holm–Bonferroni over those columns of all the tables together (one family,
+    family-wise error `alpha`, however many datasets)."""
     tests = []
     for table in tables:
         for col in COLUMNS:
@@ -300,8 +300,8 @@ def mark_best(tables: list[Table], alpha: float = FAMILY_ALPHA) -> None:
             if len(cells) < 2:
                 continue
             ranked = sorted(cells, key=lambda c: -c.mean)
-            tests.append((ranked[0], _best_p(ranked[0], ranked[1])))
-    pvalues = [p if p == p else 1.0 for _, p in tests]  # NaN (nothing to compare with) never rejects
+            tests.append((ranked[0], above_every_other(ranked[0], ranked[1:], _best_p)))
+    pvalues = [p for _, p in tests]
     for (cell, _), reject in zip(tests, holm(pvalues, alpha)):
         cell.bold = reject
 
@@ -356,8 +356,8 @@ LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strong
           "images. "
           "A cell on another number of images than the table's says n= (an ensemble on fewer images than the "
           "strongest attack's can come out above it by sampling noise). Bold: best in its column and "
-          "significantly above the runner-up (paired test on the same images, else unpaired z), Holm–Bonferroni "
-          "over the table's comparisons at the family-wise level below. ⚠k: a finding of `bench diagnose`, its reason below. "
+          "significantly above every other row (paired tests on the same images, else unpaired z; the largest p), "
+          "Holm–Bonferroni over the columns of every table here at the family-wise level below. ⚠k: a finding of `bench diagnose`, its reason below. "
           "A row of several training seeds shows the model with the most attacks at the main ε. Every cell: "
           "`bench leaderboard --layout wide`.")
 
