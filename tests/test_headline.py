@@ -350,3 +350,22 @@ def test_bold_needs_the_best_above_every_other_row_not_only_the_runner_up():
     wide = wide_frame(leaderboard_frame(far + seeds))
     assert not [col for _, col in best_cells(wide) if col.startswith("pgd10")]
     assert [col for _, col in best_cells(wide_frame(leaderboard_frame(far))) if col.startswith("pgd10")]
+
+
+def test_two_results_of_one_row_under_one_column_are_both_shown_and_told_apart():
+    """One model's pgd10 at 8/255 once (50 %) and with three trials (90 %): the wide table showed only the later
+    one under the plain label while the headline showed the other; now each has its column, saying what
+    differs (trials), and a row's worst-case column never pairs with another model's mean."""
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    n = 200
+    once = _rec("det", "pgd10", _correct(n, range(100)), t="2026-01-01T00:00:00")
+    thrice = dict(_rec("det", "pgd10", _correct(n, range(20)), t="2026-01-02T00:00:00"), trials=3,
+                  eval_hash="other")
+    wide = wide_frame(leaderboard_frame([_rec("det", "clean", np.ones(n), eps=0.0, threat="none"), once, thrice]))
+    cols = {c: wide.iloc[0][c]["mean"] for c in wide.columns if str(c).startswith("pgd10")}
+    assert cols == {"pgd10 ε=8/255 (trials=1)": 50.0, "pgd10 ε=8/255 (trials=3)": 90.0}
+    # different defenses sharing a column are not split: ERM and another defense both under the plain label
+    other = _rec("at", "pgd10", _correct(n, range(50)))
+    wide = wide_frame(leaderboard_frame([once, other]))
+    assert [c for c in wide.columns if str(c).startswith("pgd10")] == ["pgd10 ε=8/255"]

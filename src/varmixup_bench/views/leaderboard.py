@@ -237,6 +237,29 @@ def _column_labels(df: pd.DataFrame) -> list[str]:
     return labels
 
 
+# what can still tell two results of one row and column apart once step, subset and attack settings agree
+APART_FIELDS = ["trials", "draws", "seed", "seeds", "threat_model"]
+
+
+def _apart(df: pd.DataFrame, row_labels: list[str], col_labels: list[str]) -> list[str]:
+    """The column labels with every row's cells kept apart: where one row would get two results under one label
+    (another trial count or number of draws: seeds that did not pool), each says what differs, instead of the
+    later one taking the cell unseen (the row's mean and worst-case columns could then come from different
+    models)."""
+    out = list(col_labels)
+    seen: dict[tuple, list[int]] = {}
+    for i, (ds, row, col) in enumerate(zip(df["dataset"], row_labels, col_labels)):
+        if df.iloc[i]["attack"] != "clean":
+            seen.setdefault((ds, row, col), []).append(i)
+    for (_, _, col), idx in seen.items():
+        if len(idx) < 2:
+            continue
+        recs = [df.iloc[i].to_dict() for i in idx]
+        for k, (i, d) in enumerate(zip(idx, differing_fields(recs, APART_FIELDS))):
+            out[i] = f"{col} ({d or f'#{k + 1}'})"
+    return out
+
+
 def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None,
                alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
@@ -246,7 +269,8 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
     marks (each a family; stats.family_share), kept in `attrs`."""
     findings = diagnose(df, alpha) if not df.empty else []  # on each trained model, before its seeds are pooled
     df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
-    row_labels, col_labels = _row_labels(df), _column_labels(df)
+    row_labels = _row_labels(df)
+    col_labels = _apart(df, row_labels, _column_labels(df))
     rows: dict[tuple, dict] = {}
     for i, r in enumerate(df.itertuples()):
         rec = df.iloc[i].to_dict()
