@@ -73,3 +73,20 @@ def test_a_row_label_that_says_lambda_mi_is_not_told_it_twice():
             recs.append(r)
     rows = list(beside_frame(wide_frame(leaderboard_frame(recs)), "paper", "cifar10")["defense"])
     assert len(rows) == 1 and "lambda_mi=" in rows[0] and "λ_MI" not in rows[0], rows
+
+
+def test_a_column_split_by_another_defense_does_not_blank_ours():
+    """ERM's pgd10 on 50 images and AT's on 200 split the wide table's pgd10 column in two (n_examples=…): AT's
+    number beside the paper's used to be blank; now each row shows its own cell, saying what differs."""
+    from varmixup_bench.views.beside import beside_frame
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    n = 200
+    recs = [{**r, "dataset": "cifar10"} for r in [
+        _rec("at", "clean", np.ones(n), eps=0.0, threat="none"), _rec("at", "pgd10", _correct(n, range(100))),
+        _rec("erm", "clean", np.ones(50), eps=0.0, threat="none"), _rec("erm", "pgd10", np.zeros(50))]]
+    wide = wide_frame(leaderboard_frame(recs))
+    assert "pgd10 ε=8/255" not in wide.columns  # split by n_examples
+    rows = {r["defense"]: r for r in beside_frame(wide, "paper", "cifar10").to_dict("records")}
+    assert rows["at"]["pgd10 ε=8/255: ours"].startswith("50.0 [") and "(n_examples=200)" in rows["at"]["pgd10 ε=8/255: ours"]
+    assert rows["erm"]["pgd10 ε=8/255: ours"].startswith("0.0 [") and "(n_examples=50)" in rows["erm"]["pgd10 ε=8/255: ours"]

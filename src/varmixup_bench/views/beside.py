@@ -45,10 +45,11 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
         for r in mine.itertuples():
             col = _column(r.attack, float(r.eps))
             out[f"{col}: {reference} [{r.table}]"] = reference_text(r.robust_acc, r.robust_acc_std)
-            out[f"{col}: ours"] = _cell(row.get(col))
+            out[f"{col}: ours"] = _ours(row, col, _cell)
             for extra in (f"adaptive-{col}", f"adaptive-{col} {WORST_SUFFIX}"):
-                if extra in wide.columns and isinstance(row.get(extra), dict):
-                    out[f"{extra}: ours"] = _cell(row.get(extra))
+                text = _ours(row, extra, _cell)
+                if text:
+                    out[f"{extra}: ours"] = text
         rows.append(out)
         columns.update(dict.fromkeys(out))
     if not rows:
@@ -62,6 +63,26 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
                   else col.removeprefix("adaptive-"))  # the worst case after its mean, the mean after ours
         order.insert(order.index(anchor) + 1 if anchor in order else len(order), col)
     return pd.DataFrame(rows, columns=order).fillna("")
+
+
+def _ours(row: pd.Series, col: str, cell) -> str:
+    """Our cell of the wide table's column `col` in this row, or, where the wide table split the column because
+    some results were evaluated differently (`pgd10 ε=8/255 (n_examples=200)`), this row's cells of it, each
+    saying what differs ("" where the row has none): a split column elsewhere on the page must not blank ours."""
+    from varmixup_bench.views.leaderboard import WORST_SUFFIX
+
+    if isinstance(row.get(col), dict):
+        return cell(row.get(col))
+    worst = col.endswith(f" {WORST_SUFFIX}")
+    base = col.removesuffix(f" {WORST_SUFFIX}")
+    parts = []
+    for name, v in row.items():
+        name = str(name)
+        if not (isinstance(v, dict) and name.startswith(f"{base} (") and name.endswith(f" {WORST_SUFFIX}") == worst):
+            continue
+        what = name.removesuffix(f" {WORST_SUFFIX}")[len(base) + 2:].removesuffix(")")
+        parts.append(f"{cell(v)} ({what})")
+    return "; ".join(parts)
 
 
 def _headline_rows(wide: pd.DataFrame) -> pd.DataFrame:
