@@ -319,9 +319,14 @@ def test_a_budget_spec_run_exactly_by_a_named_preset_reuses_its_record(tmp_path,
     fresh = bench.evaluate(d, spec, record=False, show_progress=False)  # really attacked under the budget's name
     assert fresh["robust_acc"] == named["robust_acc"] and fresh["per_image"] == named["per_image"]
 
+    # the named record as a campaign pass stores it, tagged with its sweep cell: the copy is not that cell
+    ResultStore(tmp_path).append(dict(named, sweep_key="cell-of-a-pass"))
     monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("attacked again"))
     reused = runner.stored_or_evaluate(d, spec, workdir=tmp_path, show_progress=False)
     assert (reused["attack"], reused["same_as"], reused["seconds"]) == (spec, "adaptive-pgd10", 0.0)
+    assert "sweep_key" not in reused  # it kept the pass's tag and became that cell's newest record on the page
+    assert [r["attack"] for r in ResultStore(tmp_path).records() if r.get("sweep_key") == "cell-of-a-pass"] == \
+        ["adaptive-pgd10"]
     assert reused["eval_hash"] == fresh["eval_hash"] != named["eval_hash"]
     assert reused["robust_acc_worst"] == named["robust_acc_worst"]
     assert ResultStore(tmp_path).records()[-1]["eval_hash"] == fresh["eval_hash"]  # stored under the budget's name

@@ -283,6 +283,9 @@ def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | N
     return rec if rec is not None else evaluate(defense, attack, workdir=wd, **kw)
 
 
+CELL_TAGS = ("sweep_key",)  # what ties a record to one sweep cell (runs.sweep): never copied to another evaluation
+
+
 def _stored(defense: Defense, atk, test: Split, trials: int, seed: int, wd: Path, record: bool,
             tags: dict[str, Any] | None = None) -> dict | None:
     """The latest stored record of exactly this evaluation (same evaluation_key), or of a named preset that runs it
@@ -306,6 +309,10 @@ def _stored(defense: Defense, atk, test: Split, trials: int, seed: int, wd: Path
         return None
     for rec in reversed(store.records()):
         if rec.get("eval_hash") in same:  # the same attack stored under its preset's name: same seeds, same result
+            # the copy is another cell (its own spec) or none: it never keeps the original's sweep cell tag, which
+            # would make it the newest record of that cell (a report step's budget grid took a campaign page's
+            # adaptive-pgd10 cell that way, and its seed-pooled claims lost seed 0)
+            rec = {k: v for k, v in rec.items() if k not in CELL_TAGS}
             copy = {**rec, "attack": atk.spec, "eval_hash": key, "seconds": 0.0, "same_as": rec["attack"],
                     "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(tags or {})}
             if record:
