@@ -304,6 +304,13 @@ def test_steps_run_after_the_passes_are_timed_skipped_when_done_and_shown_on_the
     assert len(table) == 2 and table[1].startswith('"flat, latent 4, 1 epochs",4,')  # the one VAE of the plan
     (row,) = [line for line in _section(page, "Claims").splitlines() if line.startswith("| 1 |")]
     assert row.endswith("| **within noise** |")  # clean vs robust of the clean cell: the same outcomes
+    # a plot step draws the plan's cells only: the converge step's budget grid shares the store, not the plot
+    from varmixup_bench.campaigns.steps import StepRun
+
+    plotted = StepRun(plan, plan.steps[2], wd, "cpu", False).records()
+    assert sorted((r["defense"], r["attack"]) for r in plotted) == [("erm", "clean"), ("varerm", "clean"),
+                                                                   ("varerm", "vae-psnr")]
+    assert any(r["attack"].startswith("pgd(") for r in ResultStore(wd).records())
 
 
 def test_step_arguments_are_checked_when_the_plan_loads(tmp_path):

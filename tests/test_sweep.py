@@ -278,3 +278,26 @@ def test_sweep_takes_a_per_recipe_epochs_table_through_set(tmp_path):
     assert code == 0, err
     (rec,) = _records(tmp_path)
     assert rec["train_config"]["epochs"] == 1 and rec["train_overrides"]["epochs"] == {"erm": 1}
+
+
+def test_a_sweep_plot_keeps_each_model_and_radius_on_its_own_line():
+    """Fig. 6b from a store that holds, at lambda_MI = 0.5, the eta = 1 model (20 %) and a later eta = 2 model (35 %),
+    and an eps = 0.5 record of the eta = 1 model (1 %): the eta = 1 line keeps its own 20 % at 0.5 (the latest
+    record per (defense, seed, x) used to take the eta = 2 model's), and the other model and radius are lines of
+    their own, saying what differs."""
+    from varmixup_bench.views.plots import curves
+
+    def rec(model, eta, lam, acc, t, eps=8 / 255):
+        return {"dataset": "d", "defense": "varmixup+varmi", "attack": "adaptive-pgd10", "eps": eps, "seed": 0,
+                "config_hash": model, "robust_acc": acc, "timestamp": t, "inference_config": {"lambda_mi": lam},
+                "train_config": {"recipe_config": {"eta": eta}}}
+
+    recs = [rec("m1", 1.0, 0.2, 10.0, "1"), rec("m1", 1.0, 0.5, 20.0, "2"), rec("m1", 1.0, 1.0, 30.0, "3"),
+            rec("m2", 2.0, 0.5, 35.0, "4"), rec("m1", 1.0, 0.5, 1.0, "5", eps=0.5)]
+    data = curves(recs, "lambda-mi", "adaptive-pgd10")
+    lines = {k: [(x, y) for x, y, _ in v] for k, v in data.items()}
+    m1 = [v for k, v in lines.items() if "eta=1" in k and "ε=8/255" in k]
+    assert m1 == [[(0.2, 10.0), (0.5, 20.0), (1.0, 30.0)]]
+    assert [v for k, v in lines.items() if "eta=2" in k] == [[(0.5, 35.0)]]
+    assert [v for k, v in lines.items() if "ε=0.5" in k] == [[(0.5, 1.0)]]
+    assert len(lines) == 3

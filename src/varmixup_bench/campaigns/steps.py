@@ -67,6 +67,18 @@ class StepRun:
     def figure(self, what: str) -> Path:
         return self.workdir / "figures" / f"campaign-{self.plan.name}-{what}.png"
 
+    def records(self) -> list[dict]:
+        """The plan's records: the latest stored record of each of its passes' cells (as the page shows them), not
+        every record in the workdir, which other plans, reports and convergence grids share."""
+        from varmixup_bench.results.store import ResultStore
+
+        keys = set()
+        for p in self.plan.passes:
+            spec = self.plan.sweep_spec(p, Path(self.workdir), device=self.device, show_progress=False)
+            keys |= {spec.cell_key(c) for job in spec.jobs() for c in job.cells}
+        latest = {r["sweep_key"]: r for r in ResultStore(self.workdir).records() if r.get("sweep_key") in keys}
+        return list(latest.values())
+
 
 REQUIRED = object()
 STEPS: Registry[StepKind] = Registry("campaign step kind")
@@ -241,16 +253,15 @@ def _check_plot(args: dict, settings) -> None:
 
 
 def _run_plot(run: StepRun) -> dict:
-    from varmixup_bench.results.store import ResultStore
     from varmixup_bench.training.data import canonical_dataset_name
     from varmixup_bench.views.plots import plot
 
     a = run.step.args
-    path = plot(ResultStore(run.workdir).records(), a["plot"], run.figure(_slug(a["plot"])), a["attack"],
+    path = plot(run.records(), a["plot"], run.figure(_slug(a["plot"])), a["attack"],
                 canonical_dataset_name(run.plan.dataset))
     outputs = [str(path)] + [str(p) for p in [path.with_suffix(".csv")] if p.exists()]  # a view's table, if any
     return {"outputs": outputs, "result": {"plot": a["plot"]}}
 
 
-STEPS.register("plot", help="bench plot: a registered plot of the campaign's records (vae-fidelity also writes "
-               "its table)")(StepKind({"plot": REQUIRED, "attack": None}, _check_plot, _run_plot))
+STEPS.register("plot", help="bench plot: a registered plot of the plan's records, its passes' cells (vae-fidelity "
+               "also writes its table)")(StepKind({"plot": REQUIRED, "attack": None}, _check_plot, _run_plot))

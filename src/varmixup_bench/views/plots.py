@@ -39,11 +39,16 @@ PLOTS.register("vae-fidelity", help="Var* accuracies against their MMD-VAE's tes
 
 
 def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str | None = None) -> dict[str, list]:
-    """{line: [(x, y, (below, above)), ...]} sorted by x, the latest record per (defense, training seed, x); the
-    error bar is the record's 95 % interval (its trial std for records without one). One line is one training
-    seed, never points of different seeds' models joined up: where a defense has several seeds, its line is the
-    seed with the most points (ties: the lowest), labelled `defense (seed s)`."""
+    """{line: [(x, y, (below, above)), ...]} sorted by x, the latest record per point of a line; the error bar is
+    the record's 95 % interval (its trial std for records without one). A line is one trained model (defense,
+    training seed, config hash) and, on a plot whose x is not the radius, one radius: never points of different
+    seeds' models, of another eta's model (Fig. 6b's lambda_MI = 0.5 point is not the eta = 2 model's) or of another
+    eps joined up. Where a defense has several seeds, its lines are the seed with the most points (ties: the
+    lowest), labelled `defense (seed s)`; several models or radii of one defense say what differs."""
+    from varmixup_bench.views.leaderboard import differing_fields
+
     spec = PLOTS.get(kind)
+    x_is_eps = kind in ("eps", "linearity")
     latest: dict[tuple, dict] = {}
     for r in sorted(records, key=lambda r: r.get("timestamp", "")):
         if dataset and r.get("dataset") != dataset:
@@ -53,9 +58,12 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         x = spec["x"](r)
         if x is None or r.get(spec["y"]) is None:
             continue
-        latest[(r["defense"], int(r.get("seed") or 0), float(x))] = r
-    by_seed: dict[str, dict[int, list]] = {}
-    for (defense, seed, x), r in sorted(latest.items()):
+        radius = None if x_is_eps else round(float(r.get("eps") or 0.0), 8)
+        line = (r["defense"], int(r.get("seed") or 0), str(r.get("config_hash", "")), radius)
+        latest[(line, float(x))] = r
+    by_line: dict[tuple, list] = {}
+    example: dict[tuple, dict] = {}
+    for (line, x), r in sorted(latest.items(), key=lambda kv: (kv[0][0][:2], kv[0][0][2:], kv[0][1])):
         y = float(r[spec["y"]])
         if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
             # the 95 % interval (clamped: at 0 % or 100 % a bound can sit a rounding error past the mean)
@@ -63,11 +71,33 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         else:
             sd = float(r.get("robust_acc_std") or 0.0)
             err = (sd, sd)
-        by_seed.setdefault(defense, {}).setdefault(seed, []).append((x, y, err))
+        by_line.setdefault(line, []).append((x, y, err))
+        example[line] = r
+    by_defense: dict[str, dict[tuple, dict[int, tuple]]] = {}
+    for line in by_line:
+        defense, seed, model, radius = line
+        by_defense.setdefault(defense, {}).setdefault((model, radius), {})[seed] = line
     out: dict[str, list] = {}
-    for defense, seeds in by_seed.items():
-        seed = max(sorted(seeds), key=lambda s: len(seeds[s]))  # max keeps the first (lowest seed) of a tie
-        out[f"{defense} (seed {seed})" if len(seeds) > 1 else defense] = seeds[seed]
+    for defense, variants in by_defense.items():
+        seeds_of = {v: sorted(seeds) for v, seeds in variants.items()}
+        several_seeds = len({s for seeds in seeds_of.values() for s in seeds}) > 1
+        chosen = []
+        for v, seeds in variants.items():  # the seed with the most points (max keeps the lowest of a tie)
+            seed = max(sorted(seeds), key=lambda s: len(by_line[seeds[s]]))
+            chosen.append(seeds[seed])
+        # a seed is one line per defense unless its models or radii differ: other seeds' lone points are not shown
+        if several_seeds and len({(m, r) for _, _, m, r in chosen}) > 1:
+            best = max(sorted({s for _, s, _, _ in chosen}), key=lambda s: sum(len(by_line[c]) for c in chosen
+                                                                                if c[1] == s))
+            chosen = [c for c in chosen if c[1] == best] or chosen
+        what = differing_fields([example[c] for c in chosen], ["train_config", "train_overrides", "preset"]) \
+            if len(chosen) > 1 else [""] * len(chosen)
+        for c, d in zip(chosen, what):
+            _, seed, _, radius = c
+            parts = [p for p in (d, f"ε={eps_text(radius)}" if radius is not None and len(
+                {r for _, _, _, r in chosen}) > 1 else "") if p]
+            label = defense + (f" [{', '.join(parts)}]" if parts else "") + (f" (seed {seed})" if several_seeds else "")
+            out[label] = by_line[c]
     return out
 
 

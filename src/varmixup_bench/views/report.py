@@ -482,7 +482,6 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
     from varmixup_bench.views.plots import plot
     from varmixup_bench.core.progress import progress, stderr_console
     from varmixup_bench.training.runner import stored_or_evaluate
-    from varmixup_bench.results.store import ResultStore
 
     opt = options or ReportOptions()
     workdir = Path(workdir)
@@ -520,9 +519,11 @@ def build_report(defense, workdir: Path, options: ReportOptions | None = None, s
                   corruptions=rec("corruptions", None), ece=rec("ece", None))
     items = judge(ev, opt)
 
-    own = [r for r in ResultStore(workdir).records() if r.get("config_hash") == defense.info["config_hash"]]
+    # the figure of the very records the page's table judges (ev.curve): the store also holds this trained model
+    # under other inference settings (a lambda_MI sweep keeps the config hash), which must not take a point
     by_key = {it.key: it for it in items}
-    plot(own, "eps", figures_dir / "eps.png", strong, defense.dataset.name, defense.spec)
+    plot([r for r in ev.curve if r is not None], "eps", figures_dir / "eps.png", strong, defense.dataset.name,
+         defense.spec)
     by_key["eps-curve"].figures.append(("eps.png", f"{strong} accuracy against ε (symmetric-log axis, ticked at the "
                                                    "radii measured), 95 % intervals"))
     plot_convergence(ev.grid, figures_dir / "converge.png", defense.spec, defense.dataset.name, "adaptive-pgd")
