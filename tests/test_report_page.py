@@ -275,3 +275,25 @@ def test_the_reports_own_tests_are_one_family_at_its_share_of_five_percent():
     # corruptions 97.2 % against clean 95 % (p = 0.0055) clear 2.5 % / 3 first; the transfer gap then needs 1.25 %
     both = replace(near, corruptions=rec("corruptions", 0.0, 97.2, "none", n=1000))
     assert own_tests(both) == {"transfer": False, "worst": False, "corruptions": True}
+
+
+def test_the_large_eps_wording_quotes_the_worst_case_it_tested():
+    """The large-eps check judges a randomised record by its worst case over draws (its mean keeps a chance-level
+    floor): the page quoted the mean's interval, "12.0 [10.1, 14.2] %, not significantly above 5 %", beside a verdict
+    on the worst case; it now quotes the worst case, the mean beside it."""
+    from dataclasses import replace
+
+    from varmixup_bench.views.report import ReportOptions, judge
+
+    ev = evidence(41.0)
+    curve = ev.curve[:4] + [rec("adaptive-pgd10", 16 / 255, 14.0), rec("adaptive-pgd10", 0.5, 12.0)]
+    curve[-1].update(robust_acc_worst=2.0, robust_acc_worst_ci_low=1.3, robust_acc_worst_ci_high=3.0)
+    item = judge(replace(ev, curve=curve), ReportOptions())[0]
+    assert item.verdict == "pass"
+    assert "at ε=0.5 2.0 [1.3, 3.0] % in the worst case over draws (mean 12.0 %), not significantly above 5 %" \
+        in item.reason
+    curve[-1].update(robust_acc_worst=9.0, robust_acc_worst_ci_low=7.4, robust_acc_worst_ci_high=10.9,
+                     robust_acc=30.0)
+    curve[-2] = rec("adaptive-pgd10", 16 / 255, 31.0)
+    item = judge(replace(ev, curve=curve), ReportOptions())[0]
+    assert item.verdict == "flag" and "leaves 9.0 % in the worst case over draws (mean 30.0 %) at ε=0.5" in item.reason
