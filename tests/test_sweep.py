@@ -281,23 +281,24 @@ def test_sweep_takes_a_per_recipe_epochs_table_through_set(tmp_path):
 
 
 def test_a_sweep_plot_keeps_each_model_and_radius_on_its_own_line():
-    """Fig. 6b from a store that holds, at lambda_MI = 0.5, the eta = 1 model (20 %) and a later eta = 2 model (35 %),
-    and an eps = 0.5 record of the eta = 1 model (1 %): the eta = 1 line keeps its own 20 % at 0.5 (the latest
-    record per (defense, seed, x) used to take the eta = 2 model's), and the other model and radius are lines of
-    their own, saying what differs."""
+    """Fig. 6 from a store that holds, at lambda_MI = 0.5, the eta = 1 model (20 %) and a later eta = 2 model (35 %),
+    and an eps = 0.5 record of the eta = 1 model (1 %). Fig. 6b: the eta = 1 line keeps its own 20 % at 0.5 (the
+    latest record per (defense, seed, x) used to take the eta = 2 model's or the eps = 0.5 record), and a line of one
+    point (the other model, the other radius) is no sweep. Fig. 6a: eta is a training setting, so its line joins
+    the two models at lambda_MI = 0.5, and a defense with one eta is left out."""
     from varmixup_bench.views.plots import curves
 
-    def rec(model, eta, lam, acc, t, eps=8 / 255):
-        return {"dataset": "d", "defense": "varmixup+varmi", "attack": "adaptive-pgd10", "eps": eps, "seed": 0,
+    def rec(model, eta, lam, acc, t, eps=8 / 255, defense="varmixup+varmi"):
+        return {"dataset": "d", "defense": defense, "attack": "adaptive-pgd10", "eps": eps, "seed": 0,
                 "config_hash": model, "robust_acc": acc, "timestamp": t, "inference_config": {"lambda_mi": lam},
-                "train_config": {"recipe_config": {"eta": eta}}}
+                "train_config": {"recipe_config": {"eta": eta}, "epochs": 24}}
 
     recs = [rec("m1", 1.0, 0.2, 10.0, "1"), rec("m1", 1.0, 0.5, 20.0, "2"), rec("m1", 1.0, 1.0, 30.0, "3"),
-            rec("m2", 2.0, 0.5, 35.0, "4"), rec("m1", 1.0, 0.5, 1.0, "5", eps=0.5)]
-    data = curves(recs, "lambda-mi", "adaptive-pgd10")
-    lines = {k: [(x, y) for x, y, _ in v] for k, v in data.items()}
-    m1 = [v for k, v in lines.items() if "eta=1" in k and "ε=8/255" in k]
-    assert m1 == [[(0.2, 10.0), (0.5, 20.0), (1.0, 30.0)]]
-    assert [v for k, v in lines.items() if "eta=2" in k] == [[(0.5, 35.0)]]
-    assert [v for k, v in lines.items() if "ε=0.5" in k] == [[(0.5, 1.0)]]
-    assert len(lines) == 3
+            rec("m2", 2.0, 0.5, 35.0, "4"), rec("m1", 1.0, 0.5, 1.0, "5", eps=0.5),
+            rec("k1", 1.0, 0.5, 50.0, "6", defense="iat+mi")]
+    lam = {k: [(x, y) for x, y, _ in v] for k, v in curves(recs, "lambda-mi", "adaptive-pgd10").items()}
+    assert lam == {"varmixup+varmi": [(0.2, 10.0), (0.5, 20.0), (1.0, 30.0)]}
+    # the eta = 1 point is the lambda_MI = 0.5 record, not the later lambda_MI = 1 one of the same model: an eta
+    # line is one inference setting (the lambda 0.2 and 1.0 "lines" have one point each, no sweep)
+    eta = {k: [(x, y) for x, y, _ in v] for k, v in curves(recs, "eta", "adaptive-pgd10").items()}
+    assert eta == {"varmixup+varmi": [(1.0, 20.0), (2.0, 35.0)]}

@@ -38,18 +38,38 @@ PLOTS.register("vae-fidelity", help="Var* accuracies against their MMD-VAE's tes
                                                                   "attack": False})
 
 
+def _model_of_line(r: dict, kind: str) -> dict:
+    """What a line's records share: the trained model (its training settings), less the swept setting where the
+    sweep is a training setting (eta: each point is its own model) — so an eta line joins the models that differ
+    in eta only, and a lambda_MI line is one model under several inference settings."""
+    import copy
+
+    from varmixup_bench.results.record import _without_seeds, field_value
+
+    tc = copy.deepcopy(field_value(r.get("train_config")) or {})
+    if kind == "eta":  # the models of one line differ in eta; their inference (lambda_MI) is one
+        (tc.get("recipe_config") or {}).pop("eta", None)
+        return {"train_config": tc, "preset": r.get("preset"),
+                "inference": _without_seeds(field_value(r.get("inference_config")))}
+    return {"train_config": tc, "preset": r.get("preset"), "config_hash": r.get("config_hash")}
+
+
 def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str | None = None) -> dict[str, list]:
     """{line: [(x, y, (below, above)), ...]} sorted by x, the latest record per point of a line; the error bar is
-    the record's 95 % interval (its trial std for records without one). A line is one trained model (defense,
-    training seed, config hash) and, on a plot whose x is not the radius, one radius: never points of different
-    seeds' models, of another eta's model (Fig. 6b's lambda_MI = 0.5 point is not the eta = 2 model's) or of another
-    eps joined up. Where a defense has several seeds, its lines are the seed with the most points (ties: the
-    lowest), labelled `defense (seed s)`; several models or radii of one defense say what differs."""
+    the record's 95 % interval (its trial std for records without one). A line is one trained model (an eta line:
+    the models that differ in eta only) at one training seed and, where x is not the radius, at one radius: never
+    points of different seeds' models, of another eta's model at a lambda_MI point, or of another eps joined up.
+    Where a defense has several seeds, its lines are the seed with the most points (ties: the lowest), labelled
+    `defense (seed s)`; several models or radii of one defense say what differs. On a sweep plot (lambda_MI,
+    eta) a line of one point is no sweep and is left out when any line has two."""
+    import json
+
     from varmixup_bench.views.leaderboard import differing_fields
 
     spec = PLOTS.get(kind)
     x_is_eps = kind in ("eps", "linearity")
     latest: dict[tuple, dict] = {}
+    models: dict[str, dict] = {}
     for r in sorted(records, key=lambda r: r.get("timestamp", "")):
         if dataset and r.get("dataset") != dataset:
             continue
@@ -59,10 +79,10 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         if x is None or r.get(spec["y"]) is None:
             continue
         radius = None if x_is_eps else round(float(r.get("eps") or 0.0), 8)
-        line = (r["defense"], int(r.get("seed") or 0), str(r.get("config_hash", "")), radius)
-        latest[(line, float(x))] = r
+        model = json.dumps(_model_of_line(r, kind), sort_keys=True, default=str)
+        models[model] = _model_of_line(r, kind)
+        latest[((r["defense"], int(r.get("seed") or 0), model, radius), float(x))] = r
     by_line: dict[tuple, list] = {}
-    example: dict[tuple, dict] = {}
     for (line, x), r in sorted(latest.items(), key=lambda kv: (kv[0][0][:2], kv[0][0][2:], kv[0][1])):
         y = float(r[spec["y"]])
         if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
@@ -72,31 +92,26 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
             sd = float(r.get("robust_acc_std") or 0.0)
             err = (sd, sd)
         by_line.setdefault(line, []).append((x, y, err))
-        example[line] = r
-    by_defense: dict[str, dict[tuple, dict[int, tuple]]] = {}
+    if not x_is_eps and any(len(pts) > 1 for pts in by_line.values()):
+        by_line = {line: pts for line, pts in by_line.items() if len(pts) > 1}
+    by_defense: dict[str, list[tuple]] = {}
     for line in by_line:
-        defense, seed, model, radius = line
-        by_defense.setdefault(defense, {}).setdefault((model, radius), {})[seed] = line
+        by_defense.setdefault(line[0], []).append(line)
     out: dict[str, list] = {}
-    for defense, variants in by_defense.items():
-        seeds_of = {v: sorted(seeds) for v, seeds in variants.items()}
-        several_seeds = len({s for seeds in seeds_of.values() for s in seeds}) > 1
-        chosen = []
-        for v, seeds in variants.items():  # the seed with the most points (max keeps the lowest of a tie)
-            seed = max(sorted(seeds), key=lambda s: len(by_line[seeds[s]]))
-            chosen.append(seeds[seed])
-        # a seed is one line per defense unless its models or radii differ: other seeds' lone points are not shown
-        if several_seeds and len({(m, r) for _, _, m, r in chosen}) > 1:
-            best = max(sorted({s for _, s, _, _ in chosen}), key=lambda s: sum(len(by_line[c]) for c in chosen
-                                                                                if c[1] == s))
-            chosen = [c for c in chosen if c[1] == best] or chosen
-        what = differing_fields([example[c] for c in chosen], ["train_config", "train_overrides", "preset"]) \
-            if len(chosen) > 1 else [""] * len(chosen)
+    for defense, lines in by_defense.items():
+        seeds = sorted({s for _, s, _, _ in lines})
+        # one seed per defense: the one with the most points (max keeps the lowest of a tie)
+        seed = max(seeds, key=lambda s: sum(len(by_line[c]) for c in lines if c[1] == s))
+        chosen = [c for c in lines if c[1] == seed]
+        what = differing_fields([{k: v for k, v in models[c[2]].items() if k != "config_hash"} for c in chosen],
+                                ["train_config", "preset", "inference"]) if len(chosen) > 1 else [""] * len(chosen)
         for c, d in zip(chosen, what):
-            _, seed, _, radius = c
+            radius = c[3]
             parts = [p for p in (d, f"ε={eps_text(radius)}" if radius is not None and len(
                 {r for _, _, _, r in chosen}) > 1 else "") if p]
-            label = defense + (f" [{', '.join(parts)}]" if parts else "") + (f" (seed {seed})" if several_seeds else "")
+            label = defense + (f" [{', '.join(parts)}]" if parts else "") + (f" (seed {seed})" if len(seeds) > 1 else "")
+            while label in out:  # lines nothing above tells apart are still two lines
+                label += "'"
             out[label] = by_line[c]
     return out
 
