@@ -42,7 +42,7 @@ case "$cmd" in
     bench export "$STATE/results.jsonl" --retired --workdir "$WD" >/dev/null  # a consistent snapshot, even mid-write
     rm -f "$STATE/retired.jsonl"  # the export holds the retired records too
     # every plan's state file: plans that share a workdir (cifar10-regime, cifar10-paper-regime) share this folder
-    for f in passes.tsv sweep.log probes.jsonl pauses.log "$WD"/campaign-*.jsonl; do  # probes: bench campaign probe
+    for f in passes.tsv sweep.log probes.jsonl pauses.log background.log "$WD"/campaign-*.jsonl; do  # probes: bench campaign probe; background.log: when the driver ran
       f=$(basename "$f")
       [ -f "$WD/$f" ] && cp -p "$WD/$f" "$STATE/$f"
     done
