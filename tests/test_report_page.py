@@ -297,3 +297,44 @@ def test_the_large_eps_wording_quotes_the_worst_case_it_tested():
     curve[-2] = rec("adaptive-pgd10", 16 / 255, 31.0)
     item = judge(replace(ev, curve=curve), ReportOptions())[0]
     assert item.verdict == "flag" and "leaves 9.0 % in the worst case over draws (mean 30.0 %) at ε=0.5" in item.reason
+
+
+def _ece_record(n, confidence, accuracy, seed=0):
+    """An ece record whose n images are correct at `accuracy` with the given confidence (per-image values kept)."""
+    from varmixup_bench.results.stats import ece_from, encode_per_image
+
+    rng = np.random.default_rng(seed)
+    ok = (rng.random(n) < accuracy).astype(np.uint8)
+    conf = np.full(n, confidence)
+    out = rec("ece", 0.0, 100.0 * ok.mean(), "none", value=float(ece_from(conf, ok)), metric="ece_percent")
+    out["per_image"] = encode_per_image(np.arange(n), ok, ok, 1, values={"confidence": conf})
+    return out
+
+
+def test_calibration_is_decided_by_a_bootstrap_of_the_images_not_the_estimate_alone():
+    """ECE against the 10 % threshold: 30 points off on 1,000 images is miscalibrated, 1 point off is calibrated,
+    and 11 % on 100 images is within noise of 10 % (the estimate alone called it miscalibrated): n/a, said so,
+    with the bootstrap interval shown."""
+    from dataclasses import replace
+
+    from varmixup_bench.results.stats import ece_interval, ece_p
+    from varmixup_bench.views.report import ReportOptions, judge
+
+    ev = evidence(41.0)
+
+    def calibration(ece):
+        return next(it for it in judge(replace(ev, ece=ece), ReportOptions()) if it.key == "calibration")
+
+    far = _ece_record(1000, 0.95, 0.65)
+    value, lo, hi = ece_interval(far)
+    assert 20 < lo < value < hi and hi - lo < 12 and ece_p(far, 10.0)[1] < 0.001
+    item = calibration(far)
+    assert item.verdict == "flag" and "is significantly above 10 %" in item.reason and "[" in item.reason
+    assert calibration(_ece_record(1000, 0.9, 0.91)).verdict == "pass"
+    near = _ece_record(100, 0.8, 0.69, seed=3)
+    assert 8 < near["value"] < 14
+    item = calibration(near)
+    assert item.verdict == "n/a" and item.reason.startswith("undecided: ECE ")
+    assert "within noise of 10 %" in item.reason
+    old = calibration(ev.ece)  # a record without per-image confidences: the estimate, said untested
+    assert old.verdict == "pass" and "not tested" in old.reason

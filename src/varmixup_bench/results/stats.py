@@ -252,6 +252,41 @@ def ece_from(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) 
     return out if np.ndim(confidence) > 1 else out[0]
 
 
+def ece_interval(rec: dict, seed: int = 0) -> tuple[float, float, float] | None:
+    """(ECE, low, high): the record's ECE (percent) and the 95 % percentile interval of a bootstrap of its
+    images; None when the record keeps no per-image confidences."""
+    boot = _ece_bootstrap(rec, seed)
+    if boot is None:
+        return None
+    value, resampled = boot
+    lo, hi = np.percentile(resampled, [2.5, 97.5])
+    return value, float(lo), float(hi)
+
+
+def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float] | None:
+    """(ECE, two-sided p of "ECE differs from `threshold`") from a bootstrap of the record's images (percent);
+    None without per-image confidences. The p is twice the smaller tail of the resampled ECEs beyond the
+    threshold, (k + 1) / (B + 1) each, so it is never 0."""
+    boot = _ece_bootstrap(rec, seed)
+    if boot is None:
+        return None
+    value, resampled = boot
+    b = len(resampled)
+    above = (int((resampled <= threshold).sum()) + 1) / (b + 1)  # evidence that ECE > threshold
+    below = (int((resampled >= threshold).sum()) + 1) / (b + 1)
+    return value, min(1.0, 2 * min(above, below))
+
+
+def _ece_bootstrap(rec: dict, seed: int) -> tuple[float, np.ndarray] | None:
+    d = decode_per_image(rec.get("per_image"))
+    conf = (d or {}).get("values", {}).get("confidence")
+    if d is None or conf is None or len(conf) < 2:
+        return None
+    ok = d["clean"]
+    draw = np.random.default_rng(seed).integers(0, len(conf), size=(BOOTSTRAP, len(conf)))
+    return float(ece_from(conf, ok)), ece_from(conf[draw], ok[draw])
+
+
 def _ece_difference(a: dict, b: dict, ia: np.ndarray, ib: np.ndarray, seed: int) -> tuple[float, float]:
     """ECE(a) − ECE(b) on the common images and the standard error of a paired bootstrap (the same images drawn
     for both)."""

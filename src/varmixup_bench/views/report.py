@@ -6,8 +6,8 @@ The gradient-masking items are decided by varmixup_bench.views.diagnostics: `dia
 report's records, and an item is flagged when, and only when, a finding of one of its checks (ITEM_CHECKS) exists
 (its Holm–Bonferroni family at the report's share of 5 %, REPORT_ALPHA: the page flags nothing that `bench
 diagnose` on the same records would not). The report's own tests (the transfer attack, the worst case over draws,
-corruptions against clean) are its second family (own_tests); clean accuracy against chance and calibration keep
-their own rules, stated in their verdicts."""
+corruptions against clean, the ECE against its threshold) are its second family (own_tests); clean accuracy against
+chance keeps its own rule, stated in its verdict."""
 from __future__ import annotations
 
 import html
@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from varmixup_bench.core.errors import BenchError
-from varmixup_bench.results.stats import compare_records, family_share, format_interval, holm, one_sided_p
+from varmixup_bench.results.stats import (compare_records, ece_interval, ece_p, family_share, format_interval, holm,
+                                         one_sided_p)
 
 # a report decides two families of comparisons: bench diagnose's checks (items 1-4) and its own tests (transfer
-# stronger than the gradient attacks, worst case below the mean, corruptions above clean); they share its 5 %
+# stronger than the gradient attacks, worst case below the mean, corruptions above clean, ECE against its
+# threshold); they share its 5 %
 REPORT_ALPHA = family_share(2)
 
 CHECKLIST = (
@@ -84,10 +86,11 @@ def _below_p(a: dict, b: dict, which=("robust", "robust")) -> float:
     return one_sided_p(compare_records(b, a, (which[1], which[0])))
 
 
-def own_tests(ev: "Evidence") -> dict[str, bool]:
+def own_tests(ev: "Evidence", ece_threshold: float | None = None) -> dict[str, bool]:
     """The report's own tests, decided together (Holm–Bonferroni at REPORT_ALPHA): "transfer" (the transfer attack
     below the strongest gradient attack), "worst" (the worst case over draws below the mean), "corruptions"
-    (corrupted images above clean ones); each key present when its records are."""
+    (corrupted images above clean ones), "calibration" (the ECE differs from `ece_threshold`, a bootstrap of the
+    images: which side the estimate says); each key present when its records are."""
     gradient = [r for r in ev.white + ev.grid if r.get("robust_acc") is not None]
     pvalues: dict[str, float] = {}
     if ev.transfer is not None and gradient:
@@ -98,6 +101,9 @@ def own_tests(ev: "Evidence") -> dict[str, bool]:
         pvalues["worst"] = _below_p(strongest, strongest, ("worst", "robust"))
     if ev.corruptions is not None:
         pvalues["corruptions"] = _below_p(ev.clean, ev.corruptions, ("clean", "robust"))
+    tested = ece_p(ev.ece, ece_threshold) if ev.ece is not None and ece_threshold is not None else None
+    if tested is not None:
+        pvalues["calibration"] = tested[1]
     return dict(zip(pvalues, holm(list(pvalues.values()), REPORT_ALPHA)))
 
 
@@ -364,7 +370,7 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     """The checklist items of one model's records; the masking items from `findings` (default: diagnose on a
     leaderboard frame of exactly these records)."""
     findings = report_findings(ev.records()) if findings is None else findings
-    rejected = own_tests(ev)
+    rejected = own_tests(ev, opt.ece_threshold)
     lookup = {(r["attack"], round(float(r["eps"]), 8)): r for r in ev.records() if r.get("eps") is not None}
 
     def flagged(item: Item) -> bool:
@@ -477,13 +483,24 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
 
     # 7. calibration (not a masking check)
     ece = ev.ece
+    interval = ece_interval(ece)
+    shown = (format_interval(*interval, digits=2) if interval is not None else f"{ece['value']:.2f}")
     item = Item("calibration", f"Is the defended predictor calibrated (ECE ≤ {opt.ece_threshold:g} %)?",
-                [("ECE, 15 bins (%)", f"{ece['value']:.2f}"),
+                [("ECE, 15 bins (%) [95 % bootstrap CI]" if interval is not None else "ECE, 15 bins (%)", shown),
                  ("accuracy of the calibrated predictions (%) [95 % CI]", _ci(ece, "clean"))], header="value")
-    if ece["value"] > opt.ece_threshold:
-        item.verdict, item.reason = "flag", f"miscalibrated: ECE {ece['value']:.2f} % > {opt.ece_threshold:g} %"
+    thr = f"{opt.ece_threshold:g} %"
+    if "calibration" not in rejected:  # no per-image confidences: the estimate alone, said so
+        above = ece["value"] > opt.ece_threshold
+        item.verdict = "flag" if above else "pass"
+        item.reason = (f"{'miscalibrated' if above else 'calibrated'}: ECE {ece['value']:.2f} % "
+                       f"{'>' if above else '≤'} {thr} (the record keeps no per-image confidences: not tested)")
+    elif not rejected["calibration"]:
+        item.verdict, item.reason = "n/a", (f"undecided: ECE {shown} % is within noise of {thr} (bootstrap of the "
+                                            "images, Holm-corrected with the page's own tests)")
+    elif ece["value"] > opt.ece_threshold:
+        item.verdict, item.reason = "flag", f"miscalibrated: ECE {shown} % is significantly above {thr}"
     else:
-        item.reason = f"calibrated: ECE {ece['value']:.2f} % ≤ {opt.ece_threshold:g} %"
+        item.reason = f"calibrated: ECE {shown} % is significantly below {thr}"
     items.append(item)
     return items
 
@@ -577,10 +594,12 @@ def _header_text() -> str:
             "decided by `bench diagnose` on exactly these records (paired tests on the same images where possible, "
             "Holm–Bonferroni across all its comparisons): an item is flagged when and only when one of its checks "
             "finds something. The report's own tests (transfer stronger than the gradient attacks, the worst case "
-            "over draws below the mean, corruptions above clean) are a second family, decided together the same "
+            "over draws below the mean, corruptions above clean, the ECE against its threshold by a bootstrap of "
+            "the images) are a second family, decided together the same "
             f"way; the two families share the page's family-wise 5 %, {REPORT_ALPHA * 100:.3g} % each. Clean "
-            "accuracy against chance and calibration use the rules stated in their verdicts. ✅ pass: nothing found; ⚠ flag: a problem "
-            "found, said in the verdict; – n/a: the check does not apply.")
+            "accuracy against chance uses the rule stated in its verdict. ✅ pass: nothing found; ⚠ flag: a problem "
+            "found, said in the verdict; – n/a: the check does not apply, or (calibration) the ECE is within noise "
+            "of its threshold.")
 
 
 def render_markdown(defense, items: list[Item]) -> str:
