@@ -338,3 +338,14 @@ def test_calibration_is_decided_by_a_bootstrap_of_the_images_not_the_estimate_al
     assert "within noise of 10 %" in item.reason
     old = calibration(ev.ece)  # a record without per-image confidences: the estimate, said untested
     assert old.verdict == "pass" and "not tested" in old.reason
+
+
+def test_the_cost_of_corruptions_is_said_with_its_interval():
+    from varmixup_bench.results.stats import compare_records
+    from varmixup_bench.views.report import ReportOptions, judge
+
+    ev = evidence(41.0)
+    item = next(it for it in judge(ev, ReportOptions()) if it.key == "clean-and-corruptions")
+    cost = compare_records(ev.clean, ev.corruptions, ("clean", "robust"))
+    assert item.verdict == "pass"
+    assert f"corruptions cost {cost.diff:.1f} ± {1.96 * cost.se:.1f} points (95 % interval" in item.reason

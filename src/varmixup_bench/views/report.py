@@ -477,8 +477,9 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
         item.verdict, item.reason = "flag", (f"corrupted images classified better than clean ones: "
                                              f"{corr['robust_acc']:.1f} % vs {clean['clean_acc']:.1f} %")
     else:
+        cost = compare_records(clean, corr, ("clean", "robust"))  # paired on the images both evaluated
         item.reason = (f"clean {clean['clean_acc']:.1f} % is above chance ({ev.chance:.0f} %); corruptions cost "
-                       f"{clean['clean_acc'] - corr['robust_acc']:.1f} points")
+                       f"{cost.diff:.1f} ± {1.96 * cost.se:.1f} points (95 % interval of the paired difference)")
     items.append(item)
 
     # 7. calibration (not a masking check)
