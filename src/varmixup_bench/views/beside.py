@@ -87,8 +87,8 @@ def _ours(row: pd.Series, col: str, cell) -> str:
 
 def _headline_rows(wide: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, defense) one row: where a defense has variants (another eta, lambda_MI, VAE), the one with the
-    most measured cells — the campaign's main setting, the one its headline shows — beside the reference's
-    default-setting numbers, never all of them."""
+    most measured cells (in a campaign its main setting; the headline shows every variant as a row of its own)
+    beside the reference's default-setting numbers, never all of them."""
     measured = wide.apply(lambda r: sum(isinstance(v, dict) for v in r.values), axis=1)
     base = wide["defense"].astype(str).str.split(" [", regex=False).str[0]
     keep = (wide.assign(_base=base, _n=measured).sort_values("_n", ascending=False, kind="stable")
