@@ -281,7 +281,7 @@ def _named_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of one model name trained in several ways (a VAE ladder's latents, Mixup at another eta, the Var*
     classifiers of each VAE) get what differs in their configs beside the name; the seed and the epochs have
     their own columns."""
-    from varmixup_bench.views.leaderboard import differing_fields
+    from varmixup_bench.results.record import differing_fields
 
     by_name: dict[str, list[dict]] = {}
     for r in rows:

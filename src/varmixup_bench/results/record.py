@@ -8,6 +8,7 @@ import time (so none of them has to import another for the schema)."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 # Version of the record's schema, stored in every new record as `schema_version`. Records written before the
@@ -171,3 +172,38 @@ def evaluation_key_of(train_key: str, atk: Any, inference: dict, test_fingerprin
 
     return config_hash({"train": train_key, "attack": atk.spec, "attack_config": atk.config(), "inference": inference,
                         "trials": trials, "seed": seed, "test": test_fingerprint, "draws": int(draws)})
+
+
+def _flatten(prefix: str, v, out: dict) -> dict:
+    if isinstance(v, str) and v.startswith("{"):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            pass
+    if isinstance(v, dict):
+        for k, val in v.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), val, out)
+    else:
+        out[prefix] = v
+    return out
+
+
+def differing_fields(rows: list[dict], fields: list[str]) -> list[str]:
+    """For each row, 'k=v' of the flattened fields whose values differ between the rows."""
+    flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
+    keys = sorted({k for f in flat for k in f})
+    differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
+    def show(key: str, v) -> str:  # radii and steps as k/255, other numbers (lambda_MI, lr) as they are
+        if isinstance(v, float) and not math.isnan(v):
+            return eps_label(v) if "eps" in key or "step" in key else f"{v:g}"
+        return str(v)
+
+    def label(f: dict) -> str:
+        # what this row has: an unset field (None) says nothing, and an override that restates a trained value
+        # under a longer name (vae_latent_channels=16 beside the VAE's latent_channels=16) is said once
+        parts = list(dict.fromkeys((k.split(".")[-1], show(k.split(".")[-1], f.get(k)))
+                                   for k in differ if f.get(k) is not None))
+        return ", ".join(f"{k}={v}" for k, v in parts
+                         if not any(k.endswith("_" + o) and v == w for o, w in parts))
+
+    return [label(f) for f in flat]

@@ -10,8 +10,8 @@ import pandas as pd
 
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VARIANT_KEY, _without_seeds,  # noqa: F401
-                                          eps_label, eps_text, field_value, inference_key, model_signature,
-                                          predictor_key, record_norm, record_norms)
+                                          differing_fields, eps_label, eps_text, field_value, inference_key,
+                                          model_signature, predictor_key, record_norm, record_norms)
 from varmixup_bench.results.seeds import pool_seeds
 from varmixup_bench.results.stats import (FAMILY_ALPHA, TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
                                          interval_from_summary, levels_note)
@@ -160,41 +160,6 @@ def _column_rank(col: str) -> int:
     name = col.split(" ε=")[0].split(" L2")[0].split(" (")[0].split("(")[0].split(":")[0]
     name = name.removesuffix(f" {WORST_SUFFIX}")
     return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
-
-
-def _flatten(prefix: str, v, out: dict) -> dict:
-    if isinstance(v, str) and v.startswith("{"):
-        try:
-            v = json.loads(v)
-        except ValueError:
-            pass
-    if isinstance(v, dict):
-        for k, val in v.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), val, out)
-    else:
-        out[prefix] = v
-    return out
-
-
-def differing_fields(rows: list[dict], fields: list[str]) -> list[str]:
-    """For each row, 'k=v' of the flattened fields whose values differ between the rows."""
-    flat = [_flatten("", {f: r.get(f) for f in fields}, {}) for r in rows]
-    keys = sorted({k for f in flat for k in f})
-    differ = [k for k in keys if len({json.dumps(f.get(k), default=str) for f in flat}) > 1]
-    def show(key: str, v) -> str:  # radii and steps as k/255, other numbers (lambda_MI, lr) as they are
-        if isinstance(v, float) and not np.isnan(v):
-            return eps_label(v) if "eps" in key or "step" in key else f"{v:g}"
-        return str(v)
-
-    def label(f: dict) -> str:
-        # what this row has: an unset field (None) says nothing, and an override that restates a trained value
-        # under a longer name (vae_latent_channels=16 beside the VAE's latent_channels=16) is said once
-        parts = list(dict.fromkeys((k.split(".")[-1], show(k.split(".")[-1], f.get(k)))
-                                   for k in differ if f.get(k) is not None))
-        return ", ".join(f"{k}={v}" for k, v in parts
-                         if not any(k.endswith("_" + o) and v == w for o, w in parts))
-
-    return [label(f) for f in flat]
 
 
 def _row_labels(df: pd.DataFrame) -> list[str]:

@@ -64,7 +64,7 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
     eta) a line of one point is no sweep and is left out when any line has two."""
     import json
 
-    from varmixup_bench.views.leaderboard import differing_fields
+    from varmixup_bench.results.record import differing_fields
 
     spec = PLOTS.get(kind)
     x_is_eps = kind in ("eps", "linearity")
