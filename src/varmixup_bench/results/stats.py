@@ -425,7 +425,7 @@ def widen_by_seeds(cmp: Comparison, se_seeds: float, df: int) -> Comparison:
     Where the images' term dominates it is conservative, and must be: the seeds' true spread is estimated with
     `df` degrees of freedom, and a test valid whatever that spread is takes the heaviest tail, t(df). A normal p
     on a widened SE, or a Welch–Satterthwaite df, rejected 13–27 times its rate at a 0.05 % Holm level with three
-    seeds (tests/test_seeds.py simulates it)."""
+    seeds (a simulation of 2026-12-01; tests/test_seeds.py checks this one's level at 5 % down to 0.05 %)."""
     if not se_seeds > 0:
         return cmp
     se = math.hypot(cmp.se, se_seeds)
