@@ -32,10 +32,12 @@ def _lines(path):
 
 def test_a_pass_killed_with_sigkill_counts_until_its_last_beat(tmp_path):
     path = tmp_path / "campaign-c.jsonl"
+    t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
+    lived = time.monotonic() - t0  # an upper bound on the pass's seconds, however busy the machine
     proc.wait(timeout=30)
     events = _lines(path)
     assert not [e for e in events if e["event"] == "end"]  # no chance to write it
@@ -43,7 +45,7 @@ def test_a_pass_killed_with_sigkill_counts_until_its_last_beat(tmp_path):
     assert len(beats) >= 5 and [b["seconds"] for b in beats] == sorted(b["seconds"] for b in beats)
     (span,) = CampaignState(path).spans()
     assert (span["status"], span["beats"], span["until"]) == ("cut short", len(beats), None)
-    assert span["seconds"] == beats[-1]["seconds"] and 0.5 <= span["seconds"] <= 1.2
+    assert span["seconds"] == beats[-1]["seconds"] and 0.5 <= span["seconds"] <= lived
     assert span["step"] == "pass main" and span["start"] == events[1]["time"]
 
 

@@ -176,18 +176,22 @@ def test_the_report_words_a_rise_above_clean_without_crashing():
 def test_large_eps_judges_a_randomised_predictor_by_its_worst_case_and_skips_records_without_n():
     """A randomised predictor's mean over draws keeps a chance-level floor at any radius: at eps 0.5 its 12 %
     mean with 0 % worst case is no sign; 12 % in the worst case is. A record with no image count is skipped."""
-    mean_only = dict(rec("adaptive-pgd10", 0.5, 12.0, "adaptive"), robust_acc_worst=0.0)
+    mean_only = dict(rec("adaptive-pgd10", 0.5, 12.0, "adaptive"), robust_acc_worst=0.0, stochastic=True, draws=10)
     assert [f for f in diagnose(_frame([mean_only])) if f.check == "large-eps-not-zero"] == []
     (f,) = [f for f in diagnose(_frame([dict(mean_only, robust_acc_worst=12.0)])) if f.check == "large-eps-not-zero"]
     assert "leaves 12.0% worst case over draws" in f.message
     old = dict(rec("pgd10", 0.5, 36.5))
     del old["n_examples"]
     assert [f for f in diagnose(_frame([old])) if f.check == "large-eps-not-zero"] == []
+    # a deterministic record's robust_acc_worst is its accuracy again: judged and worded as its accuracy
+    (f,) = [f for f in diagnose(_frame([dict(rec("pgd10", 0.5, 36.5), robust_acc_worst=36.5)]))
+            if f.check == "large-eps-not-zero"]
+    assert "leaves 36.5% accurate" in f.message and "worst case" not in f.message
 
 
 def test_holm_sorts_a_nan_p_last_and_keeps_it_in_the_family():
     from varmixup_bench.results.stats import holm
 
-    assert holm([0.001, float("nan"), 0.0001, 0.5]) == [True, False, True, False]  # the NaN stopped the 0.0001
+    assert holm([0.001, float("nan"), 0.0001, 0.5]) == [True, False, True, False]  # the NaN used to stop the 0.0001
     assert holm([0.01, float("nan")], alpha=0.05) == [True, False]  # m = 2: 0.01 <= 0.05 / 2
     assert holm([0.03, float("nan")], alpha=0.05) == [False, False]  # 0.03 > 0.025: the NaN still counts

@@ -327,7 +327,8 @@ def test_calibration_is_decided_by_a_bootstrap_of_the_images_not_the_estimate_al
 
     far = _ece_record(1000, 0.95, 0.65)
     value, lo, hi = ece_interval(far)
-    assert 20 < lo < value < hi and hi - lo < 12 and ece_p(far, 10.0)[1] < 0.001
+    assert 20 < lo < value < hi and hi - lo < 12 and ece_p(far, 10.0)[1] < 0.001 and ece_p(far, 10.0)[2]
+    assert not ece_p(_ece_record(1000, 0.9, 0.91), 10.0)[2]  # the evidence is for "below"
     item = calibration(far)
     assert item.verdict == "flag" and "is significantly above 10 %" in item.reason and "[" in item.reason
     assert calibration(_ece_record(1000, 0.9, 0.91)).verdict == "pass"

@@ -267,3 +267,9 @@ def test_a_worst_case_not_every_seed_kept_is_missing_not_the_last_seeds_or_the_m
     assert "robust_acc_worst_by_seed" not in pooled or not isinstance(pooled["robust_acc_worst_by_seed"], str)
     assert decode_per_image(pooled["per_image"])["worst"] is None
     assert pooled["robust_acc"] == pytest.approx(np.mean([r["robust_acc"] for r in recs]))
+    # a test against the missing pooled worst case is no evidence (it read the NaN as 0 % and found p = 3e-56)
+    from varmixup_bench.results.stats import compare_records
+
+    single = dict(recs[0], robust_acc_worst=20.0)
+    cmp = compare_records(single, dict(pooled), ("worst", "worst"))
+    assert math.isnan(cmp.p) and math.isnan(cmp.diff)

@@ -69,8 +69,8 @@ def _pooled(g: pd.DataFrame) -> dict[str, Any]:
         lo, hi = interval_from_summary(mean, std, s, n)
         row.update({which: mean, f"{which}_std": std, f"{which}_ci_low": lo, f"{which}_ci_high": hi,
                     f"{which}_by_seed": json.dumps({str(k): float(v) for k, v in zip(g["seed"], vals)})})
-    if "value" in g and g["value"].notna().all():
-        row["value"] = float(g["value"].astype(float).mean())
+    if "value" in g:  # a metric's value: the seeds' mean, or none where a seed lacks it (not the last seed's)
+        row["value"] = float(g["value"].astype(float).mean()) if g["value"].notna().all() else math.nan
     row["per_image"] = _pooled_per_image(list(g["per_image"]))
     return row
 

@@ -263,18 +263,19 @@ def ece_interval(rec: dict, seed: int = 0) -> tuple[float, float, float] | None:
     return value, float(lo), float(hi)
 
 
-def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float] | None:
-    """(ECE, two-sided p of "ECE differs from `threshold`") from a bootstrap of the record's images (percent);
-    None without per-image confidences. The p is twice the smaller tail of the resampled ECEs beyond the
-    threshold, (k + 1) / (B + 1) each, so it is never 0."""
+def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float, bool] | None:
+    """(ECE, two-sided p of "ECE differs from `threshold`", whether the evidence says above) from a bootstrap of
+    the record's images (percent); None without per-image confidences. The p is twice the smaller tail of the
+    resampled ECEs beyond the threshold, (k + 1) / (B + 1) each, so it is never 0; the side is that tail's (the
+    resampled ECEs sit above the estimate: ECE is biased upwards, so the estimate alone can name the wrong side)."""
     boot = _ece_bootstrap(rec, seed)
     if boot is None:
         return None
     value, resampled = boot
     b = len(resampled)
-    above = (int((resampled <= threshold).sum()) + 1) / (b + 1)  # evidence that ECE > threshold
+    above = (int((resampled <= threshold).sum()) + 1) / (b + 1)  # small: evidence that ECE > threshold
     below = (int((resampled >= threshold).sum()) + 1) / (b + 1)
-    return value, min(1.0, 2 * min(above, below))
+    return value, min(1.0, 2 * min(above, below)), above < below
 
 
 def _ece_bootstrap(rec: dict, seed: int) -> tuple[float, np.ndarray] | None:
@@ -380,6 +381,9 @@ def compare_records(a: dict, b: dict, which: tuple[str, str] = ("robust", "robus
     if pair is not None and len(pair[0]) > 1:
         cmp = paired_test(*pair)
     else:  # a pooled cell's `_std` is its seeds' spread, which the seed term below carries
+        missing = [k for rec, k in ((a, ka), (b, kb)) if _get(rec, k, None) is None]
+        if missing:  # no accuracy to test (a pooled field some seed lacked): no evidence, never a made-up 0 %
+            return Comparison(math.nan, math.nan, math.nan, False, 0)
         cmp = unpaired_test(float(_get(a, ka)), int(_get(a, "n_examples", 1)),
                             0.0 if by_a else float(_get(a, f"{ka}_std")), int(_get(a, "trials", 1)),
                             float(_get(b, kb)), int(_get(b, "n_examples", 1)),

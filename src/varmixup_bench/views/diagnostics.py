@@ -109,7 +109,7 @@ def large_eps(df: pd.DataFrame):
     rows = df[(df["eps"] >= 0.5) & df["threat_model"].isin(["white-box", "adaptive"]) & df["attack"].isin(GRADIENT_ATTACKS)]
     out = []
     for _, r in rows.iterrows():
-        worst = "robust_acc_worst" in r and pd.notna(r["robust_acc_worst"])
+        worst = (classified_with_draws(r) and "robust_acc_worst" in r and pd.notna(r["robust_acc_worst"]))
         acc = float(r["robust_acc_worst"] if worst else r["robust_acc"])
         if not (acc == acc) or not (pd.notna(r.get("n_examples")) and float(r["n_examples"]) >= 1):
             continue  # no accuracy or no image count (an old record): nothing to test, not a crash
@@ -121,6 +121,14 @@ def large_eps(df: pd.DataFrame):
 
 
 LARGE_EPS_LEVEL = 5.0  # percent: at L-inf eps >= 0.5 an attack that works leaves at most this much
+
+
+def classified_with_draws(r) -> bool:
+    """Whether a record's predictor is randomised and was classified with several draws (a deterministic
+    record's `robust_acc_worst` is its accuracy again, no worst case over anything)."""
+    stochastic = r.get("stochastic") if hasattr(r, "get") else None
+    draws = pd.to_numeric(pd.Series([r.get("draws") if hasattr(r, "get") else None]), errors="coerce").iloc[0]
+    return (stochastic is True or stochastic == "True") and pd.notna(draws) and float(draws) > 1
 
 
 def above_level_p(r, level: float) -> float:

@@ -137,7 +137,16 @@ def _ensemble(recs: list[dict], which: str) -> tuple[np.ndarray, np.ndarray] | N
     of the others', give an unbiased estimate of surviving one try of each. (The lowest rate per image, used
     before 2026-12-01, chose and reported on the same draws: with k equal attacks at a true 50 % it read 41 %
     for k = 2 and 21 % for k = 20, a bias of its own that no interval showed.)"""
-    decoded = [d for d in (_outcomes(r, which) for r in recs) if d is not None]
+    decoded, seen = [], set()
+    for d in (_outcomes(r, which) for r in recs):
+        if d is None:
+            continue
+        # one evaluation stored twice (a budget spec's same_as copy of its named preset) is one attack: the same
+        # draws multiplied by themselves would square its rates
+        key = (d["idx"].tobytes(), np.asarray(d[which], dtype=float).tobytes())
+        if key not in seen:
+            seen.add(key)
+            decoded.append(d)
     if not decoded:
         return None
     common = decoded[0]["idx"]
@@ -274,7 +283,7 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
 
 def _best_p(a: Cell, b: Cell) -> float:
     """Two-sided p of "a differs from b", for a above b (1 otherwise): paired on the common images where both
-    have per-image outcomes (records: stats.compare_records; ensembles: their per-image minima), else the
+    have per-image outcomes (records: stats.compare_records; ensembles: their per-image products), else the
     unpaired z test. The direction was chosen by looking (a is the best), so the p value stays two-sided."""
     if a.rec is not None and b.rec is not None:
         cmp = compare_records(a.rec, b.rec, (a.which, b.which))

@@ -74,7 +74,10 @@ def _large_eps_text(rec: dict | None, interval: bool = False) -> str:
     [10.1, 14.2] %, not significantly above 5 %"."""
     if rec is None:
         return "?"
-    worst = rec.get("robust_acc_worst") is not None and rec.get("robust_acc_worst") == rec.get("robust_acc_worst")
+    from varmixup_bench.views.diagnostics import classified_with_draws
+
+    worst = (classified_with_draws(rec) and rec.get("robust_acc_worst") is not None
+             and rec.get("robust_acc_worst") == rec.get("robust_acc_worst"))
     if worst:
         value = _ci(rec, "worst") if interval else f"{float(rec['robust_acc_worst']):.1f}"
         return f"{value} % in the worst case over draws (mean {float(rec['robust_acc']):.1f} %)"
@@ -498,7 +501,7 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     elif not rejected["calibration"]:
         item.verdict, item.reason = "n/a", (f"undecided: ECE {shown} % is within noise of {thr} (bootstrap of the "
                                             "images, Holm-corrected with the page's own tests)")
-    elif ece["value"] > opt.ece_threshold:
+    elif ece_p(ece, opt.ece_threshold)[2]:  # the side of the tail that rejected, not the estimate's
         item.verdict, item.reason = "flag", f"miscalibrated: ECE {shown} % is significantly above {thr}"
     else:
         item.reason = f"calibrated: ECE {shown} % is significantly below {thr}"
