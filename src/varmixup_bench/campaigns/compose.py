@@ -62,15 +62,15 @@ def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: flo
     blind = [e for e in killed if not e.get("beats")]  # killed before beats were written: no measure of its time
     running = [e for e in spans if e.get("status") == "running"]
     notes = []
-    if stopped:
-        notes.append(f"{_hours(stopped)} of it")
     if unclocked:
         notes.append(f"{unclocked} of {len(spans)} pass(es) and step(s) were timed before the stop-aware clock, and "
                      "their seconds include any pause")
     text = (f"## Time (measured)\n\nWall time: **{_hours(wall)}**, the sum of every pass's and step's seconds in "
             f"`{state.path.name}` over {n_runs} run(s) (loading, training and evaluation; a run killed outright "
             f"counts until its last heartbeat, written every {state.beat_seconds:g} s; time the process was stopped, "
-            f"e.g. paused with SIGSTOP while tests ran, is not counted" + "".join(f"; {n}" for n in notes) + ").")
+            f"e.g. paused with SIGSTOP while tests ran, is not counted" + (f": {_hours(stopped)} of it" if stopped
+                                                                            else "")
+            + "".join(f"; {n}" for n in notes) + ").")
     if killed:
         text += f" {len(killed)} pass(es) or step(s) were killed before they ended"
         if blind:

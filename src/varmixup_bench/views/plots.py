@@ -83,6 +83,7 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         models[model] = _model_of_line(r, kind)
         latest[((r["defense"], int(r.get("seed") or 0), model, radius), float(x))] = r
     by_line: dict[tuple, list] = {}
+    norms: dict[tuple, str] = {}
     for (line, x), r in sorted(latest.items(), key=lambda kv: (kv[0][0][:2], kv[0][0][2:], kv[0][1])):
         y = float(r[spec["y"]])
         if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
@@ -92,6 +93,7 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
             sd = float(r.get("robust_acc_std") or 0.0)
             err = (sd, sd)
         by_line.setdefault(line, []).append((x, y, err))
+        norms[line] = record_norm(r)
     if not x_is_eps and any(len(pts) > 1 for pts in by_line.values()):
         by_line = {line: pts for line, pts in by_line.items() if len(pts) > 1}
     by_defense: dict[str, list[tuple]] = {}
@@ -107,7 +109,7 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
                                 ["train_config", "preset", "inference"]) if len(chosen) > 1 else [""] * len(chosen)
         for c, d in zip(chosen, what):
             radius = c[3]
-            parts = [p for p in (d, f"ε={eps_text(radius)}" if radius is not None and len(
+            parts = [p for p in (d, f"ε={eps_text(radius, norms[c])}" if radius is not None and len(
                 {r for _, _, _, r in chosen}) > 1 else "") if p]
             label = defense + (f" [{', '.join(parts)}]" if parts else "") + (f" (seed {seed})" if len(seeds) > 1 else "")
             while label in out:  # lines nothing above tells apart are still two lines

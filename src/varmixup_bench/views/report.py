@@ -386,8 +386,8 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     items = []
     # 1. the eps curve falls and reaches ~0 at a large eps
     item = Item("eps-curve", f"Does {ev.strong} accuracy fall as ε grows and reach ~0 % at ε = {LARGE_EPS}?",
-                [(f"{ev.strong} ε={_eps(r['eps'])}", _ci(r)) for r in ev.curve])
-    large = [r for r in ev.curve if r["eps"] >= LARGE_EPS]
+                [(f"{ev.strong} ε={_eps(r['eps'])}", _ci(r)) for r in ev.curve if r is not None])
+    large = [r for r in ev.curve if r is not None and r["eps"] >= LARGE_EPS]
     if not flagged(item):
         item.reason = "falls with ε: no rise beyond noise" + (
             f"; at ε={_eps(large[-1]['eps'])} {_large_eps_text(large[-1], interval=True)}, not significantly "
