@@ -317,7 +317,7 @@ def test_calibration_is_decided_by_a_bootstrap_of_the_images_not_the_estimate_al
     with the bootstrap interval shown."""
     from dataclasses import replace
 
-    from varmixup_bench.results.stats import ece_interval, ece_p
+    from varmixup_bench.results.stats import ece_p
     from varmixup_bench.views.report import ReportOptions, judge
 
     ev = evidence(41.0)
@@ -326,8 +326,8 @@ def test_calibration_is_decided_by_a_bootstrap_of_the_images_not_the_estimate_al
         return next(it for it in judge(replace(ev, ece=ece), ReportOptions()) if it.key == "calibration")
 
     far = _ece_record(1000, 0.95, 0.65)
-    value, lo, hi = ece_interval(far)
-    assert 20 < lo < value < hi and hi - lo < 12 and ece_p(far, 10.0)[1] < 0.001 and ece_p(far, 10.0)[2]
+    value, p, above, lo, hi = ece_p(far, 10.0)
+    assert 20 < lo < value < hi and hi - lo < 12 and p < 0.001 and above
     assert not ece_p(_ece_record(1000, 0.9, 0.91), 10.0)[2]  # the evidence is for "below"
     item = calibration(far)
     assert item.verdict == "flag" and "is significantly above 10 %" in item.reason and "[" in item.reason

@@ -252,22 +252,12 @@ def ece_from(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) 
     return out if np.ndim(confidence) > 1 else out[0]
 
 
-def ece_interval(rec: dict, seed: int = 0) -> tuple[float, float, float] | None:
-    """(ECE, low, high): the record's ECE (percent) and the 95 % percentile interval of a bootstrap of its
-    images; None when the record keeps no per-image confidences."""
-    boot = _ece_bootstrap(rec, seed)
-    if boot is None:
-        return None
-    value, resampled = boot
-    lo, hi = np.percentile(resampled, [2.5, 97.5])
-    return value, float(lo), float(hi)
-
-
-def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float, bool] | None:
-    """(ECE, two-sided p of "ECE differs from `threshold`", whether the evidence says above) from a bootstrap of
-    the record's images (percent); None without per-image confidences. The p is twice the smaller tail of the
-    resampled ECEs beyond the threshold, (k + 1) / (B + 1) each, so it is never 0; the side is that tail's (the
-    resampled ECEs sit above the estimate: ECE is biased upwards, so the estimate alone can name the wrong side)."""
+def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float, bool, float, float] | None:
+    """(ECE, two-sided p of "ECE differs from `threshold`", whether the evidence says above, and the 95 %
+    percentile interval's low and high) from one bootstrap of the record's images (percent); None without
+    per-image confidences. The p is twice the smaller tail of the resampled ECEs beyond the threshold,
+    (k + 1) / (B + 1) each, so it is never 0; the side is that tail's (the resampled ECEs sit above the estimate:
+    ECE is biased upwards, so the estimate alone can name the wrong side)."""
     boot = _ece_bootstrap(rec, seed)
     if boot is None:
         return None
@@ -275,7 +265,8 @@ def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float, boo
     b = len(resampled)
     above = (int((resampled <= threshold).sum()) + 1) / (b + 1)  # small: evidence that ECE > threshold
     below = (int((resampled >= threshold).sum()) + 1) / (b + 1)
-    return value, min(1.0, 2 * min(above, below)), above < below
+    lo, hi = np.percentile(resampled, [2.5, 97.5])
+    return value, min(1.0, 2 * min(above, below)), above < below, float(lo), float(hi)
 
 
 def _ece_bootstrap(rec: dict, seed: int) -> tuple[float, np.ndarray] | None:

@@ -126,9 +126,11 @@ LARGE_EPS_LEVEL = 5.0  # percent: at L-inf eps >= 0.5 an attack that works leave
 def classified_with_draws(r) -> bool:
     """Whether a record's predictor is randomised and was classified with several draws (a deterministic
     record's `robust_acc_worst` is its accuracy again, no worst case over anything)."""
-    stochastic = r.get("stochastic") if hasattr(r, "get") else None
-    draws = pd.to_numeric(pd.Series([r.get("draws") if hasattr(r, "get") else None]), errors="coerce").iloc[0]
-    return (stochastic is True or stochastic == "True") and pd.notna(draws) and float(draws) > 1
+    try:
+        draws = float(r.get("draws"))
+    except (TypeError, ValueError):  # no draw count (an older record): one draw
+        return False
+    return r.get("stochastic") in (True, "True") and draws > 1  # NaN > 1 is False
 
 
 def above_level_p(r, level: float) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from varmixup_bench.core.errors import BenchError
-from varmixup_bench.results.stats import (compare_records, ece_interval, ece_p, family_share, format_interval, holm,
+from varmixup_bench.results.stats import (compare_records, ece_p, family_share, format_interval, holm,
                                          one_sided_p)
 
 # a report decides two families of comparisons: bench diagnose's checks (items 1-4) and its own tests (transfer
@@ -89,11 +89,12 @@ def _below_p(a: dict, b: dict, which=("robust", "robust")) -> float:
     return one_sided_p(compare_records(b, a, (which[1], which[0])))
 
 
-def own_tests(ev: "Evidence", ece_threshold: float | None = None) -> dict[str, bool]:
+def own_tests(ev: "Evidence", calibration_p: float | None = None) -> dict[str, bool]:
     """The report's own tests, decided together (Holm–Bonferroni at REPORT_ALPHA): "transfer" (the transfer attack
     below the strongest gradient attack), "worst" (the worst case over draws below the mean), "corruptions"
-    (corrupted images above clean ones), "calibration" (the ECE differs from `ece_threshold`, a bootstrap of the
-    images: which side the estimate says); each key present when its records are."""
+    (corrupted images above clean ones), "calibration" (the ECE differs from its threshold: `calibration_p`,
+    stats.ece_p's bootstrap, which judge runs once for this test and the page's item); each key present when its
+    records are."""
     gradient = [r for r in ev.white + ev.grid if r.get("robust_acc") is not None]
     pvalues: dict[str, float] = {}
     if ev.transfer is not None and gradient:
@@ -104,9 +105,8 @@ def own_tests(ev: "Evidence", ece_threshold: float | None = None) -> dict[str, b
         pvalues["worst"] = _below_p(strongest, strongest, ("worst", "robust"))
     if ev.corruptions is not None:
         pvalues["corruptions"] = _below_p(ev.clean, ev.corruptions, ("clean", "robust"))
-    tested = ece_p(ev.ece, ece_threshold) if ev.ece is not None and ece_threshold is not None else None
-    if tested is not None:
-        pvalues["calibration"] = tested[1]
+    if calibration_p is not None:
+        pvalues["calibration"] = calibration_p
     return dict(zip(pvalues, holm(list(pvalues.values()), REPORT_ALPHA)))
 
 
@@ -373,7 +373,8 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     """The checklist items of one model's records; the masking items from `findings` (default: diagnose on a
     leaderboard frame of exactly these records)."""
     findings = report_findings(ev.records()) if findings is None else findings
-    rejected = own_tests(ev, opt.ece_threshold)
+    calibration = ece_p(ev.ece, opt.ece_threshold) if ev.ece is not None else None  # one bootstrap for both uses
+    rejected = own_tests(ev, None if calibration is None else calibration[1])
     lookup = {(r["attack"], round(float(r["eps"]), 8)): r for r in ev.records() if r.get("eps") is not None}
 
     def flagged(item: Item) -> bool:
@@ -487,10 +488,10 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
 
     # 7. calibration (not a masking check)
     ece = ev.ece
-    interval = ece_interval(ece)
-    shown = (format_interval(*interval, digits=2) if interval is not None else f"{ece['value']:.2f}")
+    shown = (format_interval(calibration[0], *calibration[3:], digits=2) if calibration is not None
+             else f"{ece['value']:.2f}")
     item = Item("calibration", f"Is the defended predictor calibrated (ECE ≤ {opt.ece_threshold:g} %)?",
-                [("ECE, 15 bins (%) [95 % bootstrap CI]" if interval is not None else "ECE, 15 bins (%)", shown),
+                [("ECE, 15 bins (%) [95 % bootstrap CI]" if calibration is not None else "ECE, 15 bins (%)", shown),
                  ("accuracy of the calibrated predictions (%) [95 % CI]", _ci(ece, "clean"))], header="value")
     thr = f"{opt.ece_threshold:g} %"
     if "calibration" not in rejected:  # no per-image confidences: the estimate alone, said so
@@ -501,7 +502,7 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     elif not rejected["calibration"]:
         item.verdict, item.reason = "n/a", (f"undecided: ECE {shown} % is within noise of {thr} (bootstrap of the "
                                             "images, Holm-corrected with the page's own tests)")
-    elif ece_p(ece, opt.ece_threshold)[2]:  # the side of the tail that rejected, not the estimate's
+    elif calibration[2]:  # the side of the tail that rejected, not the estimate's
         item.verdict, item.reason = "flag", f"miscalibrated: ECE {shown} % is significantly above {thr}"
     else:
         item.reason = f"calibrated: ECE {shown} % is significantly below {thr}"
