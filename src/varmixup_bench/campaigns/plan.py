@@ -249,6 +249,12 @@ class Plan:
         """(pass, runs.sweep.Cell) of every cell of every pass, in priority order."""
         return [(p, c) for p in self.passes for job in self.sweep_spec(p).jobs() for c in job.cells]
 
+    def cell_keys(self, p: Pass, workdir: Path, device: str = "auto") -> dict[Any, str]:
+        """{runs.sweep.Cell: its sweep key} of the pass's cells (computing a key loads the dataset, never trains):
+        what a record of the cell carries as `sweep_key`."""
+        spec = self.sweep_spec(p, Path(workdir), device=device, show_progress=False)
+        return {c: spec.cell_key(c) for job in spec.jobs() for c in job.cells}
+
     def state_path(self, workdir: Path) -> Path:
         return Path(workdir) / f"campaign-{self.name}.jsonl"
 

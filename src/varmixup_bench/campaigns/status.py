@@ -50,14 +50,10 @@ def pass_status(plan: Plan, workdir: Path, device: str = "auto") -> list[PassSta
     state = CampaignState(plan.state_path(workdir))
     out = []
     for p in plan.passes:
-        spec = plan.sweep_spec(p, Path(workdir), device=device, show_progress=False)
         st = PassStatus(p.name, norm=p.norm)
-        for job in spec.jobs():
-            for c in job.cells:
-                st.cells.append(c)
-                st.keys[c] = spec.cell_key(c)
-                if st.keys[c] not in done:
-                    st.missing.append(c)
+        st.keys = plan.cell_keys(p, workdir, device)
+        st.cells = list(st.keys)
+        st.missing = [c for c, key in st.keys.items() if key not in done]
         for e in state.spans(f"pass {p.name}"):
             st.seconds += float(e.get("seconds") or 0.0)
             st.runs += 1

@@ -72,10 +72,7 @@ class StepRun:
         every record in the workdir, which other plans, reports and convergence grids share."""
         from varmixup_bench.results.store import ResultStore
 
-        keys = set()
-        for p in self.plan.passes:
-            spec = self.plan.sweep_spec(p, Path(self.workdir), device=self.device, show_progress=False)
-            keys |= {spec.cell_key(c) for job in spec.jobs() for c in job.cells}
+        keys = {key for p in self.plan.passes for key in self.plan.cell_keys(p, self.workdir, self.device).values()}
         latest = {r["sweep_key"]: r for r in ResultStore(self.workdir).records() if r.get("sweep_key") in keys}
         return list(latest.values())
 
