@@ -59,6 +59,20 @@ def test_different_training_settings_are_never_pooled():
     assert len(pooled) == 2 and set(pooled["seeds"]) == {1}
 
 
+def test_seeds_trained_or_tested_on_other_data_are_never_pooled():
+    """The same dataset name over other content (an archive replaced between two seeds' runs) is not one cell."""
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.results.seeds import pool_seeds
+
+    a = np.ones(50, dtype=np.uint8)
+    r0, r1, r2 = (_record(s, "pgd10", a) for s in (0, 1, 2))
+    for r, fp in ((r0, "aaaa"), (r1, "aaaa"), (r2, "bbbb")):
+        r["data_fingerprint"] = fp
+    pooled = pool_seeds(leaderboard_frame([r0, r1, r2]))
+    assert sorted(pooled["seeds"]) == [1, 2]
+    assert pooled.loc[pooled["seeds"] == 2, "seed"].item() == "0,1"
+
+
 def test_seeds_evaluated_with_other_draws_are_never_pooled():
     from varmixup_bench.views.leaderboard import leaderboard_frame
     from varmixup_bench.results.seeds import pool_seeds

@@ -12,8 +12,11 @@ import pandas as pd
 from varmixup_bench.results.record import _without_seeds, model_signature  # noqa: F401  (re-exported)
 from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary
 
-# what must agree for two records to be the same evaluation of the same recipe (all but the training seed)
-_SAME = ["dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples", "preset", "trials"]
+# what must agree for two records to be the same evaluation of the same recipe (all but the training seed); the
+# data's content hash too: subsets are drawn with the preset's subset_seed, so the seeds of one recipe share it, and
+# two that differ were trained or tested on other images (a dataset archive replaced under the same name)
+_SAME = ["dataset", "data_fingerprint", "defense", "attack", "threat_model", "norm", "eps", "step", "n_examples",
+         "preset", "trials"]
 
 
 def _attack_key(v: Any) -> str:
