@@ -286,6 +286,23 @@ def test_metric_records_show_their_value_in_the_wide_table_not_an_accuracy():
     assert best_cells(wide) == set()
 
 
+def test_two_ece_results_of_one_row_are_two_columns_not_the_later_one():
+    """ECE on the page's 1,000 images and again on a 500-image subset: both values show, each under a column that
+    says what differs (the column had been "ECE (%)" for both, and the later record took it unseen)."""
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    n = 10
+    recs = [_rec("erm", "clean", np.ones(n), eps=0.0, threat="none")]
+    for size, value, t in ((1000, 3.25, "2026-01-01T00:00:00"), (500, 4.75, "2026-02-01T00:00:00")):
+        recs.append({**_rec("erm", "ece", np.ones(n), eps=0.0, threat="none", t=t), "metric": "ece_percent",
+                     "value": value, "n_examples": size})
+    wide = wide_frame(leaderboard_frame(recs))
+    cells = {c: v["mean"] for c, v in wide.iloc[0].items() if isinstance(v, dict) and c != "clean"}
+    assert sorted(cells.values()) == [3.25, 4.75]
+    assert all(c.startswith("ECE (%) (") and "n" in c for c in cells), cells
+    assert list(wide.columns)[-2:] == sorted(cells, key=list(wide.columns).index)  # both in ECE's place
+
+
 def test_one_model_under_two_lambda_mi_is_two_predictors_never_merged_or_compared():
     """The lambda_MI sweep evaluates the headline's model again at other lambda_MI: those records are another
     predictor (a row of their own, labelled by what differs), not newer versions of the headline's cells, and

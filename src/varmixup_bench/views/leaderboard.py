@@ -157,6 +157,8 @@ WORST_SUFFIX = "worst-case"  # wide column of the worst case over R draws of a r
 def _column_rank(col: str) -> int:
     if col in _COLUMN_ORDER:
         return _COLUMN_ORDER.index(col)
+    if col.startswith("ECE (%) "):  # ECE told apart from another ECE result of its row (wide_frame)
+        return _COLUMN_ORDER.index("ECE (%)")
     name = col.split(" ε=")[0].split(" L2")[0].split(" (")[0].split("(")[0].split(":")[0]
     name = name.removesuffix(f" {WORST_SUFFIX}")
     return _COLUMN_ORDER.index(name) if name in _COLUMN_ORDER else len(_COLUMN_ORDER)
@@ -247,7 +249,10 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
         if r.attack == "clean":
             row["clean"] = clean
         elif isinstance(metric, str) and metric:  # ECE, local linearity, KID, VAE PSNR: the value, not an accuracy
-            label = "ECE (%)" if r.attack == "ece" else f"{col_labels[i]} ({METRIC_UNITS.get(metric, metric)})"
+            # ECE's column keeps what _column_labels / _apart added ("ece (n=500)"): two ECE results of one row
+            # under one "ECE (%)" would show the later only
+            label = (f"ECE (%){col_labels[i].removeprefix('ece')}" if r.attack == "ece"
+                     else f"{col_labels[i]} ({METRIC_UNITS.get(metric, metric)})")
             row[label] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value",
                           "seeds": seeds}
         else:
