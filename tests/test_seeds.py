@@ -207,7 +207,15 @@ def test_the_seed_term_is_the_paired_t_test_over_seeds():
     assert seed_spread(None, None) is None
     same = widen_by_seeds(Comparison(1.0, 0.5, 0.0455, True, 1000), *seed_spread({"0": 3.0, "1": 4.0},
                                                                                    {"0": 2.0, "1": 3.0}))
-    assert same.se == 0.5 and same.p == 0.0455  # equal gaps on every seed: no seed term, the images' test stands
+    # equal gaps on every seed: the seed term is 0, but its spread is still estimated with 1 degree of freedom,
+    # so p is read from t(1) on the images' SE, as for a spread just above 0 (a z there had made the case of
+    # seeds that happen to agree the most decisive of all)
+    from scipy.stats import t as student_t
+
+    assert same.se == 0.5 and same.df == 1.0 and same.p == pytest.approx(2 * student_t.sf(2.0, 1))
+    nearly = widen_by_seeds(Comparison(1.0, 0.5, 0.0455, True, 1000), *seed_spread({"0": 3.0, "1": 4.0},
+                                                                                     {"0": 2.0, "1": 2.999}))
+    assert nearly.p == pytest.approx(same.p, rel=1e-3)  # no jump between a tiny spread and none
 
 
 def test_seed_pooled_p_values_hold_their_level_far_below_five_percent():

@@ -265,3 +265,57 @@ def test_one_commands_families_of_comparisons_share_its_five_percent():
     assert 0.0125 < alone["cmp"].p < 0.05 and alone["verdict"] == "holds"
     on_page, = claim_rows(plan, lambda ref: next(records), family_share(page_families(plan)))
     assert page_families(plan) == 4 and on_page["verdict"] == "within noise"
+
+
+def _seed_record(defense: str, seed: int, correct: np.ndarray) -> dict:
+    n = len(correct)
+    return {"dataset": "d", "defense": defense, "attack": "pgd10", "threat_model": "white-box", "norm": "Linf",
+            "eps": 8 / 255, "step": 2 / 255, "clean_acc": 90.0, "robust_acc": 100.0 * correct.mean(), "trials": 1,
+            "n_examples": n, "seed": seed, "preset": "p", "config_hash": f"{defense}{seed}",
+            "timestamp": f"2026-01-01T00:00:0{seed}", "attack_config": {"eps": 8 / 255, "steps": 10},
+            "train_config": {"epochs": 5}, "per_image": encode_per_image(np.arange(n), np.ones(n), correct, 1)}
+
+
+def _pooled_claim(seeds=(0, 1, 2)):
+    from types import SimpleNamespace
+
+    def side(defense):
+        pooled = tuple(("p", SimpleNamespace(defense=defense, seed=s)) for s in seeds)
+        return SimpleNamespace(metric="robust", pooled=pooled, cells=lambda: pooled, label=lambda: defense)
+
+    return SimpleNamespace(number=1, better=side("varmi"), worse=side("at"), note="", lower_is_better=False,
+                           margin=0.0)
+
+
+def test_a_claim_on_seed_means_is_decided_in_each_seed_and_shows_the_pooled_t_beside():
+    """Three seeds, each model of the claimed-better side ~35 points below the other's on the same 1,000 images:
+    every seed's paired test says so, so the claim "does not hold" at p = the largest of the three seeds' p values
+    (an intersection-union test), even at a Holm level where the pooled t(2) test, also shown, cannot decide.
+    Seeds that disagree are within noise whatever their mean."""
+    from types import SimpleNamespace
+
+    from varmixup_bench.campaigns.compose import _claims_section, claim_rows, side_record
+
+    rng = np.random.default_rng(0)
+    n, level = 1000, 0.0125 / 27  # the first Holm level of a page's 27 claims
+    recs = {}
+    for s, (pa, pb) in enumerate(((0.03, 0.38), (0.04, 0.37), (0.025, 0.40))):
+        recs[("varmi", s)] = _seed_record("varmi", s, (rng.random(n) < pa).astype(np.uint8))
+        recs[("at", s)] = _seed_record("at", s, (rng.random(n) < pb).astype(np.uint8))
+    claim = _pooled_claim()
+    record_of = lambda name, cell: recs.get((cell.defense, cell.seed))  # noqa: E731
+    plan = SimpleNamespace(claims=[claim])
+    row, = claim_rows(plan, lambda ref: side_record(ref, record_of), level, record_of)
+    per_seed = [compare_records(recs[("varmi", s)], recs[("at", s)], ("robust", "robust")) for s in range(3)]
+    assert row["p"] == pytest.approx(max(c.p for c in per_seed)) and row["p"] < 1e-50
+    assert row["verdict"] == "does not hold"
+    assert row["recipe_p"] > level  # the pooled t(2) alone would have said "within noise"
+    assert row["cmp"].diff == pytest.approx(np.mean([c.diff for c in per_seed]))
+    line = next(x for x in _claims_section([row], level).splitlines() if x.startswith("| 1 |"))
+    assert "(seeds 0: " in line and "in each of 3 seeds (the largest p), n=1000; over seeds t(2) p = " in line, line
+    alone, = claim_rows(plan, lambda ref: side_record(ref, record_of), level)  # no per-seed records: the t(2) test
+    assert alone["verdict"] == "within noise" and "recipe_p" not in alone
+
+    recs[("varmi", 2)] = _seed_record("varmi", 2, (rng.random(n) < 0.80).astype(np.uint8))  # seed 2 reverses
+    row, = claim_rows(plan, lambda ref: side_record(ref, record_of), 0.05, record_of)
+    assert row["p"] == 1.0 and row["verdict"] == "within noise"

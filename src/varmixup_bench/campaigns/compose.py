@@ -11,7 +11,7 @@ preset, never typed:
   decided together with Holm–Bonferroni at the page's share of results.stats.FAMILY_ALPHA (page_families: the
   claims, the diagnose findings and each table's bold marks are families that share the 5 %): "holds"
   (significant in the claimed direction), "does not hold" (significant in the opposite direction) or "within
-  noise";
+  noise"; a claim on seed means is decided in each seed (seed_test), the t(S − 1) test of its mean shown beside;
 - the gradient-masking flags (views.diagnostics.diagnose) and the extra steps' outputs (copied beside the page);
 - while cells or steps are missing, a PARTIAL banner listing them.
 """
@@ -110,10 +110,12 @@ def _interval(rec: dict, metric: str) -> str:
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 
-def claim_rows(plan: Plan, cell_record, alpha: float | None = None) -> list[dict[str, Any]]:
+def claim_rows(plan: Plan, cell_record, alpha: float | None = None, record_of=None) -> list[dict[str, Any]]:
     """Each claim with its two records, its paired test and its verdict; the claims whose cells are both recorded
     are decided together (Holm–Bonferroni over the two-sided p values at family-wise `alpha`, FAMILY_ALPHA when
-    the claims are the only comparisons; a page shares it with its other families: page_families)."""
+    the claims are the only comparisons; a page shares it with its other families: page_families). With
+    `record_of` ((pass name, cell) -> record), a claim with a side pooled over seeds is decided seed by seed
+    (seed_test); its pooled comparison stays on the row, its p as `recipe_p`."""
     from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
 
     rows = []
@@ -136,11 +138,59 @@ def claim_rows(plan: Plan, cell_record, alpha: float | None = None) -> list[dict
                 row["verdict"] = "untestable: no per-image values"
             else:
                 row["p"], row["claimed"] = claim_test(claim, row["cmp"])
+                pairs = seed_pairs(claim, record_of) if record_of is not None else None
+                if pairs:
+                    try:
+                        per_seed = [(seed, compare_records(x, y, (claim.better.metric, claim.worse.metric)))
+                                    for seed, x, y in pairs]
+                    except ValueError:  # a seed without per-image values: the pooled test alone
+                        per_seed = None
+                    if per_seed:
+                        row["recipe_p"] = row["p"]
+                        row["seeds"], row["p"], row["claimed"] = seed_test(claim, per_seed, row["claimed"])
         rows.append(row)
     tested = [r for r in rows if r["cmp"] is not None]
     for row, reject in zip(tested, holm([r["p"] for r in tested], FAMILY_ALPHA if alpha is None else alpha)):
         row["verdict"] = VERDICTS[2] if not reject else VERDICTS[0] if row["claimed"] else VERDICTS[1]
     return rows
+
+
+def seed_pairs(claim, record_of) -> list[tuple[str, dict, dict]] | None:
+    """(seed, better's record, worse's record) for each training seed of a claim with a side pooled over seeds:
+    paired by seed where both sides hold the same seeds, else each seed of the pooled side against the other
+    side's single model; None for two single models, while a record is missing, or where the seeds do not pair."""
+    if not (claim.better.pooled or claim.worse.pooled):
+        return None
+    sides = []
+    for ref in (claim.better, claim.worse):
+        recs = {str(cell.seed): record_of(name, cell) for name, cell in ref.cells()}
+        if any(r is None for r in recs.values()):
+            return None
+        sides.append(recs)
+    a, b = sides
+    if claim.better.pooled and claim.worse.pooled:
+        return [(s, a[s], b[s]) for s in a] if a.keys() == b.keys() else None
+    if claim.better.pooled:
+        (only,) = b.values()
+        return [(s, rec, only) for s, rec in a.items()]
+    (only,) = a.values()
+    return [(s, only, rec) for s, rec in b.items()]
+
+
+def seed_test(claim, per_seed: list[tuple[str, Any]], pooled_side: bool) -> tuple[list, float, bool]:
+    """A claim on seed means decided seed by seed (an intersection–union test): ([(seed, comparison, p)], p, on
+    the claimed side). It holds only where every seed's own paired test puts the difference on the claimed side,
+    and does not hold only where every seed's puts it on the other, at p = the largest of the seeds' p values (a
+    false verdict needs that seed's test to err, so the level holds without sharing it among the seeds); seeds
+    that disagree give p = 1, within noise. Why: the verdict is about the S trained models; the t(S − 1) test of
+    the pooled mean (the row's `recipe_p`), which also covers seeds not trained, needs with S = 3 a gap of tens of
+    standard errors at a page's Holm levels, so it could not decide even a 35-point gap."""
+    tests = [(seed, cmp, *claim_test(claim, cmp)) for seed, cmp in per_seed]
+    sides = {claimed for *_, claimed in tests}
+    rows = [(seed, cmp, p) for seed, cmp, p, _ in tests]
+    if len(sides) != 1:
+        return rows, 1.0, pooled_side
+    return rows, max(p for _, _, p, _ in tests), sides.pop()
 
 
 def side_record(ref, record_of) -> dict | None:
@@ -197,10 +247,16 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
              f"the claimed direction), **does not hold** (significant in the opposite direction), **within noise**. "
              f"A claim with a margin m (\"within m points\") says the difference is above −m (lower/higher: "
              f"below +m) and is tested against that bound (the comparison's own test: z, or t for a mean of seeds). A side "
-             f"labelled \"mean of seeds\" is the mean over those training seeds' models: per-image outcomes summed "
-             f"over the seeds, the standard error the hypotenuse of the images' and the seeds' (the spread of the "
-             f"per-seed differences), and p read from t with the seeds' degrees of freedom (S − 1: valid whatever "
-             f"the seeds' true spread, conservative where the images' noise dominates).",
+             f"labelled \"mean of seeds\" is the mean over those training seeds' models (its difference is the mean "
+             f"of the seeds' differences), and its claim is tested in each seed: each seed's model against the other "
+             f"side's model of the same seed (or its single model), paired on the images. The verdict is about these "
+             f"trained models (an intersection–union test): **holds** only where every seed's test is on the claimed "
+             f"side, **does not hold** only where every seed's is on the other, at p = the largest of the seeds' p "
+             f"values (the SE column gives the seeds' SEs); seeds that disagree are **within noise**. Whether the "
+             f"gap carries to seeds not trained is the row's \"over seeds\" p: the standard error the hypotenuse of "
+             f"the images' and the seeds' (the spread of the per-seed differences), read from t with S − 1 degrees "
+             f"of freedom (valid whatever the seeds' true spread; with three seeds it needs a gap of tens of SEs to "
+             f"be decided at this page's levels, so it is shown, not decided).",
              "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -215,6 +271,14 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
             test = ("paired" if cmp.paired else "unpaired") + f", n={cmp.n}" + (
                 f", t({cmp.df:g})" if math.isfinite(cmp.df) else "")
             stats = [("+" if cmp.diff >= 0 else "") + num(cmp.diff) + margin, num(cmp.se), f"{r['p']:.2g}", test]
+            if r.get("seeds"):  # decided seed by seed: each seed's difference and SE, the pooled test beside
+                per = r["seeds"]
+                stats[0] += " (seeds " + ", ".join(f"{s}: {'+' if c.diff >= 0 else ''}{num(c.diff)}"
+                                                   for s, c, _ in per) + ")"
+                stats[1] = ", ".join(num(c.se) for _, c, _ in per)
+                stats[3] = (("paired" if all(c.paired for _, c, _ in per) else "unpaired")
+                            + f" in each of {len(per)} seeds (the largest p), n={per[0][1].n}; over seeds "
+                            + (f"t({cmp.df:g})" if math.isfinite(cmp.df) else "z") + f" p = {r['recipe_p']:.2g}")
         note = f" ({c.note})" if c.note else ""
         lines.append(f"| {c.number} | {c.better.label()} | {c.worse.label()} | {' | '.join(vals)} | "
                      f"{' | '.join(stats)} | **{r['verdict']}**{note} |")
@@ -381,7 +445,8 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     done.missing_steps = [f"step `{st.name}` ({st.kind})" for st in steps if st.done is None]
     vae_keys = {str((e.get("result") or {}).get("vae")) for e in state.ends() if e.get("kind") == "vae-figure"}
     models = training_rows(workdir, records, vae_keys)
-    rows = claim_rows(plan, lambda ref: side_record(ref, lambda name, cell: latest.get(keys.get((name, cell)))), share)
+    record_of = lambda name, cell: latest.get(keys.get((name, cell)))  # noqa: E731
+    rows = claim_rows(plan, lambda ref: side_record(ref, record_of), share, record_of)
     done.claims = rows
 
     train_s = sum(m["seconds"] for m in models)

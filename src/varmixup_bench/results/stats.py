@@ -421,8 +421,10 @@ def widen_by_seeds(cmp: Comparison, se_seeds: float, df: int) -> Comparison:
     `df` degrees of freedom, and a test valid whatever that spread is takes the heaviest tail, t(df). A normal p
     on a widened SE, or a Welch–Satterthwaite df, rejected 13–27 times its rate at a 0.05 % Holm level with three
     seeds (a simulation of 2026-12-01; tests/test_seeds.py checks this one's level at 5 % down to 0.05 %)."""
-    if not se_seeds > 0:
+    if not se_seeds >= 0:  # NaN: no seed term to add
         return cmp
+    # seeds that happen to agree exactly (spread 0) still have a spread estimated with `df` degrees of freedom:
+    # t(df) as for any other, not the images' z (which had made a vanishing spread the most decisive case)
     se = math.hypot(cmp.se, se_seeds)
     unread = Comparison(cmp.diff, se, 0.0, cmp.paired, cmp.n, float(df))
     return Comparison(cmp.diff, se, unread.p_against(0.0), cmp.paired, cmp.n, float(df))
