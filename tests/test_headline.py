@@ -77,8 +77,10 @@ def test_flagged_cell_gets_a_warning_and_a_footnote_in_md_and_html():
 
     recs = _overstated()
     md = _render(recs, "md")
-    defense, clean, strongest, ensemble, worst = _md_row(md, "mixup+mi")
-    assert "adaptive-pgd10" in strongest and "⚠1" in strongest  # beside the cell it concerns
+    defense, clean, strongest, ensemble = _md_row(md, "mixup+mi")  # one draw: no worst case
+    # the number that reads too high (oblivious PGD-10) is not in the headline: the ⚠ stands beside the defense,
+    # not beside the adaptive number shown, which is the trustworthy one
+    assert "adaptive-pgd10" in strongest and "⚠" not in strongest and defense == "mixup+mi ⚠1"
     note = next(l for l in md.splitlines() if l.startswith("⚠1 "))
     assert "oblivious-overstates" in note and "overstates robustness" in note
     html = _render(recs, "html")
@@ -391,3 +393,74 @@ def test_two_results_of_one_row_under_one_column_are_both_shown_and_told_apart()
     other = _rec("at", "pgd10", _correct(n, range(50)))
     wide = wide_frame(leaderboard_frame([once, other]))
     assert [c for c in wide.columns if str(c).startswith("pgd10")] == ["pgd10 ε=8/255"]
+
+
+def test_a_finding_marks_the_headline_number_it_says_reads_too_high():
+    """PGD-10 reads 50 % at 8/255 and 30 % at 4/255 (accuracy rises with eps): the 8/255 number, the headline's
+    strongest, is the one said to read too high, so its ⚠ stands beside it."""
+    n = 200
+    recs = [_rec("at", "clean", np.ones(n), eps=0.0, threat="none"),
+            _rec("at", "pgd10", _correct(n, range(140)), eps=4 / 255), _rec("at", "pgd10", _correct(n, range(100))),
+            _rec("at", "fgsm", _correct(n, range(80)))]
+    md = _render(recs, "md")
+    defense, clean, strongest, *_ = _md_row(md, "at")
+    notes = [l for l in md.splitlines() if l.startswith("⚠")]
+    assert "pgd10" in strongest and strongest.endswith("⚠1") and defense == "at", (defense, strongest, notes)
+    assert "accuracy-rises-with-eps" in notes[0]
+
+
+def test_worst_case_column_ranks_deterministic_rows_and_needs_several_draws():
+    """A deterministic defense's worst case over draws is its ensemble: the column shows it and ranks it, so a
+    randomised rule far below it is not bold as the best worst case (it had been: AT and TRADES at 38 % showed
+    "–" and IAT+MI's 24 % was bold). A randomised rule evaluated with one draw per example has no worst case
+    (it would be its ensemble again, ranked against worst cases over ten draws)."""
+    n = 1000
+    rng = np.random.default_rng(1)
+    at = (rng.random(n) < 0.38).astype(np.uint8)
+    draws = 10
+    rate = rng.integers(0, draws + 1, n)
+    mi_worst = (rate == draws).astype(np.uint8)
+    single = (rng.random(n) < 0.5).astype(np.uint8)
+    recs = [_rec("at", "pgd10", at),
+            _rec("iat+mi", "adaptive-pgd10", rate, threat="adaptive", stochastic=True, draws=draws,
+                 worst=mi_worst),
+            _rec("mixup+mi", "adaptive-pgd10", single, threat="adaptive", stochastic=True, draws=1)]
+    table, = _tables(recs)
+    rows = {r.label: r for r in table.rows}
+    assert rows["at"].cells["worst"].mean == pytest.approx(rows["at"].cells["ensemble"].mean)
+    assert "deterministic: its ensemble" in rows["at"].cells["worst"].note
+    assert "worst" not in rows["mixup+mi"].cells and "worst" in rows["iat+mi"].cells
+    assert rows["at"].cells["worst"].bold and not rows["iat+mi"].cells["worst"].bold
+    md = _render(recs, "md")
+    assert _md_row(md, "mixup+mi")[-1] == "–"
+
+
+def test_the_ensemble_leaves_out_an_attack_run_on_a_subset_and_says_so():
+    """SPSA on 200 of the 1,000 images would cut the ensemble (and every test of it) to those 200: it is left
+    out and named; the strongest column still shows it if it is the lowest."""
+    n = 1000
+    pgd = _correct(n, range(600))
+    spsa = _rec("at", "spsa", _correct(200, range(130)), threat="black-box")
+    recs = [_rec("at", "clean", np.ones(n), eps=0.0, threat="none"), _rec("at", "pgd10", pgd), spsa,
+            _rec("erm", "clean", np.ones(n), eps=0.0, threat="none"), _rec("erm", "pgd10", _correct(n, range(900)))]
+    table, = _tables(recs)
+    at = next(r for r in table.rows if r.label == "at")
+    assert at.cells["ensemble"].n == n and at.cells["ensemble"].mean == pytest.approx(40.0)
+    assert "spsa on 200 images left out" in at.cells["ensemble"].note
+    assert at.cells["strongest"].note == "spsa" and at.cells["strongest"].n == 200
+
+
+def test_a_p_value_that_underflowed_reads_below_1e300_not_zero():
+    """Oblivious 100 % against adaptive 0 % on 1,200 images: McNemar's p underflows to 0.0 in double precision;
+    the finding says p < 1e-300 (a p is never 0), and the report quotes it as it is written."""
+    from varmixup_bench.results.stats import p_figure, p_text
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.views.report import _p
+
+    assert (p_text(0.0), p_text(5.5e-23), p_figure(0.0)) == ("p < 1e-300", "p = 5.5e-23", "< 1e-300")
+    n = 1200  # exact McNemar: 2 * 2^-1200 is below the smallest double
+    recs = [_rec("mixup+mi", "pgd10", np.ones(n), threat="oblivious", stochastic=True),
+            _rec("mixup+mi", "adaptive-pgd10", np.zeros(n), threat="adaptive", stochastic=True)]
+    found, = diagnose(leaderboard_frame(recs))
+    assert found.message.endswith("(p < 1e-300)") and _p(found) == " (p < 1e-300)"

@@ -232,7 +232,7 @@ def claim_test(claim, cmp) -> tuple[float, bool]:
 
 
 def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
-    from varmixup_bench.results.stats import levels_note, percent
+    from varmixup_bench.results.stats import levels_note, p_figure, p_text, percent
 
     if not rows:
         return "The plan states no claims.\n"
@@ -270,7 +270,7 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
             num = _figure if c.better.metric == "value" else (lambda x: f"{x:.1f}")
             test = ("paired" if cmp.paired else "unpaired") + f", n={cmp.n}" + (
                 f", t({cmp.df:g})" if math.isfinite(cmp.df) else "")
-            stats = [("+" if cmp.diff >= 0 else "") + num(cmp.diff) + margin, num(cmp.se), f"{r['p']:.2g}", test]
+            stats = [("+" if cmp.diff >= 0 else "") + num(cmp.diff) + margin, num(cmp.se), p_figure(r["p"]), test]
             if r.get("seeds"):  # decided seed by seed: each seed's difference and SE, the pooled test beside
                 per = r["seeds"]
                 stats[0] += " (seeds " + ", ".join(f"{s}: {'+' if c.diff >= 0 else ''}{num(c.diff)}"
@@ -278,7 +278,7 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
                 stats[1] = ", ".join(num(c.se) for _, c, _ in per)
                 stats[3] = (("paired" if all(c.paired for _, c, _ in per) else "unpaired")
                             + f" in each of {len(per)} seeds (the largest p), n={per[0][1].n}; over seeds "
-                            + (f"t({cmp.df:g})" if math.isfinite(cmp.df) else "z") + f" p = {r['recipe_p']:.2g}")
+                            + (f"t({cmp.df:g})" if math.isfinite(cmp.df) else "z") + f" {p_text(r['recipe_p'])}")
         note = f" ({c.note})" if c.note else ""
         lines.append(f"| {c.number} | {c.better.label()} | {c.worse.label()} | {' | '.join(vals)} | "
                      f"{' | '.join(stats)} | **{r['verdict']}**{note} |")

@@ -449,6 +449,18 @@ def family_share(families: int) -> float:
     return FAMILY_ALPHA / families
 
 
+def p_figure(p: float) -> str:
+    """A p value as the pages write it: '5.5e-23'; one that underflowed to 0 in double precision is '< 1e-300'
+    (a p is never 0)."""
+    return "< 1e-300" if p == 0 else f"{p:.2g}"
+
+
+def p_text(p: float) -> str:
+    """'p = 5.5e-23', or 'p < 1e-300' where it underflowed (p_figure)."""
+    figure = p_figure(p)
+    return f"p {figure}" if figure.startswith("<") else f"p = {figure}"
+
+
 def percent(alpha: float) -> str:
     """A level as the pages write it: '1.25 %'."""
     return f"{alpha * 100:.3g} %"

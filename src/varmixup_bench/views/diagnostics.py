@@ -19,7 +19,7 @@ import pandas as pd
 
 from varmixup_bench.core.registry import Registry
 from varmixup_bench.results.record import predictor_key, record_norms
-from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
+from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm, p_text
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Finding:
     norm: str = "Linf"  # the threat model's norm of those rows (checks compare radii within one norm)
     model: str = ""  # the predictor: its trained model's config hash, then `|` and inference settings if any
     seed: str = ""  # its training seed, for the reader
+    overstated: tuple | None = None  # (attack, eps) of the number the finding says reads too high
 
     @property
     def config_hash(self) -> str:
@@ -49,6 +50,7 @@ class Candidate:
     message: str
     p: float
     group: tuple = ()
+    overstated: int = 0  # which of `rows` the finding says reads too high (a view marks that number, not the other)
 
 
 Check = Callable[[pd.DataFrame], list[Candidate]]
@@ -94,7 +96,7 @@ def rises_with_eps(df: pd.DataFrame):
         for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
             out.append(Candidate(((attack, a["eps"]), (attack, b["eps"])),
                                  f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% "
-                                 f"at {a['eps']:.4g}", symptom_p(b, a)))
+                                 f"at {a['eps']:.4g}", symptom_p(b, a), overstated=1))
     return out
 
 
@@ -184,7 +186,7 @@ def blackbox(df: pd.DataFrame):
         out.append(Candidate((("spsa", spsa["eps"]), (best["attack"], best["eps"])),
                              f"SPSA {spsa['robust_acc']:.1f}% < {best['attack']} {best['robust_acc']:.1f}% "
                              f"({best['threat_model']}): a gradient-free attack beats every gradient attack",
-                             symptom_p(best, spsa)))
+                             symptom_p(best, spsa), overstated=1))
     return out
 
 
@@ -218,7 +220,8 @@ def not_converged(df: pd.DataFrame):
     for prev, last, axis in convergence_comparisons([r.to_dict() for _, r in df.iterrows()]):
         out.append(Candidate(((prev["attack"], prev["eps"]), (last["attack"], last["eps"])),
                              f"{last['attack']} {last['robust_acc']:.1f}% < {prev['attack']} {prev['robust_acc']:.1f}%: "
-                             f"more {axis} still lowers accuracy, so the attack has not converged", symptom_p(prev, last)))
+                             f"more {axis} still lowers accuracy, so the attack has not converged", symptom_p(prev, last),
+                             overstated=1))
     return out
 
 
@@ -244,8 +247,8 @@ def diagnose(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Finding]:
     findings = []
     for cand, name, (dataset, defense, model, norm, seeds) in best.values():
         message = f"[L2] {cand.message}" if norm == "L2" else cand.message
-        findings.append(Finding(name, dataset, defense, tuple(cand.rows), f"{message} (p = {cand.p:.2g})", norm, model,
-                                seeds))
+        findings.append(Finding(name, dataset, defense, tuple(cand.rows), f"{message} ({p_text(cand.p)})", norm, model,
+                                seeds, tuple(cand.rows[cand.overstated])))
     # models are grouped by config hash; list them by seed, so a defense's seeds read 0, 1, 2
     return sorted(findings, key=lambda f: (f.dataset, f.defense, f.norm, f.seed, f.check))
 

@@ -162,18 +162,47 @@ def _ensemble(recs: list[dict], which: str) -> tuple[np.ndarray, np.ndarray] | N
     return common, np.prod(vals, axis=0)
 
 
-def _ensemble_cell(recs: list[dict], which: str) -> Cell | None:
+def _ensemble_cell(recs: list[dict], which: str, left_out: Sequence[str] = ()) -> Cell | None:
+    """The ensemble (or its worst case) of `recs` as a cell; its note counts the attacks, says which records have
+    no per-image results, which held one draw (a worst case over one draw is that draw) and which attacks on a
+    subset of the images were `left_out`."""
     ens = _ensemble(recs, which)
     if ens is None:
         return None
     idx, v = ens
     n = len(v)
     lo, hi = wilson_interval(float(v.sum()), n)
-    with_images = sum(_outcomes(r, which) is not None for r in recs)
-    note = f"{with_images} attack{'s' if with_images != 1 else ''}"
-    if with_images < len(recs):
-        note += f" of {len(recs)} (the others keep no per-image {'worst case' if which == 'worst' else 'results'})"
-    return Cell(100.0 * float(v.mean()), lo, hi, n, note, which, None, (idx, v))
+    with_images = [r for r in recs if _outcomes(r, which) is not None]
+    note = f"{len(with_images)} attack{'s' if len(with_images) != 1 else ''}"
+    extra = []
+    if len(with_images) < len(recs):
+        note += f" of {len(recs)}"
+        extra.append(f"the others keep no per-image {'worst case' if which == 'worst' else 'results'}")
+    one_draw = [r["attack"] for r in with_images if which == "worst" and _draws(r) == 1]
+    if one_draw:
+        extra.append(f"{', '.join(one_draw)} with one draw")
+    if left_out:
+        extra.append(f"{', '.join(left_out)} left out")
+    return Cell(100.0 * float(v.mean()), lo, hi, n, note + (f" ({'; '.join(extra)})" if extra else ""), which, None,
+                (idx, v))
+
+
+def _n_of(rec: dict) -> int:
+    """The number of test images a record evaluated (0 where unknown)."""
+    try:
+        return int(float(rec.get("n_examples")))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _draws(rec: dict) -> int:
+    """R, the draws that classified each adversarial example (a record older than the field, or of a
+    deterministic predictor: 1)."""
+    try:
+        r = int(float(rec.get("draws")))
+    except (TypeError, ValueError):
+        return 1
+    return max(r, 1)
 
 
 def _record_cell(rec: dict, which: str, note: str = "") -> Cell:
@@ -211,7 +240,6 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
         n_main = int(ns.mode().max()) if len(ns) else None
         rows: dict[str, Row] = {}
         chosen: dict[str, str] = {}  # row label -> the model shown
-        ens_attacks: dict[str, set[str]] = {}
         strongest_attack: dict[str, str] = {}
         for label in dict.fromkeys(g["_row"]):
             rg = g[g["_row"] == label]
@@ -226,7 +254,7 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
             text = label
             if len(models) > 1:
                 seed = _seed_of(mg)
-                text += f" (seed {int(seed) if seed != math.inf else '?'} of {len(models)})"
+                text += f" (seed {int(seed) if seed != math.inf else '?'}; {len(models)} seeds trained)"
             cells: dict[str, Cell] = {}
             clean = mg[mg["attack"] == "clean"]
             src = clean.iloc[-1] if len(clean) else next(
@@ -244,15 +272,29 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
                         if isinstance(recs[j].get("same_as"), str) else False), len(names[j]), names[j]))
                 cells["strongest"] = _record_cell(recs[i], "robust", names[i])
                 strongest_attack[label] = recs[i]["attack"]
-                ens_attacks[label] = {r["attack"] for r in recs}
-                ens = _ensemble_cell(recs, "robust")
+                # the ensemble over the attacks on the table's images: one run on a subset (SPSA on 200) would cut
+                # the whole ensemble, and every comparison of it, to that subset
+                whole = [j for j, r in enumerate(recs) if n_main is None or _n_of(r) == n_main] or list(range(len(recs)))
+                left_out = [f"{names[j]} on {_n_of(recs[j])} images" for j in range(len(recs)) if j not in whole]
+                ens_recs = [recs[j] for j in whole]
+                ens = _ensemble_cell(ens_recs, "robust", left_out)
                 if ens is not None:
                     cells["ensemble"] = ens
-                if stochastic:
-                    worst = _ensemble_cell(recs, "worst")
+                # a worst case over draws where some attack drew several times (with one draw each it is the
+                # ensemble again, and would be ranked against worst cases over ten)
+                if stochastic and any(_draws(r) > 1 for r in ens_recs):
+                    worst = _ensemble_cell(ens_recs, "worst", left_out)
                     if worst is not None:
                         cells["worst"] = worst
             rows[label] = Row(text, cells, stochastic)
+        if any("worst" in r.cells for r in rows.values()):
+            # a deterministic predictor is correct in every draw where it is correct: its worst case is its
+            # ensemble, and the column ranks it too (else the best worst case went to a randomised rule below it)
+            for r in rows.values():
+                if not r.stochastic and "ensemble" in r.cells:
+                    e = r.cells["ensemble"]
+                    r.cells["worst"] = Cell(e.mean, e.lo, e.hi, e.n, e.note + ", deterministic: its ensemble",
+                                            "worst", None, e.outcomes)
         footnotes = []
         model_row = {(d, m): lab for lab, d, m in zip(g["_row"], g["defense"], g["_model"])}
         for f in findings:
@@ -266,15 +308,18 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
             where = "" if eps is not None and f.norm == MAIN_NORM and all(_close(e, eps) for e in radii) else (
                 " [ε = " + ", ".join(_eps_text(e, f.norm) for e in radii) + "]")
             footnotes.append((number, f"{f.check}{seed}{where}: {f.message}"))
+            # beside the number the finding says reads too high where the table shows it (the strongest attack's,
+            # or clean), else beside the row's name: an oblivious number that overstates is not in the headline,
+            # and its ⚠ beside the adaptive number shown would mark the trustworthy one
             target = None
-            if f.model == chosen[label] and f.norm == MAIN_NORM and eps is not None:
-                hit = {a for a, e in f.rows if _close(e, eps)}
-                if strongest_attack.get(label) in hit and "strongest" in row.cells:
-                    target = row.cells["strongest"]
-                elif hit & ens_attacks.get(label, set()) and "ensemble" in row.cells:
-                    target = row.cells["ensemble"]
-                elif "clean" in {a for a, _ in f.rows} and "clean" in row.cells:
+            over = f.overstated or (f.rows[0] if f.rows else None)
+            if f.model == chosen[label] and f.norm == MAIN_NORM and over is not None:
+                attack, at = over
+                if attack == "clean" and "clean" in row.cells:
                     target = row.cells["clean"]
+                elif (eps is not None and _close(at, eps) and strongest_attack.get(label) == attack
+                      and "strongest" in row.cells):
+                    target = row.cells["strongest"]
             (target.flags if target is not None else row.flags).append(number)
         tables.append(Table(str(dataset), eps, n_main, list(rows.values()), footnotes))
     mark_best(tables, alpha)
@@ -359,15 +404,20 @@ LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strong
           "lowest robust accuracy of the attacks recorded at the main ε (L∞), the attack named (the lowest of several "
           "estimates: its interval does not allow for that choice). ensemble: an image "
           "counts only if every one of those attacks failed on it (AutoAttack's and RobustBench's rule), over the "
-          "images all of them evaluated; for a randomised defense, per image the product of its rates of correct "
+          "images all of them evaluated (an attack run on fewer images than the table's, such as SPSA on a "
+          "subset, is left out and named); for a randomised defense, per image the product of its rates of correct "
           "classification under the attacks (the rule's expected outcome, each attack tried once); worst-case: "
-          "correct in every draw of every attack (a deterministic defense has none); Wilson interval over those n "
+          "correct in every draw of every attack, shown where some attack drew several times (a deterministic "
+          "defense's is its ensemble, and is ranked with the others); Wilson interval over those n "
           "images. "
           "A cell on another number of images than the table's says n= (an ensemble on fewer images than the "
           "strongest attack's can come out above it by sampling noise). Bold: best in its column and "
           "significantly above every other row (paired tests on the same images, else unpaired z; the largest p), "
-          "Holm–Bonferroni over the columns of every table here at the family-wise level below. ⚠k: a finding of `bench diagnose`, its reason below. "
-          "A row of several training seeds shows the model with the most attacks at the main ε. Every cell: "
+          "Holm–Bonferroni over the columns of every table here at the family-wise level below. ⚠k: a finding of "
+          "`bench diagnose`, its reason below, beside the number it says reads too high, or beside the defense "
+          "where that number is not in this table (an oblivious accuracy that overstates robustness). "
+          "A row of several training seeds shows the model with the most attacks at the main ε (its seed named; "
+          "the full matrix has the seeds' mean). Every cell: "
           "`bench leaderboard --layout wide`.")
 
 

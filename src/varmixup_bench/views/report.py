@@ -331,8 +331,8 @@ def _pct(rec: dict | None) -> str:
 
 
 def _p(finding) -> str:
-    m = re.search(r"\(p = ([^)]+)\)\s*$", finding.message)
-    return f" (p = {m.group(1)})" if m else ""
+    m = re.search(r"\(p ([=<] [^)]+)\)\s*$", finding.message)
+    return f" (p {m.group(1)})" if m else ""
 
 
 def finding_reason(finding, lookup: dict) -> str:
