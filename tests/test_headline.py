@@ -464,3 +464,17 @@ def test_a_p_value_that_underflowed_reads_below_1e300_not_zero():
             _rec("mixup+mi", "adaptive-pgd10", np.zeros(n), threat="adaptive", stochastic=True)]
     found, = diagnose(leaderboard_frame(recs))
     assert found.message.endswith("(p < 1e-300)") and _p(found) == " (p < 1e-300)"
+
+
+def test_an_oblivious_cell_is_never_bold_as_the_best_of_its_column():
+    """VarMI's oblivious PGD-10 at 69 % and AT's white-box PGD-10 at 38 % share the column "pgd10 ε=8/255": the
+    oblivious number is not ranked (the page flags it as overstating), so AT's is the best, against the other
+    ranked rows only."""
+    from varmixup_bench.views.leaderboard import best_cells, leaderboard_frame, wide_frame
+
+    n = 1000
+    recs = [_rec("varmixup+varmi", "pgd10", _correct(n, range(310)), threat="oblivious", stochastic=True),
+            _rec("at", "pgd10", _correct(n, range(620))), _rec("erm", "pgd10", _correct(n, range(1000)))]
+    wide = wide_frame(leaderboard_frame(recs))
+    marked = {wide.iloc[i]["defense"] for i, c in best_cells(wide) if c == "pgd10 ε=8/255"}
+    assert marked == {"at"}

@@ -334,13 +334,16 @@ def best_cells(wide: pd.DataFrame) -> set[tuple[int, str]]:
     above every other row there (above_every_other), Holm–Bonferroni over those tests of every column and
     dataset of the table (one family, at the family-wise level wide_frame kept, 5 % by default), so that one table of many
     columns does not bold a gap within noise by chance. Cells of different datasets are never compared. ECE, which
-    has no interval, is never marked."""
+    has no interval, is never marked. An oblivious cell (ᵒ: an attack on a randomised rule's classifier alone) is
+    not ranked: it is no robustness of the defended predictor, and the page flags it as overstating, so a best
+    mark on it would crown the number the page warns about."""
     tests = []
     datasets = wide["dataset"].tolist() if "dataset" in wide else [None] * len(wide)
     for col in wide.columns:
         for dataset in dict.fromkeys(datasets):
             cells = [(i, v) for i, v in enumerate(wide[col]) if datasets[i] == dataset
-                     and isinstance(v, dict) and v.get("rec") is not None]
+                     and isinstance(v, dict) and v.get("rec") is not None
+                     and v["rec"].get("threat_model") != "oblivious"]
             if len(cells) < 2:
                 continue
             ranked = sorted(cells, key=lambda t: -float(t[1]["mean"]))
@@ -395,7 +398,7 @@ LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTER
           "McNemar / paired z test on the same images where both cells have per-image results, otherwise an unpaired "
           "z test; a ×S cell's test is widened by its seeds' spread, paired by seed where both cells hold the same "
           "seeds), Holm–Bonferroni over the comparisons of every column of the table at the family-wise level below; no bold "
-          "where the best is within noise; ⚠k: a finding of `bench diagnose` about that cell, its reason below")
+          "where the best is within noise; ᵒ cells are not ranked (they attack the classifier, not the defended predictor); ⚠k: a finding of `bench diagnose` about that cell, its reason below")
 
 
 def render_wide(wide: pd.DataFrame, fmt: str, plots=()) -> str:
