@@ -509,7 +509,8 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
         from varmixup_bench.views.beside import parse_reference, render_beside
 
         name, ref_dataset = parse_reference(plan.reference)
-        parts.append(f"## Beside the reference (`{plan.reference}`)\n\n" + render_beside(wide, name, ref_dataset))
+        parts.append(f"## Beside the reference (`{plan.reference}`)\n\n" + render_beside(wide, name, ref_dataset,
+                                                                                            plan.settings()))
     parts.append("## Full matrix\n\n" + (render_wide(wide, "md") if records else "(no cell recorded yet)\n"))
     parts.append("## Claims\n\n" + _claims_section(rows, share))
     findings = diagnose(frame, share) if records else []

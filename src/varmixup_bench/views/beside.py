@@ -35,8 +35,9 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
         mine = ref[(ref["dataset"] == (dataset or row["dataset"])) & (ref["defense"] == name)]
         if mine.empty:
             continue
-        # a row label that already says lambda_mi (one defense at several) needs no second statement of it
-        out = {"defense": row["defense"] + ("" if "lambda_mi=" in str(row["defense"]) else _lambda_mi(row))}
+        # one variant per defense (_headline_rows), named alike on every row: the defense and, for an MI rule, its
+        # lambda_MI read from the records (not the wide table's "[lambda_mi=0.5, eta=1]" on some rows only)
+        out = {"defense": name + _lambda_mi(row)}
         clean = mine.dropna(subset=["clean_acc"])
         if not clean.empty:
             c = clean.iloc[0]
@@ -111,12 +112,54 @@ def _lambda_mi(row: pd.Series) -> str:
 LEGEND = ("The reference's numbers as transcribed (mean ± the standard deviation it reports, where it reports one); "
           "ours: accuracy % of the defended predictor [95 % interval] on this page's test images, ×S the mean of S "
           "training seeds; `adaptive-…: ours` the adaptive attack of the same budget through the defense's "
-          "randomness (EOT) and its worst case over draws. The reference's regime (architecture, epochs, attack "
-          "step) differs from ours as the page's description says; the paired tests are in the claims.")
+          "randomness (EOT) and its worst case over draws. A column names the attack and radius only: the "
+          "reference's regime (network, training, the attack's step, what its ± is over) differs from ours")
+
+# the settings a regime table sets side by side: (row, Preset field or a function of the preset)
+REGIME_ROWS = (
+    ("network", lambda p: p.model),
+    ("optimizer, learning rate", lambda p: f"{p.optimizer}, {p.lr:g}"),
+    ("epochs (per recipe)", lambda p: _span([*p.epochs.values(), p.epochs_default])),
+    ("label smoothing", lambda p: f"{p.label_smoothing:g}"),
+    ("PGD step of the evaluation at ε = 8/255", lambda p: _step_text(p)),
+    ("PGD steps of adversarial training", lambda p: f"{p.train_steps}"),
+    ("trials per evaluation", lambda p: f"{p.trials}"),
+    ("test images", lambda p: "all" if p.test_subset is None else f"{p.test_subset} (stratified)"),
+)
 
 
-def render_beside(wide: pd.DataFrame, reference: str, dataset: str | None = None) -> str:
+def _span(values) -> str:
+    vals = sorted({int(v) for v in values if v is not None})
+    return f"{vals[0]}–{vals[-1]}" if len(vals) > 1 else str(vals[0]) if vals else "–"
+
+
+def _step_text(p) -> str:
+    from varmixup_bench.results.record import eps_label
+
+    return eps_label(p.step if p.step is not None else (8 / 255) / 4)
+
+
+def regime_table(reference: str, ours) -> str:
+    """Markdown: the reference's preset (the preset of the reference's name, where one exists: `paper`) beside
+    `ours` (a Preset), row by row (REGIME_ROWS); "" where the reference has no preset."""
+    from varmixup_bench.config.presets import PRESETS
+
+    if reference not in PRESETS.names():
+        return ""
+    theirs = PRESETS.get(reference)
+    lines = [f"| setting | reference (`{reference}` preset) | ours (`{ours.name}` preset) |", "| --- | --- | --- |"]
+    lines += [f"| {label} | {get(theirs)} | {get(ours)} |" for label, get in REGIME_ROWS]
+    return "\n".join(lines)
+
+
+def render_beside(wide: pd.DataFrame, reference: str, dataset: str | None = None, ours=None) -> str:
+    """The beside table, its legend, and where the reference has a preset and `ours` (the page's Preset) is given,
+    the two regimes side by side (regime_table): a column's name says the attack and radius, not its step."""
     frame = beside_frame(wide, reference, dataset)
     if frame.empty:
         return f"(no defense of this page is in the reference `{reference}`)\n"
-    return frame.to_markdown(index=False, disable_numparse=True) + f"\n\n{LEGEND}\n"
+    regime = regime_table(reference, ours) if ours is not None else ""
+    legend = LEGEND + (", as the table below sets out; the paired tests are in the claims." if regime
+                       else "; the paired tests are in the claims.")
+    return (frame.to_markdown(index=False, disable_numparse=True) + f"\n\n{legend}\n"
+            + (f"\n{regime}\n" if regime else ""))
