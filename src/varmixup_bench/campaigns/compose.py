@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from varmixup_bench.campaigns.plan import Plan
 from varmixup_bench.campaigns.state import CampaignState, git_commit
 from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
@@ -51,7 +53,8 @@ def _hours(seconds: float) -> str:
     return f"{seconds:.1f} s ({seconds / 3600:.2f} h)"
 
 
-def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: float) -> str:
+def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: float,
+                  train_median_s: float | None = None) -> str:
     """The page's measured wall time (the state file's spans: a killed run's pass counts until its last beat, a
     pause with SIGSTOP not at all) beside its computation (the models' and records' own seconds)."""
     spans = state.spans()
@@ -84,9 +87,13 @@ def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: flo
     if running:
         names = ", ".join(f"`{e.get('step')}`" for e in running)
         text += f" Running now: {names}, counted until its last heartbeat."
+    median = (f"; at each model's median epoch {_hours(train_median_s)}, as some were timed with pauses inside (†)"
+              if train_median_s is not None and train_median_s < train_s else "")
     return text + (f" Computation: **{_hours(train_s + eval_s)}**: training {_hours(train_s)} (the models below, "
-                   f"their per-epoch seconds) and evaluating the passes' cells {_hours(eval_s)} (the records' "
-                   "`seconds`; a stored record reused costs 0).\n")
+                   f"their per-epoch seconds{median}) and evaluating the passes' cells {_hours(eval_s)} (the records' "
+                   "`seconds`). Computation counts every model and record on this page, whichever run made it: "
+                   "those another plan in this workdir trained or recorded, and this one reused, cost this "
+                   "campaign's wall time nothing.\n")
 
 
 def _seconds_between(start: str, end: str) -> float:
@@ -294,6 +301,19 @@ def _model_seconds(meta: dict) -> float:
     return float(meta.get("seconds") or 0.0)
 
 
+def _unclocked(meta: dict) -> bool:
+    """Whether some epoch of the history was timed before the stop-aware clock (core.clock): its seconds include
+    any time the process was stopped (a SIGSTOP while tests ran), so they can read far above the training's."""
+    hist = meta.get("history") or []
+    return any("seconds" in h and "stopped_seconds" not in h for h in hist)
+
+
+def _median_epoch(meta: dict) -> float | None:
+    """The median of the history's per-epoch seconds (a few epochs with a pause inside do not move it)."""
+    secs = [float(h["seconds"]) for h in meta.get("history") or [] if "seconds" in h]
+    return float(np.median(secs)) if secs else None
+
+
 def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> list[dict[str, Any]]:
     """One row per trained classifier the records evaluated and per VAE its recipe used (or a step drew), read
     from the models' meta.json."""
@@ -314,7 +334,7 @@ def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> lis
             vae_configs.append(cfg["recipe_config"]["vae"])
         rows.append({"model": cfg.get("recipe", "?"), "used by": ", ".join(sorted(defenses)), "seed": cfg.get("seed"),
                      "epochs": len(meta.get("history") or []) or cfg.get("epochs"), "seconds": _model_seconds(meta),
-                     "key": key, "config": cfg})
+                     "median": _median_epoch(meta), "unclocked": _unclocked(meta), "key": key, "config": cfg})
     vaes = WeightCache(workdir, "vaes")
     for path in sorted(vaes.root.glob("*/meta.json")) if vaes.root.exists() else []:
         meta = json.loads(path.read_text())
@@ -323,7 +343,8 @@ def training_rows(workdir: Path, records: list[dict], vae_keys: set[str]) -> lis
             kind = "adversarial MMD-VAE" if cfg.get("adversarial") else "MMD-VAE"
             rows.append({"model": kind, "used by": "Var* recipes" if cfg in vae_configs else "vae-figure step",
                          "seed": cfg.get("seed"), "epochs": len(meta.get("history") or []) or cfg.get("epochs"),
-                         "seconds": _model_seconds(meta), "key": path.parent.name, "config": cfg})
+                         "seconds": _model_seconds(meta), "median": _median_epoch(meta), "unclocked": _unclocked(meta),
+                         "key": path.parent.name, "config": cfg})
     return _named_apart(rows)
 
 
@@ -361,12 +382,20 @@ def _named_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _training_section(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no trained model recorded yet)\n"
-    lines = ["| model | used by | seed | epochs | seconds | s / epoch | key |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | used by | seed | epochs | seconds | s / epoch (mean) | s / epoch (median) | key |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: (r["seed"] if r["seed"] is not None else -1, r["model"])):
         per = f"{r['seconds'] / r['epochs']:.1f}" if r["epochs"] else "—"
-        lines.append(f"| {r['model']} | {r['used by']} | {r['seed']} | {r['epochs']} | {r['seconds']:.1f} | {per} | "
-                     f"`{r['key']}` |")
-    return "\n".join(lines) + "\n"
+        median = f"{r['median']:.1f}" if r.get("median") is not None else "—"
+        mark = "†" if r.get("unclocked") else ""
+        lines.append(f"| {r['model']} | {r['used by']} | {r['seed']} | {r['epochs']} | {r['seconds']:.1f}{mark} | {per} | "
+                     f"{median} | `{r['key']}` |")
+    note = ""
+    if any(r.get("unclocked") for r in rows):
+        note = ("\n† timed (in part) before the stop-aware clock: those epochs' seconds include any time the process "
+                "was stopped (paused with SIGSTOP while tests ran), so the mean per epoch can read far above the "
+                "training's; the median per epoch is not moved by a few such epochs.\n")
+    return "\n".join(lines) + "\n" + note
 
 
 def _copy_out(src: Path, files: Path) -> Path:
@@ -473,13 +502,17 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     sets = "; ".join([f"campaign: `{json.dumps(plan.overrides)}`"] * bool(plan.overrides) + [
         f"pass {p.name}: `{json.dumps({k: v for k, v in p.overrides.items() if plan.overrides.get(k) != v})}`"
         for p in plan.passes if any(plan.overrides.get(k) != v for k, v in p.overrides.items())])
+    from varmixup_bench.attacks.spec import attack_class
+
+    # a pass whose attacks take no radius (clean, corruptions, KID, ECE) has none to list
     radii = "; ".join(
         f"{p.name}: " + (", ".join(eps_text(e, p.norm) for e in p.eps) if p.eps else
                          f"{eps_text(p.settings.eps_for(None, plan.dataset), p.norm)} "
-                         f"({p.settings.eps_source(None, plan.dataset)})") for p in plan.passes)
+                         f"({p.settings.eps_source(None, plan.dataset)})") for p in plan.passes
+        if any(attack_class(a).uses_eps for a in p.attacks))
     parts.append(
         f"Plan `{plan.path.name}` (sha256 `{plan.sha256[:12]}`): dataset `{plan.dataset}`, preset "
-        f"`{settings.name}`" + (f", overrides {sets}" if sets else "") + f". Radius per pass: {radii}. "
+        f"`{settings.name}`" + (f", overrides {sets}" if sets else "") + f". Radius per pass: {radii or 'none'}. "
         f"{n_cells} cell(s) in {len(plan.passes)} pass(es), {len(records)} recorded; test images per cell: "
         f"{', '.join(map(str, n_images)) or '—'}.\n")
     parts.append("Commands:\n\n```\n" + "\n".join(commands) + "\n```\n")
@@ -494,7 +527,9 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
             parts[-1] += "\n"
         else:
             parts.append(f"## Reading\n\n(not written yet: the plan names `{plan.reading.name}`)\n")
-    parts.append(_time_section(state, len(runs), train_s, eval_s))
+    median_s = (sum((m["median"] or 0.0) * (m["epochs"] or 0) if m.get("unclocked") else m["seconds"] for m in models)
+                if any(m.get("unclocked") for m in models) else None)
+    parts.append(_time_section(state, len(runs), train_s, eval_s, median_s))
     table = ["| pass / step | cells | missing | runs | cells evaluated | seconds | last finished (UTC) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     table += [f"| pass `{st.name}` | {len(st.cells)} | {len(st.missing)} | {st.runs} | {st.cells_run} | "
