@@ -111,9 +111,12 @@ def _figure(x: float) -> str:
 def _interval(rec: dict, metric: str) -> str:
     from varmixup_bench.results.stats import format_interval
 
+    from varmixup_bench.views.leaderboard import METRIC_UNITS
+
     f = METRIC_FIELD[metric]
-    if metric == "value":  # a metric's value (its uncertainty is in the paired test's SE)
-        return f"{_figure(float(rec[f]))} {rec.get('metric') or ''}".strip()
+    if metric == "value":  # a metric's value in its unit (its uncertainty is in the paired test's SE)
+        unit = METRIC_UNITS.get(rec.get("metric") or "", rec.get("metric") or "")
+        return f"{_figure(float(rec[f]))} {unit}".strip()
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 
@@ -264,7 +267,8 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
              f"the images' and the seeds' (the spread of the per-seed differences), read from t with S − 1 degrees "
              f"of freedom (valid whatever the seeds' true spread; with three seeds it needs a gap of tens of SEs to "
              f"be decided at this page's levels, so it is shown, not decided).",
-             "", "| # | better (or lower) | worse (or higher) | first | second | difference | SE | p | test | verdict |",
+             "", "| # | better (or lower) | worse (or higher) | first | second | difference (points, or the metric's "
+             "unit) | SE | p | test | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         c, cmp = r["claim"], r["cmp"]
