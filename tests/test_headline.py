@@ -141,7 +141,7 @@ def test_randomised_ensemble_is_the_expected_autoattack_rule_and_the_worst_case(
     old = _rec("mixup+mi", "pgd10", a, threat="white-box", stochastic=True, draws=draws, worst=None)
     cells = _tables(recs + [old])[0].rows[0].cells
     assert cells["worst"].mean == pytest.approx(100 * (wa & wb).mean())
-    assert cells["worst"].note == "2 attacks of 3 (the others keep no per-image worst case)"
+    assert cells["worst"].note == "2 attacks of 3; the others keep no per-image worst case"
     assert cells["ensemble"].note == "3 attacks"
     # a budget spec's same_as copy of adaptive-pgd10 is the same draws: one attack, not its rates squared
     copy = dict(recs[0], attack="adaptive-pgd(eot=4,restarts=1,steps=10)", same_as="adaptive-pgd10",

@@ -312,7 +312,7 @@ def test_a_claim_on_seed_means_is_decided_in_each_seed_and_shows_the_pooled_t_be
     assert row["recipe_p"] > level  # the pooled t(2) alone would have said "within noise"
     assert row["cmp"].diff == pytest.approx(np.mean([c.diff for c in per_seed]))
     line = next(x for x in _claims_section([row], level).splitlines() if x.startswith("| 1 |"))
-    assert "(seeds 0: " in line and "in each of 3 seeds (the largest p), n=1000; over seeds t(2) p = " in line, line
+    assert "(seed 0: " in line and "; seed 2: " in line and "in each of 3 seeds (the largest p), n=1000; over seeds t(2) p = " in line, line
     alone, = claim_rows(plan, lambda ref: side_record(ref, record_of), level)  # no per-seed records: the t(2) test
     assert alone["verdict"] == "within noise" and "recipe_p" not in alone
 

@@ -284,8 +284,8 @@ def _claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
             stats = [("+" if cmp.diff >= 0 else "") + num(cmp.diff) + margin, num(cmp.se), p_figure(r["p"]), test]
             if r.get("seeds"):  # decided seed by seed: each seed's difference and SE, the pooled test beside
                 per = r["seeds"]
-                stats[0] += " (seeds " + ", ".join(f"{s}: {'+' if c.diff >= 0 else ''}{num(c.diff)}"
-                                                   for s, c, _ in per) + ")"
+                stats[0] += " (" + "; ".join(f"seed {s}: {'+' if c.diff >= 0 else ''}{num(c.diff)}"
+                                             for s, c, _ in per) + ")"
                 stats[1] = ", ".join(num(c.se) for _, c, _ in per)
                 stats[3] = (("paired" if all(c.paired for _, c, _ in per) else "unpaired")
                             + f" in each of {len(per)} seeds (the largest p), n={per[0][1].n}; over seeds "

@@ -183,8 +183,7 @@ def _ensemble_cell(recs: list[dict], which: str, left_out: Sequence[str] = ()) -
         extra.append(f"{', '.join(one_draw)} with one draw")
     if left_out:
         extra.append(f"{', '.join(left_out)} left out")
-    return Cell(100.0 * float(v.mean()), lo, hi, n, note + (f" ({'; '.join(extra)})" if extra else ""), which, None,
-                (idx, v))
+    return Cell(100.0 * float(v.mean()), lo, hi, n, "; ".join([note, *extra]), which, None, (idx, v))
 
 
 def _n_of(rec: dict) -> int:
@@ -293,7 +292,7 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
             for r in rows.values():
                 if not r.stochastic and "ensemble" in r.cells:
                     e = r.cells["ensemble"]
-                    r.cells["worst"] = Cell(e.mean, e.lo, e.hi, e.n, e.note + ", deterministic: its ensemble",
+                    r.cells["worst"] = Cell(e.mean, e.lo, e.hi, e.n, e.note + "; deterministic: its ensemble",
                                             "worst", None, e.outcomes)
         footnotes = []
         model_row = {(d, m): lab for lab, d, m in zip(g["_row"], g["defense"], g["_model"])}
