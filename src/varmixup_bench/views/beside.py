@@ -35,9 +35,10 @@ def beside_frame(wide: pd.DataFrame, reference: str, dataset: str | None = None)
         mine = ref[(ref["dataset"] == (dataset or row["dataset"])) & (ref["defense"] == name)]
         if mine.empty:
             continue
-        # one variant per defense (_headline_rows), named alike on every row: the defense and, for an MI rule, its
-        # lambda_MI read from the records (not the wide table's "[lambda_mi=0.5, eta=1]" on some rows only)
-        out = {"defense": name + _lambda_mi(row)}
+        # one variant per defense (_headline_rows), under the wide table's label: it says what tells the variant
+        # from the others ("[bandwidth=128, latent_dim=64, vae_arch=flat]": the flat VAE); a label that already
+        # says lambda_mi (one defense at several) needs no second statement of it
+        out = {"defense": row["defense"] + ("" if "lambda_mi=" in str(row["defense"]) else _lambda_mi(row))}
         clean = mine.dropna(subset=["clean_acc"])
         if not clean.empty:
             c = clean.iloc[0]
