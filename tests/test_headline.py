@@ -478,3 +478,31 @@ def test_an_oblivious_cell_is_never_bold_as_the_best_of_its_column():
     wide = wide_frame(leaderboard_frame(recs))
     marked = {wide.iloc[i]["defense"] for i, c in best_cells(wide) if c == "pgd10 ε=8/255"}
     assert marked == {"at"}
+
+
+def test_the_ensemble_keeps_an_attack_on_more_images_than_most_records_and_unknown_counts():
+    """An ε curve on 200 images makes 200 the table's usual count; ERM's PGD-10 on all 1,000 at 0 % must stay in
+    its ensemble (it had been left out, and SPSA alone read 30 %, 30 points above the strongest attack); a record
+    without an image count is kept, not named "on 0 images"."""
+    n = 1000
+    recs = [_rec("erm", "pgd10", np.zeros(n, np.uint8)),
+            _rec("erm", "spsa", _correct(200, range(140)), threat="black-box")]
+    recs += [_rec("erm", "pgd10", np.zeros(200, np.uint8), eps=e) for e in (2 / 255, 4 / 255, 16 / 255)]
+    row = next(r for r in _tables(recs)[0].rows if r.label == "erm")
+    assert row.cells["ensemble"].mean == 0.0 and row.cells["ensemble"].n == n
+    assert "spsa on 200 images left out" in row.cells["ensemble"].note
+    unknown = {**_rec("erm", "fgsm", np.zeros(200, np.uint8)), "n_examples": None}
+    row = next(r for r in _tables([recs[1], unknown])[0].rows if r.label == "erm")
+    assert row.cells["ensemble"].mean == 0.0 and "left out" not in row.cells["ensemble"].note
+
+
+def test_a_randomised_rule_under_oblivious_attacks_only_is_not_bold_in_the_headline():
+    """Before its adaptive attacks have run, VarMixup+VarMI's only number is the oblivious PGD-10 (69 %): it is not
+    ranked, so it is not bold above AT's white-box 38 %."""
+    n = 1000
+    recs = [_rec("varmixup+varmi", "pgd10", _correct(n, range(310)), threat="oblivious", stochastic=True),
+            _rec("at", "pgd10", _correct(n, range(620))), _rec("erm", "pgd10", np.zeros(n, np.uint8))]
+    table, = _tables(recs)
+    rows = {r.label: r for r in table.rows}
+    assert not any(c.bold for c in rows["varmixup+varmi"].cells.values())
+    assert rows["at"].cells["strongest"].bold and rows["at"].cells["ensemble"].bold

@@ -295,3 +295,23 @@ def test_a_worst_case_not_every_seed_kept_is_missing_not_the_last_seeds_or_the_m
     single = dict(recs[0], robust_acc_worst=20.0)
     cmp = compare_records(single, dict(pooled), ("worst", "worst"))
     assert math.isnan(cmp.p) and math.isnan(cmp.diff)
+
+
+def test_seeds_on_two_versions_of_the_data_are_two_rows_each_with_its_clean_accuracy():
+    """Seeds 0 and 1 on one version of the data, seed 2 on another: two pooled groups, so two rows, each saying
+    which data it holds; neither row's clean column takes the other's (the later one had, unseen)."""
+    from test_headline import _correct, _rec
+    from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
+
+    recs = []
+    for s, fp in ((0, "aaaa"), (1, "aaaa"), (2, "bbbb")):
+        for r in (_rec("at", "clean", np.ones(100), seed=s, eps=0.0, threat="none",
+                       clean=_correct(100, range(10 * (s + 1)))),
+                  _rec("at", "pgd10", _correct(100, range(40 + 5 * s)), seed=s)):
+            r["data_fingerprint"] = fp
+            recs.append(r)
+    wide = wide_frame(leaderboard_frame(recs))
+    rows = {r["defense"]: r for r in wide.to_dict("records")}
+    assert set(rows) == {"at [data_fingerprint=aaaa]", "at [data_fingerprint=bbbb]"}
+    assert rows["at [data_fingerprint=aaaa]"]["clean"]["mean"] == pytest.approx(85.0)
+    assert rows["at [data_fingerprint=bbbb]"]["clean"]["mean"] == pytest.approx(70.0)

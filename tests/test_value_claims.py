@@ -319,3 +319,17 @@ def test_a_claim_on_seed_means_is_decided_in_each_seed_and_shows_the_pooled_t_be
     recs[("varmi", 2)] = _seed_record("varmi", 2, (rng.random(n) < 0.80).astype(np.uint8))  # seed 2 reverses
     row, = claim_rows(plan, lambda ref: side_record(ref, record_of), 0.05, record_of)
     assert row["p"] == 1.0 and row["verdict"] == "within noise"
+
+
+def test_a_seed_without_the_compared_value_leaves_the_claim_within_noise():
+    """A per-seed comparison that is NaN (a seed's record without the field) is no evidence either way: p = 1,
+    whichever order the seeds come in (max() with a NaN had depended on it)."""
+    from varmixup_bench.campaigns.compose import seed_test
+    from varmixup_bench.results.stats import Comparison
+
+    claim = _pooled_claim()
+    good = Comparison(-30.0, 1.5, 1e-90, True, 1000)
+    missing = Comparison(math.nan, math.nan, math.nan, True, 1000)
+    for per_seed in ([("0", good), ("1", missing)], [("1", missing), ("0", good)]):
+        _, p, _ = seed_test(claim, per_seed, False)
+        assert p == 1.0

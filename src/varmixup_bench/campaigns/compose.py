@@ -153,7 +153,7 @@ def claim_rows(plan: Plan, cell_record, alpha: float | None = None, record_of=No
                     try:
                         per_seed = [(seed, compare_records(x, y, (claim.better.metric, claim.worse.metric)))
                                     for seed, x, y in pairs]
-                    except ValueError:  # a seed without per-image values: the pooled test alone
+                    except ValueError:  # a metric's value without per-image values in some seed: the pooled test
                         per_seed = None
                     if per_seed:
                         row["recipe_p"] = row["p"]
@@ -198,7 +198,8 @@ def seed_test(claim, per_seed: list[tuple[str, Any]], pooled_side: bool) -> tupl
     tests = [(seed, cmp, *claim_test(claim, cmp)) for seed, cmp in per_seed]
     sides = {claimed for *_, claimed in tests}
     rows = [(seed, cmp, p) for seed, cmp, p, _ in tests]
-    if len(sides) != 1:
+    untested = any(not (math.isfinite(cmp.diff) and p == p) for _, cmp, p, _ in tests)  # a seed without the value
+    if len(sides) != 1 or untested:
         return rows, 1.0, pooled_side
     return rows, max(p for _, _, p, _ in tests), sides.pop()
 

@@ -82,6 +82,9 @@ class Cell:
     outcomes: tuple[np.ndarray, np.ndarray] | None = None  # (image indices, per-image outcome) of an ensemble
     flags: list[int] = field(default_factory=list)
     bold: bool = False
+    # whether the cell competes for the bold mark: not where every attack behind it is oblivious (an attack on a
+    # randomised rule's classifier alone is no robustness of the defended predictor; the page flags it)
+    ranked: bool = True
 
 
 @dataclass
@@ -186,6 +189,10 @@ def _ensemble_cell(recs: list[dict], which: str, left_out: Sequence[str] = ()) -
     return Cell(100.0 * float(v.mean()), lo, hi, n, "; ".join([note, *extra]), which, None, (idx, v))
 
 
+def _threat(rec: dict) -> str:
+    return str(rec.get("threat_model") or "")
+
+
 def _n_of(rec: dict) -> int:
     """The number of test images a record evaluated (0 where unknown)."""
     try:
@@ -207,7 +214,7 @@ def _draws(rec: dict) -> int:
 def _record_cell(rec: dict, which: str, note: str = "") -> Cell:
     key = "clean_acc" if which == "clean" else "robust_acc"
     return Cell(float(rec[key]), float(rec[f"{key}_ci_low"]), float(rec[f"{key}_ci_high"]),
-                int(rec.get("n_examples") or 0), note, which, rec)
+                _n_of(rec), note, which, rec)
 
 
 def _eps_text(eps: float, norm: str) -> str:
@@ -270,20 +277,26 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
                 i = min(range(len(recs)), key=lambda j: (float(recs[j]["robust_acc"]), bool(recs[j].get("same_as")
                         if isinstance(recs[j].get("same_as"), str) else False), len(names[j]), names[j]))
                 cells["strongest"] = _record_cell(recs[i], "robust", names[i])
+                cells["strongest"].ranked = _threat(recs[i]) != "oblivious"
                 strongest_attack[label] = recs[i]["attack"]
                 # the ensemble over the attacks on the table's images: one run on a subset (SPSA on 200) would cut
                 # the whole ensemble, and every comparison of it, to that subset
-                whole = [j for j, r in enumerate(recs) if n_main is None or _n_of(r) == n_main] or list(range(len(recs)))
+                # (the row's largest image count among its attacks here; an unknown count is kept)
+                n_row = max(_n_of(r) for r in recs)
+                whole = [j for j, r in enumerate(recs) if not _n_of(r) or _n_of(r) >= n_row]
                 left_out = [f"{names[j]} on {_n_of(recs[j])} images" for j in range(len(recs)) if j not in whole]
                 ens_recs = [recs[j] for j in whole]
                 ens = _ensemble_cell(ens_recs, "robust", left_out)
+                only_oblivious = all(_threat(r) == "oblivious" for r in ens_recs)
                 if ens is not None:
+                    ens.ranked = not only_oblivious
                     cells["ensemble"] = ens
                 # a worst case over draws where some attack drew several times (with one draw each it is the
                 # ensemble again, and would be ranked against worst cases over ten)
                 if stochastic and any(_draws(r) > 1 for r in ens_recs):
                     worst = _ensemble_cell(ens_recs, "worst", left_out)
                     if worst is not None:
+                        worst.ranked = not only_oblivious
                         cells["worst"] = worst
             rows[label] = Row(text, cells, stochastic)
         if any("worst" in r.cells for r in rows.values()):
@@ -293,7 +306,7 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
                 if not r.stochastic and "ensemble" in r.cells:
                     e = r.cells["ensemble"]
                     r.cells["worst"] = Cell(e.mean, e.lo, e.hi, e.n, e.note + "; deterministic: its ensemble",
-                                            "worst", None, e.outcomes)
+                                            "worst", None, e.outcomes, ranked=e.ranked)
         footnotes = []
         model_row = {(d, m): lab for lab, d, m in zip(g["_row"], g["defense"], g["_model"])}
         for f in findings:
@@ -349,7 +362,7 @@ def mark_best(tables: list[Table], alpha: float = FAMILY_ALPHA) -> None:
     tests = []
     for table in tables:
         for col in COLUMNS:
-            cells = [r.cells[col] for r in table.rows if col in r.cells]
+            cells = [r.cells[col] for r in table.rows if col in r.cells and r.cells[col].ranked]
             if len(cells) < 2:
                 continue
             ranked = sorted(cells, key=lambda c: -c.mean)
@@ -403,7 +416,7 @@ LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strong
           "lowest robust accuracy of the attacks recorded at the main ε (L∞), the attack named (the lowest of several "
           "estimates: its interval does not allow for that choice). ensemble: an image "
           "counts only if every one of those attacks failed on it (AutoAttack's and RobustBench's rule), over the "
-          "images all of them evaluated (an attack run on fewer images than the table's, such as SPSA on a "
+          "images all of them evaluated (an attack run on fewer images than the row's others, such as SPSA on a "
           "subset, is left out and named); for a randomised defense, per image the product of its rates of correct "
           "classification under the attacks (the rule's expected outcome, each attack tried once); worst-case: "
           "correct in every draw of every attack, shown where some attack drew several times (a deterministic "
@@ -412,7 +425,9 @@ LEGEND = ("Accuracy (%) of the defended predictor [95 % interval]. clean, strong
           "A cell on another number of images than the table's says n= (an ensemble on fewer images than the "
           "strongest attack's can come out above it by sampling noise). Bold: best in its column and "
           "significantly above every other row (paired tests on the same images, else unpaired z; the largest p), "
-          "Holm–Bonferroni over the columns of every table here at the family-wise level below. ⚠k: a finding of "
+          "Holm–Bonferroni over the columns of every table here at the family-wise level below; a cell whose "
+          "attacks are all oblivious (ᵒ: the classifier of a randomised rule, not the defended predictor) is not "
+          "ranked. ⚠k: a finding of "
           "`bench diagnose`, its reason below, beside the number it says reads too high, or beside the defense "
           "where that number is not in this table (an oblivious accuracy that overstates robustness). "
           "A row of several training seeds shows the model with the most attacks at the main ε (its seed named; "

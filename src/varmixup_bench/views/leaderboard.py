@@ -170,7 +170,9 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
     labels = list(df["defense"])
     for (_, _), g in df.groupby(["dataset", "defense"], sort=False):
         # one row per way of training, whatever the seed: several training seeds are one row (varmixup_bench.results.seeds)
-        sigs = pd.Series([f"{model_signature(r)}|{r['preset']}" for _, r in g.iterrows()], index=g.index)
+        # the data too (results.seeds pools only seeds on the same data): two versions of a dataset are two rows
+        sigs = pd.Series([f"{model_signature(r)}|{r['preset']}|{r.get('data_fingerprint')}" for _, r in g.iterrows()],
+                         index=g.index)
         if sigs.nunique() <= 1:
             continue
         firsts = {sig: g.loc[i] for i, sig in sigs.items()}
@@ -180,7 +182,8 @@ def _row_labels(df: pd.DataFrame) -> list[str]:
             ov = field_value(ov)
             r["train_overrides"] = {k: v for k, v in ov.items() if k in TRAINING_FIELDS} if isinstance(ov, dict) else ov
             r["inference_config"] = _without_seeds(field_value(r.get("inference_config")))
-        diffs = differing_fields(reps, ["train_config", "train_overrides", "preset", "inference_config"])
+        diffs = differing_fields(reps, ["train_config", "train_overrides", "preset", "inference_config",
+                                        "data_fingerprint"])
         names = {sig: f"{r['defense']} [{d or 'model ' + str(r['config_hash'])[:8]}]"
                  for sig, r, d in zip(firsts, firsts.values(), diffs)}
         for i, sig in sigs.items():
