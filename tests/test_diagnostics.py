@@ -195,3 +195,22 @@ def test_holm_sorts_a_nan_p_last_and_keeps_it_in_the_family():
     assert holm([0.001, float("nan"), 0.0001, 0.5]) == [True, False, True, False]  # the NaN used to stop the 0.0001
     assert holm([0.01, float("nan")], alpha=0.05) == [True, False]  # m = 2: 0.01 <= 0.05 / 2
     assert holm([0.03, float("nan")], alpha=0.05) == [False, False]  # 0.03 > 0.025: the NaN still counts
+
+
+def test_pgd10_at_the_papers_step_is_no_point_of_the_eps_curve_nor_the_pair_of_pgd50_or_adaptive():
+    """The eps/4 curve (2, 4, 8, 16/255) plus PGD-10 at 8/255 with the paper's step of 8/255, a weaker attack that
+    reads 65 %, above the curve's 4/255 point: no rise with eps; PGD-50 and adaptive PGD-10 pair with the 8/255
+    record of their own relative step (PGD-50 above it fires; above the paper-step record it would not). The same
+    65 % at the curve's own step is a rise."""
+    def at(attack, eps, robust, threat="white-box", step=None, t="2026-01-01T00:00:00"):
+        return dict(rec(attack, eps, robust, threat, t=t), step=eps / 4 if step is None else step,
+                    eval_hash=f"{attack}{eps}{step}")
+
+    curve = [at("pgd10", 2 / 255, 70), at("pgd10", 4 / 255, 50), at("pgd10", 8 / 255, 30), at("pgd10", 16 / 255, 10),
+             at("adaptive-pgd10", 8 / 255, 31, "adaptive")]
+    paper = at("pgd10", 8 / 255, 65, step=8 / 255, t="2026-02-01T00:00:00")
+    assert diagnose(_frame(curve + [paper])) == []
+    found = diagnose(_frame(curve + [paper, at("pgd50", 8 / 255, 40)]))
+    assert [f.check for f in found] == ["pgd50-above-pgd10"] and "pgd10 30.0%" in found[0].message
+    lone = [r for r in curve if r["eps"] != 8 / 255 or r["attack"] != "pgd10"] + [dict(paper, step=2 / 255)]
+    assert "accuracy-rises-with-eps" in {f.check for f in diagnose(_frame(lone))}

@@ -83,9 +83,15 @@ def rises_with_eps(df: pd.DataFrame):
     record (paired on its images), then each radius against the next."""
     out = []
     for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
-        # one record per radius, the latest (as _pairs): versions of the attack at one eps (another step, subset or
-        # trial count) are not a curve, and comparing them called their difference a rise with eps
-        g = g.assign(_eps=g["eps"].astype(float).round(8)).drop_duplicates("_eps", keep="last")
+        # one record per radius: versions of the attack at one eps (another step, subset or trial count) are not a
+        # curve, and comparing them called their difference a rise with eps. Where several steps ran at one
+        # radius, the curve takes the record at the relative step most of its radii share (PGD-10 at 8/255 with
+        # the paper's step of 8/255 is no point of the eps/4 curve: above its 4/255 point it read as a rise), else
+        # the latest
+        g = g.assign(_eps=g["eps"].astype(float).round(8), _rel=relative_steps(g))
+        rule = g.groupby("_rel")["_eps"].nunique().idxmax()
+        g = (g.assign(_on_rule=g["_rel"] == rule).sort_values("_on_rule", kind="stable")
+             .drop_duplicates("_eps", keep="last"))
         g = g.sort_values("_eps", kind="stable")
         first = g.iloc[0]
         if first["eps"] > 0 and pd.notna(first.get("clean_acc")):
@@ -145,12 +151,27 @@ def above_level_p(r, level: float) -> float:
     return float(binomtest(k, n, level / 100.0, alternative="greater").pvalue) if k / n > level / 100 else 1.0
 
 
+def relative_steps(df: pd.DataFrame) -> list[str]:
+    """Each record's PGD step as a fraction of its eps ("0.25" for the default eps/4, "1" for the paper's 8/255 at
+    8/255; "-" without a step, e.g. APGD): records of one attack at other relative steps are other attacks, not
+    points of one curve or the two sides of one comparison."""
+    steps = pd.to_numeric(df["step"], errors="coerce") if "step" in df else pd.Series(float("nan"), index=df.index)
+    eps = pd.to_numeric(df["eps"], errors="coerce")
+    return [f"{s / e:.4g}" if s == s and e == e and e > 0 else "-" for s, e in zip(steps, eps)]
+
+
 def _pairs(df: pd.DataFrame, stronger: str, weaker: str):
-    """(eps, record of `stronger`, record of `weaker`) at every eps both were run at (the latest of each)."""
-    a = df[df["attack"] == stronger].drop_duplicates("eps", keep="last").set_index("eps", drop=False)
-    b = df[df["attack"] == weaker].drop_duplicates("eps", keep="last").set_index("eps", drop=False)
-    for eps in a.index.intersection(b.index):
-        yield eps, a.loc[eps], b.loc[eps]
+    """(eps, record of `stronger`, record of `weaker`) at every eps and relative step both were run at (the
+    latest of each): PGD-10 at the paper's step of 8/255 is not the PGD-10 whose 50-step or adaptive version ran at
+    2/255."""
+    def keyed(attack: str) -> pd.DataFrame:
+        d = df[df["attack"] == attack]
+        d = d.assign(_key=[f"{float(e):.8f}|{r}" for e, r in zip(d["eps"], relative_steps(d))])
+        return d.drop_duplicates("_key", keep="last").set_index("_key", drop=False)
+
+    a, b = keyed(stronger), keyed(weaker)
+    for key in a.index.intersection(b.index):
+        yield a.loc[key, "eps"], a.loc[key], b.loc[key]
 
 
 @CHECKS.register("adaptive-above-oblivious", help="an attack that knows the defense should not do worse")
