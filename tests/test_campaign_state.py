@@ -147,3 +147,20 @@ def test_a_model_timed_before_the_stop_aware_clock_is_marked_and_read_at_its_med
     _write(path, [RUN1])
     text = _time_section(CampaignState(path), 1, train_s=6379.0, eval_s=0.0, train_median_s=4 * 115.0 + 240.0)
     assert "at each model's median epoch 700.0 s (0.19 h)" in text and "cost this campaign's wall time nothing" in text
+
+
+def test_cells_evaluated_count_records_written_while_the_pass_ran_killed_runs_included():
+    """A pass evaluated across killed sessions: records written inside its spans count (a killed span up to the next
+    run's start, a running one up to now); one written before (reused from another plan) does not. The runs' own
+    cells_run, written only at a pass's end, had counted none of the killed runs' cells."""
+    from varmixup_bench.campaigns.status import cells_written_during
+
+    spans = [{"start": "2026-12-01T10:00:00+00:00", "time": "2026-12-01T10:30:00+00:00", "status": "cut short",
+              "until": "2026-12-01T11:00:00+00:00"},
+             {"start": "2026-12-01T11:00:00+00:00", "time": "2026-12-01T11:20:00+00:00", "status": "ok"},
+             {"start": "2026-12-01T12:00:00+00:00", "time": "2026-12-01T12:01:00+00:00", "status": "running"}]
+    written = {"a": "2026-12-01T10:45:00+00:00",  # after the killed run's last beat, before the next run
+               "b": "2026-12-01T11:10:00+00:00", "c": "2026-12-01T13:00:00+00:00",
+               "old": "2026-11-30T09:00:00+00:00"}  # another plan's record, reused
+    assert cells_written_during(["a", "b", "c", "old", "none"], written, spans) == 3
+    assert cells_written_during(["a"], written, spans[:1]) == 1 and cells_written_during(["b"], written, spans[2:]) == 0

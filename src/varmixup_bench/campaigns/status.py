@@ -4,6 +4,7 @@ whether it finished with the plan's current settings. A cell counts as done exac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ class PassStatus:
     missing: list = field(default_factory=list)  # the cells not in the store
     seconds: float = 0.0  # measured: the pass's spans in the state file (a killed run's until its last beat)
     runs: int = 0  # how many times the pass ran (its spans, a killed or running one included)
-    cells_run: int = 0  # cells evaluated over the runs that ended (a killed run's cells are in the store)
+    cells_run: int = 0  # the pass's cells whose record was written while it ran (any run, a killed one's included)
     last_end: str | None = None
     norm: str = "Linf"
 
@@ -46,7 +47,12 @@ def pass_status(plan: Plan, workdir: Path, device: str = "auto") -> list[PassSta
     """Each pass's cells with their keys and which are missing (computing a key loads the dataset, never trains)."""
     from varmixup_bench.results.store import ResultStore
 
-    done = {r["sweep_key"] for r in ResultStore(workdir).records() if "sweep_key" in r}
+    records = ResultStore(workdir).records()
+    done = {r["sweep_key"] for r in records if "sweep_key" in r}
+    written: dict[str, str] = {}  # sweep key -> when its (latest) record was written
+    for r in records:
+        if "sweep_key" in r and r.get("timestamp"):
+            written[r["sweep_key"]] = max(written.get(r["sweep_key"], ""), str(r["timestamp"]))
     state = CampaignState(plan.state_path(workdir))
     out = []
     for p in plan.passes:
@@ -54,14 +60,42 @@ def pass_status(plan: Plan, workdir: Path, device: str = "auto") -> list[PassSta
         st.keys = plan.cell_keys(p, workdir, device)
         st.cells = list(st.keys)
         st.missing = [c for c, key in st.keys.items() if key not in done]
-        for e in state.spans(f"pass {p.name}"):
+        spans = state.spans(f"pass {p.name}")
+        for e in spans:
             st.seconds += float(e.get("seconds") or 0.0)
             st.runs += 1
-            st.cells_run += int(e.get("cells_run") or 0)
             if e.get("status") not in ("cut short", "running"):
                 st.last_end = e.get("time")
+        st.cells_run = cells_written_during(st.keys.values(), written, spans)
         out.append(st)
     return out
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+def cells_written_during(keys, written: dict[str, str], spans: list[dict[str, Any]]) -> int:
+    """How many of `keys` have a record written while one of `spans` ran: from its start to its end, or for one
+    killed to the next run's start (`until`; the end counted only beats and misses the last minute), or for one
+    still running to now. The run's own `cells_run` counted only runs that ended, so a pass evaluated across
+    several killed sessions had read 0."""
+    windows = []
+    for e in spans:
+        start = _instant(e.get("start"))
+        end = (_instant(e.get("until")) or _instant(e.get("time")) if e.get("status") == "cut short"
+               else None if e.get("status") == "running" else _instant(e.get("time")))
+        if start is not None:
+            windows.append((start, end))
+    count = 0
+    for key in keys:
+        t = _instant(written.get(key))
+        if t is not None and any(s <= t and (e is None or t <= e) for s, e in windows):
+            count += 1
+    return count
 
 
 def step_status(plan: Plan, workdir: Path) -> list[StepStatus]:
