@@ -140,9 +140,16 @@ def test_status_lists_missing_cells_before_the_run_and_none_after(smoke):
     assert code == 0, err
     missing = [line for line in out.splitlines() if line.startswith("  pass main: ")]
     assert len(missing) == 6 and "  pass main: erm pgd10 @ 32/255 (seed 0)" in missing
+    assert "wall time so far: 0.00 h measured; with the forecast about" in out  # nothing ran yet
     code, out, err = smoke["status_after"]
     assert code == 0, err
     assert "missing cells: none" in out and "pass main: " not in out
+    import re
+
+    # after the run: its measured hours, and with nothing left the forecast adds nothing to them
+    measured, total = re.search(r"wall time so far: ([\d.]+) h measured; with the forecast about ([\d.]+) h in all",
+                                out).groups()
+    assert measured == total
 
 
 def test_run_fills_every_cell_and_a_rerun_trains_and_evaluates_nothing(smoke):

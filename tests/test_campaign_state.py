@@ -115,6 +115,7 @@ def test_the_time_section_counts_beats_and_bounds_what_was_killed_before_beats(t
          "stopped_seconds": 0.0, "status": "ok"},
     ])
     text = _time_section(CampaignState(path), 3, train_s=100.0, eval_s=20.0)
+    assert CampaignState(path).wall_seconds() == (360.0, 10800.0, False)  # what `campaign status` adds up too
     assert "Wall time: **360.0 s (0.10 h)**" in text  # 300 ended + 60 until the killed run's last beat
     assert "2 pass(es) or step(s) were killed before they ended" in text
     # the legacy one is not counted, and its bound is its start to the next run's start: 3 h

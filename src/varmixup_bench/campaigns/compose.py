@@ -58,7 +58,7 @@ def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: flo
     """The page's measured wall time (the state file's spans: a killed run's pass counts until its last beat, a
     pause with SIGSTOP not at all) beside its computation (the models' and records' own seconds)."""
     spans = state.spans()
-    wall = sum(float(e.get("seconds") or 0.0) for e in spans)
+    wall, bound, unbounded = state.wall_seconds()
     stopped = sum(float(e.get("stopped_seconds") or 0.0) for e in spans)
     unclocked = sum("stopped_seconds" not in e for e in spans)  # timed before core.clock: pauses inside
     killed = [e for e in spans if e.get("status") == "cut short"]
@@ -77,11 +77,10 @@ def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: flo
     if killed:
         text += f" {len(killed)} pass(es) or step(s) were killed before they ended"
         if blind:
-            bound = sum(_seconds_between(e["start"], e["until"]) for e in blind if e.get("until"))
             text += (f"; {len(blind)} of them before heartbeats were written, and their time is **not in the wall "
                      f"time** above: they ran at most {_hours(bound)} more in all, the time from each one's start to "
                      "the next run's (which also holds any pause and any time nothing ran)")
-            if any(not e.get("until") for e in blind):
+            if unbounded:
                 text += ", and the last one has no later run to bound it"
         text += "."
     if running:
@@ -94,12 +93,6 @@ def _time_section(state: CampaignState, n_runs: int, train_s: float, eval_s: flo
                    "`seconds`). Computation counts every model and record on this page, whichever run made it: "
                    "those another plan in this workdir trained or recorded, and this one reused, cost this "
                    "campaign's wall time nothing.\n")
-
-
-def _seconds_between(start: str, end: str) -> float:
-    from datetime import datetime
-
-    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
 
 
 def _figure(x: float) -> str:

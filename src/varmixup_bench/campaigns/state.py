@@ -208,9 +208,26 @@ class CampaignState(JsonLines):
         close(None, "running" if self.live() else "cut short")
         return [e for e in out if step is None or e.get("step") == step]
 
+    def wall_seconds(self) -> tuple[float, float, bool]:
+        """(the measured wall time of every pass and step, in seconds; at most how many more those killed before
+        heartbeats existed ran, each from its start to the next run's; whether one of those has no later run to
+        bound it). A pause with SIGSTOP is in neither."""
+        spans = self.spans()
+        blind = [e for e in spans if e.get("status") == "cut short" and not e.get("beats")]
+        bound = sum(_seconds_between(e["start"], e["until"]) for e in blind if e.get("start") and e.get("until"))
+        return (sum(float(e.get("seconds") or 0.0) for e in spans), bound,
+                any(not e.get("until") for e in blind))
+
     def finished(self, step: str, key: str) -> dict[str, Any] | None:
         """The last successful end of `step` with this key whose outputs all still exist, else None."""
         for e in reversed(self.ends(step)):
             if e.get("status") == "ok" and e.get("key") == key and all(Path(p).exists() for p in e.get("outputs", [])):
                 return e
         return None
+
+
+def _seconds_between(start: str, end: str) -> float:
+    """Seconds from one ISO time to a later one (0 if it is not later)."""
+    from datetime import datetime
+
+    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())

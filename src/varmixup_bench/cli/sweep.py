@@ -178,9 +178,11 @@ def campaign_rehearse(
 @campaign_app.command("status")
 def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirOpt = None) -> None:
     """Each pass's missing cells, measured time and forecast (models to train, evaluations to run, estimated from
-    what the workdir measured), and which extra steps are done."""
+    what the workdir measured), which extra steps are done, and the wall time so far with the forecast added (a
+    budget's check while the campaign runs)."""
     from varmixup_bench.campaigns.estimate import estimate
     from varmixup_bench.campaigns.plan import load_plan
+    from varmixup_bench.campaigns.state import CampaignState
     from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
     from varmixup_bench.core.workdir import resolve_workdir
 
@@ -221,6 +223,16 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
         f"models, VAEs and records, {sum(est.probed for est in forecast)} evaluation(s) from probes: `bench campaign "
         f"probe`; unknown: nothing measured resembles it; a step's own work beyond its evaluations, such as a plot, "
         f"not included)", highlight=False)
+    wall, bound, unbounded = CampaignState(loaded.state_path(wd)).wall_seconds()
+    left = sum(t for t, _ in train) + sum(t for t, _ in evals)
+    unknown = sum(u for _, u in train) + sum(u for _, u in evals)
+    console.out.print(
+        f"wall time so far: {wall / 3600:.2f} h measured" + (
+            f" and at most {bound / 3600:.2f} h more before heartbeats" + (" (one unbounded)" if unbounded else "")
+            if bound or unbounded else "")
+        + f"; with the forecast about {(wall + left) / 3600:.2f} h" + (
+            f" to {(wall + bound + left) / 3600:.2f} h" if bound else "") + " in all"
+        + (f", {unknown} estimate(s) unknown" if unknown else ""), highlight=False)
     missing = [f"  pass {st.name}: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
     console.out.print("\n".join(["missing cells:", *missing]) if missing else "missing cells: none", highlight=False)
 
