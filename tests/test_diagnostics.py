@@ -211,6 +211,63 @@ def test_pgd10_at_the_papers_step_is_no_point_of_the_eps_curve_nor_the_pair_of_p
     paper = at("pgd10", 8 / 255, 65, step=8 / 255, t="2026-02-01T00:00:00")
     assert diagnose(_frame(curve + [paper])) == []
     found = diagnose(_frame(curve + [paper, at("pgd50", 8 / 255, 40)]))
-    assert [f.check for f in found] == ["pgd50-above-pgd10"] and "pgd10 30.0%" in found[0].message
+    assert [f.check for f in found] == ["pgd50-above-pgd10"] and "pgd10 (step 2/255) 30.0%" in found[0].message
     lone = [r for r in curve if r["eps"] != 8 / 255 or r["attack"] != "pgd10"] + [dict(paper, step=2 / 255)]
     assert "accuracy-rises-with-eps" in {f.check for f in diagnose(_frame(lone))}
+
+
+
+def test_two_steps_of_one_attack_are_two_findings_each_marked_on_its_own_cell():
+    """A randomised rule's oblivious PGD-10 at eps/4 (39 %) and at the paper's step (55 %), both above the
+    adaptive 20 %: two findings, each naming its step, each ⚠ beside its own cell of the wide table (one had hidden
+    the other, and both cells had taken each other's marks); the long table's flags follow the step too."""
+    from varmixup_bench.views.leaderboard import cell_flags, wide_frame
+
+    def at(attack, robust, threat, step, t="2026-01-01T00:00:00"):
+        return dict(rec(attack, 8 / 255, robust, threat, defense="mixup+mi", t=t), step=step, stochastic=True,
+                    eval_hash=f"{attack}{step}")
+
+    recs = [at("pgd10", 39, "oblivious", 2 / 255), at("pgd10", 55, "oblivious", 8 / 255, "2026-02-01T00:00:00"),
+            at("adaptive-pgd10", 20, "adaptive", 2 / 255)]
+    found = diagnose(_frame(recs))
+    assert sorted(f.message.split(" > ")[0] for f in found) == ["oblivious pgd10 (step 2/255) 39.0%",
+                                                               "oblivious pgd10 (step 8/255) 55.0%"]
+    wide = wide_frame(_frame(recs))
+    marks, notes = cell_flags(wide)
+    by_col = {col: ks for (_, col), ks in marks.items()}
+    k_default = next(k for k, text in notes if "(step 2/255) 39.0%" in text)
+    k_paper = next(k for k, text in notes if "(step 8/255) 55.0%" in text)
+    default_col = next(c for c in by_col if c.startswith("pgd10") and "2/255" in c)
+    paper_col = next(c for c in by_col if c.startswith("pgd10") and "8/255)" in c.split("ε=")[1])
+    assert by_col[default_col] == [k_default] and by_col[paper_col] == [k_paper]
+    assert sorted(by_col["adaptive-pgd10 ε=8/255"]) == sorted([k_default, k_paper])
+    flags = flag_frame(_frame(recs))
+    assert list(flags.sort_values("robust_acc")["flags"]) == ["oblivious-overstates"] * 3
+
+
+def test_not_converged_pairs_pgd50_with_the_pgd10_of_its_own_step_whatever_their_order():
+    """PGD-50 38 % against PGD-10 at eps/4 40 % is converged; the paper-step PGD-10 (55 %, a weaker attack) is no
+    point of that budget grid, even when the eps/4 record is the newer one (it had been taken as the grid's
+    PGD-10 then, and `not-converged` fired at p ~ 1e-51)."""
+    def at(attack, robust, step, t):
+        config = {"eps": 8 / 255, "norm": "Linf", "random_start": True, "restarts": 1, "step": step,
+                  "steps": 50 if attack == "pgd50" else 10}
+        return dict(rec(attack, 8 / 255, robust, t=t), step=step, eval_hash=f"{attack}{step}", attack_config=config)
+
+    recs = [at("pgd10", 55, 8 / 255, "2026-01-01T00:00:00"), at("pgd50", 38, 2 / 255, "2026-01-02T00:00:00"),
+            at("pgd10", 40, 2 / 255, "2026-01-03T00:00:00")]
+    assert [f.check for f in diagnose(_frame(recs))] == []
+
+
+def test_a_fixed_step_curve_is_one_curve_and_an_other_step_record_is_no_point_of_it():
+    """The `paper` preset's PGD-10 steps 8/255 at every radius (60, 45, 30 % at 4, 8, 16/255): one curve by its
+    absolute step. An older eps/4 record at 8/255 (20 %) is no point of it (the majority rule had broken the tie
+    alphabetically and made it one, and a rise to 30 % at 16/255 fired); with no other radius at its own step it
+    is no curve either."""
+    def at(eps, robust, step, t="2026-01-02T00:00:00"):
+        return dict(rec("pgd10", eps, robust, t=t), step=step, eval_hash=f"pgd10{eps}{step}")
+
+    fixed = [at(4 / 255, 60, 8 / 255), at(8 / 255, 45, 8 / 255), at(16 / 255, 30, 8 / 255)]
+    assert diagnose(_frame(fixed + [at(8 / 255, 20, 2 / 255, "2026-01-01T00:00:00")])) == []
+    rising = [at(4 / 255, 60, 8 / 255), at(8 / 255, 45, 8 / 255), at(16 / 255, 70, 8 / 255)]
+    assert [f.check for f in diagnose(_frame(rising))] == ["accuracy-rises-with-eps"]

@@ -206,6 +206,20 @@ def test_an_eps_curve_never_joins_points_of_different_training_seeds():
     assert tie == {"mixup+mi (seed 1)": [(8 / 255, 4.8, (1.0, 1.0))]}  # a tie: the lowest seed
 
 
+def test_an_eps_curve_takes_its_own_step_at_each_radius_not_the_newest_record():
+    """The eps/4 curve at 2, 8 and 16/255, and later PGD-10 at 8/255 with the paper's step of 8/255 (a weaker
+    attack): the curve's 8/255 point stays its own (the newest record had taken it, a bump in a falling curve)."""
+    from varmixup_bench.views.plots import curves
+
+    def rec(e, acc, step, t):
+        return {"dataset": "d", "defense": "at", "attack": "pgd10", "eps": e, "step": step, "robust_acc": acc,
+                "timestamp": t, "robust_acc_ci_low": acc - 1, "robust_acc_ci_high": acc + 1}
+
+    recs = [rec(e, a, e / 4, "2026-01-01") for e, a in ((2 / 255, 60.0), (8 / 255, 38.0), (16 / 255, 12.0))]
+    data = curves(recs + [rec(8 / 255, 55.0, 8 / 255, "2026-02-01")], "eps")
+    assert [(round(x * 255), y) for x, y, _ in data["at"]] == [(2, 60.0), (8, 38.0), (16, 12.0)]
+
+
 def test_sweep_reruns_cells_whose_model_or_attack_settings_changed(tmp_path):
     grid = dict(GRID, defenses=["erm"], attacks=["pgd10", "adaptive-pgd10"])
     recs, skipped, _ = run_sweep(_spec(tmp_path, **grid))

@@ -108,6 +108,17 @@ def _without_seeds(v: Any) -> Any:
     return v
 
 
+def relative_step(step: Any, eps: Any) -> str:
+    """A PGD step as a fraction of its radius ("0.25" for the default eps/4, "1" for the paper's 8/255 at 8/255;
+    "-" without a step or a radius, e.g. APGD): records of one attack at other relative steps are other attacks,
+    not points of one curve or the two sides of one comparison."""
+    try:
+        s, e = float(step), float(eps)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{s / e:.4g}" if s == s and e == e and e > 0 else "-"
+
+
 def field_value(v: Any) -> Any:
     """A record field as Python: the JSON objects and lists a store keeps as text (configs, overrides, details)
     decoded, anything else (and text that is not valid JSON) as it is."""

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 from varmixup_bench.attacks.spec import AttackSpec, attack_class, parse_attack_spec
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.record import relative_step
 
 DEFAULT_STEPS = (10, 20, 50, 100)
 DEFAULT_EOT = (1, 8, 32)
@@ -97,7 +98,9 @@ def grid_lines(records: list[dict]) -> Iterator[tuple[str, list[str], tuple, lis
         others = [a for a in AXES if a != axis]
         groups: dict[tuple, list] = {}
         for r, b in points:
-            key = (families[str(r["attack"])], round(float(r.get("eps", 0)), 8), *(b[o] for o in others))
+            # and the relative step: PGD-10 at the paper's step of 8/255 is no point of the eps/4 grid of PGD-50
+            key = (families[str(r["attack"])], round(float(r.get("eps", 0)), 8),
+                   relative_step(r.get("step"), r.get("eps")), *(b[o] for o in others))
             groups.setdefault(key, []).append((b[axis], r))
         for key, line in groups.items():
             # one point per budget: a budget spec stored as the copy (`same_as`) of the named attack that runs it

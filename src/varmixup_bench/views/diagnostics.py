@@ -12,13 +12,13 @@ compares, the chance that it reports anything on pure noise is at most 5 %.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from varmixup_bench.core.registry import Registry
-from varmixup_bench.results.record import predictor_key, record_norms
+from varmixup_bench.results.record import predictor_key, record_norms, relative_step
 from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm, p_text
 
 
@@ -33,6 +33,9 @@ class Finding:
     model: str = ""  # the predictor: its trained model's config hash, then `|` and inference settings if any
     seed: str = ""  # its training seed, for the reader
     overstated: tuple | None = None  # (attack, eps) of the number the finding says reads too high
+    # the PGD step of each of `rows`' records (None: none, e.g. APGD): two records of one attack at one eps with
+    # other steps (PGD-10 at the paper's 8/255 beside the eps/4 one) are told apart by it
+    steps: tuple = ()
 
     @property
     def config_hash(self) -> str:
@@ -51,6 +54,7 @@ class Candidate:
     p: float
     group: tuple = ()
     overstated: int = 0  # which of `rows` the finding says reads too high (a view marks that number, not the other)
+    steps: tuple = ()  # the step of each of `rows`' records (Finding.steps)
 
 
 Check = Callable[[pd.DataFrame], list[Candidate]]
@@ -83,26 +87,32 @@ def rises_with_eps(df: pd.DataFrame):
     record (paired on its images), then each radius against the next."""
     out = []
     for attack, g in df[df["attack"].isin(GRADIENT_ATTACKS)].groupby("attack"):
-        # one record per radius: versions of the attack at one eps (another step, subset or trial count) are not a
-        # curve, and comparing them called their difference a rise with eps. Where several steps ran at one
-        # radius, the curve takes the record at the relative step most of its radii share (PGD-10 at 8/255 with
-        # the paper's step of 8/255 is no point of the eps/4 curve: above its 4/255 point it read as a rise), else
-        # the latest
-        g = g.assign(_eps=g["eps"].astype(float).round(8), _rel=relative_steps(g))
-        rule = g.groupby("_rel")["_eps"].nunique().idxmax()
-        g = (g.assign(_on_rule=g["_rel"] == rule).sort_values("_on_rule", kind="stable")
-             .drop_duplicates("_eps", keep="last"))
-        g = g.sort_values("_eps", kind="stable")
-        first = g.iloc[0]
-        if first["eps"] > 0 and pd.notna(first.get("clean_acc")):
-            out.append(Candidate(((attack, first["eps"]),),
-                                 f"{attack}: {first['robust_acc']:.1f}% at eps {first['eps']:.4g} > "
-                                 f"{first['clean_acc']:.1f}% clean on the same images",
-                                 symptom_p(first, first, ("robust", "clean"))))
-        for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows()):
-            out.append(Candidate(((attack, a["eps"]), (attack, b["eps"])),
-                                 f"{attack}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > {a['robust_acc']:.1f}% "
-                                 f"at {a['eps']:.4g}", symptom_p(b, a), overstated=1))
+        # a curve is the records of one relative step (eps/4 at every radius) or of one absolute step (a preset's or
+        # --step's fixed step); eps 0 (no step) belongs to every curve; at a radius the latest record of that curve
+        g = g.assign(_eps=g["eps"].astype(float).round(8), _rel=relative_steps(g),
+                     _abs=[relative_step(s, 1.0) for s in g["step"]] if "step" in g else "-")
+        zero, rest = g[g["_eps"] == 0], g[g["_eps"] > 0]
+        curves = [c for by in ("_rel", "_abs") for _, c in rest.groupby(by, sort=False) if c["_eps"].nunique() >= 2]
+        if not curves:  # no two radii of one step rule: each record of the smallest radius against its clean
+            curves = [c for _, c in rest[rest["_eps"] == rest["_eps"].min()].iterrows()] if len(rest) else []
+            curves = [pd.DataFrame([c]) for c in curves]
+        seen = set()
+        for c in curves:
+            c = pd.concat([zero, c]).drop_duplicates("_eps", keep="last").sort_values("_eps", kind="stable")
+            first = c.iloc[0]
+            if first["eps"] > 0 and pd.notna(first.get("clean_acc")) and (first.name,) not in seen:
+                seen.add((first.name,))
+                out.append(Candidate(((attack, first["eps"]),),
+                                     f"{_named(df, first)}: {first['robust_acc']:.1f}% at eps {first['eps']:.4g} > "
+                                     f"{first['clean_acc']:.1f}% clean on the same images",
+                                     symptom_p(first, first, ("robust", "clean")), steps=(step_of(first),)))
+            for (i, a), (j, b) in zip(c.iloc[:-1].iterrows(), c.iloc[1:].iterrows()):
+                if (i, j) not in seen:
+                    seen.add((i, j))
+                    out.append(Candidate(((attack, a["eps"]), (attack, b["eps"])),
+                                         f"{_named(df, b)}: {b['robust_acc']:.1f}% at eps {b['eps']:.4g} > "
+                                         f"{a['robust_acc']:.1f}% at {a['eps']:.4g}", symptom_p(b, a), overstated=1,
+                                         steps=(step_of(a), step_of(b))))
     return out
 
 
@@ -122,9 +132,9 @@ def large_eps(df: pd.DataFrame):
         if not (acc == acc) or not (pd.notna(r.get("n_examples")) and float(r["n_examples"]) >= 1):
             continue  # no accuracy or no image count (an old record): nothing to test, not a crash
         what = "worst case over draws" if worst else "accurate"
-        out.append(Candidate(((r["attack"], r["eps"]),), f"{r['attack']} at eps {r['eps']:.2g} leaves {acc:.1f}% "
+        out.append(Candidate(((r["attack"], r["eps"]),), f"{_named(df, r)} at eps {r['eps']:.2g} leaves {acc:.1f}% "
                              f"{what}", above_level_p({"robust_acc": acc, "n_examples": r["n_examples"]},
-                                                      LARGE_EPS_LEVEL)))
+                                                      LARGE_EPS_LEVEL), steps=(step_of(r),)))
     return out
 
 
@@ -151,13 +161,41 @@ def above_level_p(r, level: float) -> float:
     return float(binomtest(k, n, level / 100.0, alternative="greater").pvalue) if k / n > level / 100 else 1.0
 
 
+def step_of(r) -> float | None:
+    """A record's PGD step (None where it has none)."""
+    try:
+        v = float(r.get("step"))
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None
+
+
+def same_step(a: float | None, b: Any) -> bool:
+    """Whether a finding's step `a` is a record's step `b` (no step on the finding's side matches any)."""
+    if a is None:
+        return True
+    try:
+        return abs(float(b) - a) < 1e-9
+    except (TypeError, ValueError):
+        return False
+
+
+def _named(df: pd.DataFrame, r) -> str:
+    """The attack's name, with its step where the model has that attack at this eps at another step too (PGD-10
+    at the paper's 8/255 beside the eps/4 one)."""
+    same = df[(df["attack"] == r["attack"]) & np.isclose(df["eps"].astype(float), float(r["eps"]))]
+    steps = {relative_step(s, e) for s, e in zip(same["step"], same["eps"])} if "step" in same else set()
+    if len(steps) < 2 or step_of(r) is None:
+        return str(r["attack"])
+    from varmixup_bench.results.record import eps_label
+
+    return f"{r['attack']} (step {eps_label(step_of(r))})"
+
+
 def relative_steps(df: pd.DataFrame) -> list[str]:
-    """Each record's PGD step as a fraction of its eps ("0.25" for the default eps/4, "1" for the paper's 8/255 at
-    8/255; "-" without a step, e.g. APGD): records of one attack at other relative steps are other attacks, not
-    points of one curve or the two sides of one comparison."""
-    steps = pd.to_numeric(df["step"], errors="coerce") if "step" in df else pd.Series(float("nan"), index=df.index)
-    eps = pd.to_numeric(df["eps"], errors="coerce")
-    return [f"{s / e:.4g}" if s == s and e == e and e > 0 else "-" for s, e in zip(steps, eps)]
+    """Each record's results.record.relative_step."""
+    steps = df["step"] if "step" in df else [None] * len(df)
+    return [relative_step(s, e) for s, e in zip(steps, df["eps"])]
 
 
 def _pairs(df: pd.DataFrame, stronger: str, weaker: str):
@@ -180,15 +218,16 @@ def adaptive_above(df: pd.DataFrame):
     for steps in ("10", "50"):
         for eps, ada, obl in _pairs(df, f"adaptive-pgd{steps}", f"pgd{steps}"):
             out.append(Candidate(((f"adaptive-pgd{steps}", eps), (f"pgd{steps}", eps)),
-                                 f"adaptive-pgd{steps} {ada['robust_acc']:.1f}% > oblivious pgd{steps} "
-                                 f"{obl['robust_acc']:.1f}%", symptom_p(ada, obl)))
+                                 f"{_named(df, ada)} {ada['robust_acc']:.1f}% > oblivious {_named(df, obl)} "
+                                 f"{obl['robust_acc']:.1f}%", symptom_p(ada, obl), steps=(step_of(ada), step_of(obl))))
     return out
 
 
 @CHECKS.register("pgd50-above-pgd10", help="more PGD steps should not help the defense beyond noise")
 def more_steps(df: pd.DataFrame):
-    return [Candidate((("pgd50", eps), ("pgd10", eps)), f"pgd50 {p50['robust_acc']:.1f}% > pgd10 "
-                      f"{p10['robust_acc']:.1f}%", symptom_p(p50, p10)) for eps, p50, p10 in _pairs(df, "pgd50", "pgd10")]
+    return [Candidate((("pgd50", eps), ("pgd10", eps)), f"{_named(df, p50)} {p50['robust_acc']:.1f}% > "
+                      f"{_named(df, p10)} {p10['robust_acc']:.1f}%", symptom_p(p50, p10),
+                      steps=(step_of(p50), step_of(p10))) for eps, p50, p10 in _pairs(df, "pgd50", "pgd10")]
 
 
 @CHECKS.register("blackbox-beats-whitebox", help="gradient-free SPSA should not beat the strongest gradient attack "
@@ -205,9 +244,9 @@ def blackbox(df: pd.DataFrame):
             continue
         best = same_eps.loc[same_eps["robust_acc"].astype(float).idxmin()]  # SPSA must beat even this one
         out.append(Candidate((("spsa", spsa["eps"]), (best["attack"], best["eps"])),
-                             f"SPSA {spsa['robust_acc']:.1f}% < {best['attack']} {best['robust_acc']:.1f}% "
+                             f"SPSA {spsa['robust_acc']:.1f}% < {_named(df, best)} {best['robust_acc']:.1f}% "
                              f"({best['threat_model']}): a gradient-free attack beats every gradient attack",
-                             symptom_p(best, spsa), overstated=1))
+                             symptom_p(best, spsa), overstated=1, steps=(step_of(spsa), step_of(best))))
     return out
 
 
@@ -224,10 +263,12 @@ def oblivious_overstates(df: pd.DataFrame):
     for _, obl in oblivious.iterrows():
         same_eps = adaptive[np.isclose(adaptive["eps"].astype(float), float(obl["eps"]))]
         for _, ada in same_eps.sort_values("robust_acc").iterrows():
+            # one finding per oblivious record: PGD-10 at the paper's step and at eps/4 are two (their group)
             out.append(Candidate(((obl["attack"], obl["eps"]), (ada["attack"], ada["eps"])),
-                                 f"oblivious {obl['attack']} {obl['robust_acc']:.1f}% > adaptive {ada['attack']} "
+                                 f"oblivious {_named(df, obl)} {obl['robust_acc']:.1f}% > adaptive {_named(df, ada)} "
                                  f"{ada['robust_acc']:.1f}%: the oblivious number overstates robustness",
-                                 symptom_p(obl, ada), group=(obl["attack"], float(obl["eps"]))))
+                                 symptom_p(obl, ada), group=(obl["attack"], float(obl["eps"]), step_of(obl)),
+                                 steps=(step_of(obl), step_of(ada))))
     return out
 
 
@@ -242,7 +283,7 @@ def not_converged(df: pd.DataFrame):
         out.append(Candidate(((prev["attack"], prev["eps"]), (last["attack"], last["eps"])),
                              f"{last['attack']} {last['robust_acc']:.1f}% < {prev['attack']} {prev['robust_acc']:.1f}%: "
                              f"more {axis} still lowers accuracy, so the attack has not converged", symptom_p(prev, last),
-                             overstated=1))
+                             overstated=1, steps=(step_of(prev), step_of(last))))
     return out
 
 
@@ -269,7 +310,7 @@ def diagnose(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Finding]:
     for cand, name, (dataset, defense, model, norm, seeds) in best.values():
         message = f"[L2] {cand.message}" if norm == "L2" else cand.message
         findings.append(Finding(name, dataset, defense, tuple(cand.rows), f"{message} ({p_text(cand.p)})", norm, model,
-                                seeds, tuple(cand.rows[cand.overstated])))
+                                seeds, tuple(cand.rows[cand.overstated]), tuple(cand.steps)))
     # models are grouped by config hash; list them by seed, so a defense's seeds read 0, 1, 2
     return sorted(findings, key=lambda f: (f.dataset, f.defense, f.norm, f.seed, f.check))
 
@@ -286,12 +327,16 @@ def flag_frame(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame
     frame = _with_norms(frame)
     flags: dict[tuple, set[str]] = {}
     for f in diagnose(frame, alpha):
-        for attack, eps in f.rows:
-            flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), set()).add(f.check)
+        for k, (attack, eps) in enumerate(f.rows):
+            step = f.steps[k] if k < len(f.steps) else None
+            flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), []).append((step, f.check))
     out = frame.copy()
     models = _with_models(frame)["_model"]
-    out["flags"] = [", ".join(sorted(flags.get((r.dataset, r.defense, m, r.norm, r.attack, float(r.eps)), ())))
-                    for r, m in zip(frame.itertuples(), models)]
+    rows = frame.to_dict("records")
+    out["flags"] = [", ".join(sorted({check for step, check in flags.get((r["dataset"], r["defense"], m, r["norm"],
+                                                                          r["attack"], float(r["eps"])), ())
+                                      if same_step(step, r.get("step"))}))
+                    for r, m in zip(rows, models)]
     return out
 
 

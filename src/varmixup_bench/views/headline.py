@@ -32,7 +32,7 @@ from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.record import eps_label, eps_text
 from varmixup_bench.views.diagnostics import diagnose
 from varmixup_bench.views.htmlpage import SORTER, STYLE, _code, _images, page  # noqa: F401  (re-exported)
-from varmixup_bench.views.diagnostics import predictor_keys
+from varmixup_bench.views.diagnostics import predictor_keys, same_step
 from varmixup_bench.views.leaderboard import above_every_other, differing_fields, _row_labels
 
 MAIN_NORM = "Linf"
@@ -327,11 +327,14 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
             over = f.overstated or (f.rows[0] if f.rows else None)
             if f.model == chosen[label] and f.norm == MAIN_NORM and over is not None:
                 attack, at = over
+                k = list(f.rows).index(over) if over in f.rows else None
+                step = f.steps[k] if k is not None and k < len(f.steps) else None
+                strongest = row.cells.get("strongest")
                 if attack == "clean" and "clean" in row.cells:
                     target = row.cells["clean"]
                 elif (eps is not None and _close(at, eps) and strongest_attack.get(label) == attack
-                      and "strongest" in row.cells):
-                    target = row.cells["strongest"]
+                      and strongest is not None and same_step(step, (strongest.rec or {}).get("step"))):
+                    target = strongest
             (target.flags if target is not None else row.flags).append(number)
         tables.append(Table(str(dataset), eps, n_main, list(rows.values()), footnotes))
     mark_best(tables, alpha)

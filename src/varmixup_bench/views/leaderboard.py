@@ -15,7 +15,7 @@ from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VA
 from varmixup_bench.results.seeds import pool_seeds
 from varmixup_bench.results.stats import (FAMILY_ALPHA, TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
                                          interval_from_summary, levels_note)
-from varmixup_bench.views.diagnostics import diagnose, flag_frame
+from varmixup_bench.views.diagnostics import diagnose, flag_frame, same_step
 from varmixup_bench.views.htmlpage import _code, page
 
 # the record's schema (ROW_KEY, VARIANT_KEY, COLUMNS, TRAINING_FIELDS) lives in results.record; re-exported here
@@ -380,7 +380,10 @@ def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], li
                 if (rec.get("defense") != f.defense or f.model not in _predictors(rec)
                         or rec.get("norm", "Linf") != f.norm):
                     continue
-                if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9 for a, e in f.rows):
+                # the finding's record by attack, eps and step (PGD-10 at two steps at one eps are two cells)
+                if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9
+                       and same_step(f.steps[k] if k < len(f.steps) else None, rec.get("step"))
+                       for k, (a, e) in enumerate(f.rows)):
                     marks.setdefault((i, col), []).append(k)
                     hit = True
         if not hit:  # the row of its model

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from varmixup_bench.core.atomic import atomic_write
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.registry import Registry
-from varmixup_bench.results.record import eps_text, record_norm
+from varmixup_bench.results.record import eps_text, record_norm, relative_step
 
 XGetter = Callable[[dict], float | None]
 PLOTS: Registry[dict[str, Any]] = Registry("plot")
@@ -70,6 +70,7 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
     x_is_eps = kind in ("eps", "linearity")
     latest: dict[tuple, dict] = {}
     models: dict[str, dict] = {}
+    chosen = []
     for r in sorted(records, key=lambda r: r.get("timestamp", "")):
         if dataset and r.get("dataset") != dataset:
             continue
@@ -81,7 +82,18 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         radius = None if x_is_eps else round(float(r.get("eps") or 0.0), 8)
         model = json.dumps(_model_of_line(r, kind), sort_keys=True, default=str)
         models[model] = _model_of_line(r, kind)
-        latest[((r["defense"], int(r.get("seed") or 0), model, radius), float(x))] = r
+        chosen.append(((r["defense"], int(r.get("seed") or 0), model, radius), float(x), r))
+    # on an eps curve, one step rule per line: at each radius the record of the relative step most of the line's
+    # radii share (PGD-10 at the paper's 8/255 beside the eps/4 curve is no point of it), else the latest
+    rules: dict[tuple, dict[str, set]] = {}
+    for line, x, r in chosen:
+        rules.setdefault(line, {}).setdefault(relative_step(r.get("step"), r.get("eps")), set()).add(x)
+    for line, x, r in chosen:
+        rule = max(rules[line].items(), key=lambda kv: len(kv[1]))[0] if x_is_eps else None
+        key = (line, x)
+        if key in latest and rule is not None and relative_step(r.get("step"), r.get("eps")) != rule:
+            continue  # an off-rule record never replaces the rule's at this point
+        latest[key] = r
     by_line: dict[tuple, list] = {}
     norms: dict[tuple, str] = {}
     for (line, x), r in sorted(latest.items(), key=lambda kv: (kv[0][0][:2], kv[0][0][2:], kv[0][1])):
