@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from varmixup_bench.core.registry import Registry
-from varmixup_bench.results.record import predictor_key, record_norms, relative_step
+from varmixup_bench.results.record import eps_label, predictor_key, record_norms, relative_step
 from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm, p_text
 
 
@@ -36,6 +36,10 @@ class Finding:
     # the PGD step of each of `rows`' records (None: none, e.g. APGD): two records of one attack at one eps with
     # other steps (PGD-10 at the paper's 8/255 beside the eps/4 one) are told apart by it
     steps: tuple = ()
+
+    def stepped_rows(self) -> list[tuple[str, float, float | None]]:
+        """(attack, eps, step) of each of `rows` (step None where the finding keeps none)."""
+        return [(a, e, self.steps[k] if k < len(self.steps) else None) for k, (a, e) in enumerate(self.rows)]
 
     @property
     def config_hash(self) -> str:
@@ -187,8 +191,6 @@ def _named(df: pd.DataFrame, r) -> str:
     steps = {relative_step(s, e) for s, e in zip(same["step"], same["eps"])} if "step" in same else set()
     if len(steps) < 2 or step_of(r) is None:
         return str(r["attack"])
-    from varmixup_bench.results.record import eps_label
-
     return f"{r['attack']} (step {eps_label(step_of(r))})"
 
 
@@ -325,10 +327,9 @@ def comparisons_made(frame: pd.DataFrame) -> int:
 def flag_frame(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
     """Add a `flags` column naming the checks that fired on each row (diagnose at family-wise `alpha`)."""
     frame = _with_norms(frame)
-    flags: dict[tuple, set[str]] = {}
+    flags: dict[tuple, list[tuple[float | None, str]]] = {}  # (..., attack, eps) -> [(step, check)]
     for f in diagnose(frame, alpha):
-        for k, (attack, eps) in enumerate(f.rows):
-            step = f.steps[k] if k < len(f.steps) else None
+        for attack, eps, step in f.stepped_rows():
             flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), []).append((step, f.check))
     out = frame.copy()
     models = _with_models(frame)["_model"]

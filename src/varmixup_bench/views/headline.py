@@ -33,7 +33,7 @@ from varmixup_bench.results.record import eps_label, eps_text
 from varmixup_bench.views.diagnostics import diagnose
 from varmixup_bench.views.htmlpage import SORTER, STYLE, _code, _images, page  # noqa: F401  (re-exported)
 from varmixup_bench.views.diagnostics import predictor_keys, same_step
-from varmixup_bench.views.leaderboard import above_every_other, differing_fields, _row_labels
+from varmixup_bench.views.leaderboard import _draws, above_every_other, differing_fields, _row_labels
 
 MAIN_NORM = "Linf"
 # records that are not a robust-accuracy attack: no radius, or a metric rather than an accuracy
@@ -201,16 +201,6 @@ def _n_of(rec: dict) -> int:
         return 0
 
 
-def _draws(rec: dict) -> int:
-    """R, the draws that classified each adversarial example (a record older than the field, or of a
-    deterministic predictor: 1)."""
-    try:
-        r = int(float(rec.get("draws")))
-    except (TypeError, ValueError):
-        return 1
-    return max(r, 1)
-
-
 def _record_cell(rec: dict, which: str, note: str = "") -> Cell:
     key = "clean_acc" if which == "clean" else "robust_acc"
     return Cell(float(rec[key]), float(rec[f"{key}_ci_low"]), float(rec[f"{key}_ci_high"]),
@@ -327,8 +317,7 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Ta
             over = f.overstated or (f.rows[0] if f.rows else None)
             if f.model == chosen[label] and f.norm == MAIN_NORM and over is not None:
                 attack, at = over
-                k = list(f.rows).index(over) if over in f.rows else None
-                step = f.steps[k] if k is not None and k < len(f.steps) else None
+                step = next((s for a, e, s in f.stepped_rows() if (a, e) == tuple(over)), None)
                 strongest = row.cells.get("strongest")
                 if attack == "clean" and "clean" in row.cells:
                     target = row.cells["clean"]

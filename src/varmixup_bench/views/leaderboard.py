@@ -290,9 +290,13 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
 
 
 def _draws(rec: dict) -> int:
-    """R, the draws that classified each adversarial example (records older than the field: 1)."""
-    r = rec.get("draws")
-    return int(r) if r is not None and pd.notna(r) else 1
+    """R, the draws that classified each adversarial example (a record older than the field, or of a
+    deterministic predictor: 1)."""
+    try:
+        r = int(float(rec.get("draws")))
+    except (TypeError, ValueError):
+        return 1
+    return max(r, 1)
 
 
 def _cell(v) -> str:
@@ -382,8 +386,7 @@ def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], li
                     continue
                 # the finding's record by attack, eps and step (PGD-10 at two steps at one eps are two cells)
                 if any(a == rec.get("attack") and abs(float(e) - float(rec.get("eps"))) < 1e-9
-                       and same_step(f.steps[k] if k < len(f.steps) else None, rec.get("step"))
-                       for k, (a, e) in enumerate(f.rows)):
+                       and same_step(step, rec.get("step")) for a, e, step in f.stepped_rows()):
                     marks.setdefault((i, col), []).append(k)
                     hit = True
         if not hit:  # the row of its model
