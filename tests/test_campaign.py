@@ -390,7 +390,7 @@ def test_the_plans_reading_is_placed_on_the_page_and_its_absence_said(tmp_path):
 def test_training_budget_names_apart_the_models_one_recipe_trained_in_several_ways():
     """A VAE ladder's latents, Mixup at another eta: rows of one name say what differs in their configs (never
     the seed or the epochs, which have columns); a name trained one way stays bare."""
-    from varmixup_bench.campaigns.compose import _named_apart
+    from varmixup_bench.campaigns.budget import _named_apart
 
     def row(model, seed, **cfg):
         return {"model": model, "seed": seed, "config": {"seed": seed, "epochs": 10, **cfg}}

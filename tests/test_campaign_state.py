@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from varmixup_bench.campaigns.compose import _time_section
+from varmixup_bench.campaigns.budget import time_section
 from varmixup_bench.campaigns.state import CampaignState
 from varmixup_bench.core.errors import BenchError
 
@@ -114,7 +114,7 @@ def test_the_time_section_counts_beats_and_bounds_what_was_killed_before_beats(t
         {"event": "end", "step": "pass a", "kind": "pass", "time": "2026-12-01T14:05:00+00:00", "seconds": 300.0,
          "stopped_seconds": 0.0, "status": "ok"},
     ])
-    text = _time_section(CampaignState(path), 3, train_s=100.0, eval_s=20.0)
+    text = time_section(CampaignState(path), 3, train_s=100.0, eval_s=20.0)
     assert CampaignState(path).wall_seconds() == (360.0, 10800.0, False)  # what `campaign status` adds up too
     assert "Wall time: **360.0 s (0.10 h)**" in text  # 300 ended + 60 until the killed run's last beat
     assert "2 pass(es) or step(s) were killed before they ended" in text
@@ -132,7 +132,7 @@ def test_a_model_timed_before_the_stop_aware_clock_is_marked_and_read_at_its_med
     """An epoch timed before the stop-aware clock holds any SIGSTOP pause (the paper plan's VarMixup had one of
     5,809 s among epochs of ~110 s): the training budget marks the model †, shows its median epoch beside the
     mean, and the Computation line gives the total at the median epochs of such models too."""
-    from varmixup_bench.campaigns.compose import _median_epoch, _training_section, _unclocked
+    from varmixup_bench.campaigns.budget import _median_epoch, _unclocked, training_section
 
     old = {"history": [{"epoch": i, "seconds": s} for i, s in enumerate((110.0, 5809.0, 100.0, 120.0))]}
     new = {"history": [{"epoch": i, "seconds": 60.0, "stopped_seconds": 0.0} for i in range(4)]}
@@ -141,12 +141,12 @@ def test_a_model_timed_before_the_stop_aware_clock_is_marked_and_read_at_its_med
              "median": 115.0, "unclocked": True, "key": "k0"},
             {"model": "erm", "used by": "erm", "seed": 1, "epochs": 4, "seconds": 240.0, "median": 60.0,
              "unclocked": False, "key": "k1"}]
-    table = _training_section(rows)
+    table = training_section(rows)
     assert "| varmixup | varmixup | 0 | 4 | 6139.0† | 1534.8 | 115.0 |" in table
     assert "| erm | erm | 1 | 4 | 240.0 | 60.0 | 60.0 |" in table and "† timed (in part) before" in table
     path = tmp_path / "campaign-c.jsonl"
     _write(path, [RUN1])
-    text = _time_section(CampaignState(path), 1, train_s=6379.0, eval_s=0.0, train_median_s=4 * 115.0 + 240.0)
+    text = time_section(CampaignState(path), 1, train_s=6379.0, eval_s=0.0, train_median_s=4 * 115.0 + 240.0)
     assert "at each model's median epoch 700.0 s (0.19 h)" in text and "cost this campaign's wall time nothing" in text
 
 

@@ -86,7 +86,7 @@ attacks = ["clean", "ece"]
 
 
 def test_lower_higher_claims_compare_values_and_are_checked_when_the_plan_loads(tmp_path):
-    from varmixup_bench.campaigns.compose import claim_rows
+    from varmixup_bench.campaigns.claims import claim_rows
     from varmixup_bench.campaigns.engine import run_campaign
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.results.store import ResultStore
@@ -124,7 +124,7 @@ def test_lower_higher_claims_compare_values_and_are_checked_when_the_plan_loads(
 def test_a_claim_with_a_margin_is_tested_against_the_margin_not_zero():
     """"VarERM within 6 points of ERM": a difference of -2 ± 1 holds, -9 ± 1 does not, -6.5 ± 1 is within noise;
     a lower/higher claim with a margin bounds the difference from above."""
-    from varmixup_bench.campaigns.compose import claim_test
+    from varmixup_bench.campaigns.claims import claim_test
     from varmixup_bench.campaigns.plan import Claim
     from varmixup_bench.results.stats import Comparison
 
@@ -166,7 +166,7 @@ seeds = [1, 2]
 def test_a_claim_side_over_every_seed_compares_the_seeds_mean_with_their_spread(tmp_path):
     """seed = "all": each seed's cell from the first pass holding it, pooled into one record (the mean of the
     seeds; per-image counts summed), and the test widened by the seeds' spread; a cell of one seed is refused."""
-    from varmixup_bench.campaigns.compose import claim_rows, side_record
+    from varmixup_bench.campaigns.claims import claim_rows, side_record
     from varmixup_bench.campaigns.engine import run_campaign
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.results.store import ResultStore
@@ -214,9 +214,9 @@ def test_a_claim_side_over_every_seed_compares_the_seeds_mean_with_their_spread(
     assert rows[0]["cmp"].se > bare.se
     # read from t with the seeds' 2 degrees of freedom, and the page's row says so (the single-seed claim: z)
     assert (rows[0]["cmp"].df, rows[1]["cmp"].df) == (2.0, math.inf)
-    from varmixup_bench.campaigns.compose import _claims_section
+    from varmixup_bench.campaigns.claims import claims_section
 
-    table = [line for line in _claims_section(rows, 0.05).splitlines() if line.startswith("| 1 |")
+    table = [line for line in claims_section(rows, 0.05).splitlines() if line.startswith("| 1 |")
              or line.startswith("| 2 |")]
     assert ", n=120, t(2) |" in table[0] and ", n=120 |" in table[1], table
     assert side_record(pooled.better, lambda name, cell: None if cell.seed == 2 else recs[(cell.defense, cell.seed)]) is None
@@ -229,7 +229,7 @@ def test_a_margin_claim_on_seed_means_reads_its_p_from_the_same_t():
 
     from scipy.stats import norm, t as student_t
 
-    from varmixup_bench.campaigns.compose import claim_test
+    from varmixup_bench.campaigns.claims import claim_test
     from varmixup_bench.results.stats import Comparison
 
     claim = SimpleNamespace(margin=6.0, lower_is_better=False)
@@ -245,7 +245,7 @@ def test_one_commands_families_of_comparisons_share_its_five_percent():
     p = 0.043 holds alone (family-wise 5 %) and is within noise on a page of four families (1.25 % each)."""
     from types import SimpleNamespace
 
-    from varmixup_bench.campaigns.compose import claim_rows, page_families
+    from varmixup_bench.campaigns.claims import claim_rows, page_families
     from varmixup_bench.results.stats import family_share, levels_note
 
     assert family_share(1) == 0.05 and family_share(4) == pytest.approx(0.0125)
@@ -294,7 +294,7 @@ def test_a_claim_on_seed_means_is_decided_in_each_seed_and_shows_the_pooled_t_be
     Seeds that disagree are within noise whatever their mean."""
     from types import SimpleNamespace
 
-    from varmixup_bench.campaigns.compose import _claims_section, claim_rows, side_record
+    from varmixup_bench.campaigns.claims import claim_rows, claims_section, side_record
 
     rng = np.random.default_rng(0)
     n, level = 1000, 0.0125 / 27  # the first Holm level of a page's 27 claims
@@ -311,7 +311,7 @@ def test_a_claim_on_seed_means_is_decided_in_each_seed_and_shows_the_pooled_t_be
     assert row["verdict"] == "does not hold"
     assert row["recipe_p"] > level  # the pooled t(2) alone would have said "within noise"
     assert row["cmp"].diff == pytest.approx(np.mean([c.diff for c in per_seed]))
-    line = next(x for x in _claims_section([row], level).splitlines() if x.startswith("| 1 |"))
+    line = next(x for x in claims_section([row], level).splitlines() if x.startswith("| 1 |"))
     assert "(seed 0: " in line and "; seed 2: " in line and "in each of 3 seeds (the largest p), n=1000; over seeds t(2) p = " in line, line
     alone, = claim_rows(plan, lambda ref: side_record(ref, record_of), level)  # no per-seed records: the t(2) test
     assert alone["verdict"] == "within noise" and "recipe_p" not in alone
@@ -324,7 +324,7 @@ def test_a_claim_on_seed_means_is_decided_in_each_seed_and_shows_the_pooled_t_be
 def test_a_seed_without_the_compared_value_leaves_the_claim_within_noise():
     """A per-seed comparison that is NaN (a seed's record without the field) is no evidence either way: p = 1,
     whichever order the seeds come in (max() with a NaN had depended on it)."""
-    from varmixup_bench.campaigns.compose import seed_test
+    from varmixup_bench.campaigns.claims import seed_test
     from varmixup_bench.results.stats import Comparison
 
     claim = _pooled_claim()
