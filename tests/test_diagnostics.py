@@ -1,7 +1,6 @@
 """Each gradient-masking diagnostic fires on a record set with its symptom and stays quiet otherwise."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from varmixup_bench.views.diagnostics import diagnose, flag_frame

@@ -84,8 +84,6 @@ def test_paper_preset_matches_the_papers_table():
 
 
 def test_explicit_cli_option_beats_the_preset(tmp_path):
-    import json
-
     from tests_cli_helper import bench_cli
 
     wd = tmp_path / "wd"

@@ -2,7 +2,6 @@
 retrains its models only after checking that they reproduce the restored clean cells image by image."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

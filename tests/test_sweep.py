@@ -1,7 +1,6 @@
 """Sweeps: cells filled once, resumed after a kill, equal records on a local Ray; reference round-trip."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -246,8 +245,6 @@ def test_sweep_reruns_cells_whose_model_or_attack_settings_changed(tmp_path):
 def test_retire_moves_wrong_records_out_of_every_table_and_keeps_them_with_the_reason(tmp_path):
     """An attack fixed after its records were stored: `bench retire` takes exactly those records out of
     the current results (the table and reuse stop seeing them); the store keeps them with the reason."""
-    import json
-
     from varmixup_bench.core.errors import BenchError
     from varmixup_bench.results.retire import retire_records
     from varmixup_bench.results.store import ResultStore

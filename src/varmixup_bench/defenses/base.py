@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from varmixup_bench.training.data import Dataset, Split
+from varmixup_bench.training.data import Dataset
 from varmixup_bench.core.registry import Registry
 
 

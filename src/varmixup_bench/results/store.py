@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import struct
-import zlib
 from base64 import b64decode, b64encode
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone

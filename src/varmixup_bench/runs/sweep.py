@@ -97,7 +97,6 @@ class SweepSpec:
         training-code version, recipe settings, epochs), the evaluation (test data, trials, inference-rule
         settings) and the attack's own configuration (eps, step, subset rule, N_A, SPSA settings, …). A change to
         any of them reruns the cell; a change that cannot affect it (N_A for a non-adaptive attack) does not."""
-        from dataclasses import asdict as _asdict
 
         from varmixup_bench.training.data import split_fingerprint
 
@@ -114,7 +113,7 @@ class SweepSpec:
                       "draws": settings.worst_case_draws,
                       "test_data": self.__dict__.setdefault("_test_fp", {}).setdefault(
                           cell.dataset, split_fingerprint(ctx.dataset.test))}
-        return config_hash({"cell": _asdict(cell), "model": defense_key(cell.defense, ctx, self.epochs),
+        return config_hash({"cell": asdict(cell), "model": defense_key(cell.defense, ctx, self.epochs),
                             "evaluation": evaluation, "attack": atk.config()})
 
     def jobs(self) -> list[Job]:

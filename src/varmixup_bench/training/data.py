@@ -194,7 +194,7 @@ def _read_tree(files: dict[str, list[tuple[str, Callable[[], bytes]]]], where: s
             ims.append(_decode(read()))
             labels.append(index[cls])
         splits[split] = _stack(ims, labels, f"{where}/{split}")
-    return Dataset(f"imagefolder", splits["train"], splits["test"], classes)
+    return Dataset("imagefolder", splits["train"], splits["test"], classes)
 
 
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
