@@ -89,6 +89,27 @@ def test_flagged_cell_gets_a_warning_and_a_footnote_in_md_and_html():
     assert re.search(r"20\.0 \[[^]]+\]ᵃ ⚠1", wide) and "⚠1 oblivious-overstates" in wide
 
 
+def test_findings_decided_once_are_the_ones_each_view_decides_on_its_own():
+    """flagged_frame's findings, handed to the headline and the wide table (as compose and `bench leaderboard`
+    do), give the same pages as the views deciding them again, and name the same flags as the frame's."""
+    from varmixup_bench.views.diagnostics import diagnose
+    from varmixup_bench.views.headline import render_headline
+    from varmixup_bench.views.leaderboard import flagged_frame, leaderboard_frame, render_wide, wide_frame
+
+    recs = _overstated() + _overstated()[:1] + [_rec("at", "pgd10", _correct(200, range(120)))]
+    frame, findings = flagged_frame(recs, alpha=0.02)
+    assert [f.check for f in findings] == ["oblivious-overstates"]
+    assert findings == diagnose(leaderboard_frame(recs, alpha=0.02), 0.02)
+    assert frame.equals(leaderboard_frame(recs, alpha=0.02))
+    assert "oblivious-overstates" in set(frame["flags"])
+    assert (render_headline(frame, "md", alpha=0.02, findings=findings)
+            == render_headline(frame, "md", alpha=0.02))
+    assert (render_wide(wide_frame(frame, alpha=0.02, findings=findings), "md")
+            == render_wide(wide_frame(frame, alpha=0.02), "md"))
+    empty, none = flagged_frame([])
+    assert empty.empty and "flags" in empty.columns and none == []
+
+
 def test_one_row_per_defense_and_the_strongest_attack_is_the_lowest_and_named():
     n = 100
     recs = []

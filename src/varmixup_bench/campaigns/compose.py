@@ -100,9 +100,9 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     from varmixup_bench.core.atomic import atomic_write_text
     from varmixup_bench.results.stats import family_share, percent
     from varmixup_bench.results.store import ResultStore
-    from varmixup_bench.views.diagnostics import comparisons_made, diagnose
+    from varmixup_bench.views.diagnostics import comparisons_made
     from varmixup_bench.views.headline import render_headline
-    from varmixup_bench.views.leaderboard import eps_text, leaderboard_frame, render, render_wide, wide_frame
+    from varmixup_bench.views.leaderboard import eps_text, flagged_frame, render, render_wide, wide_frame
 
     workdir, output = Path(workdir), Path(output)
     passes = pass_status(plan, workdir, device)
@@ -111,7 +111,7 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
     keys = {(st.name, c): k for st in passes for c, k in st.keys.items()}
     records = list({k: latest[k] for st in passes for k in st.keys.values() if k in latest}.values())
     share = family_share(page_families(plan))  # every family of the page's comparisons at its share of 5 %
-    frame = leaderboard_frame(records, alpha=share)
+    frame, findings = flagged_frame(records, alpha=share)  # findings decided once, at the page's share
     state = CampaignState(plan.state_path(workdir))
     events = state.events()
     runs = [e for e in events if e.get("event") == "run"]
@@ -184,8 +184,8 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
               f"{st.done['time'] if st.done else '—'} |" for st in steps]
     parts.append("\n".join(table) + "\n")
     parts.append("## Training budget (measured)\n\n" + training_section(models))
-    parts.append("## Headline\n\n" + (render_headline(frame, "md", alpha=share) if records else "(no cell recorded yet)\n"))
-    wide = wide_frame(frame, alpha=share) if records else None
+    parts.append("## Headline\n\n" + (render_headline(frame, "md", alpha=share, findings=findings) if records else "(no cell recorded yet)\n"))
+    wide = wide_frame(frame, alpha=share, findings=findings) if records else None
     if plan.reference and records:
         from varmixup_bench.views.beside import parse_reference, render_beside
 
@@ -194,7 +194,6 @@ def compose(plan: Plan, workdir: Path, output: Path, command: str | None = None,
                                                                                             plan.settings()))
     parts.append("## Full matrix\n\n" + (render_wide(wide, "md") if records else "(no cell recorded yet)\n"))
     parts.append("## Claims\n\n" + claims_section(rows, share))
-    findings = diagnose(frame, share) if records else []
     compared = comparisons_made(frame) if records else 0
     diag = ("\n".join(finding_lines(findings, passes_of(passes, latest)))
             if findings else f"No warning sign ({compared} comparison(s) decided together, family-wise {percent(share)}).")

@@ -30,7 +30,7 @@ def leaderboard(
     """Write the leaderboard of every recorded result (latest record per row)."""
     from varmixup_bench.core.atomic import atomic_write_text
     from varmixup_bench.views.headline import render_headline
-    from varmixup_bench.views.leaderboard import FORMATS, leaderboard_frame, render, render_wide, wide_frame
+    from varmixup_bench.views.leaderboard import FORMATS, flagged_frame, render, render_wide, wide_frame
     from varmixup_bench.core.registry import unknown_name_message
     from varmixup_bench.results.stats import family_share
     from varmixup_bench.results.store import ResultStore
@@ -59,16 +59,17 @@ def leaderboard(
     # the families of comparisons this command decides share 5 %: bold marks and ⚠ findings in a marked view
     # (md, html), the findings alone in the long layout's flags
     alpha = family_share(2 if layout in ("headline", "wide") and fmt in ("md", "html") else 1)
-    frame = leaderboard_frame(ResultStore(wd).records(), dataset, alpha)
+    frame, findings = flagged_frame(ResultStore(wd).records(), dataset, alpha)
     for p in plots or []:
         if not p.is_file():
             raise BenchError(f"--plot {p}: no such file")
     figures = list(plots) if plots else sorted((wd / "figures").glob("*.png")) if fmt == "html" else []
     if layout == "headline":
-        text = render_headline(frame, fmt, figures, alpha)
+        text = render_headline(frame, fmt, figures, alpha, findings)
     elif layout == "wide":
         ref_name, _, ref_dataset = (reference or "").partition(":")
-        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None, alpha), fmt, figures)
+        text = render_wide(wide_frame(frame, ref_name or None, ref_dataset or None, alpha, findings), fmt,
+                           figures)
     else:
         text = render(frame, fmt, alpha)
     if output:
@@ -85,13 +86,12 @@ def diagnose(
     dataset: DatasetOpt = None,
 ) -> None:
     """Check every defense in the store for the classic signs of gradient masking."""
-    from varmixup_bench.views.diagnostics import CHECKS, diagnose as run_checks
-    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.views.diagnostics import CHECKS
+    from varmixup_bench.views.leaderboard import flagged_frame
     from varmixup_bench.results.store import ResultStore
     from varmixup_bench.core.workdir import resolve_workdir
 
-    frame = leaderboard_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset)
-    findings = run_checks(frame)
+    frame, findings = flagged_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset)
     if not findings:
         console.out.print(f"no warning signs in {frame.groupby(['dataset', 'defense']).ngroups} defense(s); "
                           f"checks: {', '.join(CHECKS.names())}")

@@ -324,11 +324,14 @@ def comparisons_made(frame: pd.DataFrame) -> int:
                for name in CHECKS.names())
 
 
-def flag_frame(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
-    """Add a `flags` column naming the checks that fired on each row (diagnose at family-wise `alpha`)."""
+def flag_frame(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA, findings: list[Finding] | None = None
+               ) -> pd.DataFrame:
+    """Add a `flags` column naming the checks that fired on each row: `findings` (diagnose's on this frame at
+    family-wise `alpha`) where the caller has them, else decided here."""
     frame = _with_norms(frame)
+    findings = diagnose(frame, alpha) if findings is None else findings
     flags: dict[tuple, list[tuple[float | None, str]]] = {}  # (..., attack, eps) -> [(step, check)]
-    for f in diagnose(frame, alpha):
+    for f in findings:
         for attack, eps, step in f.stepped_rows():
             flags.setdefault((f.dataset, f.defense, f.model, f.norm, attack, float(eps)), []).append((step, f.check))
     out = frame.copy()

@@ -217,17 +217,19 @@ def _close(a: float, b: float) -> bool:
     return _eps_key(a) == _eps_key(b)
 
 
-def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA) -> list[Table]:
+def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA, findings: list | None = None) -> list[Table]:
     """The headline tables of a leaderboard frame (varmixup_bench.views.leaderboard.leaderboard_frame), one per dataset.
 
     A row is one defense as trained (the wide table's rows: several training seeds are one row); where it holds
     several seeds, its cells are those of one trained model, the one with the most attacks at the main ε (ties:
     the lowest seed), so that no attack's three-seed mean is set against another's single seed (the wide
-    table pools the seeds)."""
+    table pools the seeds). `findings`: diagnose's on this frame at `alpha` where the caller has them
+    (views.leaderboard.flagged_frame), else decided here."""
     tables, number = [], 0
     # one diagnose call over the whole frame at the command's `alpha`: the same Holm family as the long table's
     # `flags` and the wide table's ⚠ (bench diagnose alone decides it at the full 5 %)
-    findings = diagnose(frame, alpha) if not frame.empty else []
+    if findings is None:
+        findings = diagnose(frame, alpha) if not frame.empty else []
     for dataset, g in frame.groupby("dataset", sort=True):
         g = g.reset_index(drop=True)
         g = g.assign(_row=_labels(g), _model=predictor_keys(g))  # as diagnose names a finding's model
@@ -487,10 +489,11 @@ def render_html(tables: list[Table], plots: Sequence[Path] = (), alpha: float = 
     return page("varmixup-bench leaderboard", "".join(body), f"{LEGEND} {levels_note(alpha)}", plots)
 
 
-def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = (), alpha: float = FAMILY_ALPHA) -> str:
+def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = (), alpha: float = FAMILY_ALPHA,
+                    findings: list | None = None) -> str:
     """The headline view of a leaderboard frame as markdown or an HTML page (plots embedded); its bold marks and
     its diagnose findings each decided at family-wise `alpha` (stats.family_share)."""
-    tables = headline_tables(frame, alpha) if not frame.empty else []
+    tables = headline_tables(frame, alpha, findings) if not frame.empty else []
     if fmt == "md":
         return render_md(tables, alpha)
     if fmt == "html":

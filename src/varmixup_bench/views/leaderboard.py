@@ -51,11 +51,27 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None,
     """The latest record per result (ROW_KEY plus VARIANT_KEY: records that differ in step, n, preset, training
     or attack settings are different results and stay apart), sorted; accuracies in percent, 95 % intervals;
     `flags`: diagnose's findings at family-wise `alpha` (the command's share: stats.family_share)."""
+    return flagged_frame(records, dataset, alpha)[0]
+
+
+def flagged_frame(records: list[dict[str, Any]], dataset: str | None = None,
+                  alpha: float = FAMILY_ALPHA) -> tuple[pd.DataFrame, list]:
+    """leaderboard_frame and the diagnose findings its `flags` name, decided once: a command that shows both
+    (the headline's and the wide table's ⚠, a page's flags section) hands them on instead of deciding them again."""
+    df = _record_frame(records, dataset)
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS + ["flags"]), []
+    findings = diagnose(df, alpha)
+    return flag_frame(df, alpha, findings), findings
+
+
+def _record_frame(records: list[dict[str, Any]], dataset: str | None) -> pd.DataFrame:
+    """leaderboard_frame before its flags."""
     df = pd.DataFrame(records, columns=list(dict.fromkeys(COLUMNS + [c for r in records for c in r])))
     if dataset is not None:
         df = df[df["dataset"] == dataset]
     if df.empty:
-        return pd.DataFrame(columns=COLUMNS + ["flags"])
+        return df
     df["norm"] = record_norms(df)
     df["attack_config_key"] = df["attack_config"].map(lambda v: _json(v) if isinstance(v, dict) else "")
     df["inference_key"] = df["inference_config"].map(inference_key) if "inference_config" in df else ""
@@ -74,7 +90,7 @@ def leaderboard_frame(records: list[dict[str, Any]], dataset: str | None = None,
     df["step"] = df["step"].map(lambda v: np.nan if v == "" or v is None else float(v))
     for col in ("n_examples", "trials"):
         df[col] = df[col].map(lambda v: v if v != "" else np.nan)
-    return flag_frame(df, alpha)
+    return df
 
 
 
@@ -231,13 +247,15 @@ def _apart(df: pd.DataFrame, row_labels: list[str], col_labels: list[str]) -> li
 
 
 def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset: str | None = None,
-               alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
+               alpha: float = FAMILY_ALPHA, findings: list | None = None) -> pd.DataFrame:
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
     calibration error and other metrics (local linearity, KID, a VAE's PSNR) their value. With a reference, its
     numbers follow in `paper:` columns. `alpha`: the family-wise level of its diagnose findings and of its bold
-    marks (each a family; stats.family_share), kept in `attrs`."""
-    findings = diagnose(df, alpha) if not df.empty else []  # on each trained model, before its seeds are pooled
+    marks (each a family; stats.family_share), kept in `attrs`; `findings`: diagnose's on `df` at `alpha` where
+    the caller has them (flagged_frame), else decided here."""
+    if findings is None:  # on each trained model, before its seeds are pooled
+        findings = diagnose(df, alpha) if not df.empty else []
     df = pool_seeds(df).reset_index(drop=True)  # several training seeds: one cell, mean and widened interval
     row_labels = _row_labels(df)
     col_labels = _apart(df, row_labels, _column_labels(df))

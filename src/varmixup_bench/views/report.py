@@ -320,10 +320,9 @@ class Evidence:
 def report_findings(records: list[dict]) -> list:
     """varmixup_bench.views.diagnostics' findings on a leaderboard frame of exactly these records: what `bench diagnose` says of
     them."""
-    from varmixup_bench.views.diagnostics import diagnose
-    from varmixup_bench.views.leaderboard import leaderboard_frame
+    from varmixup_bench.views.leaderboard import flagged_frame
 
-    return diagnose(leaderboard_frame(records, alpha=REPORT_ALPHA), REPORT_ALPHA)
+    return flagged_frame(records, alpha=REPORT_ALPHA)[1]
 
 
 def _pct(rec: dict | None) -> str:
