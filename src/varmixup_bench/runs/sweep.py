@@ -97,7 +97,6 @@ class SweepSpec:
         training-code version, recipe settings, epochs), the evaluation (test data, trials, inference-rule
         settings) and the attack's own configuration (eps, step, subset rule, N_A, SPSA settings, …). A change to
         any of them reruns the cell; a change that cannot affect it (N_A for a non-adaptive attack) does not."""
-
         from varmixup_bench.training.data import split_fingerprint
 
         from varmixup_bench.attacks.spec import build_attack

@@ -226,8 +226,8 @@ def headline_tables(frame: pd.DataFrame, alpha: float = FAMILY_ALPHA, findings: 
     table pools the seeds). `findings`: diagnose's on this frame at `alpha` where the caller has them
     (views.leaderboard.flagged_frame), else decided here."""
     tables, number = [], 0
-    # one diagnose call over the whole frame at the command's `alpha`: the same Holm family as the long table's
-    # `flags` and the wide table's ⚠ (bench diagnose alone decides it at the full 5 %)
+    # one diagnose call over the whole frame at the command's `alpha` (here where the caller gave none): the same
+    # Holm family as the long table's `flags` and the wide table's ⚠ (bench diagnose alone decides it at the full 5 %)
     if findings is None:
         findings = diagnose(frame, alpha) if not frame.empty else []
     for dataset, g in frame.groupby("dataset", sort=True):
@@ -492,7 +492,7 @@ def render_html(tables: list[Table], plots: Sequence[Path] = (), alpha: float = 
 def render_headline(frame: pd.DataFrame, fmt: str, plots: Sequence[Path] = (), alpha: float = FAMILY_ALPHA,
                     findings: list | None = None) -> str:
     """The headline view of a leaderboard frame as markdown or an HTML page (plots embedded); its bold marks and
-    its diagnose findings each decided at family-wise `alpha` (stats.family_share)."""
+    its diagnose findings each decided at family-wise `alpha` (stats.family_share); `findings`: as headline_tables."""
     tables = headline_tables(frame, alpha, findings) if not frame.empty else []
     if fmt == "md":
         return render_md(tables, alpha)
