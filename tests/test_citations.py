@@ -53,3 +53,31 @@ def test_a_drifted_figure_and_an_ambiguous_citation_are_reported(tmp_path):
     assert problems[0] == "doc.md:1: the text says 28 but r.csv has robust_acc = 27.00"
     assert len(problems) == 3  # line 2 matches; line 3: two records match, and a missing file
     assert "2 records of r.csv match" in problems[1] and "missing.csv does not exist" in problems[2]
+
+
+def test_a_dotted_filter_reads_inside_a_json_field_and_tells_one_models_settings_apart(tmp_path):
+    """One model's PGD-10 under VarMI at lambda_MI 0.5 and 0.2, and a model trained at eta 2: the fields alone
+    match several records; a dotted path into inference_config / train_config selects one, numbers as numbers."""
+    import json
+
+    import pandas as pd
+
+    def row(lam, eta, acc):
+        return {"defense": "varmixup+varmi", "attack": "pgd10", "eps": 8 / 255, "robust_acc": acc,
+                "inference_config": json.dumps({"lambda_mi": lam, "n_mi": 30}),
+                "train_config": json.dumps({"recipe_config": {"eta": eta}})}
+    pd.DataFrame([row(0.5, 1.0, 68.23), row(0.2, 1.0, 40.1), row(0.5, 2.0, 61.0)]).to_csv(tmp_path / "r.csv")
+    base = "r.csv defense=varmixup+varmi attack=pgd10 eps=8/255"
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"68.2 %<!-- cite: {base} inference_config.lambda_mi=0.5 train_config.recipe_config.eta=1 -->,\n"
+                   f"40.1 %<!-- cite: {base} inference_config.lambda_mi=1/5 -->, 61 %<!-- cite: {base} "
+                   f"train_config.recipe_config.eta=2.0 -->.\n"
+                   f"68.2 %<!-- cite: {base} inference_config.lambda_mi=0.5 -->, 1 %<!-- cite: {base} "
+                   f"inference_config.n_mi=30 inference_config.vae.width=32 -->, 2 %<!-- cite: {base} "
+                   f"attack_config.steps=10 -->.\n")
+    assert check_citations(doc) == [
+        "doc.md:3: 2 records of r.csv match {'defense': 'varmixup+varmi', 'attack': 'pgd10', 'eps': '8/255', "
+        "'inference_config.lambda_mi': '0.5'} (need exactly one)",
+        "doc.md:3: 0 records of r.csv match {'defense': 'varmixup+varmi', 'attack': 'pgd10', 'eps': '8/255', "
+        "'inference_config.n_mi': '30', 'inference_config.vae.width': '32'} (need exactly one)",
+        "doc.md:3: no column 'attack_config.steps' in r.csv"]

@@ -3,7 +3,10 @@
 A quoted figure carries a citation right after it, e.g.
 `27.1 %<!-- cite: leaderboards/cifar10-cpu-full.csv defense=at attack=pgd10 eps=8/255 seed=0 field=robust_acc -->`:
 the CSV path (relative to the Markdown file), filters that select exactly one record, and the field. The
-figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables.
+figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables. A
+filter's key is a record field, or a dotted path into one of its JSON fields, so that one model's records under
+two inference settings are told apart by name (`inference_config.lambda_mi=0.2`,
+`train_config.recipe_config.eta=2`); numbers compare as numbers (`eps=8/255`).
 
 A claim of a campaign page is cited by its number, e.g. `claim 9<!-- claim: cifar10-regime.md holds "VarERM
 within 6" -->`: the page (relative to the Markdown file), the verdict the prose gives, and words found in that
@@ -11,6 +14,7 @@ claim's note and in no other claim's of the page; the page's claim of that numbe
 prose cannot cite a claim that was renumbered or whose verdict changed."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +52,40 @@ def find_citations(markdown: str) -> list[Citation]:
     return out
 
 
+def _dig(value, path: list[str]):
+    """The value at `path` inside a JSON field's text (None where the record has no such key)."""
+    try:
+        obj = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    for part in path:
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def _same(value, want: str, key: str) -> bool:
+    """A JSON value against a filter's text: as numbers where both are, else as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return abs(float(value) - parse_number(want, key)) < 1e-9
+        except ValueError:
+            return False
+    return value is not None and str(value) == want
+
+
 def _select(frame: pd.DataFrame, filters: dict[str, str]) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
     for key, want in filters.items():
-        if key not in frame.columns:
+        head, *path = key.split(".")
+        if key in frame.columns:
+            path = []
+        elif not path or head not in frame.columns:
             raise KeyError(f"no column {key!r}")
-        if key in _NUMERIC_FILTERS:
+        if path:
+            mask &= frame[head].map(lambda v: _same(_dig(v, path), want, key)).astype(bool)
+        elif key in _NUMERIC_FILTERS:
             mask &= (frame[key].astype(float) - parse_number(want, key)).abs() < 1e-9
         else:
             mask &= frame[key].astype(str) == want
