@@ -17,6 +17,7 @@ def _features(n: int, d: int, shift: float, seed: int) -> torch.Tensor:
     return torch.randn(n, d, generator=g, dtype=torch.float64) + shift
 
 
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
 def test_kid_terms_reproduce_torchmetrics_kid():
     """The mean of the per-sample terms is torchmetrics' KID (one subset of all n), up to the cross term's diagonal
     (r_j with s_j), which torchmetrics' V-statistic cross term includes and the U statistic leaves out."""

@@ -156,7 +156,7 @@ def attack_accuracy(
 def check_in_ball(attack: Attack, x: torch.Tensor, x_adv: torch.Tensor) -> None:
     """Refuse to report numbers of an attack that left its eps-ball (in its norm) or the [0,1] pixel range."""
     if attack.uses_eps:
-        size = float(attack.norm.distance((x_adv - x).float()).max())
+        size = float(attack.norm.distance((x_adv.detach() - x).float()).max())
         if size > attack.eps * (1 + 1e-5) + 1e-6:
             raise RuntimeError(f"{attack.spec} left the {attack.norm.value} eps-ball ({size:.6g} > {attack.eps:.6g}); "
                                "refusing to report its numbers")

@@ -42,7 +42,7 @@ def load_official_corruptions(folder: Path, name: str, severity: int, indices: n
     x, y = np.asarray(data[block]), np.asarray(labels[block])
     if indices is not None:
         x, y = x[indices], y[indices]
-    xt = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+    xt = torch.from_numpy(x.astype(np.float32)).div_(255.0)  # one copy, writable (the file is memory-mapped)
     xt = xt.unsqueeze(1) if xt.ndim == 3 else xt.permute(0, 3, 1, 2)
     return xt.contiguous(), torch.from_numpy(y.astype(np.int64))
 

@@ -71,9 +71,13 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, features: nn.Module, batch_s
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
+    import warnings
+
     subset = min(len(real), len(fake), 1000)
     fid = FrechetInceptionDistance(feature=features, normalize=True)
-    kid = KernelInceptionDistance(feature=features, normalize=True, subset_size=max(2, subset // 2), subsets=20)
+    with warnings.catch_warnings():  # KID keeps every feature by design; our sets are at most a few thousand images
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
+        kid = KernelInceptionDistance(feature=features, normalize=True, subset_size=max(2, subset // 2), subsets=20)
     for metric in (fid, kid):
         for imgs, is_real in ((real, True), (fake, False)):
             for k in range(0, len(imgs), batch_size):
