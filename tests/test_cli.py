@@ -89,6 +89,19 @@ def test_list_shows_registered_names():
     assert code == 2 and "Did you mean 'attacks'" in err
 
 
+
+def test_plot_help_names_every_registered_plot_and_the_api_exports_the_base_classes():
+    """The plot argument's help is typed by hand (importing the plots would slow every command): it must name
+    every registered kind; the plug-in base classes the README lists import from the package itself."""
+    import varmixup_bench
+    from varmixup_bench.views.plots import PLOTS
+
+    code, out, _ = bench("plot", "--help")
+    assert code == 0 and all(kind in out for kind in PLOTS.names())
+    for name in ("Recipe", "InferenceRule", "Attack", "Measurement", "TrainContext"):
+        assert isinstance(getattr(varmixup_bench, name), type)
+    assert issubclass(varmixup_bench.Measurement, varmixup_bench.Attack)
+
 def test_leaderboard_formats(wd):
     assert bench("run", "--defense", "erm", "--attack", "clean,pgd10", "--epochs", "2", "--eps", "8/255", "--workdir", wd,
                  "--no-progress")[0] == 0

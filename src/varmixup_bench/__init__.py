@@ -3,7 +3,8 @@
 The public API, imported lazily so `bench --help` does not pay for torch:
 
 - `train`, `evaluate`, `load_dataset`: train (or load) a defense, attack it, load a dataset;
-- `Recipe`, `InferenceRule`, `Attack`, `TrainContext`: the base classes a plug-in subclasses;
+- `Recipe`, `InferenceRule`, `Attack`, `Measurement`, `TrainContext`: the base classes a plug-in subclasses
+  (`Measurement`: an evaluation without an adversary);
 - `ResultStore`: the records of a workdir.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ _API = {
     "InferenceRule": "varmixup_bench.defenses.base",
     "TrainContext": "varmixup_bench.defenses.base",
     "Attack": "varmixup_bench.attacks.base",
+    "Measurement": "varmixup_bench.attacks.base",
     "ResultStore": "varmixup_bench.results.store",
 }
 __all__ = [*_API, "__version__"]

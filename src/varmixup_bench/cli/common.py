@@ -55,7 +55,7 @@ ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="torch intr
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any preset field: --set FIELD=VALUE "
                                                      "(repeatable; bench list presets shows the fields)")]
 PresetFileOpt = Annotated[Optional[Path], typer.Option("--preset-file", help="your own preset as TOML: any preset "
-                                                       "field, optional base = \"quick\"|\"cifar-cpu\"|\"paper\"")]
+                                                       "field, optional base = \"PRESET\" (any of bench list presets)")]
 SeedOpt = Annotated[Optional[int], preset_option("seed")]
 WorkdirOpt = Annotated[Optional[Path], typer.Option(help="models, data cache and results (default $BENCH_WORKDIR)")]
 DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="where dataset files are (or go with --download)")]

@@ -9,14 +9,14 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import DatasetOpt, OutputOpt, WorkdirOpt, app
+from varmixup_bench.cli.common import OutputOpt, WorkdirOpt, app
 from varmixup_bench.core.errors import BenchError
 
 
 @app.command()
 def leaderboard(
     workdir: WorkdirOpt = None,
-    dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="only this dataset (default: every dataset)")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv | md | json | html | robustbench (one JSON per "
                                      "defense under --output DIR)")] = "md",
     layout: Annotated[Optional[str], typer.Option(help="headline (per dataset: clean, strongest attack, ensemble; "
@@ -83,7 +83,7 @@ def leaderboard(
 @app.command()
 def diagnose(
     workdir: WorkdirOpt = None,
-    dataset: DatasetOpt = None,
+    dataset: Annotated[Optional[str], typer.Option(help="only this dataset (default: every dataset)")] = None,
 ) -> None:
     """Check every defense in the store for the classic signs of gradient masking."""
     from varmixup_bench.views.diagnostics import CHECKS
@@ -107,7 +107,7 @@ def diagnose(
 
 @app.command("plot")
 def plot_command(
-    kind: Annotated[str, typer.Argument(help="eps | lambda-mi | eta | linearity | converge")],
+    kind: Annotated[str, typer.Argument(help="eps | lambda-mi | eta | linearity | converge | vae-fidelity")],
     attack: Annotated[Optional[str], typer.Option(help="the attack plotted (default pgd10; converge: every "
                                                   "budgeted attack)")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="only this dataset")] = None,
