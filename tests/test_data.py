@@ -89,6 +89,33 @@ def test_imagefolder_cache_follows_the_images_not_the_folder_mtime(tmp_path, mon
     assert len(list((cache / "imagefolder").iterdir())) == 2  # one per source
 
 
+
+def test_a_cache_write_cut_short_leaves_no_marker_nor_partial_file_and_is_decoded_again(tmp_path, monkeypatch):
+    """A crash while the decoded cache is written (here the third array's write fails) leaves no classes.json,
+    the marker a load trusts, and no half-written file; the next load decodes the images again and caches them."""
+    from varmixup_bench.training import data
+
+    _make_tree(tmp_path / "tree")
+    cache, real_save, calls = tmp_path / "cache", np.save, []
+
+    def failing_save(fh, arr, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_save(fh, arr, *a, **k)
+
+    monkeypatch.setattr(data.np, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache)
+    (folder,) = (cache / "imagefolder").iterdir()
+    assert not (folder / "classes.json").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["train_x.npy", "train_y.npy"]  # whole files only
+    monkeypatch.setattr(data.np, "save", real_save)
+    again = load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache)
+    assert (folder / "classes.json").exists() and again.classes == ["ant", "cat", "dog"]
+    monkeypatch.setattr(data, "_read_tree", lambda *a, **k: pytest.fail("decoded again despite a complete cache"))
+    assert torch.equal(load_dataset(f"imagefolder:{tmp_path / 'tree'}", cache_dir=cache).test.y, again.test.y)
+
 def test_imagefolder_without_test_split_fails_clearly(tmp_path):
     (tmp_path / "t" / "train" / "a").mkdir(parents=True)
     with pytest.raises(BenchError, match="expected .*test"):

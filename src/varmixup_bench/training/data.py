@@ -274,22 +274,27 @@ def _save_cached(cache: Path, ds: Dataset, source: Path) -> None:
     """Write the decoded arrays, and remove older caches of the same source: their key no longer matches its
     contents, so they would never be read again."""
     import json
-    import os
     import shutil
+
+    from varmixup_bench.core.atomic import atomic_write, atomic_write_text
+
+    def npy(arr: np.ndarray):
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.save would add .npy to a path
+                np.save(fh, arr)
+        return write
 
     where = str(source.resolve())
     for old in cache.parent.glob("*/source.txt"):
         if old.parent != cache and old.read_text() == where:
             shutil.rmtree(old.parent, ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        s: Split = getattr(ds, split)
+    for split in ("train", "test"):  # each file written whole and synced (core.atomic); classes.json, the
+        s: Split = getattr(ds, split)  # marker that the cache is complete, after the arrays it vouches for
         for key, arr in (("x", (s.x * 255).round().to(torch.uint8).numpy()), ("y", s.y.numpy())):
-            tmp = cache / f".{split}_{key}.{os.getpid()}.npy"
-            np.save(tmp, arr)
-            os.replace(tmp, cache / f"{split}_{key}.npy")
-    (cache / "classes.json").write_text(json.dumps(ds.classes))
-    (cache / "source.txt").write_text(where)
+            atomic_write(cache / f"{split}_{key}.npy", npy(arr))
+    atomic_write_text(cache / "source.txt", where)
+    atomic_write_text(cache / "classes.json", json.dumps(ds.classes))
 
 
 def _load_cached(cache: Path, path: Path) -> Dataset:
