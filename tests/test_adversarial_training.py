@@ -98,14 +98,27 @@ def test_manifold_mixup_mixes_a_hidden_layer(digits):
     assert layers[0] is None and len(layers) == 3 and all(isinstance(m, torch.nn.MaxPool2d) for m in layers[1:])
     resnet = build_model("resnet18", (3, 32, 32), 10, [0.5] * 3, [0.3] * 3)
     assert mixable_layers(resnet)[1:] == [resnet.net.layer1, resnet.net.layer2]
-    recipe = ManifoldMixup(get_preset("quick"))
+    settings = get_preset("quick")
+    recipe = ManifoldMixup(settings)
+    model.eval()
     x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
     seen = set()
     for seed in range(12):
-        rng = np.random.default_rng(seed)
-        k = int(np.random.default_rng(seed).integers(3))
-        loss, logits = recipe.loss(model.eval(), x, y, rng)
-        assert torch.isfinite(loss) and logits.shape == (8, 10)
+        # the recipe's draws, repeated here: the layer, lambda ~ Beta(eta, eta) and the partner permutation
+        mine = np.random.default_rng(seed)
+        k, lam = int(mine.integers(3)), float(mine.beta(recipe.eta, recipe.eta))
+        perm = torch.as_tensor(mine.permutation(8))
+        input_mixed = model(lam * x + (1 - lam) * x[perm])
+        if k == 0:
+            expect = input_mixed
+        else:  # the mix of that stage's output, which is not the mix of the inputs
+            handle = layers[k].register_forward_hook(lambda m, i, o: lam * o + (1 - lam) * o[perm])
+            expect = model(x)
+            handle.remove()
+            assert not torch.allclose(expect, input_mixed, atol=1e-4)
+        loss, logits = recipe.loss(model, x, y, np.random.default_rng(seed))
+        torch.testing.assert_close(logits, expect)
+        torch.testing.assert_close(loss, mixed_cross_entropy(expect, y, perm, lam, settings.label_smoothing))
         seen.add(k)
     assert seen == {0, 1, 2}
     assert not layers[1]._forward_hooks  # the mixing hook is removed after each batch

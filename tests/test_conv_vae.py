@@ -84,8 +84,17 @@ def test_varmixup_and_varmi_run_on_a_conv_vae(tmp_path, digits):
 
     d = bench.train("varmixup+varmi", digits, workdir=tmp_path, epochs=1, show_progress=False, vae_arch="conv",
                     vae_epochs=2, vae_latent_channels=4, vae_width=8)
+    from varmixup_bench.defenses.vae import ConvVAE
+
+    inner = d.rule.vae.vae
+    assert isinstance(inner, ConvVAE) and inner.latent_shape == (4, 2, 2)  # 8x8 digits at the default stride 4
+    decoded = []
+    handle = inner.decoder.register_forward_hook(lambda m, i, o: decoded.append(o.shape[0]))
     rec = bench.evaluate(d, "clean", workdir=tmp_path, show_progress=False, record=False)
-    assert rec["n_examples"] == len(digits.test) and 0 <= rec["clean_acc"] <= 100
+    handle.remove()
+    # VarMI classified decodings of the conv VAE's latent mixes: N_MI of them per test image
+    assert rec["n_examples"] == len(digits.test) and sum(decoded) >= d.rule.n_mi * len(digits.test)
+    assert sum(decoded) % d.rule.n_mi == 0
     assert d.rule.vae.meta["config"]["arch"] == "conv"
 
 

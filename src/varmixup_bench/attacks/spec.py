@@ -16,8 +16,11 @@ from varmixup_bench.core.registry import Registry
 
 _SPEC = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.+:\-]+?)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
 
-# FAMILY -> factory(rest_of_name, args) returning an Attack class configured for that name
-FAMILIES: Registry[Callable[[str, dict], type[Attack]]] = Registry("attack family")
+# FAMILY -> factory(rest_of_name, args) returning an Attack class configured for that name; the modules that
+# register the families are imported on first use, as ATTACKS' are (else a fresh process's first family spec,
+# `bench run --attack transfer:erm`, was an unknown attack)
+FAMILIES: Registry[Callable[[str, dict], type[Attack]]] = Registry("attack family", builtins=(
+    "varmixup_bench.attacks.adaptive", "varmixup_bench.attacks.catalog"))
 
 
 @dataclass(frozen=True)
