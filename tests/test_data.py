@@ -130,9 +130,11 @@ def test_cifar10_loader_reads_torchvision_layout(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     def batch(n):
         return {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": list(np.arange(n) % 10)}
+    written = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        written[name] = batch(20)
         with open(base / name, "wb") as fh:
-            pickle.dump(batch(20), fh)
+            pickle.dump(written[name], fh)
     with open(base / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
     import torchvision.datasets.cifar as tv_cifar
@@ -142,6 +144,11 @@ def test_cifar10_loader_reads_torchvision_layout(tmp_path, monkeypatch):
     ds = load_dataset("cifar10", data_dir=tmp_path)
     assert ds.image_shape == (3, 32, 32) and len(ds.train) == 100 and len(ds.test) == 20
     assert ds.classes[0] == "c0" and ds.train.x.max() <= 1
+    # the pixels where CIFAR's rows put them: 1,024 red, then green, then blue values, each row-major
+    test = written["test_batch"]
+    expect = torch.from_numpy(test["data"].reshape(20, 3, 32, 32)).float() / 255
+    torch.testing.assert_close(ds.test.x, expect)
+    assert ds.test.y.tolist() == test["labels"]
 
 
 def test_svhn_loader_reads_mat_files(tmp_path, monkeypatch):
@@ -156,6 +163,9 @@ def test_svhn_loader_reads_mat_files(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd.SVHN, "_check_integrity", lambda self: True)
     ds = load_dataset("svhn", data_dir=tmp_path)
     assert ds.image_shape == (3, 32, 32) and set(ds.train.y.tolist()) == set(range(10))
+    # label 10 is the digit 0, and the .mat's H x W x C x N images come out as N x C x H x W
+    assert ds.test.y.tolist() == [(k % 10 + 1) % 10 for k in range(10)]
+    torch.testing.assert_close(ds.test.x, torch.from_numpy(X.transpose(3, 2, 0, 1)).float() / 255)
 
 
 def test_tiny_imagenet_layout(tmp_path):

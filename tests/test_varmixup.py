@@ -155,3 +155,10 @@ def test_vae_from_is_used_and_keyed(var_workdir, digits, tmp_path):
     assert d.rule.vae.vae.shape == (1, 8, 8) and d.rule.vae.target_shape == (3, 12, 12)
     assert d.rule.vae.meta["dataset"] == "digits"
     assert d.predict(target.test.x).shape == (12,)
+    # keyed: the VAE's source is in the model's key, so the same recipe with the target's own VAE is another model
+    from varmixup_bench.training.runner import defense_key, make_context
+
+    def key(**vae):
+        ctx = make_context(target, workdir=var_workdir, show_progress=False, n_mi=4, **VAE_OPTS, **vae)
+        return defense_key("varerm+varmi", ctx, VAE_OPTS["epochs"])
+    assert key(vae_from="digits") == d.info["config_hash"] != key()
