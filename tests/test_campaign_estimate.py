@@ -92,8 +92,7 @@ def test_evaluations_are_forecast_from_records_of_the_same_inference_rule_first(
     assert [r["defense"] for r in alike_records(records, "varmi", True)] == ["varmixup+varmi"]
     assert [r["defense"] for r in alike_records(records, "plain", False)] == ["erm"]
     assert [r["defense"] for r in alike_records(records, "adv-varmi", True)] == ["varmixup+varmi"]  # the same cost
-    # no record of the rule: the same kind of predictor
-    assert [r["defense"] for r in alike_records(records, "varmi", True)[:1]] == ["varmixup+varmi"]
+    # no record of the rule (VarMI's left out): the same kind of predictor, a randomised rule
     assert [r["defense"] for r in alike_records(records[:1] + records[2:], "varmi", True)] == ["mixup+mi"]
 
 

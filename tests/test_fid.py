@@ -34,10 +34,24 @@ def test_identical_sets_score_zero_and_shifted_sets_do_not(digits):
 
 def test_mixup_and_varmixup_sample_sets(digits, tmp_path):
     d = bench.train("varmixup", digits, workdir=tmp_path, epochs=1, vae_epochs=2, show_progress=False)
-    sets = sample_sets(d.recipe, digits.train.x, 100, 0, 1.0)
+    from varmixup_bench.attacks.kid import draw_pairs
+
+    x = digits.train.x
+    sets = sample_sets(d.recipe, x, 100, 0, 1.0)
     assert set(sets) == {"mixup", "varmixup"} and all(s.shape == (100, 1, 8, 8) for s in sets.values())
-    scores = {k: fid_kid(digits.train.x[:100], v, StandIn()) for k, v in sets.items()}
-    assert all(s["fid"] >= 0 for s in scores.values())
+    # one draw of pairs and lambdas for both sets (the kid evaluation's): Mixup mixes the pixels, VarMixup decodes
+    # the mix of the encoder means (paper eq. 12), here computed from the VAE directly
+    draw = draw_pairs(len(x), 100, 0, 1.0)
+    xi, xj, lam = x[draw["i"]], x[draw["j"]], torch.from_numpy(draw["lam"]).float()
+    torch.testing.assert_close(sets["mixup"], lam.view(-1, 1, 1, 1) * xi + (1 - lam.view(-1, 1, 1, 1)) * xj)
+    vae = d.recipe.vae
+    with torch.no_grad():
+        mu_i, mu_j = vae.encode_mean(xi), vae.encode_mean(xj)
+        mix = lam.view(-1, *[1] * (mu_i.dim() - 1)) * mu_i + (1 - lam.view(-1, *[1] * (mu_i.dim() - 1))) * mu_j
+        torch.testing.assert_close(sets["varmixup"], vae.decode(mix))
+    assert not torch.allclose(sets["varmixup"], sets["mixup"], atol=0.05)  # two different sample sets
+    scores = {k: fid_kid(x[:100], v, StandIn()) for k, v in sets.items()}
+    assert all(s["fid"] > 0 for s in scores.values())  # neither set is the real images
 
 
 def test_fid_without_weights_is_a_clear_error(tmp_path):

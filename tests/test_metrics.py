@@ -27,8 +27,13 @@ def test_fifteen_corruptions_on_rgb_images():
     x = torch.rand(2, 3, 32, 32) * 0.5 + 0.25
     for name in CORRUPTIONS:
         y = corrupt_batch(x, name, 3, 1)
-        assert y.shape == x.shape and torch.isfinite(y).all()
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+        assert (y - x).abs().mean() > 1e-3, name  # each one changes the images
     assert torch.equal(corrupt_batch(x, "fog", 2, 7), corrupt_batch(x, "fog", 2, 7))  # seeded
+    # channels stay channels: contrast at severity 3 (c = 0.4) pulls each channel to its own mean (make_cifar_c)
+    means = x.mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(corrupt_batch(x, "contrast", 3, 1), ((x - means) * 0.4 + means).clamp(0, 1),
+                               atol=1 / 255, rtol=0)
 
 
 def test_upstream_imagecorruptions_is_broken_here_which_is_why_it_is_not_called():

@@ -144,9 +144,21 @@ def test_interrupted_training_resumes_from_its_last_epoch_with_identical_weights
 
 
 def test_bf16_autocast_trains_on_cpu(digits, tmp_path):
-    m, hist = _train(digits, None, epochs=2, amp=True)
-    assert all(np.isfinite(h["loss"]) for h in hist) and hist[-1]["loss"] < hist[0]["loss"] + 0.5
+    """With amp the convolutions run in bfloat16 during training (weights stay fp32), the loss falls, and the
+    run differs from the fp32 one only by bfloat16's rounding."""
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, i, o: seen.append(o.dtype) if isinstance(mod, torch.nn.Conv2d) else None)
+    try:
+        m, hist = _train(digits, None, epochs=2, amp=True)
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(np.isfinite(h["loss"]) for h in hist) and hist[-1]["loss"] < hist[0]["loss"]
     assert next(m.parameters()).dtype == torch.float32  # autocast only, weights stay fp32
+    _, fp32 = _train(digits, None, epochs=2)
+    assert [h["loss"] for h in hist] != [h["loss"] for h in fp32]
+    assert all(abs(a["loss"] - b["loss"]) < 0.1 * b["loss"] for a, b in zip(hist, fp32))
 
 
 def test_amp_is_part_of_the_cache_key(digits, tmp_path):
