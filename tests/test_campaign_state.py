@@ -165,3 +165,14 @@ def test_cells_evaluated_count_records_written_while_the_pass_ran_killed_runs_in
                "old": "2026-11-30T09:00:00+00:00"}  # another plan's record, reused
     assert cells_written_during(["a", "b", "c", "old", "none"], written, spans) == 3
     assert cells_written_during(["a"], written, spans[:1]) == 1 and cells_written_during(["b"], written, spans[2:]) == 0
+
+
+def test_status_says_when_the_forecast_would_end_from_now():
+    from datetime import datetime, timezone
+
+    from varmixup_bench.campaigns.status import finish_text
+
+    now = datetime(2026, 12, 2, 22, 50, tzinfo=timezone.utc)
+    assert finish_text(9.8 * 3600, 0, now) == ("if it runs from now on without a stop (no pause, no session's end): "
+                                               "done about 2026-12-03 08:38 UTC")
+    assert finish_text(60, 2, now).endswith("done about 2026-12-02 22:51 UTC, not counting the 2 unknown estimate(s)")

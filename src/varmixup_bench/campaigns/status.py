@@ -4,7 +4,7 @@ whether it finished with the plan's current settings. A cell counts as done exac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +106,11 @@ def step_status(plan: Plan, workdir: Path) -> list[StepStatus]:
         out.append(StepStatus(step.name, step.kind, state.finished(f"step {step.name}", step.key(plan)),
                               sum(float(e.get("seconds") or 0.0) for e in ends), len(ends)))
     return out
+
+
+def finish_text(left_seconds: float, unknown: int = 0, now: datetime | None = None) -> str:
+    """When the campaign would end if it ran from `now` without a stop: the forecast's seconds left added to the
+    clock (a pause or a session's end moves it; estimates that are unknown are not in it)."""
+    done = (now or datetime.now(timezone.utc)) + timedelta(seconds=left_seconds)
+    return (f"if it runs from now on without a stop (no pause, no session's end): done about {done:%Y-%m-%d %H:%M} "
+            f"UTC" + (f", not counting the {unknown} unknown estimate(s)" if unknown else ""))

@@ -183,7 +183,7 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
     from varmixup_bench.campaigns.estimate import estimate
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.campaigns.state import CampaignState
-    from varmixup_bench.campaigns.status import cell_text, pass_status, step_status
+    from varmixup_bench.campaigns.status import cell_text, finish_text, pass_status, step_status
     from varmixup_bench.core.workdir import resolve_workdir
 
     def hours(seconds: float, unknown: int, count: int | None = None) -> str:
@@ -233,6 +233,8 @@ def campaign_status(plan: PlanArg, device: DeviceOpt = "auto", workdir: WorkdirO
         + f"; with the forecast about {(wall + left) / 3600:.2f} h" + (
             f" to {(wall + bound + left) / 3600:.2f} h" if bound else "") + " in all"
         + (f", {unknown} estimate(s) unknown" if unknown else ""), highlight=False)
+    if left:
+        console.out.print(finish_text(left, unknown), highlight=False)
     missing = [f"  pass {st.name}: {cell_text(c, st.norm)}" for st in passes for c in st.missing]
     console.out.print("\n".join(["missing cells:", *missing]) if missing else "missing cells: none", highlight=False)
 
