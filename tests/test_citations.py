@@ -81,3 +81,22 @@ def test_a_dotted_filter_reads_inside_a_json_field_and_tells_one_models_settings
         "doc.md:3: 0 records of r.csv match {'defense': 'varmixup+varmi', 'attack': 'pgd10', 'eps': '8/255', "
         "'inference_config.n_mi': '30', 'inference_config.vae.width': '32'} (need exactly one)",
         "doc.md:3: no column 'attack_config.steps' in r.csv"]
+
+
+def test_a_dotted_filter_reads_json_true_false_null_and_a_word_against_a_number(tmp_path):
+    import json
+
+    import pandas as pd
+
+    rows = [{"defense": d, "value": v, "inference_config": json.dumps({"vae": {"adversarial": adv, "from": src, "width": 32}})}
+            for d, v, adv, src in (("varmi", 1.0, False, None), ("adv-varmi", 2.0, True, None),
+                                   ("varmi", 3.0, False, "digits"))]
+    pd.DataFrame(rows).to_csv(tmp_path / "r.csv")
+    doc = tmp_path / "doc.md"
+    doc.write_text("2.0<!-- cite: r.csv inference_config.vae.adversarial=true field=value -->, "
+                   "1.0<!-- cite: r.csv defense=varmi inference_config.vae.from=null field=value -->, "
+                   "3.0<!-- cite: r.csv inference_config.vae.from=digits field=value -->.\n"
+                   "1.0<!-- cite: r.csv defense=varmi inference_config.vae.width=abc field=value -->.\n")
+    assert check_citations(doc) == [  # a word against a number matches nothing (and is no crash)
+        "doc.md:2: 0 records of r.csv match {'defense': 'varmi', 'inference_config.vae.width': 'abc'} "
+        "(need exactly one)"]

@@ -40,8 +40,11 @@ def test_upstream_imagecorruptions_is_broken_here_which_is_why_it_is_not_called(
     code = ("import numpy as np\nfrom imagecorruptions import corrupt\n"
             "corrupt(np.zeros((32, 32, 3), np.uint8), corruption_name='glass_blur', severity=1)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    # it fails importing pkg_resources (gone from setuptools 80), before glass_blur could fail on scikit-image
-    assert res.returncode != 0 and "No module named 'pkg_resources'" in res.stderr
+    assert res.returncode != 0
+    import importlib.util
+
+    if importlib.util.find_spec("pkg_resources") is None:  # setuptools >= 81 (docs/known-problems.md)
+        assert "No module named 'pkg_resources'" in res.stderr  # it fails there, before glass_blur could
 
 
 def test_official_npy_folder_is_read(tmp_path):

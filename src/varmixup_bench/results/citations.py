@@ -6,7 +6,8 @@ the CSV path (relative to the Markdown file), filters that select exactly one re
 figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables. A
 filter's key is a record field, or a dotted path into one of its JSON fields, so that one model's records under
 two inference settings are told apart by name (`inference_config.lambda_mi=0.2`,
-`train_config.recipe_config.eta=2`); numbers compare as numbers (`eps=8/255`).
+`train_config.recipe_config.eta=2`); numbers compare as numbers (`eps=8/255`), JSON's true, false and null as
+written (`inference_config.vae.adversarial=true`).
 
 A claim of a campaign page is cited by its number, e.g. `claim 9<!-- claim: cifar10-regime.md holds "VarERM
 within 6" -->`: the page (relative to the Markdown file), the verdict the prose gives, and words found in that
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.parsing import parse_number
 
 CITE = re.compile(r"(-?\d+(?:\.\d+)?)\s*%?\s*<!--\s*cite:\s*(?P<body>[^>]*?)\s*-->")
@@ -66,13 +68,16 @@ def _dig(value, path: list[str]):
 
 
 def _same(value, want: str, key: str) -> bool:
-    """A JSON value against a filter's text: as numbers where both are, else as text."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    """A JSON value against a filter's text: a number as a number (`0.2`, `1/5`), true/false/null as JSON writes
+    them, anything else as its text."""
+    if value is None or isinstance(value, bool):
+        return want == json.dumps(value)
+    if isinstance(value, (int, float)):
         try:
             return abs(float(value) - parse_number(want, key)) < 1e-9
-        except ValueError:
+        except (ValueError, BenchError):  # a filter that is no number matches no number
             return False
-    return value is not None and str(value) == want
+    return want == str(value)
 
 
 def _select(frame: pd.DataFrame, filters: dict[str, str]) -> pd.DataFrame:
