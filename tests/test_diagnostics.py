@@ -41,6 +41,29 @@ def test_each_check_fires_on_its_symptom_only(check):
     assert fired == {check}
 
 
+
+@pytest.mark.parametrize("attack,threat", [("pgd(steps=20)", "white-box"), ("torchattacks:PGD", "white-box"),
+                                           ("adaptive-pgd(eot=8,restarts=1,steps=20)", "adaptive"),
+                                           ("adaptive:torchattacks:PGD(eot=2)", "adaptive"), ("autoattack", "white-box")])
+def test_a_budgeted_or_catalog_attack_is_checked_as_its_named_relatives_are(attack, threat):
+    """The eps checks read every gradient attack's curve by its class, not only the named pgd10 / adaptive-pgd10:
+    a budget, a catalog attack or AutoAttack that rises with eps or keeps 25 % at 0.5 fires."""
+    healthy = [rec(attack, 2 / 255, 60, threat), rec(attack, 8 / 255, 30, threat), rec(attack, 0.5, 0, threat)]
+    assert diagnose(_frame(healthy)) == []
+    later = "2026-02-01T00:00:00"
+    assert {f.check for f in diagnose(_frame(healthy + [rec(attack, 16 / 255, 45, threat, t=later)]))} == {
+        "accuracy-rises-with-eps"}
+    assert {f.check for f in diagnose(_frame(healthy + [rec(attack, 0.5, 25, threat, t=later)]))} == {
+        "large-eps-not-zero"}
+
+
+@pytest.mark.parametrize("attack", ["spsa", "torchattacks:Square", "art:HopSkipJump", "transfer:erm"])
+def test_any_black_box_attack_below_every_white_box_attack_fires(attack):
+    white = [rec("pgd10", 8 / 255, 30.0), rec("pgd50", 8 / 255, 29.0)]
+    assert diagnose(_frame(white + [rec(attack, 8 / 255, 33.0, "black-box")])) == []
+    found = diagnose(_frame(white + [rec(attack, 8 / 255, 10.0, "black-box")]))
+    assert [f.check for f in found] == ["blackbox-beats-whitebox"] and "pgd50 29.0%" in found[0].message
+
 def test_an_attack_that_raises_accuracy_above_clean_fires():
     """eps 0 is the curve's first point: PGD-10 at 8/255 above the same record's clean accuracy on the same images
     (VarMixup+VarMI on the regime's s4c16 VAE: 76.3 % oblivious against 71.6 % clean) is a symptom; within noise

@@ -5,8 +5,9 @@ are read, missing ones are run (the plan, with an estimate, is printed first).
 The gradient-masking items are decided by varmixup_bench.views.diagnostics: `diagnose` runs on a leaderboard frame of exactly the
 report's records, and an item is flagged when, and only when, a finding of one of its checks (ITEM_CHECKS) exists
 (its Holm–Bonferroni family at the report's share of 5 %, REPORT_ALPHA: the page flags nothing that `bench
-diagnose` on the same records would not). The report's own tests (the transfer attack, the worst case over draws,
-corruptions against clean, the ECE against its threshold) are its second family (own_tests); clean accuracy against
+diagnose` on the same records would not; SPSA and the transfer attack below every gradient attack are its
+`blackbox-beats-whitebox`). The report's own tests (the worst case over draws, corruptions against clean, the ECE
+against its threshold) are its second family (own_tests); clean accuracy against
 chance keeps its own rule, stated in its verdict."""
 from __future__ import annotations
 
@@ -90,15 +91,13 @@ def _below_p(a: dict, b: dict, which=("robust", "robust")) -> float:
 
 
 def own_tests(ev: "Evidence", calibration_p: float | None = None) -> dict[str, bool]:
-    """The report's own tests, decided together (Holm–Bonferroni at REPORT_ALPHA): "transfer" (the transfer attack
-    below the strongest gradient attack), "worst" (the worst case over draws below the mean), "corruptions"
+    """The report's own tests, decided together (Holm–Bonferroni at REPORT_ALPHA): "worst" (the worst case over
+    draws below the mean), "corruptions"
     (corrupted images above clean ones), "calibration" (the ECE differs from its threshold: `calibration_p`,
     stats.ece_p's bootstrap, which judge runs once for this test and the page's item); each key present when its
     records are."""
     gradient = [r for r in ev.white + ev.grid if r.get("robust_acc") is not None]
     pvalues: dict[str, float] = {}
-    if ev.transfer is not None and gradient:
-        pvalues["transfer"] = _below_p(ev.transfer, min(gradient, key=lambda r: r["robust_acc"]))
     worst = [r for r in gradient if r.get("robust_acc_worst") is not None]
     if ev.stochastic and worst:
         strongest = min(worst, key=lambda r: r["robust_acc_worst"])
@@ -361,8 +360,9 @@ def finding_reason(finding, lookup: dict) -> str:
     elif check == "pgd50-above-pgd10":
         text = f"more steps help the defense: pgd50 {_pct(r0)} vs pgd10 {_pct(r1)}"
     elif check == "blackbox-beats-whitebox":
-        text = (f"SPSA beats every gradient attack: {_pct(r0)} SPSA vs {_pct(r1)} {a1}; gradients are not reaching "
-                "the adversary")
+        who = "SPSA" if a0 == "spsa" else a0
+        text = (f"{who} beats every gradient attack: {_pct(r0)} {who} vs {_pct(r1)} {a1}; gradients are not "
+                "reaching the adversary")
     else:
         return finding.message
     return text + _p(finding)
@@ -426,15 +426,9 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     item = Item("blackbox-transfer-vs-whitebox", "Are gradient-free (SPSA) and transfer attacks no stronger than "
                 "the strongest gradient attack?",
                 [(r["attack"], _ci(r)) for r in ev.white] + [(what, _ci(r)) for what, r in others])
-    flagged(item)
-    if rejected.get("transfer"):  # no diagnostics check covers transfer attacks
-        item.verdict = "flag"
-        item.reason = "; ".join(filter(None, [item.reason if item.findings else "", (
-            f"transfer beats every gradient attack: {_pct(ev.transfer)} {ev.transfer['attack']} vs {_pct(best)} "
-            f"{best['attack']}; gradients are not reaching the adversary")]))
-    elif not others:
+    if not others:  # diagnose's blackbox-beats-whitebox, on SPSA or the transfer attack, flags it (below)
         item.verdict, item.reason = "n/a", "not measured"
-    elif not item.findings:
+    elif not flagged(item):
         names = " and ".join(f"{'SPSA' if r is ev.spsa else r['attack']} ({_pct(r)})" for _, r in others)
         item.reason = (f"{names} stay{'s' if len(others) == 1 else ''} within noise of or above the strongest "
                        f"gradient attack ({best['attack']}, {_pct(best)})")
