@@ -99,6 +99,25 @@ def test_adaptive_forward_draws_one_partner_per_call_and_differentiates_the_defe
     torch.testing.assert_close(out.exp().sum(1), torch.ones(8))
 
 
+
+@pytest.mark.parametrize("fixture, draws, threat", [("mixup_mi", 5, "adaptive"), ("erm", 1, "adaptive")])
+def test_adaptive_pgd_runs_its_eot_draws_through_the_defended_predictor(fixture, draws, threat, request, sub,
+                                                                          monkeypatch):
+    """`adaptive-pgd(eot=5)` averages 5 draws of a randomised defense's gradient through the whole predictor (a
+    regression to one draw would still be labelled adaptive), and one draw of a deterministic one."""
+    from varmixup_bench.attacks import eot
+
+    defense, seen, real = request.getfixturevalue(fixture), [], eot.eot_pgd
+
+    def spy(model, x, y, **kw):
+        seen.append((kw["n_draws"], bool(getattr(model, "stochastic", False)), kw["steps"]))
+        return real(model, x, y, **kw)
+
+    monkeypatch.setattr(eot, "eot_pgd", spy)
+    r = _run(defense, "adaptive-pgd(eot=5,steps=2)", Split(sub.x[:16], sub.y[:16], sub.index[:16]))
+    assert r["threat_model"] == threat and r["attack_config"]["eot"] == 5
+    assert seen and set(seen) == {(draws, defense.stochastic, 2)}
+
 def test_fgsm_is_not_stronger_than_pgd(erm, sub):
     assert _run(erm, "fgsm", sub)["robust_acc"] >= _run(erm, "pgd10", sub)["robust_acc"] - 3
 

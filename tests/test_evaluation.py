@@ -28,6 +28,64 @@ def test_model_is_in_eval_mode_during_attack_and_prediction(erm, digits):
     erm.classifier.eval()
 
 
+
+class _Probe(PGD10):
+    """An attack that calls the model exactly as the evaluation hands it over (no mode switch of its own, unlike
+    torchattacks) and returns `out(x)`: what the evaluation does around an attack, seen from inside one."""
+
+    def __init__(self, eps, out, calls):
+        super().__init__(eps, eps / 4)
+        self._out, self._calls = out, calls
+
+    def perturb(self, model, x, y, targets=None):
+        self._calls.append(model(x))
+        return self._out(x)
+
+
+def test_an_attack_runs_its_model_in_eval_mode_whatever_the_caller_left(erm, digits):
+    modes, calls = [], []
+    hooks = [m.register_forward_hook(lambda mod, i, o: modes.append(mod.training))
+             for m in erm.classifier.modules() if isinstance(m, nn.BatchNorm2d)]
+    erm.classifier.train()
+    try:
+        attack_accuracy(erm, _Probe(8 / 255, lambda x: x, calls), digits.test.x[:32], digits.test.y[:32], trials=1,
+                        seed=0, batch_size=32, show_progress=False)
+    finally:
+        for h in hooks:
+            h.remove()
+        erm.classifier.eval()
+    assert calls and modes and not any(modes)
+
+
+def test_every_network_the_inference_rule_holds_is_in_eval_mode_during_an_attack(mixup_mi, digits, monkeypatch):
+    """VarMI holds its VAE (BatchNorm inside): any network of the rule is put in eval mode for the attack, as F_w
+    is, and left as the caller had it afterwards; here a BatchNorm the rule holds, left in train mode."""
+    held = nn.BatchNorm1d(3).train()
+    monkeypatch.setattr(mixup_mi.rule, "held", held, raising=False)
+    assert held in mixup_mi.networks() and mixup_mi.networks()[0] is mixup_mi.classifier
+    during = []
+
+    class Look(_Probe):
+        def perturb(self, model, x, y, targets=None):
+            during.append([m.training for m in mixup_mi.networks()])
+            return x
+
+    attack_accuracy(mixup_mi, Look(8 / 255, None, []), digits.test.x[:16], digits.test.y[:16], trials=1, seed=0,
+                    batch_size=16, show_progress=False)
+    assert during and not any(any(modes) for modes in during)
+    assert held.training  # restored
+
+
+@pytest.mark.parametrize("out, message", [
+    (lambda x: (x + 4 / 255).clamp(0, 1), "left the Linf eps-ball"),  # twice the radius of 2/255
+    (lambda x: x - 1 / 255, r"outside \[0,1\]"),  # in the ball, below 0 where a digit pixel is black
+])
+def test_an_attack_that_leaves_its_ball_or_the_pixel_range_is_refused(erm, digits, out, message):
+    x, y = digits.test.x[:32], digits.test.y[:32]
+    assert float(x.min()) == 0.0
+    with pytest.raises(RuntimeError, match=message):
+        attack_accuracy(erm, _Probe(2 / 255, out, []), x, y, trials=1, seed=0, batch_size=32, show_progress=False)
+
 def test_batchnorm_statistics_untouched_by_evaluation(erm, digits):
     before = {k: v.clone() for k, v in erm.classifier.state_dict().items()}
     evaluate(erm, "pgd10", record=False, show_progress=False)

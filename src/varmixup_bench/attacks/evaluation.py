@@ -109,7 +109,7 @@ def attack_accuracy(
     if attack.targeted:
         out["hit"] = []
     n_batches = (len(y) + batch_size - 1) // batch_size
-    with eval_mode(defense.classifier), progress(show_progress) as bar:
+    with eval_mode(*defense.networks()), progress(show_progress) as bar:
         task = bar.add_task(f"{attack.spec} on {defense.spec}", total=trials * n_batches, info=threat.value)
         for t in range(trials):
             trial_seed, gen = trial_generator(seed, t)

@@ -75,7 +75,7 @@ class Corruptions(Measurement):
         details = {n: [[] for _ in range(5)] for n in names}
         out: dict[str, Any] = {"clean": [], "robust": [], "n": len(y)}
         clean_count, robust_count = np.zeros(len(y), np.int64), np.zeros(len(y), np.int64)
-        with eval_mode(defense.classifier), progress(show_progress) as bar:
+        with eval_mode(*defense.networks()), progress(show_progress) as bar:
             task = bar.add_task(f"corruptions on {defense.spec}", total=trials * 75, info="15 x 5")
             for t in range(trials):
                 trial_seed, gen = trial_generator(seed, t)
@@ -157,7 +157,7 @@ class ECE(Measurement):
         correct, confidence = np.zeros(len(split), np.int64), np.zeros(len(split))
         for t in range(trials):
             _, gen = trial_generator(seed, t)
-            with eval_mode(defense.classifier):
+            with eval_mode(*defense.networks()):
                 probs = torch.cat([defense.predict_proba(split.x[i : i + batch_size].to(dev), gen).cpu()
                                    for i in range(0, len(split), batch_size)])
             ece, last_bins = expected_calibration_error(probs, split.y)
@@ -220,7 +220,7 @@ class Linearity(Attack):
     def evaluate(self, defense, split, *, trials: int, seed: int, batch_size: int, show_progress: bool = True):
         dev, values = defense.device, []
         per_image = np.zeros(len(split))
-        with eval_mode(defense.classifier):
+        with eval_mode(*defense.networks()):
             for t in range(trials):
                 trial_seed, _ = trial_generator(seed, t)
                 with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):

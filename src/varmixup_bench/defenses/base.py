@@ -106,14 +106,16 @@ INFERENCE: Registry[type[InferenceRule]] = Registry(
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put the model in eval mode (BatchNorm running stats, no dropout) and restore its mode afterwards."""
-    was_training = model.training
-    model.eval()
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put the models in eval mode (BatchNorm running stats, no dropout) and restore each one's mode afterwards."""
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
     try:
-        yield model
+        yield
     finally:
-        model.train(was_training)
+        for m, mode in zip(models, was_training):
+            m.train(mode)
 
 
 class Defense:
@@ -180,9 +182,14 @@ class Defense:
         """Differentiable class probabilities of the defended predictor (for adaptive attacks)."""
         return self.rule.forward(self.classifier, x, generator, n_samples)
 
+    def networks(self) -> list[nn.Module]:
+        """F_w and every network the inference rule holds (VarMI's VAE): what an evaluation runs in eval mode, so
+        that no BatchNorm of the defended predictor uses batch statistics or updates its running ones."""
+        return [self.classifier, *(v for v in vars(self.rule).values() if isinstance(v, nn.Module))]
+
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        with eval_mode(self.classifier):
+        with eval_mode(*self.networks()):
             return self.rule.forward(self.classifier, x, generator)
 
     def predict(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
