@@ -64,6 +64,25 @@ def test_any_black_box_attack_below_every_white_box_attack_fires(attack):
     found = diagnose(_frame(white + [rec(attack, 8 / 255, 10.0, "black-box")]))
     assert [f.check for f in found] == ["blackbox-beats-whitebox"] and "pgd50 29.0%" in found[0].message
 
+
+def test_an_attack_without_a_radius_of_its_own_is_not_read_by_the_eps_checks():
+    """A catalog CW or DeepFool has no eps: its minimal-norm examples are projected onto the ball, so 20 % left at
+    0.5 says how often it failed, not that gradients are masked; the same record without projection fires."""
+    cw = dict(rec("torchattacks:CW", 0.5, 20.0), attack_config={"class": "CW", "projected": True})
+    assert diagnose(_frame(HEALTHY + [cw])) == []
+    fired = diagnose(_frame(HEALTHY + [dict(cw, attack_config={"class": "CW", "projected": False})]))
+    assert [f.check for f in fired] == ["large-eps-not-zero"]
+
+
+def test_an_odd_stored_attack_spec_is_no_crash_and_a_transfer_from_an_unknown_source_is_still_checked():
+    from varmixup_bench.views.diagnostics import attack_kind
+
+    assert attack_kind("pgd(x={[1]:2})") == ("", False)
+    assert attack_kind("transfer:a-plugin-defense-not-installed") == ("transfer", False)
+    white = [rec("pgd10", 8 / 255, 30.0), rec("pgd(x={[1]:2})", 8 / 255, 50.0)]
+    found = diagnose(_frame(white + [rec("transfer:a-plugin-defense-not-installed", 8 / 255, 10.0, "black-box")]))
+    assert [f.check for f in found] == ["blackbox-beats-whitebox"]
+
 def test_an_attack_that_raises_accuracy_above_clean_fires():
     """eps 0 is the curve's first point: PGD-10 at 8/255 above the same record's clean accuracy on the same images
     (VarMixup+VarMI on the regime's s4c16 VAE: 76.3 % oblivious against 71.6 % clean) is a symptom; within noise

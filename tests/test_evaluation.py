@@ -76,6 +76,21 @@ def test_every_network_the_inference_rule_holds_is_in_eval_mode_during_an_attack
     assert held.training  # restored
 
 
+
+def test_eval_mode_restores_every_submodule_as_it_was_and_yields_the_model():
+    from varmixup_bench.defenses.base import eval_mode
+
+    inner = nn.BatchNorm1d(3)
+    outer = nn.Sequential(nn.Linear(3, 3), inner, nn.Dropout(0.5))
+    outer.train()
+    inner.eval()  # left half in train mode by its owner
+    held = nn.Sequential(inner)  # the same BatchNorm held by a second network
+    with eval_mode(outer) as m:
+        assert m is outer and not any(x.training for x in outer.modules())
+    with eval_mode(outer, held) as both:
+        assert both == (outer, held) and not any(x.training for x in outer.modules())
+    assert outer.training and outer[0].training and outer[2].training and not inner.training
+
 @pytest.mark.parametrize("out, message", [
     (lambda x: (x + 4 / 255).clamp(0, 1), "left the Linf eps-ball"),  # twice the radius of 2/255
     (lambda x: x - 1 / 255, r"outside \[0,1\]"),  # in the ball, below 0 where a digit pixel is black

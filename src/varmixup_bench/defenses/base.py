@@ -106,16 +106,18 @@ INFERENCE: Registry[type[InferenceRule]] = Registry(
 
 
 @contextmanager
-def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """Put the models in eval mode (BatchNorm running stats, no dropout) and restore each one's mode afterwards."""
-    was_training = [m.training for m in models]
+def eval_mode(*models: nn.Module) -> Iterator[nn.Module | tuple[nn.Module, ...]]:
+    """Put the models in eval mode (BatchNorm running stats, no dropout) and restore every submodule's own mode
+    afterwards (a network one model holds inside another, or one left half in train mode, comes back as it was);
+    yields the model, or the models."""
+    modes = [(sub, sub.training) for m in models for sub in m.modules()]
     for m in models:
         m.eval()
     try:
-        yield
+        yield models[0] if len(models) == 1 else models
     finally:
-        for m, mode in zip(models, was_training):
-            m.train(mode)
+        for sub, mode in modes:
+            sub.training = mode
 
 
 class Defense:

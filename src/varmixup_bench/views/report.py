@@ -24,9 +24,9 @@ from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.stats import (compare_records, ece_p, family_share, format_interval, holm,
                                          one_sided_p)
 
-# a report decides two families of comparisons: bench diagnose's checks (items 1-4) and its own tests (transfer
-# stronger than the gradient attacks, worst case below the mean, corruptions above clean, ECE against its
-# threshold); they share its 5 %
+# a report decides two families of comparisons: bench diagnose's checks (items 1-4; SPSA and the transfer attack
+# stronger than the gradient attacks among them) and its own tests (worst case below the mean, corruptions above
+# clean, ECE against its threshold); they share its 5 %
 REPORT_ALPHA = family_share(2)
 
 CHECKLIST = (
@@ -591,9 +591,10 @@ def _header_text() -> str:
             f"defended predictor with 95 % intervals ({TRIAL_INTERVAL_NOTE.split(': ', 1)[1]}). Items 1–4 are "
             "decided by `bench diagnose` on exactly these records (paired tests on the same images where possible, "
             "Holm–Bonferroni across all its comparisons): an item is flagged when and only when one of its checks "
-            "finds something. The report's own tests (transfer stronger than the gradient attacks, the worst case "
-            "over draws below the mean, corruptions above clean, the ECE against its threshold by a bootstrap of "
-            "the images) are a second family, decided together the same "
+            "finds something (SPSA and the transfer attack stronger than the gradient attacks are its "
+            "`blackbox-beats-whitebox`). The report's own tests (the worst case over draws below the mean, "
+            "corruptions above clean, the ECE against its threshold by a bootstrap of the images) are a second "
+            "family, decided together the same "
             f"way; the two families share the page's family-wise 5 %, {REPORT_ALPHA * 100:.3g} % each. Clean "
             "accuracy against chance uses the rule stated in its verdict. ✅ pass: nothing found; ⚠ flag: a problem "
             "found, said in the verdict; – n/a: the check does not apply, or (calibration) the ECE is within noise "
