@@ -83,6 +83,19 @@ def test_adaptive_attack_is_at_least_as_strong_as_oblivious_on_mixup_mi(mixup_mi
     assert ada["robust_acc"] <= obl["robust_acc"] + noise
 
 
+
+def test_the_adaptive_curve_of_a_randomised_defense_falls_with_eps_and_reaches_zero(mixup_mi, sub):
+    """Adaptive PGD-10 through Mixup+MI: accuracy does not rise from one radius to the next beyond noise (paired
+    on the same images), and at L-inf 0.5 no image survives every draw (the worst case), as a working attack on
+    an unmasked predictor must leave."""
+    from varmixup_bench.results.stats import compare_records
+
+    curve = [_run(mixup_mi, "adaptive-pgd10", sub, eps=e) for e in (2 / 255, 8 / 255, 32 / 255, 0.5)]
+    for smaller, larger in zip(curve, curve[1:]):
+        assert not compare_records(larger, smaller).a_above_b(), (smaller["eps"], larger["eps"])
+    assert curve[0]["robust_acc"] > curve[-1]["robust_acc"]
+    assert curve[-1]["robust_acc_worst"] <= 5.0 and curve[-1]["robust_acc"] <= 15.0
+
 def test_adaptive_forward_draws_one_partner_per_call_and_differentiates_the_defense(mixup_mi, sub):
     from varmixup_bench.attacks.evaluation import DefendedModel
 
