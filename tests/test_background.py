@@ -120,3 +120,33 @@ def test_a_second_driver_on_the_same_workdir_is_refused(repo, tmp_path):
         subprocess.run(["kill", "--", f"-{pid}"], check=False)  # the whole group: driver, saver, campaign
     time.sleep(1)
     assert subprocess.run(["pgrep", "-f", f"workdir {wd}"], capture_output=True).returncode == 1  # none left
+
+
+def test_paused_stops_the_campaign_on_its_workdir_for_the_command_and_resumes_it_whatever_the_exit(tmp_path):
+    """leaderboards/paused.sh WORKDIR CMD: the `bench campaign run` on that workdir is stopped (state T) while CMD
+    runs and running again afterwards, also when CMD fails (its status is passed on); a campaign on another workdir
+    is left alone; each stop and resume is logged in WORKDIR/pauses.log."""
+    wd, other = tmp_path / "wd", tmp_path / "wd-other"
+
+    def fake_campaign(workdir: Path) -> subprocess.Popen:  # a process that pgrep sees as the campaign's
+        return subprocess.Popen(["bash", "-c", f'exec -a "bench campaign run plan.toml --workdir {workdir}" sleep 60'])
+
+    def state(pid: int) -> str:
+        return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+
+    mine, theirs = fake_campaign(wd), fake_campaign(other)
+    try:
+        time.sleep(0.3)
+        script = str(ROOT / "leaderboards" / "paused.sh")
+        probe = f'ps -o stat= -p {mine.pid}; ps -o stat= -p {theirs.pid}; exit 3'
+        done = subprocess.run([script, str(wd), "bash", "-c", probe], capture_output=True, text=True, timeout=60)
+        during_mine, during_theirs = done.stdout.split()
+        assert done.returncode == 3 and during_mine.startswith("T") and not during_theirs.startswith("T")
+        assert not state(mine.pid).startswith("T")
+        log = (wd / "pauses.log").read_text().splitlines()
+        assert [line.split()[1:3] for line in log] == [["STOP", str(mine.pid)], ["CONT", str(mine.pid)]]
+        assert not (other / "pauses.log").exists()
+    finally:
+        for p in (mine, theirs):
+            p.kill()
+            p.wait()
