@@ -98,6 +98,13 @@ def gradient_attack(spec: str) -> bool:
     return kind in GRADIENT_KINDS and not targeted
 
 
+def black_box_attack(spec: str) -> bool:
+    """Whether a record's attack is guided by no gradient of the attacked predictor (queries or a transfer),
+    untargeted."""
+    kind, targeted = attack_kind(spec)
+    return kind in BLACK_BOX_KINDS and not targeted
+
+
 def _rows_of(df: pd.DataFrame, test: Callable[[str], bool]) -> pd.Series:
     return df["attack"].map(lambda a: isinstance(a, str) and test(a)).astype(bool)
 
@@ -297,8 +304,7 @@ def blackbox(df: pd.DataFrame):
     `oblivious-overstates`' finding, not a weak white-box."""
     out = []
     white = df[df["threat_model"].isin(["white-box", "adaptive"]) & df["robust_acc"].notna()]
-    black = df[_rows_of(df, lambda a: attack_kind(a)[0] in BLACK_BOX_KINDS and not attack_kind(a)[1])
-               & df["robust_acc"].notna()]
+    black = df[_rows_of(df, black_box_attack) & df["robust_acc"].notna()]
     for _, bb in black.drop_duplicates(["attack", "eps"], keep="last").iterrows():
         same_eps = white[np.isclose(white["eps"].astype(float), float(bb["eps"]))]
         if same_eps.empty:

@@ -82,18 +82,18 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         radius = None if x_is_eps else round(float(r.get("eps") or 0.0), 8)
         model = json.dumps(_model_of_line(r, kind), sort_keys=True, default=str)
         models[model] = _model_of_line(r, kind)
-        chosen.append(((r["defense"], int(r.get("seed") or 0), model, radius), float(x), r))
+        line = (r["defense"], int(r.get("seed") or 0), model, radius)
+        chosen.append((line, float(x), r, relative_step(r.get("step"), r.get("eps"))))
     # on an eps curve, one step rule per line: at each radius the record of the relative step most of the line's
     # radii share (PGD-10 at the paper's 8/255 beside the eps/4 curve is no point of it), else the latest
-    rules: dict[tuple, dict[str, set]] = {}
-    for line, x, r in chosen:
-        rules.setdefault(line, {}).setdefault(relative_step(r.get("step"), r.get("eps")), set()).add(x)
-    for line, x, r in chosen:
-        rule = max(rules[line].items(), key=lambda kv: len(kv[1]))[0] if x_is_eps else None
-        key = (line, x)
-        if key in latest and rule is not None and relative_step(r.get("step"), r.get("eps")) != rule:
+    radii: dict[tuple, dict[str, set]] = {}
+    for line, x, _, step in chosen:
+        radii.setdefault(line, {}).setdefault(step, set()).add(x)
+    rule = {line: max(steps.items(), key=lambda kv: len(kv[1]))[0] for line, steps in radii.items()} if x_is_eps else {}
+    for line, x, r, step in chosen:
+        if (line, x) in latest and line in rule and step != rule[line]:
             continue  # an off-rule record never replaces the rule's at this point
-        latest[key] = r
+        latest[(line, x)] = r
     by_line: dict[tuple, list] = {}
     norms: dict[tuple, str] = {}
     for (line, x), r in sorted(latest.items(), key=lambda kv: (kv[0][0][:2], kv[0][0][2:], kv[0][1])):
