@@ -14,21 +14,17 @@ METRIC_FIELD = {"clean": "clean_acc", "robust": "robust_acc", "worst": "robust_a
 VERDICTS = ("holds", "does not hold", "within noise")
 
 
-def _figure(x: float) -> str:
-    """A metric's value or difference: two decimals where that keeps three significant digits (ECE in percent),
-    else three significant digits (a local-linearity gamma or a KID of 0.004 is not "0.00")."""
-    return f"{x:.2f}" if abs(x) >= 1 or x == 0 else f"{x:.3g}"
-
-
 def _interval(rec: dict, metric: str) -> str:
-    from varmixup_bench.results.stats import format_interval
+    from varmixup_bench.results.stats import format_interval, metric_figure, value_interval
 
     from varmixup_bench.views.leaderboard import METRIC_UNITS
 
     f = METRIC_FIELD[metric]
-    if metric == "value":  # a metric's value in its unit (its uncertainty is in the paired test's SE)
+    if metric == "value":  # a metric's value in its unit, its 95 % interval where the record can give one
         unit = METRIC_UNITS.get(rec.get("metric") or "", rec.get("metric") or "")
-        return f"{_figure(float(rec[f]))} {unit}".strip()
+        ci = value_interval(rec)
+        return (f"{metric_figure(float(rec[f]))} {unit}".strip()
+                + (f" [{metric_figure(ci[0])}, {metric_figure(ci[1])}]" if ci else ""))
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 
@@ -156,7 +152,7 @@ def claim_test(claim, cmp) -> tuple[float, bool]:
 
 def claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
     """The page's claims table (claim_rows' rows) with how it was decided, at family-wise `alpha`."""
-    from varmixup_bench.results.stats import levels_note, p_figure, p_text, percent
+    from varmixup_bench.results.stats import levels_note, metric_figure, p_figure, p_text, percent
 
     if not rows:
         return "The plan states no claims.\n"
@@ -192,7 +188,7 @@ def claims_section(rows: list[dict[str, Any]], alpha: float) -> str:
                   if c.margin else "")
         stats = ["—"] * 4
         if cmp is not None:  # a metric's difference in its units, an accuracy's in points
-            num = _figure if c.better.metric == "value" else (lambda x: f"{x:.1f}")
+            num = metric_figure if c.better.metric == "value" else (lambda x: f"{x:.1f}")
             test = ("paired" if cmp.paired else "unpaired") + f", n={cmp.n}" + (
                 f", t({cmp.df:g})" if math.isfinite(cmp.df) else "")
             stats = [("+" if cmp.diff >= 0 else "") + num(cmp.diff) + margin, num(cmp.se), p_figure(r["p"]), test]

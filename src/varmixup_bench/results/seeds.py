@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from varmixup_bench.results.record import _without_seeds, model_signature  # noqa: F401  (re-exported)
-from varmixup_bench.results.stats import decode_per_image, encode_per_image, interval_from_summary
+from varmixup_bench.results.stats import (decode_per_image, encode_per_image, interval_from_summary, value_interval,
+                                          value_interval_of_seeds)
 
 # what must agree for two records to be the same evaluation of the same recipe (all but the training seed); the
 # data's content hash too: subsets are drawn with the preset's subset_seed, so the seeds of one recipe share it, and
@@ -29,7 +30,9 @@ def pool_seeds(frame: pd.DataFrame) -> pd.DataFrame:
     t(S-1)·s/√S of the S seeds' spread (stats.interval_from_summary with seeds as trials); per-image outcomes
     are summed over seeds (the images are the same: subsets do not depend on the seed), so pooled cells keep
     their paired tests, and each seed's accuracy is kept in `<field>_by_seed`, so that those tests also carry the
-    seeds' spread (stats.seed_spread). Rows of a single seed are unchanged, with seeds = 1."""
+    seeds' spread (stats.seed_spread). A metric's value (ECE, γ) is the seeds' mean, its interval in
+    `value_ci_low`/`value_ci_high` (stats.value_interval_of_seeds). Rows of a single seed are unchanged, with
+    seeds = 1."""
     if frame.empty:
         return frame.assign(seeds=[])
     df = frame.copy()
@@ -73,7 +76,11 @@ def _pooled(g: pd.DataFrame) -> dict[str, Any]:
         row.update({which: mean, f"{which}_std": std, f"{which}_ci_low": lo, f"{which}_ci_high": hi,
                     f"{which}_by_seed": json.dumps({str(k): float(v) for k, v in zip(g["seed"], vals)})})
     if "value" in g:  # a metric's value: the seeds' mean, or none where a seed lacks it (not the last seed's)
-        row["value"] = float(g["value"].astype(float).mean()) if g["value"].notna().all() else math.nan
+        known = g["value"].notna().all()
+        row["value"] = float(g["value"].astype(float).mean()) if known else math.nan
+        ci = value_interval_of_seeds(g["value"].astype(float).tolist(),
+                                     [value_interval(r) for r in g.to_dict("records")]) if known else None
+        row.update(value_ci_low=ci[0] if ci else math.nan, value_ci_high=ci[1] if ci else math.nan)
     row["per_image"] = _pooled_per_image(list(g["per_image"]))
     return row
 

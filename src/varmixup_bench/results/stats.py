@@ -310,6 +310,70 @@ VALUE_TESTS = {"confidence": _ece_difference, "gamma": _mean_difference("gamma")
                "kid_term": _mean_difference("kid_term", u_statistic=True)}
 
 
+def _ece_interval(rec: dict, d: dict) -> tuple[float, float] | None:
+    """ECE's 95 % percentile interval from one bootstrap of the record's images, as ece_p gives the report."""
+    boot = _ece_bootstrap(rec, seed=0)
+    if boot is None:
+        return None
+    lo, hi = np.percentile(boot[1], [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _mean_interval(name: str):
+    """A metric that is the mean of per-image values (γ): mean ± 1.96 standard errors of those values."""
+    def interval(rec: dict, d: dict) -> tuple[float, float] | None:
+        v = d["values"][name]
+        if len(v) < 2:
+            return None
+        half = Z95 * float(v.std(ddof=1) / math.sqrt(len(v)))
+        return float(v.mean()) - half, float(v.mean()) + half
+    return interval
+
+
+# a metric value's 95 % interval, by the per-image values its record keeps (the twin of VALUE_TESTS), and the
+# details keys of the metrics that store theirs when they are measured (KID over its samples, a VAE's PSNR)
+VALUE_INTERVALS = {"confidence": _ece_interval, "gamma": _mean_interval("gamma")}
+STORED_INTERVALS = ("kid_ci", "psnr_ci")
+
+
+def value_interval(rec: dict) -> tuple[float, float] | None:
+    """The 95 % interval of one record's metric value (ECE, local linearity γ, KID, PSNR) over its images or
+    samples; None where the record keeps nothing to make one from (an older record). A row pooled over training
+    seeds (seeds.pool_seeds) has the interval its pooling computed, the seeds' spread in it."""
+    from varmixup_bench.results.record import field_value
+
+    seeds = rec.get("seeds")
+    if isinstance(seeds, (int, float, np.integer, np.floating)) and seeds == seeds and seeds > 1:
+        lo, hi = rec.get("value_ci_low"), rec.get("value_ci_high")
+        known = all(isinstance(b, (int, float, np.floating)) and b == b for b in (lo, hi))
+        return (float(lo), float(hi)) if known else None  # type: ignore[arg-type]
+    d = decode_per_image(rec.get("per_image"))
+    for name, interval in VALUE_INTERVALS.items():
+        if d is not None and name in d["values"]:
+            return interval(rec, d)
+    details = field_value(rec.get("details"))
+    for key in STORED_INTERVALS:
+        ci = details.get(key) if isinstance(details, dict) else None
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(b, (int, float)) for b in ci):
+            return float(min(ci)), float(max(ci))
+    return None
+
+
+def value_interval_of_seeds(values: Sequence[float], intervals: Sequence[tuple[float, float] | None]) -> tuple[float, float] | None:
+    """The interval of the mean of S seeds' metric values: the images' half-width (each seed's, as a normal
+    interval, combined as the SE of a mean) widened in quadrature by t(S-1)·s/√S of the seeds' spread, as
+    interval_from_summary widens an accuracy's. None unless every seed has an interval."""
+    if len(values) < 2 or any(ci is None for ci in intervals):
+        return None
+    from scipy.stats import t as student_t
+
+    s = len(values)
+    images = math.sqrt(sum(((hi - lo) / 2) ** 2 for lo, hi in intervals)) / s  # type: ignore[misc]
+    spread = float(student_t.ppf(0.975, s - 1) * np.std(values, ddof=1) / math.sqrt(s))
+    mean, half = float(np.mean(values)), math.hypot(images, spread)
+    return mean - half, mean + half
+
+
 def encode_per_sample(values: dict[str, np.ndarray], draw: str) -> dict:
     """Per-sample values of a metric over generated samples (not test images), numbered 0..n-1 by the draw that
     made them, and that draw's key: records of the same draw pair sample for sample (compare_values), records of
@@ -428,6 +492,12 @@ def widen_by_seeds(cmp: Comparison, se_seeds: float, df: int) -> Comparison:
     se = math.hypot(cmp.se, se_seeds)
     unread = Comparison(cmp.diff, se, 0.0, cmp.paired, cmp.n, float(df))
     return Comparison(cmp.diff, se, unread.p_against(0.0), cmp.paired, cmp.n, float(df))
+
+
+def metric_figure(x: float) -> str:
+    """A metric's value, bound or difference: two decimals where that keeps three significant digits (ECE in
+    percent), else three significant digits (a local-linearity γ or a KID of 0.004 is not "0.00")."""
+    return f"{x:.2f}" if abs(x) >= 1 or x == 0 else f"{x:.3g}"
 
 
 def format_interval(mean: float, lo: float, hi: float, digits: int = 1) -> str:

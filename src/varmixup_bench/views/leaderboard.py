@@ -14,7 +14,7 @@ from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VA
                                           model_signature, predictor_key, record_norm, record_norms)
 from varmixup_bench.results.seeds import pool_seeds
 from varmixup_bench.results.stats import (FAMILY_ALPHA, TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
-                                         interval_from_summary, levels_note)
+                                         interval_from_summary, levels_note, metric_figure, value_interval)
 from varmixup_bench.views.diagnostics import diagnose, flag_frame, same_step
 from varmixup_bench.views.htmlpage import _code, page
 
@@ -91,14 +91,6 @@ def _record_frame(records: list[dict[str, Any]], dataset: str | None) -> pd.Data
     for col in ("n_examples", "trials"):
         df[col] = df[col].map(lambda v: v if v != "" else np.nan)
     return df
-
-
-
-
-
-
-
-
 
 
 def _step_label(v) -> str:
@@ -250,7 +242,8 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
                alpha: float = FAMILY_ALPHA, findings: list | None = None) -> pd.DataFrame:
     """One row per (dataset, defense as trained): clean accuracy, then one column per attack and eps, each cell
     a dict (mean, 95 % interval, threat mark, and the record for significance tests); ECE rows show the
-    calibration error and other metrics (local linearity, KID, a VAE's PSNR) their value. With a reference, its
+    calibration error and other metrics (local linearity, KID, a VAE's PSNR) their value and its 95 % interval
+    where the record keeps what makes one (stats.value_interval), never ranked. With a reference, its
     numbers follow in `paper:` columns. `alpha`: the family-wise level of its diagnose findings and of its bold
     marks (each a family; stats.family_share), kept in `attrs`; `findings`: diagnose's on `df` at `alpha` where
     the caller has them (flagged_frame), else decided here."""
@@ -274,7 +267,8 @@ def wide_frame(df: pd.DataFrame, reference: str | None = None, reference_dataset
             # under one "ECE (%)" would show the later only
             label = (f"ECE (%){col_labels[i].removeprefix('ece')}" if r.attack == "ece"
                      else f"{col_labels[i]} ({METRIC_UNITS.get(metric, metric)})")
-            row[label] = {"mean": r.value, "lo": None, "hi": None, "mark": "", "rec": None, "which": "value",
+            lo, hi = value_interval(rec) or (None, None)  # not ranked (no rec): lower is better for some
+            row[label] = {"mean": r.value, "lo": lo, "hi": hi, "mark": "", "rec": None, "which": "value",
                           "seeds": seeds}
         else:
             row[col_labels[i]] = {"mean": r.robust_acc, "lo": r.robust_acc_ci_low, "hi": r.robust_acc_ci_high,
@@ -320,9 +314,10 @@ def _draws(rec: dict) -> int:
 def _cell(v) -> str:
     if isinstance(v, dict):
         seeds = f" ×{v['seeds']}" if v.get("seeds", 1) > 1 else ""  # the mean of this many training seeds
-        if v["lo"] is None or pd.isna(v["lo"]):  # a metric's value: two decimals, tiny ones three digits (γ)
-            m = float(v["mean"])
-            return f"{m:.2f}{v['mark']}{seeds}" if abs(m) >= 0.1 or m == 0 else f"{m:.3g}{v['mark']}{seeds}"
+        if v.get("which") == "value":  # a metric's value: two decimals, tiny ones three digits (γ)
+            known = v["lo"] is not None and not pd.isna(v["lo"])
+            ci = f" [{metric_figure(v['lo'])}, {metric_figure(v['hi'])}]" if known else ""
+            return f"{metric_figure(v['mean'])}{ci}{v['mark']}{seeds}"
         return f"{format_interval(v['mean'], v['lo'], v['hi'])}{v['mark']}{seeds}"
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
@@ -358,9 +353,9 @@ def best_cells(wide: pd.DataFrame) -> set[tuple[int, str]]:
     """(row position, column) of each cell that is best in its column among its dataset's rows and significantly
     above every other row there (above_every_other), Holm–Bonferroni over those tests of every column and
     dataset of the table (one family, at the family-wise level wide_frame kept, 5 % by default), so that one table of many
-    columns does not bold a gap within noise by chance. Cells of different datasets are never compared. ECE, which
-    has no interval, is never marked. An oblivious cell (ᵒ: an attack on a randomised rule's classifier alone) is
-    not ranked: it is no robustness of the defended predictor, and the page flags it as overstating, so a best
+    columns does not bold a gap within noise by chance. Cells of different datasets are never compared. A
+    metric's value (ECE, γ: lower is better) is never marked. An oblivious cell (ᵒ: an attack on a randomised
+    rule's classifier alone) is not ranked: it is no robustness of the defended predictor, and the page flags it as overstating, so a best
     mark on it would crown the number the page warns about."""
     tests = []
     datasets = wide["dataset"].tolist() if "dataset" in wide else [None] * len(wide)
@@ -421,7 +416,9 @@ def cell_flags(wide: pd.DataFrame) -> tuple[dict[tuple[int, str], list[int]], li
 LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTERVAL_NOTE.split(": ", 1)[1]
           + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; `worst-case` columns (randomised defenses): the share of images "
           "classified correctly in every one of R fresh draws; ×S: the mean of S training seeds evaluated on the same "
-          "images, its interval widened by t(S-1)·s/√S of the seed spread; bold: significantly above every other row in its column (the largest p of the paired "
+          "images, its interval widened by t(S-1)·s/√S of the seed spread; a metric's column (ECE %, γ, KID, PSNR): its "
+          "value [95 % interval] (ECE: the percentile bootstrap of the images; γ: ±1.96 standard errors of the images' "
+          "values; KID: of its samples' U statistic), never ranked; bold: significantly above every other row in its column (the largest p of the paired "
           "McNemar / paired z test on the same images where both cells have per-image results, otherwise an unpaired "
           "z test; a ×S cell's test is widened by its seeds' spread, paired by seed where both cells hold the same "
           "seeds), Holm–Bonferroni over the comparisons of every column of the table at the family-wise level below; no bold "

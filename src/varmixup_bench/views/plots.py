@@ -9,6 +9,7 @@ from varmixup_bench.core.atomic import atomic_write
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.registry import Registry
 from varmixup_bench.results.record import eps_text, record_norm, relative_step
+from varmixup_bench.results.stats import value_interval
 
 XGetter = Callable[[dict], float | None]
 PLOTS: Registry[dict[str, Any]] = Registry("plot")
@@ -101,8 +102,10 @@ def curves(records: list[dict], kind: str, attack: str = "pgd10", dataset: str |
         if spec["y"] == "robust_acc" and r.get("robust_acc_ci_low") is not None:
             # the 95 % interval (clamped: at 0 % or 100 % a bound can sit a rounding error past the mean)
             err = (max(0.0, y - float(r["robust_acc_ci_low"])), max(0.0, float(r["robust_acc_ci_high"]) - y))
+        elif spec["y"] == "value" and (ci := value_interval(r)) is not None:  # γ: its 95 % interval too
+            err = (max(0.0, y - ci[0]), max(0.0, ci[1] - y))
         else:
-            sd = float(r.get("robust_acc_std") or 0.0)
+            sd = float(r.get("robust_acc_std") or 0.0) if spec["y"] == "robust_acc" else 0.0
             err = (sd, sd)
         by_line.setdefault(line, []).append((x, y, err))
         norms[line] = record_norm(r)
@@ -163,7 +166,7 @@ def figure(records: list[dict], kind: str, attack: str | None = None, dataset: s
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours, and markers/dashes vary too: no two lines alike
     for i, (defense, pts) in enumerate(data.items()):
         xs, ys, err = zip(*pts)
-        ax.errorbar(xs, ys, yerr=[[e[0] for e in err], [e[1] for e in err]] if spec["y"] == "robust_acc" else None, marker="osD^v<>"[i % 7], capsize=2,
+        ax.errorbar(xs, ys, yerr=[[e[0] for e in err], [e[1] for e in err]], marker="osD^v<>"[i % 7], capsize=2,
                     color=colors[(2 * i) % 20 + (i // 10) % 2], linestyle=("-", "--", ":")[(i // 7) % 3], label=defense)
     xlabel = spec["xlabel"].replace("L∞", "L2") if norm == "L2" else spec["xlabel"]
     ax.set(xlabel=xlabel, ylabel=spec["ylabel"],
