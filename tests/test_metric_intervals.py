@@ -121,3 +121,19 @@ def test_the_linearity_plot_draws_each_gammas_interval():
     ((x, y, (below, above)),) = points
     lo, hi = value_interval(rec)
     assert x == pytest.approx(EPS) and (below, above) == pytest.approx((y - lo, hi - y)) and below > 0
+
+
+def test_the_long_table_shows_a_metric_records_value_not_only_its_accuracy():
+    """`bench leaderboard --layout long`: an ECE record's row says its ECE with the interval (its robust acc is its
+    clean acc, which alone told a reader nothing about calibration); a table without metric records has no such
+    column."""
+    from varmixup_bench.results.stats import metric_figure
+    from varmixup_bench.views.leaderboard import leaderboard_frame, render
+
+    ece = _ece()
+    md = render(leaderboard_frame([ece]), "md")
+    lo, hi = value_interval(ece)
+    assert "value (unit) [95 % CI]" in md
+    assert f"{metric_figure(ece['value'])} % [{metric_figure(lo)}, {metric_figure(hi)}]" in md
+    acc = {**_metric("erm", "clean", None, None), "metric": None}
+    assert "value (unit)" not in render(leaderboard_frame([acc]), "md")

@@ -102,6 +102,22 @@ def _interval_text(df: pd.DataFrame, which: str) -> list[str]:
             zip(df[f"{which}_acc"], df[f"{which}_acc_ci_low"], df[f"{which}_acc_ci_high"])]
 
 
+def _value_text(df: pd.DataFrame) -> list[str]:
+    """Each metric record's value in its unit with its 95 % interval (stats.value_interval); "" for the others."""
+    if "metric" not in df or "value" not in df:
+        return [""] * len(df)
+    out = []
+    for rec in df.to_dict("records"):
+        metric = rec.get("metric")
+        if not isinstance(metric, str) or not metric or pd.isna(rec.get("value")):
+            out.append("")
+            continue
+        ci = value_interval(rec)
+        out.append(f"{metric_figure(float(rec['value']))} {METRIC_UNITS.get(metric, metric)}"
+                   + (f" [{metric_figure(ci[0])}, {metric_figure(ci[1])}]" if ci else ""))
+    return out
+
+
 def render(df: pd.DataFrame, fmt: str, alpha: float = FAMILY_ALPHA) -> str:
     """The long view: every field in csv/json (nested ones as canonical JSON), a readable table in md (its `flags`
     decided at family-wise `alpha`, the level leaderboard_frame was given, said under it)."""
@@ -122,6 +138,9 @@ def render(df: pd.DataFrame, fmt: str, alpha: float = FAMILY_ALPHA) -> str:
         view["flags"] = view["flags"].map(lambda f: f"⚠ {f}" if f else "")
         view.columns = ["dataset", "defense", "attack", "threat model", "ε", "step", "clean acc (%) [95 % CI]",
                         "robust acc (%) [95 % CI]", "trials", "n", "flags"]
+        metrics = _value_text(df)
+        if any(metrics):  # ECE, γ, KID, PSNR: the value a metric record measured (its robust acc is its clean acc)
+            view.insert(8, "value (unit) [95 % CI]", metrics)
         return (view.to_markdown(index=False, disable_numparse=True) + f"\n\n{TRIAL_INTERVAL_NOTE}. flags: `bench "
                 f"diagnose`'s findings. {levels_note(alpha)}\n")
     raise BenchError(f"unknown leaderboard format {fmt!r}; valid formats: {', '.join(FORMATS)}")
