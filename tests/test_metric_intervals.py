@@ -44,7 +44,7 @@ def _gamma(mean, sd, n=400, seed=0, defense="varmixup"):
 
 
 def test_each_metric_gets_the_interval_of_its_own_evidence():
-    """ECE: the report's bootstrap interval (ece_p), around its estimate; γ: mean ± 1.96 SE of the images' values
+    """ECE: the report's interval (ece_p: ± 1.96 bootstrap SDs), around its estimate; γ: mean ± 1.96 SE of the images' values
     (by hand); KID and PSNR: the interval their measurement stored; nothing to make one from: None."""
     from varmixup_bench.results.stats import Z95, ece_p
 
@@ -97,7 +97,7 @@ def test_the_wide_table_shows_each_value_with_its_interval_and_ranks_none():
     for r in (low, high):
         assert f"{metric_figure(r['value'])} [{', '.join(map(metric_figure, value_interval(r)))}]" in md
     assert best_cells(wide) == set() and "**" not in md.split("\n\n")[0]  # far apart, yet no cell is bold
-    assert "ECE: the percentile bootstrap of the images" in md
+    assert "ECE: ±1.96 bootstrap SDs over the images" in md
     tiny, _ = _gamma(0.0123, 0.004)
     cell = render_wide(wide_frame(leaderboard_frame([tiny])), "csv").splitlines()[1]
     lo, hi = value_interval(tiny)
@@ -137,3 +137,44 @@ def test_the_long_table_shows_a_metric_records_value_not_only_its_accuracy():
     assert f"{metric_figure(ece['value'])} % [{metric_figure(lo)}, {metric_figure(hi)}]" in md
     acc = {**_metric("erm", "clean", None, None), "metric": None}
     assert "value (unit)" not in render(leaderboard_frame([acc]), "md")
+
+
+def test_a_randomised_predictors_ece_over_trials_is_tested_as_its_value_was_measured(mixup_mi, erm):
+    """Mixup+MI's ECE over 3 trials is the mean of the trials' ECEs; the mean confidence over trials can give a far
+    lower ECE (the draws' spread averaged away: 1 % against 7 % below), which the report, the intervals and the
+    claims had used. Now each
+    trial's evidence is kept and the bootstrap's estimate is the record's value; a record that kept only the mean
+    (older) is untestable, said so, not tested on another number; a deterministic predictor needs no more."""
+    import varmixup_bench as bench
+    from varmixup_bench.results.stats import compare_values, decode_per_image, ece_from, ece_p
+
+    r = {**bench.evaluate(mixup_mi, "ece", trials=3, record=False, show_progress=False), "stochastic": True}
+    d = decode_per_image(r["per_image"])
+    assert d["trials"] == 3 and all(f"confidence@{t}" in d["values"] for t in range(3))
+    per_trial = [ece_from(d["values"][f"confidence@{t}"], d["values"][f"correct@{t}"]) for t in range(3)]
+    assert r["value"] == pytest.approx(np.mean(per_trial), abs=1e-4)
+    value, _, _, lo, hi = ece_p(r, 10.0)
+    assert value == pytest.approx(r["value"], abs=1e-4) and lo < value < hi
+    assert value_interval(r) == pytest.approx((lo, hi))
+    # ten draws whose confidences scatter around a calibrated predictor's: each draw's ECE is about 7 %, the ECE of
+    # their mean confidence about 1 %; the record's value, its interval and its test are the former
+    rng, n, t = np.random.default_rng(0), 1000, 10
+    base = rng.uniform(0.3, 0.95, n)
+    conf = [np.clip(base + rng.normal(0, 0.15, n), 0.1, 1.0) for _ in range(t)]
+    ok = [(rng.random(n) < base).astype(np.float64) for _ in range(t)]
+    each = float(np.mean([ece_from(c, o) for c, o in zip(conf, ok)]))
+    by_trial = {**{f"confidence@{k}": c for k, c in enumerate(conf)}, **{f"correct@{k}": o for k, o in enumerate(ok)}}
+    drawn = {**_metric("mixup+mi", "ece", "ece_percent", each, n=n), "stochastic": True, "trials": t}
+    drawn["per_image"] = encode_per_image(np.arange(n), sum(ok), sum(ok), t,
+                                          values={"confidence": np.mean(conf, 0), **by_trial})
+    assert ece_from(np.mean(conf, 0), np.mean(ok, 0)) < 2 < 5 < each
+    lo, hi = value_interval(drawn)
+    assert lo < each < hi and lo > 4  # the bootstrap's percentiles sat above the estimate, both above 7.3
+    old = {**r, "per_image": encode_per_image(d["idx"], np.rint(d["clean"] * 3), np.rint(d["clean"] * 3), 3,
+                                              values={"confidence": d["values"]["confidence"]})}
+    assert ece_p(old, 10.0) is None and value_interval(old) is None and compare_values(old, r) is None
+    same = compare_values(r, r)
+    assert same.diff == 0 and same.se == 0
+    det = {**bench.evaluate(erm, "ece", trials=2, record=False, show_progress=False), "stochastic": False}
+    assert not any("@" in k for k in decode_per_image(det["per_image"])["values"])  # two equal trials: one pair
+    assert ece_p(det, 10.0)[0] == pytest.approx(det["value"], abs=1e-4)

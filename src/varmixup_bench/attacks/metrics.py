@@ -155,6 +155,7 @@ class ECE(Measurement):
         values, accs, last_bins = [], [], None
         dev = defense.device
         correct, confidence = np.zeros(len(split), np.int64), np.zeros(len(split))
+        by_trial: dict[str, np.ndarray] = {}  # a randomised predictor's trials, each its own ECE (stats.ece_trials)
         for t in range(trials):
             _, gen = trial_generator(seed, t)
             with eval_mode(*defense.networks()):
@@ -165,11 +166,16 @@ class ECE(Measurement):
             ok = (probs.argmax(1) == split.y).numpy()
             accs.append(100.0 * float(ok.mean()))
             correct += ok
-            confidence += probs.max(1).values.double().numpy() / trials
+            conf = probs.max(1).values.double().numpy()
+            confidence += conf / trials
+            if trials > 1 and defense.stochastic:
+                by_trial.update({f"confidence@{t}": conf, f"correct@{t}": ok.astype(np.float64)})
         out = {"clean": accs, "robust": accs, "value": float(np.mean(values)), "metric": "ece_percent",
-               # per image: correct trials and mean confidence, for paired tests of ECE (stats.compare_values)
+               # per image: correct trials and mean confidence, for paired tests of ECE (stats.compare_values);
+               # a randomised predictor's value is the mean of its trials' ECEs, which the mean confidence cannot
+               # give back: each trial's confidences and outcomes are kept as well
                "per_image": encode_per_image(split.index.numpy(), correct, correct, trials,
-                                             values={"confidence": confidence})}
+                                             values={"confidence": confidence, **by_trial})}
         workdir = defense.info.get("workdir")
         if workdir is not None:
             path = Path(workdir) / "figures" / f"reliability-{defense.spec.replace('+', '_')}-{defense.info['config_hash']}.png"

@@ -254,39 +254,61 @@ def ece_from(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) 
 
 def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float, bool, float, float] | None:
     """(ECE, two-sided p of "ECE differs from `threshold`", whether the evidence says above, and the 95 %
-    percentile interval's low and high) from one bootstrap of the record's images (percent); None without
-    per-image confidences. The p is twice the smaller tail of the resampled ECEs beyond the threshold,
-    (k + 1) / (B + 1) each, so it is never 0; the side is that tail's (the resampled ECEs sit above the estimate:
-    ECE is biased upwards, so the estimate alone can name the wrong side)."""
+    interval's low and high) from one bootstrap of the record's images (percent; over several trials of a
+    randomised predictor, the mean of the trials' ECEs, as the record's value); None without the per-image
+    evidence (ece_trials). The interval is the estimate ± 1.96 bootstrap standard deviations and the p a z test
+    on that standard deviation, as the paired test of two ECEs (_ece_difference): the resampled ECEs sit above
+    the estimate (ECE is biased upwards), so their percentiles can leave the estimate outside its own interval."""
     boot = _ece_bootstrap(rec, seed)
     if boot is None:
         return None
-    value, resampled = boot
-    b = len(resampled)
-    above = (int((resampled <= threshold).sum()) + 1) / (b + 1)  # small: evidence that ECE > threshold
-    below = (int((resampled >= threshold).sum()) + 1) / (b + 1)
-    lo, hi = np.percentile(resampled, [2.5, 97.5])
-    return value, min(1.0, 2 * min(above, below)), above < below, float(lo), float(hi)
+    from scipy.stats import norm
+
+    value, se = boot
+    p = float(2 * norm.sf(abs(value - threshold) / se)) if se > 0 else (1.0 if value == threshold else 0.0)
+    return value, p, value > threshold, max(0.0, value - Z95 * se), value + Z95 * se
 
 
-def _ece_bootstrap(rec: dict, seed: int) -> tuple[float, np.ndarray] | None:
-    d = decode_per_image(rec.get("per_image"))
-    conf = (d or {}).get("values", {}).get("confidence")
-    if d is None or conf is None or len(conf) < 2:
+def ece_trials(rec: dict, d: dict) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """An ECE record's evidence per trial, from its decoded per-image results `d`: each trial's (confidence,
+    correct) per image where it kept them (a randomised predictor's, metrics.ECE), else one pair, the mean
+    confidence and the share of correct trials (the same thing for a deterministic predictor or a single trial).
+    None where that pair is not the record's statistic: a randomised predictor's several trials that kept only
+    their mean (its value is the mean of the trials' ECEs, far above the ECE of the mean confidence)."""
+    values = d.get("values", {})
+    if "confidence" not in values:
         return None
-    ok = d["clean"]
-    draw = np.random.default_rng(seed).integers(0, len(conf), size=(BOOTSTRAP, len(conf)))
-    return float(ece_from(conf, ok)), ece_from(conf[draw], ok[draw])
+    t = int(d.get("trials", 1))
+    if all(f"confidence@{k}" in values and f"correct@{k}" in values for k in range(t)) and t > 1:
+        return [(values[f"confidence@{k}"], values[f"correct@{k}"]) for k in range(t)]
+    if t > 1 and rec.get("stochastic") is not False:
+        return None
+    return [(values["confidence"], d["clean"])]
+
+
+def _ece_of(trials: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """The mean over trials of each trial's ECE on images `rows` (an index array, or resamples x images)."""
+    return np.mean([ece_from(conf[rows], ok[rows]) for conf, ok in trials], axis=0)
+
+
+def _ece_bootstrap(rec: dict, seed: int) -> tuple[float, float] | None:
+    """A record's ECE and its standard error from BOOTSTRAP resamples of its images (None: ece_trials)."""
+    d = decode_per_image(rec.get("per_image"))
+    trials = ece_trials(rec, d) if d is not None else None
+    if trials is None or len(trials[0][0]) < 2:
+        return None
+    n = len(trials[0][0])
+    draw = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP, n))
+    return float(_ece_of(trials)), float(_ece_of(trials, draw).std(ddof=1))
 
 
 def _ece_difference(a: dict, b: dict, ia: np.ndarray, ib: np.ndarray, seed: int) -> tuple[float, float]:
     """ECE(a) − ECE(b) on the common images and the standard error of a paired bootstrap (the same images drawn
-    for both)."""
-    ca, cb = a["values"]["confidence"][ia], b["values"]["confidence"][ib]
-    oa, ob = a["clean"][ia], b["clean"][ib]
+    for both); a and b carry their trials' evidence in `ece_trials` (compare_values)."""
+    ta, tb = a["ece_trials"], b["ece_trials"]
     draw = np.random.default_rng(seed).integers(0, len(ia), size=(BOOTSTRAP, len(ia)))
-    boot = ece_from(ca[draw], oa[draw]) - ece_from(cb[draw], ob[draw])
-    return float(ece_from(ca, oa) - ece_from(cb, ob)), float(boot.std(ddof=1))
+    boot = _ece_of(ta, ia[draw]) - _ece_of(tb, ib[draw])
+    return float(_ece_of(ta, ia) - _ece_of(tb, ib)), float(boot.std(ddof=1))
 
 
 def u_statistic_se(terms: np.ndarray) -> float:
@@ -311,12 +333,9 @@ VALUE_TESTS = {"confidence": _ece_difference, "gamma": _mean_difference("gamma")
 
 
 def _ece_interval(rec: dict, d: dict) -> tuple[float, float] | None:
-    """ECE's 95 % percentile interval from one bootstrap of the record's images, as ece_p gives the report."""
-    boot = _ece_bootstrap(rec, seed=0)
-    if boot is None:
-        return None
-    lo, hi = np.percentile(boot[1], [2.5, 97.5])
-    return float(lo), float(hi)
+    """ECE's 95 % interval from one bootstrap of the record's images, as ece_p gives the report."""
+    out = ece_p(rec, 0.0)
+    return None if out is None else out[3:]
 
 
 def _mean_interval(name: str):
@@ -403,13 +422,18 @@ def compare_values(a: dict, b: dict, seed: int = 0) -> Comparison | None:
     the same draw), from per-item values (VALUE_TESTS): for ECE (per-image confidence and correctness) a paired
     bootstrap of the ECE difference, for a mean of per-image values (local linearity's gamma) a z test on the
     differences, for KID a z test with the U statistic's variance. Differences are in the metric's own units;
-    None when either record lacks the per-item values (no valid test)."""
+    None when either record lacks the per-item values (no valid test; for a randomised predictor's ECE over
+    several trials, each trial's, ece_trials)."""
     pa, pb = _per_item(a), _per_item(b)
     if pa is None or pb is None or pa.get("draw") != pb.get("draw"):  # samples of different draws do not pair
         return None
     name = next((k for k in VALUE_TESTS if k in pa["values"] and k in pb["values"]), None)
     if name is None:
         return None
+    if name == "confidence":  # ECE: each record's trials, as its value was measured (ece_trials)
+        pa["ece_trials"], pb["ece_trials"] = ece_trials(a, pa), ece_trials(b, pb)
+        if pa["ece_trials"] is None or pb["ece_trials"] is None:
+            return None
     common, ia, ib = np.intersect1d(pa["idx"], pb["idx"], assume_unique=True, return_indices=True)
     n = len(common)
     if n < 2:

@@ -436,7 +436,7 @@ LEGEND = ("accuracy % of the defended predictor [95 % interval]; " + TRIAL_INTER
           + "; ᵒ oblivious, ᵃ adaptive, ᵇ black-box; `worst-case` columns (randomised defenses): the share of images "
           "classified correctly in every one of R fresh draws; ×S: the mean of S training seeds evaluated on the same "
           "images, its interval widened by t(S-1)·s/√S of the seed spread; a metric's column (ECE %, γ, KID, PSNR): its "
-          "value [95 % interval] (ECE: the percentile bootstrap of the images; γ: ±1.96 standard errors of the images' "
+          "value [95 % interval] (ECE: ±1.96 bootstrap SDs over the images; γ: ±1.96 standard errors of the images' "
           "values; KID: of its samples' U statistic), never ranked; bold: significantly above every other row in its column (the largest p of the paired "
           "McNemar / paired z test on the same images where both cells have per-image results, otherwise an unpaired "
           "z test; a ×S cell's test is widened by its seeds' spread, paired by seed where both cells hold the same "

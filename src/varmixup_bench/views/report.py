@@ -491,7 +491,8 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
         above = ece["value"] > opt.ece_threshold
         item.verdict = "flag" if above else "pass"
         item.reason = (f"{'miscalibrated' if above else 'calibrated'}: ECE {ece['value']:.2f} % "
-                       f"{'>' if above else '≤'} {thr} (the record keeps no per-image confidences: not tested)")
+                       f"{'>' if above else '≤'} {thr} (the record keeps no per-image confidences, or of a randomised "
+                       "predictor's several trials only their mean: not tested)")
     elif not rejected["calibration"]:
         item.verdict, item.reason = "n/a", (f"undecided: ECE {shown} % is within noise of {thr} (bootstrap of the "
                                             "images, Holm-corrected with the page's own tests)")
