@@ -65,8 +65,9 @@ def test_each_metric_gets_the_interval_of_its_own_evidence():
 
 
 def test_a_value_pooled_over_seeds_has_their_spread_in_its_interval():
-    """Three seeds' γ: the mean of the seeds, the images' half-widths combined as the SE of a mean, widened in
-    quadrature by t(2)·s/√3 of the seeds' spread, as an accuracy's interval is widened (interval_from_summary)."""
+    """Three seeds' γ: the mean of the seeds, the images' half-width the seeds' own (their root mean square: the
+    same images in every seed), widened in quadrature by t(2)·s/√3 of the seeds' spread, as an accuracy's interval
+    is widened (interval_from_summary); three equal seeds: the one seed's interval."""
     from scipy.stats import t as student_t
 
     from varmixup_bench.results.seeds import pool_seeds
@@ -77,7 +78,8 @@ def test_a_value_pooled_over_seeds_has_their_spread_in_its_interval():
     assert len(pooled) == 1 and int(pooled.iloc[0]["seeds"]) == 3
     values = [r["value"] for r in recs]
     halves = [(hi - lo) / 2 for lo, hi in (value_interval(r) for r in recs)]
-    half = math.hypot(math.sqrt(sum(h * h for h in halves)) / 3,
+    # the images' term is the seeds' own half-width (root mean square), not narrowed by 3 seeds on the same images
+    half = math.hypot(math.sqrt(sum(h * h for h in halves) / 3),
                       student_t.ppf(0.975, 2) * np.std(values, ddof=1) / math.sqrt(3))
     row = pooled.iloc[0].to_dict()
     assert row["value"] == pytest.approx(np.mean(values))
@@ -85,6 +87,7 @@ def test_a_value_pooled_over_seeds_has_their_spread_in_its_interval():
     # the seeds' spread dominates: far wider than any one seed's interval over its 400 images
     assert 2 * half > 5 * max(halves)
     assert value_interval_of_seeds(values, [value_interval(recs[0]), None, value_interval(recs[2])]) is None
+    assert value_interval_of_seeds([0.05] * 3, [(0.04, 0.06)] * 3) == pytest.approx((0.04, 0.06))
 
 
 def test_the_wide_table_shows_each_value_with_its_interval_and_ranks_none():
@@ -178,3 +181,24 @@ def test_a_randomised_predictors_ece_over_trials_is_tested_as_its_value_was_meas
     det = {**bench.evaluate(erm, "ece", trials=2, record=False, show_progress=False), "stochastic": False}
     assert not any("@" in k for k in decode_per_image(det["per_image"])["values"])  # two equal trials: one pair
     assert ece_p(det, 10.0)[0] == pytest.approx(det["value"], abs=1e-4)
+
+
+def test_a_finding_on_a_subset_quotes_the_accuracies_it_tested():
+    """SPSA on 200 images against PGD on 1,000: the finding's message sets their accuracies on the 200 images both
+    evaluated side by side, the gap its test measured (the full-set figures had shown a 3-point gap for the 11
+    points tested), and says so; two records on the same images quote their own."""
+    from varmixup_bench.results.stats import compare_records, shown_pair
+
+    rng = np.random.default_rng(2)
+    ok_w = np.r_[rng.random(200) < 0.45, rng.random(800) < 0.325].astype(np.uint8)
+    ok_b = (rng.random(200) < 0.36).astype(np.uint8)
+    white = {"robust_acc": 100 * ok_w.mean(), "n_examples": 1000,
+             "per_image": encode_per_image(np.arange(1000), np.ones(1000), ok_w, 1)}
+    black = {"robust_acc": 100 * ok_b.mean(), "n_examples": 200,
+             "per_image": encode_per_image(np.arange(200), np.ones(200), ok_b, 1)}
+    cmp = compare_records(white, black)
+    w, b, where = shown_pair(white, black)
+    assert w - b == pytest.approx(cmp.diff) and where == " on the 200 images both evaluated"
+    assert (w, b) == pytest.approx((100 * ok_w[:200].mean(), 100 * ok_b.mean()))
+    assert white["robust_acc"] - black["robust_acc"] < 4 < 9 < w - b  # the full sets showed a third of the gap
+    assert shown_pair(black, black) == (black["robust_acc"], black["robust_acc"], "")

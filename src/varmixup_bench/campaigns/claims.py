@@ -34,7 +34,7 @@ def claim_rows(plan: Plan, cell_record, alpha: float | None = None, record_of=No
     the claims are the only comparisons; a page shares it with its other families: page_families). With
     `record_of` ((pass name, cell) -> record), a claim with a side pooled over seeds is decided seed by seed
     (seed_test); its pooled comparison stays on the row, its p as `recipe_p`."""
-    from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, holm
+    from varmixup_bench.results.stats import FAMILY_ALPHA, compare_records, comparison_of_seeds, holm
 
     rows = []
     for claim in plan.claims:
@@ -50,22 +50,25 @@ def claim_rows(plan: Plan, cell_record, alpha: float | None = None, record_of=No
                  for side, rec in ((claim.better, a), (claim.worse, b))):
             row["verdict"] = "no such metric in the record"
         else:
+            which = (claim.better.metric, claim.worse.metric)
             try:
-                row["cmp"] = compare_records(a, b, (claim.better.metric, claim.worse.metric))
-            except ValueError:
+                row["cmp"] = compare_records(a, b, which)
+            except ValueError:  # no per-image values: a metric pooled over seeds, tested from its seeds' below
+                row["cmp"] = None
+            pairs = seed_pairs(claim, record_of) if record_of is not None else None
+            try:
+                per_seed = [(seed, compare_records(x, y, which)) for seed, x, y in pairs] if pairs else None
+            except ValueError:  # a metric's value without per-image values in some seed
+                per_seed = None
+            if row["cmp"] is None and per_seed:  # a metric's seed means: their test from each seed's own
+                row["cmp"] = comparison_of_seeds([c for _, c in per_seed])
+            if row["cmp"] is None:
                 row["verdict"] = "untestable: no per-image values"
             else:
                 row["p"], row["claimed"] = claim_test(claim, row["cmp"])
-                pairs = seed_pairs(claim, record_of) if record_of is not None else None
-                if pairs:
-                    try:
-                        per_seed = [(seed, compare_records(x, y, (claim.better.metric, claim.worse.metric)))
-                                    for seed, x, y in pairs]
-                    except ValueError:  # a metric's value without per-image values in some seed: the pooled test
-                        per_seed = None
-                    if per_seed:
-                        row["recipe_p"] = row["p"]
-                        row["seeds"], row["p"], row["claimed"] = seed_test(claim, per_seed, row["claimed"])
+                if per_seed:
+                    row["recipe_p"] = row["p"]
+                    row["seeds"], row["p"], row["claimed"] = seed_test(claim, per_seed, row["claimed"])
         rows.append(row)
     tested = [r for r in rows if r["cmp"] is not None]
     for row, reject in zip(tested, holm([r["p"] for r in tested], FAMILY_ALPHA if alpha is None else alpha)):

@@ -478,9 +478,6 @@ def _cell_ref(plan: Plan, cells: list, r: Reader) -> CellRef:
         raise r.error(f"{attack} has no radius: leave eps out")
     eps = _number(r.table["eps"], "epsilon", r) if "eps" in r.table else None
     every_seed = r.table.get("seed") == "all"
-    if every_seed and metric == "value":
-        raise r.error('seed = "all" pools accuracies over seeds; a metric value (ECE, linearity, KID) is compared '
-                      "on one seed: give seed = N or leave it out")
     seed = None if every_seed else r.get("seed", int, None)
     pass_name = r.get("pass", str, None)
     if pass_name is not None:

@@ -190,6 +190,19 @@ def paired_outcomes(a: dict, b: dict, which: tuple[str, str] = ("robust", "robus
     return pa[which[0]][ia], pb[which[1]][ib], max(units)
 
 
+def shown_pair(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")) -> tuple[float, float, str]:
+    """The two accuracies (%) a message should set side by side for the test compare_records makes: each record's
+    own where both cover the same images, else theirs on the images both evaluated (SPSA's subset against PGD's
+    full set: the full-set figures can show a gap of another size, even sign, than the one tested), with
+    the words that say so."""
+    fields = [_FIELD.get(w, f"{w}_acc") for w in which]
+    own = float(a[fields[0]]), float(b[fields[1]])
+    pair = paired_outcomes(a, b, which)
+    if pair is None or {len(decode_per_image(r["per_image"])["idx"]) for r in (a, b)} == {len(pair[0])}:
+        return own[0], own[1], ""  # both on the same images
+    return 100.0 * float(pair[0].mean()), 100.0 * float(pair[1].mean()), f" on the {len(pair[0])} images both evaluated"
+
+
 def paired_test(xa: np.ndarray, xb: np.ndarray, trials: int = 1) -> Comparison:
     """Paired test of per-image outcomes (fractions in [0,1]): exact McNemar for single-trial 0/1 outcomes,
     otherwise a z test on the mean per-image difference."""
@@ -379,15 +392,17 @@ def value_interval(rec: dict) -> tuple[float, float] | None:
 
 
 def value_interval_of_seeds(values: Sequence[float], intervals: Sequence[tuple[float, float] | None]) -> tuple[float, float] | None:
-    """The interval of the mean of S seeds' metric values: the images' half-width (each seed's, as a normal
-    interval, combined as the SE of a mean) widened in quadrature by t(S-1)·s/√S of the seeds' spread, as
-    interval_from_summary widens an accuracy's. None unless every seed has an interval."""
+    """The interval of the mean of S seeds' metric values: the images' half-width (the root mean square of the
+    seeds' own: every seed is measured on the same images, so their sampling error does not average away over
+    seeds, as an accuracy's Wilson interval over the n images is not narrowed by them either) widened in quadrature
+    by t(S-1)·s/√S of the seeds' spread, as interval_from_summary widens an accuracy's. None unless every seed has
+    an interval."""
     if len(values) < 2 or any(ci is None for ci in intervals):
         return None
     from scipy.stats import t as student_t
 
     s = len(values)
-    images = math.sqrt(sum(((hi - lo) / 2) ** 2 for lo, hi in intervals)) / s  # type: ignore[misc]
+    images = math.sqrt(sum(((hi - lo) / 2) ** 2 for lo, hi in intervals) / s)  # type: ignore[misc]
     spread = float(student_t.ppf(0.975, s - 1) * np.std(values, ddof=1) / math.sqrt(s))
     mean, half = float(np.mean(values)), math.hypot(images, spread)
     return mean - half, mean + half
@@ -516,6 +531,19 @@ def widen_by_seeds(cmp: Comparison, se_seeds: float, df: int) -> Comparison:
     se = math.hypot(cmp.se, se_seeds)
     unread = Comparison(cmp.diff, se, 0.0, cmp.paired, cmp.n, float(df))
     return Comparison(cmp.diff, se, unread.p_against(0.0), cmp.paired, cmp.n, float(df))
+
+
+def comparison_of_seeds(per_seed: Sequence[Comparison]) -> Comparison:
+    """The test of two seed means from each seed's own paired comparison (a metric's value, whose pooled record
+    keeps no per-image values): the mean difference, the images' standard error the root mean square of the
+    seeds' (the same images in every seed), widened by the spread of the per-seed differences with S − 1 degrees
+    of freedom (widen_by_seeds), as a pooled accuracy's test is."""
+    d = np.array([c.diff for c in per_seed], dtype=float)
+    se = math.sqrt(float(np.mean([c.se ** 2 for c in per_seed])))
+    images = Comparison(float(d.mean()), se, math.nan, all(c.paired for c in per_seed), min(c.n for c in per_seed))
+    if len(d) < 2:
+        return Comparison(images.diff, se, images.p_against(0.0), images.paired, images.n)
+    return widen_by_seeds(images, float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1)
 
 
 def metric_figure(x: float) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from varmixup_bench.core.errors import BenchError
 from varmixup_bench.results.stats import (compare_records, ece_p, family_share, format_interval, holm,
-                                         one_sided_p)
+                                         one_sided_p, shown_pair)
 
 # a report decides two families of comparisons: bench diagnose's checks (items 1-4; SPSA and the transfer attack
 # stronger than the gradient attacks among them) and its own tests (worst case below the mean, corruptions above
@@ -471,8 +471,9 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
         item.reason = (f"clean {clean['clean_acc']:.1f} % is above chance ({ev.chance:.0f} %); corruptions were "
                        "left out (skip)")
     elif rejected.get("corruptions"):
+        shown_corr, shown_clean, where = shown_pair(corr, clean, ("robust", "clean"))  # the images tested
         item.verdict, item.reason = "flag", (f"corrupted images classified better than clean ones: "
-                                             f"{corr['robust_acc']:.1f} % vs {clean['clean_acc']:.1f} %")
+                                             f"{shown_corr:.1f} % vs {shown_clean:.1f} %{where}")
     else:
         cost = compare_records(clean, corr, ("clean", "robust"))  # paired on the images both evaluated
         item.reason = (f"clean {clean['clean_acc']:.1f} % is above chance ({ev.chance:.0f} %); corruptions cost "
