@@ -24,7 +24,8 @@ BENCH = [sys.executable, "-m", "varmixup_bench.cli"]
 def _record(i: int, n: int = 300) -> dict:
     rng = np.random.default_rng(i)
     clean, robust = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    return {"defense": "erm", "attack": f"pgd{i}", "eps": 8 / 255, "eval_hash": f"h{i}", "robust_acc": 100 * robust.mean(),
+    return {"dataset": "d", "defense": "erm", "attack": f"pgd{i}", "eps": 8 / 255, "eval_hash": f"h{i}",
+            "clean_acc": 100 * clean.mean(), "robust_acc": 100 * robust.mean(), "n_examples": n,
             "timestamp": f"2026-11-30T00:00:{i % 60:02d}+00:00", "seq": i,
             "per_image": encode_per_image(np.arange(n), clean, robust, 1)}
 

@@ -21,6 +21,24 @@ def fmt_acc(r: dict, which: str) -> str:
     return format_interval(r[f"{which}_acc"], r[f"{which}_acc_ci_low"], r[f"{which}_acc_ci_high"])
 
 
+def stored_records(workdir, dataset: str | None = None) -> tuple[Path, list[dict]]:
+    """(the workdir, its current records) for a command that reads them; a workdir that does not exist, or a
+    --dataset none of them has, is an error naming what is there, not an empty table."""
+    from varmixup_bench.core.workdir import existing_workdir
+    from varmixup_bench.results.store import ResultStore
+
+    wd = existing_workdir(workdir)
+    records = ResultStore(wd).records()
+    stored = sorted({str(r.get("dataset")) for r in records})
+    if dataset is not None and records and dataset not in stored:
+        import difflib
+
+        close = difflib.get_close_matches(dataset, stored, n=1, cutoff=0.5)
+        raise BenchError(f"no records of dataset {dataset!r} in {wd}." + (f" Did you mean {close[0]!r}?" if close
+                                                                          else "") + f" Stored: {', '.join(stored)}")
+    return wd, records
+
+
 def set_threads(threads: Optional[int]) -> None:
     if threads is not None:
         if threads < 1:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import app
+from varmixup_bench.cli.common import app, check_positive
 from varmixup_bench.core.errors import BenchError
 
 
@@ -25,6 +25,7 @@ def perf(
 
     if fmt not in ("table", "json"):
         raise BenchError(f"unknown format {fmt!r}; valid formats: table, json")
+    check_positive(repeats=repeats)  # before the warm-up: no median of 0 repeats
     names = parse_name_list(only, "benchmark") if only else None
     for n in names or []:
         BENCHMARKS.get(n)

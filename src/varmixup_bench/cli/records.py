@@ -27,9 +27,9 @@ def retire(
     out of the current results (the store keeps them, with the reason: `bench export --retired`): tables, reports
     and reuse stop seeing them, and the next sweep runs those cells again."""
     from varmixup_bench.results.retire import retire_records
-    from varmixup_bench.core.workdir import resolve_workdir
+    from varmixup_bench.core.workdir import existing_workdir
 
-    gone = retire_records(resolve_workdir(workdir, create=False), attack, before, reason, defense, dry_run, seed)
+    gone = retire_records(existing_workdir(workdir), attack, before, reason, defense, dry_run, seed)
     verb = "would retire" if dry_run else "retired"
     console.out.print(f"{verb} {len(gone)} record(s)" + "".join(
                       f"\n  {r['defense']} {r['attack']} seed {r.get('seed')} eps {r.get('eps')} ({r.get('timestamp')})"
@@ -47,7 +47,7 @@ def restore(
     from varmixup_bench.results.restore import restore as restore_records
     from varmixup_bench.core.workdir import resolve_workdir
 
-    added, there = restore_records(csv, resolve_workdir(workdir))
+    added, there = restore_records(csv, resolve_workdir(workdir, create=False))  # created once the CSV reads
     console.out.print(f"restored {added} record(s) from {csv} ({there} already in the store); the CSV holds no weights: "
                       f"a resumed sweep retrains the models it needs")
 
@@ -62,9 +62,9 @@ def export_command(
     """Write the store's records as JSON lines: a backup, a file to share, or the way back from a damaged
     results.sqlite (`bench import`)."""
     from varmixup_bench.results.store import ResultStore
-    from varmixup_bench.core.workdir import resolve_workdir
+    from varmixup_bench.core.workdir import existing_workdir
 
-    n = ResultStore(resolve_workdir(workdir, create=False)).export_jsonl(output, retired=retired)
+    n = ResultStore(existing_workdir(workdir)).export_jsonl(output, retired=retired)
     console.out.print(f"exported {n} record(s) to {output}")
 
 
@@ -82,10 +82,14 @@ def import_command(
         raise BenchError(f"{source}: no such file")
     store = ResultStore(resolve_workdir(workdir))
     read, added, bad = store.import_jsonl(source)
+    if bad and not read:
+        raise BenchError(f"no record in {source}: none of its {len(bad)} line(s) parses as a record (JSON objects "
+                         f"with dataset, defense, attack, eps, accuracies, n_examples and timestamp); they were "
+                         f"copied to {store.quarantine_path}")
     console.out.print(f"imported {read} record(s) from {source} into {store.path} ({added} new, {read - added} already "
                       f"stored)")
     if bad:
-        console.err.print(f"[yellow]warning:[/] {len(bad)} line(s) of {source} do not parse (line "
+        console.err.print(f"[yellow]warning:[/] {len(bad)} line(s) of {source} do not parse as records (line "
                           f"{', '.join(map(str, bad[:10]))}{'…' if len(bad) > 10 else ''}); they were moved to "
                           f"{store.quarantine_path}", highlight=False, soft_wrap=True)
 

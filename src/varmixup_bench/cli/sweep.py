@@ -83,6 +83,10 @@ def sweep(
     grid = variants(lambdas, etas)
     eps_list = parse_eps_list(eps, norm_now) if eps else None
     check_before_work(defense_list, attack_list, eps_list, base, overrides, dataset_list)
+    if executor == "local":  # on Ray the workers' devices count, which this machine may lack
+        from varmixup_bench.training.runner import resolve_device
+
+        resolve_device(device)
     for variant in grid:  # every swept value, checked by check_preset like any other preset value
         resolve_settings(base, **overrides, **{k: dict(v) if isinstance(v, tuple) else v for k, v in variant})
     spec = SweepSpec(defense_list, attack_list, dataset_list, seed_list, eps_list, base,

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from varmixup_bench.cli import console
-from varmixup_bench.cli.common import OutputOpt, WorkdirOpt, app
+from varmixup_bench.cli.common import OutputOpt, WorkdirOpt, app, stored_records
 from varmixup_bench.core.errors import BenchError
 
 
@@ -33,8 +33,6 @@ def leaderboard(
     from varmixup_bench.views.leaderboard import FORMATS, flagged_frame, render, render_wide, wide_frame
     from varmixup_bench.core.registry import unknown_name_message
     from varmixup_bench.results.stats import family_share
-    from varmixup_bench.results.store import ResultStore
-    from varmixup_bench.core.workdir import resolve_workdir
 
     if fmt == "robustbench":
         from varmixup_bench.views.rb_export import write_robustbench
@@ -43,7 +41,7 @@ def leaderboard(
             raise BenchError("--format robustbench writes one JSON per defense: give the folder with --output DIR")
         if layout or reference:
             raise BenchError("--format robustbench takes neither --layout nor --reference")
-        paths = write_robustbench(ResultStore(resolve_workdir(workdir, create=False)).records(), output, dataset)
+        paths = write_robustbench(stored_records(workdir, dataset)[1], output, dataset)
         console.err.print(f"wrote {len(paths)} RobustBench model_info JSON file(s) under {output}")
         return
     if fmt not in FORMATS:
@@ -55,11 +53,11 @@ def leaderboard(
         raise BenchError("--format html and --reference need --layout wide or headline (html) / wide (reference)")
     if layout == "headline" and (fmt not in ("md", "html") or reference):
         raise BenchError("--layout headline is for --format md or html, without --reference (use --layout wide)")
-    wd = resolve_workdir(workdir, create=False)
+    wd, records = stored_records(workdir, dataset)
     # the families of comparisons this command decides share 5 %: bold marks and ⚠ findings in a marked view
     # (md, html), the findings alone in the long layout's flags
     alpha = family_share(2 if layout in ("headline", "wide") and fmt in ("md", "html") else 1)
-    frame, findings = flagged_frame(ResultStore(wd).records(), dataset, alpha)
+    frame, findings = flagged_frame(records, dataset, alpha)
     for p in plots or []:
         if not p.is_file():
             raise BenchError(f"--plot {p}: no such file")
@@ -88,10 +86,8 @@ def diagnose(
     """Check every defense in the store for the classic signs of gradient masking."""
     from varmixup_bench.views.diagnostics import CHECKS
     from varmixup_bench.views.leaderboard import flagged_frame
-    from varmixup_bench.results.store import ResultStore
-    from varmixup_bench.core.workdir import resolve_workdir
 
-    frame, findings = flagged_frame(ResultStore(resolve_workdir(workdir, create=False)).records(), dataset)
+    frame, findings = flagged_frame(stored_records(workdir, dataset)[1], dataset)
     if not findings:
         console.out.print(f"no warning signs in {frame.groupby(['dataset', 'defense']).ngroups} defense(s); "
                           f"checks: {', '.join(CHECKS.names())}")
@@ -119,14 +115,12 @@ def plot_command(
     """Write a PNG plot of recorded results (one line per defense; converge: one per EOT count)."""
     from varmixup_bench.core.norms import parse_norm
     from varmixup_bench.views.plots import PLOTS, plot
-    from varmixup_bench.results.store import ResultStore
-    from varmixup_bench.core.workdir import resolve_workdir
 
     PLOTS.get(kind)
     norm_v = parse_norm(norm).value
-    wd = resolve_workdir(workdir, create=False)
+    wd, records = stored_records(workdir, dataset)
     suffix = "-l2" if norm_v == "L2" else ""
     path = output or wd / "figures" / f"plot-{kind}-{attack or 'pgd10'}{suffix}.png"
-    plot(ResultStore(wd).records(), kind, path, attack, dataset, defense, norm_v)
+    plot(records, kind, path, attack, dataset, defense, norm_v)
     console.out.print(f"wrote {path}")
 

@@ -61,8 +61,8 @@ def coerce(name: str, value: Any) -> Any:
         raise BenchError(f"preset field {name} takes true or false, got {value!r}")
     if int in kinds:
         try:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError  # TOML's `true` is no count (int(True) would read it as 1)
             return int(value)
         except (TypeError, ValueError):
             raise BenchError(f"preset field {name} takes an integer, got {value!r}") from None
@@ -98,7 +98,11 @@ def load_preset_file(path: Path) -> Preset:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BenchError(f"--preset-file {path}: not valid TOML ({exc})") from None
-    base = get_preset(data.pop("base", None))
+    base_name = data.pop("base", None)
+    if base_name is not None and not isinstance(base_name, str):
+        raise BenchError(f'--preset-file {path}: base must be a preset\'s name in quotes, e.g. base = "quick"; '
+                         f"got {base_name!r}")
+    base = get_preset(base_name)
     values = {k: coerce(k, v) for k, v in data.items()}
     values.setdefault("name", path.stem)
     values.setdefault("description", f"from {path.name}, based on {base.name}")

@@ -5,7 +5,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Iterable
 
 from varmixup_bench.core.errors import BenchError
-from varmixup_bench.core.registry import Registry
+from varmixup_bench.core.registry import Registry, unknown_name_message
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,12 @@ class Preset:
                                      group="corruptions")
     corruption_subset: int | None = _f(None, "stratified N test images for corruptions (none: all)", _GE1,
                                        "corruptions")
-    seed: int = _f(0, "seed for training and evaluation", group="data", option="--seed")
+    seed: int = _f(0, "seed for training and evaluation", _GE0, "data", option="--seed")
     train_subset: int | None = _f(None, "stratified, seeded training subset", _GE1, "data", option="--train-subset")
     test_subset: int | None = _f(None, "stratified, seeded test subset", _GE1, "data", option="--test-subset")
     # the seed of every stratified subset (train, test, SPSA, corruptions): fixed, so that several training seeds
     # are trained on the same examples and evaluated on the same images (paired comparisons across seeds)
-    subset_seed: int = _f(0, "the seed of every stratified subset (train, test, SPSA, corruptions)", group="data")
+    subset_seed: int = _f(0, "the seed of every stratified subset (train, test, SPSA, corruptions)", _GE0, "data")
     # MMD-VAE of the Var* defenses (paper eq. 11); bandwidth None = 2 * latent_dim (see defenses/latent.py)
     vae_arch: str = _f("flat", "the VAE architecture (defenses/vae.py VAES): flat | conv", group="vae",
                        choices=lambda: _vae_names())
@@ -303,7 +303,13 @@ def check_preset(p: Preset) -> None:
         rng, choices, option = meta.get("range"), meta.get("choices"), meta.get("option")
         if value is None:
             continue  # None is allowed where the type allows it (coerce checks that)
-        if isinstance(value, dict):
+        if isinstance(value, dict):  # per recipe (epochs, lambda_mi): a misspelt recipe would be ignored unseen
+            from varmixup_bench.defenses.base import RECIPES
+
+            for key in value:
+                if key not in RECIPES:
+                    raise BenchError(f"preset field {f.name}: " + unknown_name_message("recipe", key, RECIPES.names())
+                                     + (f" (option {option})" if option else ""))
             for key, item in value.items():
                 if meta.get("integer") and (not isinstance(item, int) or isinstance(item, bool)):
                     bad(f"{f.name}[{key}]", item, f"an integer {rng.text()}", option)

@@ -32,7 +32,7 @@ def parse_eps(text: str, norm: str | None = None) -> float:
     if value > 1 and parse_norm(norm) is not Norm.L2:
         raise BenchError(
             f"invalid epsilon {text!r}: inputs are on the [0,1] scale, so an L-inf eps must be <= 1 "
-            f"(did you mean {text}/255, or --norm l2?)"
+            + (f"(did you mean {text}/255, or --norm l2?)" if "/" not in str(text) else "(or did you mean --norm l2?)")
         )
     return value
 

@@ -77,7 +77,8 @@ class Registry(Generic[T]):
 
 
 def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
-    """One line: the unknown name, the closest valid one, and all valid names."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    """One line: the unknown name, the closest valid one (case aside: `PGD10` is `pgd10`), and all valid names."""
+    folded = {v.lower(): v for v in valid}
+    close = [folded[c] for c in difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=0.5)]
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}"

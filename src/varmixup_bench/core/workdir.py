@@ -27,3 +27,13 @@ def resolve_workdir(workdir: str | Path | None = None, create: bool = True) -> P
         except OSError as exc:
             raise BenchError(f"cannot create workdir {path}: {exc.strerror}") from None
     return path
+
+
+def existing_workdir(workdir: str | Path | None = None) -> Path:
+    """The workdir a command reads (tables, diagnostics, plots, export, retire): it must exist, since an empty
+    answer from a mistyped path reads like a store with nothing in it ("no warning signs")."""
+    path = resolve_workdir(workdir, create=False)
+    if not path.exists():
+        raise BenchError(f"workdir {path} does not exist: nothing is stored there (give the --workdir of your runs, "
+                         f"or set ${ENV_VAR})")
+    return path

@@ -24,6 +24,10 @@ REQUIRED_FIELDS = [
     "preset", "device", "trained", "timestamp", "versions",
 ]
 
+# what any table needs of a record to show it (a line without them is no record: import quarantines it, restore
+# refuses the CSV); records older than some REQUIRED_FIELDS still have these
+ESSENTIAL_FIELDS = ("dataset", "defense", "attack", "eps", "clean_acc", "robust_acc", "n_examples", "timestamp")
+
 # the long leaderboard's columns, in order (views.leaderboard.COLUMNS): every field a table shows
 COLUMNS = [
     "dataset", "defense", "attack", "threat_model", "norm", "eps", "step", "clean_acc", "clean_acc_std",

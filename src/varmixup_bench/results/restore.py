@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.results.record import ESSENTIAL_FIELDS
 from varmixup_bench.results.store import ResultStore
 
 # the leaderboard's own columns, not record fields
@@ -24,7 +25,7 @@ INTS = ("trials", "n_examples", "seed", "threads", "draws", "schema_version")
 BOOLS = ("stochastic", "trained")
 STRINGS = ("dataset", "defense", "attack", "threat_model", "norm", "metric", "model", "preset", "device",
            "config_hash", "eval_hash", "data_fingerprint", "timestamp", "sweep_key")
-REQUIRED = ("dataset", "defense", "attack", "eps", "clean_acc", "robust_acc", "n_examples", "timestamp")
+REQUIRED = ESSENTIAL_FIELDS
 
 
 def _value(col: str, text: str) -> Any:
@@ -54,13 +55,22 @@ def records_from_csv(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise BenchError(f"no such leaderboard CSV: {path}")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not path.is_file():
+        raise BenchError(f"{path} is not a file: give the leaderboard CSV itself")
+    what = f"{path} is not a long-layout leaderboard CSV (`bench leaderboard --format csv --layout long`)"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{what}, or a damaged one: {str(exc).splitlines()[0]}") from None
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise BenchError(f"{path} is not a long-layout leaderboard CSV (`bench leaderboard --format csv "
-                         f"--layout long`): it lacks the column(s) {', '.join(missing)}")
+        raise BenchError(f"{what}: it lacks the column(s) {', '.join(missing)}")
     out = []
     for i, row in enumerate(frame.to_dict("records"), start=2):
+        empty = [c for c in REQUIRED if row[c] == ""]
+        if empty:  # a row cut short (a truncated file): no record to restore, and nothing is written
+            raise BenchError(f"{path} line {i}: no {', '.join(empty)} (a truncated or damaged CSV?); nothing "
+                             "restored")
         rec: dict[str, Any] = {}
         for col, text in row.items():
             if col in DERIVED:
@@ -83,16 +93,16 @@ def _identity(rec: dict[str, Any]) -> tuple:
 
 
 def restore(csv_path: str | Path, workdir: str | Path) -> tuple[int, int]:
-    """Append the CSV's records that the store lacks (same key and timestamp); returns (added, already there).
-    Running it twice adds nothing the second time."""
+    """Append the CSV's records that the store lacks (same key and timestamp), in one transaction; returns (added,
+    already there). Running it twice adds nothing the second time. The CSV is read whole first: a damaged one
+    writes nothing, and leaves a workdir that did not exist uncreated."""
+    records = records_from_csv(csv_path)
     store = ResultStore(Path(workdir))
     have = {_identity(r) for r in store.records()}
-    added = skipped = 0
-    for rec in records_from_csv(csv_path):
-        if _identity(rec) in have:
-            skipped += 1
-            continue
-        store.append(rec)
-        have.add(_identity(rec))
-        added += 1
-    return added, skipped
+    new = []
+    for rec in records:
+        if _identity(rec) not in have:
+            new.append(rec)
+            have.add(_identity(rec))
+    store.extend(new)
+    return len(new), len(records) - len(new)

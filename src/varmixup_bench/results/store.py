@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from varmixup_bench.core.atomic import file_lock
 from varmixup_bench.core.errors import BenchError
-from varmixup_bench.results.record import REQUIRED_FIELDS
+from varmixup_bench.results.record import ESSENTIAL_FIELDS, REQUIRED_FIELDS
 
 DB_FILE = "results.sqlite"
 LEGACY_FILE = "results.jsonl"  # the store before SQLite: imported once, then renamed to results.jsonl.imported
@@ -259,13 +259,14 @@ class ResultStore:
 
     def import_jsonl(self, path: Path, quarantine: Path | None = None) -> tuple[int, int, list[int]]:
         """Store every line of a JSONL file that parses as a record, in one transaction; a record already stored
-        is kept once. Lines that do not parse go to `quarantine` (default: <workdir>/results.quarantine.jsonl)
+        is kept once. Lines that do not parse, or are not records (a JSON object without the fields any table needs,
+        record.ESSENTIAL_FIELDS), go to `quarantine` (default: <workdir>/results.quarantine.jsonl)
         with their line numbers. Returns (records read, records new, line numbers quarantined)."""
         with self._connect() as conn:
-            return self._import_file(conn, Path(path), quarantine or self.quarantine_path)
+            return self._import_file(conn, Path(path), quarantine or self.quarantine_path, required=ESSENTIAL_FIELDS)
 
-    def _import_file(self, conn: sqlite3.Connection, path: Path, quarantine: Path,
-                     reason: str | None = None) -> tuple[int, int, list[int]]:
+    def _import_file(self, conn: sqlite3.Connection, path: Path, quarantine: Path, reason: str | None = None,
+                     required: tuple[str, ...] = ()) -> tuple[int, int, list[int]]:
         good, bad = [], []
         with open(path, encoding="utf-8", errors="replace") as fh:
             for number, line in enumerate(fh, 1):
@@ -276,6 +277,8 @@ class ResultStore:
                     rec = json.loads(text)
                     if not isinstance(rec, dict):
                         raise ValueError("not a JSON object")
+                    if any(rec.get(k) is None for k in required):  # JSON, but no record a table can show
+                        raise ValueError("not a record")
                 except ValueError:
                     bad.append((number, line.rstrip("\n")))
                     continue

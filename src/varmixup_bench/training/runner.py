@@ -131,8 +131,9 @@ def make_context(
     """Resolve settings, device, workdir and dataset: what recipes, inference rules and the VAE need."""
     settings = resolve_settings(preset, **overrides)
     dev = resolve_device(device)
-    wd = resolve_workdir(workdir)
-    ds = get_dataset(dataset, settings, wd, data_dir, download)
+    wd = resolve_workdir(workdir, create=False)
+    ds = get_dataset(dataset, settings, wd, data_dir, download)  # a dataset that cannot load leaves no workdir behind
+    resolve_workdir(wd)
     settings = settings.for_dataset(ds.name)  # radii the preset leaves to the dataset: this dataset's (DATASET_EPS)
     return TrainContext(ds, settings, wd, dev, settings.seed, show_progress=show_progress,
                         defense_provider=lambda spec: train(spec, ds, workdir=wd, preset=settings, device=dev,
