@@ -47,6 +47,10 @@ def vae_command(
 
     if action not in VAE_ACTIONS:
         raise BenchError(unknown_name_message("vae action", action, list(VAE_ACTIONS)))
+    if action == "show":  # shows a VAE the workdir holds: a workdir that does not exist holds none
+        from varmixup_bench.core.workdir import existing_workdir
+
+        existing_workdir(workdir)
     ctx = context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
                   no_progress, vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim,
                   vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)
