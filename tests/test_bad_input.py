@@ -91,7 +91,8 @@ def test_reading_commands_refuse_a_missing_workdir_and_name_the_stored_datasets(
     for command in (("leaderboard",), ("diagnose",), ("plot", "eps"), ("export", str(tmp_path / "x.jsonl")),
                     ("retire", "--attack", "pgd10", "--before", "2026-01-01", "--reason", "r")):
         _fails(*command, "--workdir", str(missing), match=f"workdir {missing} does not exist")
-    _fails("vae", "show", "--workdir", str(missing), match=f"workdir {missing} does not exist")
+    _fails("vae", "show", "--workdir", str(missing), match=f"workdir {missing} does not exist, so it holds no VAE: "
+                                                             "run `bench vae train` first")
     assert not missing.exists() and not (tmp_path / "x.jsonl").exists()
     committed = ROOT / "leaderboards" / "cifar10-regime.csv"
     wd = tmp_path / "wd"
