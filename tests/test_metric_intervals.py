@@ -181,6 +181,8 @@ def test_a_randomised_predictors_ece_over_trials_is_tested_as_its_value_was_meas
     det = {**bench.evaluate(erm, "ece", trials=2, record=False, show_progress=False), "stochastic": False}
     assert not any("@" in k for k in decode_per_image(det["per_image"])["values"])  # two equal trials: one pair
     assert ece_p(det, 10.0)[0] == pytest.approx(det["value"], abs=1e-4)
+    assert ece_p({**det, "stochastic": np.False_}, 10.0) is not None  # as a pandas row holds it
+    assert ece_p({**det, "stochastic": None}, 10.0) is None  # several trials of a predictor not known deterministic
 
 
 def test_a_finding_on_a_subset_quotes_the_accuracies_it_tested():

@@ -294,7 +294,8 @@ def ece_trials(rec: dict, d: dict) -> list[tuple[np.ndarray, np.ndarray]] | None
     t = int(d.get("trials", 1))
     if all(f"confidence@{k}" in values and f"correct@{k}" in values for k in range(t)) and t > 1:
         return [(values[f"confidence@{k}"], values[f"correct@{k}"]) for k in range(t)]
-    if t > 1 and rec.get("stochastic") is not False:
+    stochastic = rec.get("stochastic")  # a frame row's is numpy's bool; unknown (None, NaN): not testable
+    if t > 1 and (stochastic is None or bool(stochastic)):
         return None
     return [(values["confidence"], d["clean"])]
 
