@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests_cli_helper import bench_cli
@@ -106,3 +107,107 @@ def test_reading_commands_refuse_a_missing_workdir_and_name_the_stored_datasets(
 
 def test_perf_refuses_zero_repeats_before_its_warm_up():
     _fails("perf", "--only", "pgd_eval_overhead", "--repeats", "0", match="--repeats must be >= 1, got 0")
+
+
+def test_the_python_api_checks_its_arguments_with_one_clear_error(erm, digits, tmp_path):
+    """Found by an audit of the Python API: each bad argument is a BenchError naming it, before any attack runs
+    (they had been a record of 0 % for batch_size=-1, tags overwriting measured fields, a numpy or torch error
+    from deep inside, or a silently ignored test_subset); an eps written as on the command line is accepted."""
+    import torch
+
+    import varmixup_bench as bench
+    from varmixup_bench.core.errors import BenchError
+
+    def refused(match, fn, *args, **kw):
+        with pytest.raises(BenchError, match=match):
+            fn(*args, **kw)
+
+    quiet = {"record": False, "show_progress": False}
+    kw = {**quiet, "split": digits.test.subset(np.arange(40))}
+    refused(r"batch_size must be >= 1, got -1", bench.evaluate, erm, "clean", batch_size=-1, **kw)
+    refused(r"tags may not set the record's own field\(s\) dataset, robust_acc", bench.evaluate, erm, "clean",
+            tags={"robust_acc": 99.0, "dataset": "cifar10"}, **kw)
+    refused("tags must be a dict", bench.evaluate, erm, "clean", tags="x", **kw)
+    refused("seed must be >= 0, got -1", bench.evaluate, erm, "clean", seed=-1, **kw)
+    refused("trials must be an integer, got 1.5", bench.evaluate, erm, "clean", trials=1.5, **kw)
+    refused(r"step 5.0 is outside \(0, 1\]", bench.evaluate, erm, "pgd10", step=5.0, **kw)
+    refused("evaluate takes a Defense", bench.evaluate, "erm", "clean", **kw)
+    refused("split must be a training.data.Split", bench.evaluate, erm, "clean", split=torch.zeros(3), **quiet)
+    by_text = bench.evaluate(erm, "pgd10", eps="8/255", **kw)
+    assert by_text["eps"] == pytest.approx(8 / 255)
+    refused("epochs must be an integer", bench.train, "erm", digits, epochs="1", workdir=tmp_path)
+    refused("dataset must be a name", bench.train, "erm", 123, workdir=tmp_path)
+    refused(r"test_subset apply when the dataset is loaded by name", bench.train, "erm", digits, test_subset=60,
+            workdir=tmp_path)
+
+
+def test_from_classifier_checks_the_model_and_keys_it_by_its_weights(erm, digits):
+    """A model of one's own: it must take the dataset's images and give one logit per class (a 5-class model had
+    scored 10 % clean and failed inside torch's cross-entropy under PGD); two models wrapped under one spec are two
+    models (the spec alone had been their key, so reuse returned one model's record for the other)."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from varmixup_bench.config.presets import get_preset
+    from varmixup_bench.core.errors import BenchError
+    from varmixup_bench.defenses.base import Defense
+
+    settings = get_preset("quick")
+
+    def refused(match, *args):
+        with pytest.raises(BenchError, match=match):
+            Defense.from_classifier(*args)
+
+    five = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+    refused(r"logits of shape \(batch, 10\) for digits's 10 classes, got \(2, 5\)", five, digits, settings)
+    wide = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    refused(r"does not take digits's images \(a batch of shape \(2, 1, 8, 8\)", wide, digits, settings)
+    refused("classifier must be a torch.nn", "notamodel", digits, settings)
+    refused("settings must be a varmixup_bench.config.presets.Preset", erm.classifier, digits, "quick")
+    refused("has no parameters", nn.Flatten(), digits, settings)
+    trained = Defense.from_classifier(erm.classifier, digits, settings)
+    other = copy.deepcopy(erm.classifier)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    assert trained.info["config_hash"] != Defense.from_classifier(other, digits, settings).info["config_hash"]
+    assert trained.info["config_hash"] == Defense.from_classifier(copy.deepcopy(erm.classifier), digits,
+                                                                  settings).info["config_hash"]
+    assert trained.info["config_hash"].startswith("external-")
+
+
+def test_an_import_of_good_and_bad_lines_stores_the_good_and_quarantines_the_rest(tmp_path):
+    good = {"dataset": "d", "defense": "erm", "attack": "clean", "eps": 0.0, "clean_acc": 90.0, "robust_acc": 90.0,
+            "n_examples": 10, "timestamp": "2026-12-02T00:00:00+00:00"}
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([json.dumps(good), '{"foo": 1}', "not json", json.dumps({**good, "attack": "pgd10"})])
+                    + "\n")
+    status, out, err = bench_cli("import", str(path), "--workdir", str(tmp_path / "wd"))
+    assert status == 0 and "imported 2 record(s)" in out and "2 line(s)" in err and "line 2, 3" in err, out + err
+
+
+def test_an_unwritable_workdir_is_one_line_not_a_traceback(tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        _fails("run", "-d", "erm", "--workdir", str(locked / "wd"), "--epochs", "1", "--no-progress",
+               match=f"cannot create workdir {locked / 'wd'}")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_pooled_metric_interval_keeps_each_seeds_whole_half_width_and_one_seed_is_its_own_test():
+    """ECE near 0 has its lower bound cut at 0: the pooled interval takes each seed's wider side, not the cut
+    width, and is cut at 0 too; comparison_of_seeds on one seed is that seed's test."""
+    from varmixup_bench.results.stats import Comparison, comparison_of_seeds, value_interval_of_seeds
+
+    lo, hi = value_interval_of_seeds([0.5, 0.5, 0.5], [(0.0, 1.5)] * 3)
+    assert (lo, hi) == pytest.approx((0.0, 1.5))
+    one = comparison_of_seeds([Comparison(2.0, 1.0, 0.0455, True, 100)])
+    assert (one.diff, one.se, one.df) == (2.0, 1.0, float("inf")) and one.p == pytest.approx(0.0455, abs=1e-3)

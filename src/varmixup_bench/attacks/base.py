@@ -73,6 +73,8 @@ class Attack(ABC):
             raise BenchError(f"epsilon {eps} is outside [0, 1] (inputs are [0,1] images)")
         if step is not None and step <= 0 and eps > 0:
             raise BenchError(f"step {step} must be > 0")
+        if step is not None and norm is not Norm.L2 and step > 1:  # as the preset's step range: an L-inf step
+            raise BenchError(f"step {step} is outside (0, 1] (an L-inf step on [0,1] images; e.g. 2/255)")
         self.norm = norm
         self.eps = float(eps)
         self.step = (float(step) if step is not None else default_step(self.eps)) if self.uses_step else None

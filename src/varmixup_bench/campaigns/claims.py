@@ -15,16 +15,14 @@ VERDICTS = ("holds", "does not hold", "within noise")
 
 
 def _interval(rec: dict, metric: str) -> str:
-    from varmixup_bench.results.stats import format_interval, metric_figure, value_interval
+    from varmixup_bench.results.stats import format_interval, metric_text, value_interval
 
     from varmixup_bench.views.leaderboard import METRIC_UNITS
 
     f = METRIC_FIELD[metric]
     if metric == "value":  # a metric's value in its unit, its 95 % interval where the record can give one
         unit = METRIC_UNITS.get(rec.get("metric") or "", rec.get("metric") or "")
-        ci = value_interval(rec)
-        return (f"{metric_figure(float(rec[f]))} {unit}".strip()
-                + (f" [{metric_figure(ci[0])}, {metric_figure(ci[1])}]" if ci else ""))
+        return metric_text(float(rec[f]), unit, value_interval(rec))
     return format_interval(float(rec[f]), float(rec[f"{f}_ci_low"]), float(rec[f"{f}_ci_high"]))
 
 

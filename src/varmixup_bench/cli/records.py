@@ -45,9 +45,9 @@ def restore(
     """Rebuild a lost workdir's records from a leaderboard CSV: tables, diagnostics and reports work again, and
     a resumed sweep skips the restored cells and checks each model it retrains against its restored clean cell."""
     from varmixup_bench.results.restore import restore as restore_records
-    from varmixup_bench.core.workdir import resolve_workdir
+    from varmixup_bench.core.workdir import check_creatable, resolve_workdir
 
-    added, there = restore_records(csv, resolve_workdir(workdir, create=False))  # created once the CSV reads
+    added, there = restore_records(csv, check_creatable(resolve_workdir(workdir, create=False)))  # made once it reads
     console.out.print(f"restored {added} record(s) from {csv} ({there} already in the store); the CSV holds no weights: "
                       f"a resumed sweep retrains the models it needs")
 

@@ -37,3 +37,14 @@ def existing_workdir(workdir: str | Path | None = None) -> Path:
         raise BenchError(f"workdir {path} does not exist: nothing is stored there (give the --workdir of your runs, "
                          f"or set ${ENV_VAR})")
     return path
+
+
+def check_creatable(path: Path) -> Path:
+    """A workdir a command will create once its input checks out (not before: a failing command leaves none): the
+    nearest existing folder above it must be writable, else the one-line error resolve_workdir gives."""
+    above = path
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir() or not os.access(above, os.W_OK | os.X_OK):
+        raise BenchError(f"cannot create workdir {path}: {above} is not a writable folder")
+    return path

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from varmixup_bench.training.data import Dataset
+from varmixup_bench.core.errors import BenchError
 from varmixup_bench.core.registry import Registry
 
 
@@ -105,6 +106,46 @@ INFERENCE: Registry[type[InferenceRule]] = Registry(
     accept=lambda o: isinstance(o, type) and issubclass(o, InferenceRule), builtins=_BUILTIN_DEFENSES)
 
 
+def weights_digest(model: nn.Module) -> str:
+    """16 hex digits of the sha256 of a model's state dict (names, dtypes, shapes and values, in name order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_classifier(classifier: Any, dataset: Any, settings: Any) -> None:
+    """What Defense.from_classifier needs, each a BenchError naming what is wrong: a torch module with parameters,
+    the package's Dataset and Preset, and a forward of two test images giving (2, number of classes) logits."""
+    from varmixup_bench.config.presets import Preset
+    from varmixup_bench.training.data import Dataset
+
+    for what, value, kind in (("classifier", classifier, nn.Module), ("dataset", dataset, Dataset),
+                              ("settings", settings, Preset)):
+        if not isinstance(value, kind):
+            raise BenchError(f"from_classifier: {what} must be a {kind.__module__}.{kind.__name__}, got "
+                             f"{type(value).__name__} (a preset by name: config.presets.get_preset('quick'))")
+    first = next(classifier.parameters(), None)
+    if first is None:
+        raise BenchError("from_classifier: the classifier has no parameters (its device is read from them)")
+    x = dataset.test.x[:2].to(first.device)
+    try:
+        with torch.no_grad(), eval_mode(classifier):
+            out = classifier(x)
+    except Exception as exc:  # noqa: BLE001  (any failure of the user's forward is the message)
+        raise BenchError(f"from_classifier: the classifier does not take {dataset.name}'s images "
+                         f"(a batch of shape {tuple(x.shape)} in [0,1]): {type(exc).__name__}: {exc}") from None
+    want = (len(x), dataset.num_classes)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BenchError(f"from_classifier: the classifier must give logits of shape (batch, {dataset.num_classes}) "
+                         f"for {dataset.name}'s {dataset.num_classes} classes, got {got} for a batch of {len(x)}")
+
+
 @contextmanager
 def eval_mode(*models: nn.Module) -> Iterator[nn.Module | tuple[nn.Module, ...]]:
     """Put the models in eval mode (BatchNorm running stats, no dropout) and restore every submodule's own mode
@@ -134,8 +175,13 @@ class Defense:
     @classmethod
     def from_classifier(cls, classifier: nn.Module, dataset: Dataset, settings: Any, spec: str = "external",
                         rule: InferenceRule | None = None) -> "Defense":
-        """Wrap an already trained classifier ([0,1] images -> logits); plain prediction unless a rule is given."""
-        info = {"settings": settings, "trained": False, "config_hash": spec, "workdir": None, "history": []}
+        """Wrap an already trained classifier ([0,1] images -> logits); plain prediction unless a rule is given.
+        Checked on two test images first (it must take the dataset's images and give one logit per class), and
+        keyed by its weights (`config_hash` = spec and a digest of the state dict): two models wrapped under one
+        spec are two models, never one row or one reused record."""
+        check_classifier(classifier, dataset, settings)
+        info = {"settings": settings, "trained": False, "config_hash": f"{spec}-{weights_digest(classifier)}",
+                "workdir": None, "history": []}
         # by registered name, not by importing defenses.erm / defenses.plain (which import this module)
         return cls(spec, RECIPES.get("erm")(settings), rule or INFERENCE.get("plain")(settings, "erm"), classifier,
                    dataset, info)

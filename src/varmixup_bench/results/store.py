@@ -120,7 +120,10 @@ class ResultStore:
         if not create and not self.path.exists() and not self.legacy_path.exists():
             yield None  # type: ignore[misc]  # nothing stored yet, nothing to create
             return
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"cannot create workdir {self.workdir}: {exc.strerror}") from None
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:

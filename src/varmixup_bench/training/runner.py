@@ -19,14 +19,15 @@ from varmixup_bench.training.checkpoint import FILE as CHECKPOINT_FILE
 from varmixup_bench.core.progress import stderr_console
 from varmixup_bench.training.data import Dataset, Split, check_dataset_name, dataset_fingerprint, load_dataset, split_fingerprint
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.parsing import parse_eps, parse_number
 from varmixup_bench.training.init import apply_init
 from varmixup_bench.training.models import MODELS, build_model, to_channels_last
 from varmixup_bench.config.presets import Preset, get_preset
-from varmixup_bench.results.record import SCHEMA_VERSION, eps_text, evaluation_key  # noqa: F401  (evaluation_key: re-exported)
+from varmixup_bench.results.record import REQUIRED_FIELDS, SCHEMA_VERSION, eps_text, evaluation_key  # noqa: F401  (evaluation_key: re-exported)
 from varmixup_bench.results.stats import accuracy_interval
 from varmixup_bench.results.store import ResultStore
 from varmixup_bench.training.loop import train_classifier
-from varmixup_bench.core.workdir import resolve_workdir
+from varmixup_bench.core.workdir import check_creatable, resolve_workdir
 from varmixup_bench.defenses import Defense, TrainContext, parse_defense_spec
 
 # training-regime fields that enter a model's key only when they differ from these (older keys stay valid)
@@ -129,9 +130,16 @@ def make_context(
     **overrides: Any,
 ) -> TrainContext:
     """Resolve settings, device, workdir and dataset: what recipes, inference rules and the VAE need."""
+    if dataset is not None and not isinstance(dataset, (str, Dataset)):
+        raise BenchError(f"dataset must be a name (e.g. 'digits') or a Dataset (load_dataset), got "
+                         f"{type(dataset).__name__}")
+    given = [k for k in ("train_subset", "test_subset") if overrides.get(k) is not None]
+    if isinstance(dataset, Dataset) and given:  # subsets are drawn when a dataset is loaded, never of one given
+        raise BenchError(f"{' and '.join(given)} apply when the dataset is loaded by name; this Dataset is loaded "
+                         f"already: pass load_dataset({dataset.name!r}, {given[0]}=N) or the name instead")
     settings = resolve_settings(preset, **overrides)
     dev = resolve_device(device)
-    wd = resolve_workdir(workdir, create=False)
+    wd = check_creatable(resolve_workdir(workdir, create=False))
     ds = get_dataset(dataset, settings, wd, data_dir, download)  # a dataset that cannot load leaves no workdir behind
     resolve_workdir(wd)
     settings = settings.for_dataset(ds.name)  # radii the preset leaves to the dataset: this dataset's (DATASET_EPS)
@@ -194,8 +202,8 @@ def train(
 ) -> Defense:
     """Train the defense `spec` (or load it from the workdir cache) and return it, ready to predict and attack."""
     dspec = parse_defense_spec(spec)
-    if epochs is not None and epochs < 1:
-        raise BenchError(f"--epochs must be >= 1, got {epochs}")
+    if epochs is not None:
+        _count("epochs", epochs, 1)
     ctx = make_context(dataset, workdir=workdir, preset=preset, device=device, data_dir=data_dir,
                        download=download, show_progress=show_progress, **overrides)
     settings, ds, dev, wd = ctx.settings, ctx.dataset, ctx.device, ctx.workdir
@@ -260,16 +268,46 @@ def _evaluation(defense: Defense, attack: str, eps: float | None, step: float | 
                 trials: int | None, seed: int | None, split: Split | None):
     """The attack, test split, trials and seed an evaluation runs with: given values, else the preset's (the
     radius: the preset's, else the dataset's default, DATASET_EPS)."""
+    if not isinstance(defense, Defense):
+        raise BenchError(f"evaluate takes a Defense (from bench.train, or Defense.from_classifier for a model of "
+                         f"your own), got {type(defense).__name__}")
+    if split is not None and not isinstance(split, Split):
+        raise BenchError(f"split must be a training.data.Split (e.g. dataset.test), got {type(split).__name__}")
     settings: Preset = defense.info["settings"]
     norm = norm or settings.norm
+    if isinstance(eps, str):  # "8/255", as on the command line
+        eps = parse_eps(eps, norm)
+    if isinstance(step, str):
+        step = parse_number(step, "step")
     eps = settings.eps_for(norm, defense.dataset.name) if eps is None else eps
     step = settings.step if step is None else step  # None: eps/4 (attacks.base.default_step)
     trials = settings.trials if trials is None else trials
     seed = settings.seed if seed is None else seed
-    if trials < 1:
-        raise BenchError(f"--trials must be >= 1, got {trials}")
+    _count("trials", trials, 1)
+    _count("seed", seed, 0)
     atk = build_attack(attack, eps, step, settings, norm)  # refuses an eps outside the norm's range
     return atk, split or defense.dataset.test, trials, seed
+
+
+def _check_extras(batch_size: Any, tags: Any) -> None:
+    """evaluate's batch size (a count) and tags (extra record fields, which never overwrite what the evaluation
+    measures or keys the record by)."""
+    if batch_size is not None:
+        _count("batch_size", batch_size, 1)
+    if tags is not None and not isinstance(tags, dict):
+        raise BenchError(f"tags must be a dict of extra record fields, got {type(tags).__name__}")
+    measured = sorted(set(tags or {}) & set(REQUIRED_FIELDS))
+    if measured:
+        raise BenchError(f"tags may not set the record's own field(s) {', '.join(measured)}")
+
+
+def _count(name: str, value: Any, least: int) -> None:
+    """An integer argument of the Python API (trials, seed, epochs, batch_size) at least `least`, else a BenchError
+    naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BenchError(f"{name} must be an integer, got {value!r}")
+    if value < least:
+        raise BenchError(f"{name} must be >= {least}, got {value}")
 
 
 def stored_or_evaluate(defense: Defense, attack: str, *, workdir: str | Path | None = None, **kw: Any) -> dict[str, Any]:
@@ -345,8 +383,9 @@ def evaluate(
     `bench run` and the sweep do, `bench run` unless --rerun) a stored record of the same evaluation (same
     results.record.evaluation_key) is returned instead and stderr says so: an identical evaluation is not run
     twice (with `tags` the record lacks, it is stored again with them, 0 seconds: see _stored)."""
-    settings: Preset = defense.info["settings"]
     atk, test, trials, seed = _evaluation(defense, attack, eps, step, norm, trials, seed, split)
+    _check_extras(batch_size, tags)
+    settings: Preset = defense.info["settings"]
     if reuse:
         stored = _stored(defense, atk, test, trials, seed, resolve_workdir(workdir or defense.info["workdir"]), record,
                          tags)

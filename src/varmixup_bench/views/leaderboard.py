@@ -14,7 +14,8 @@ from varmixup_bench.results.record import (COLUMNS, ROW_KEY, TRAINING_FIELDS, VA
                                           model_signature, predictor_key, record_norm, record_norms)
 from varmixup_bench.results.seeds import pool_seeds
 from varmixup_bench.results.stats import (FAMILY_ALPHA, TRIAL_INTERVAL_NOTE, compare_records, format_interval, holm,
-                                         interval_from_summary, levels_note, metric_figure, value_interval)
+                                         interval_from_summary, levels_note, metric_figure, metric_text,
+                                         value_interval)
 from varmixup_bench.views.diagnostics import diagnose, flag_frame, same_step
 from varmixup_bench.views.htmlpage import _code, page
 
@@ -112,9 +113,7 @@ def _value_text(df: pd.DataFrame) -> list[str]:
         if not isinstance(metric, str) or not metric or pd.isna(rec.get("value")):
             out.append("")
             continue
-        ci = value_interval(rec)
-        out.append(f"{metric_figure(float(rec['value']))} {METRIC_UNITS.get(metric, metric)}"
-                   + (f" [{metric_figure(ci[0])}, {metric_figure(ci[1])}]" if ci else ""))
+        out.append(metric_text(float(rec["value"]), METRIC_UNITS.get(metric, metric), value_interval(rec)))
     return out
 
 

@@ -497,7 +497,7 @@ def judge(ev: Evidence, opt: ReportOptions, findings: list | None = None) -> lis
     elif not rejected["calibration"]:
         item.verdict, item.reason = "n/a", (f"undecided: ECE {shown} % is within noise of {thr} (bootstrap of the "
                                             "images, Holm-corrected with the page's own tests)")
-    elif calibration[2]:  # the side of the tail that rejected, not the estimate's
+    elif calibration[2]:  # rejected, on the estimate's side of the threshold (ece_p's z test)
         item.verdict, item.reason = "flag", f"miscalibrated: ECE {shown} % is significantly above {thr}"
     else:
         item.reason = f"calibrated: ECE {shown} % is significantly below {thr}"
