@@ -121,14 +121,14 @@ def weights_digest(model: nn.Module) -> str:
 def check_classifier(classifier: Any, dataset: Any, settings: Any) -> None:
     """What Defense.from_classifier needs, each a BenchError naming what is wrong: a torch module with parameters,
     the package's Dataset and Preset, and a forward of two test images giving (2, number of classes) logits."""
-    from varmixup_bench.config.presets import Preset
-    from varmixup_bench.training.data import Dataset
-
-    for what, value, kind in (("classifier", classifier, nn.Module), ("dataset", dataset, Dataset),
-                              ("settings", settings, Preset)):
-        if not isinstance(value, kind):
-            raise BenchError(f"from_classifier: {what} must be a {kind.__module__}.{kind.__name__}, got "
-                             f"{type(value).__name__} (a preset by name: config.presets.get_preset('quick'))")
+    preset_like = hasattr(settings, "eps_for") and hasattr(settings, "with_overrides")  # config imports defenses
+    for what, value, ok, kind in (
+            ("classifier", classifier, isinstance(classifier, nn.Module), "torch.nn.Module"),
+            ("dataset", dataset, isinstance(dataset, Dataset), "varmixup_bench.training.data.Dataset"),
+            ("settings", settings, preset_like, "varmixup_bench.config.presets.Preset")):
+        if not ok:
+            raise BenchError(f"from_classifier: {what} must be a {kind}, got {type(value).__name__} (a preset by "
+                             "name: config.presets.get_preset('quick'))")
     first = next(classifier.parameters(), None)
     if first is None:
         raise BenchError("from_classifier: the classifier has no parameters (its device is read from them)")

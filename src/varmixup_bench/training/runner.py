@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+from dataclasses import fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -97,7 +98,23 @@ def preset_differences(settings: Preset, recipe: str | None = None, epochs: int 
 def resolve_settings(preset: str | Preset | None, **overrides: Any) -> Preset:
     """The preset with the overrides applied, every value checked (Preset.check): bad values fail before any work."""
     base = preset if isinstance(preset, Preset) else get_preset(preset)
-    return base.with_overrides(**overrides).check()
+    return check_recipe_tables(base.with_overrides(**overrides).check())
+
+
+def check_recipe_tables(settings: Preset) -> Preset:
+    """Each key of a per-recipe table (epochs, lambda_mi) a registered recipe: a misspelt one would be ignored
+    unseen, its recipe taking the default. Here, not in the Preset's own check: config does not import defenses."""
+    from varmixup_bench.core.registry import unknown_name_message
+    from varmixup_bench.defenses.base import RECIPES
+
+    for f in fields(settings):
+        table = getattr(settings, f.name)
+        for key in table if isinstance(table, dict) else ():
+            if key not in RECIPES:
+                option = f.metadata.get("option")
+                raise BenchError(f"preset field {f.name}: " + unknown_name_message("recipe", key, RECIPES.names())
+                                 + (f" (option {option})" if option else ""))
+    return settings
 
 
 def get_dataset(
@@ -133,10 +150,6 @@ def make_context(
     if dataset is not None and not isinstance(dataset, (str, Dataset)):
         raise BenchError(f"dataset must be a name (e.g. 'digits') or a Dataset (load_dataset), got "
                          f"{type(dataset).__name__}")
-    given = [k for k in ("train_subset", "test_subset") if overrides.get(k) is not None]
-    if isinstance(dataset, Dataset) and given:  # subsets are drawn when a dataset is loaded, never of one given
-        raise BenchError(f"{' and '.join(given)} apply when the dataset is loaded by name; this Dataset is loaded "
-                         f"already: pass load_dataset({dataset.name!r}, {given[0]}=N) or the name instead")
     settings = resolve_settings(preset, **overrides)
     dev = resolve_device(device)
     wd = check_creatable(resolve_workdir(workdir, create=False))
