@@ -22,6 +22,8 @@ WD=${3:?$usage}
 STATE=leaderboards/$NAME-state
 [ -f "leaderboards/$NAME.toml" ] || { echo "no plan leaderboards/$NAME.toml" >&2; exit 2; }
 [ -d leaderboards ] || { echo "run from the repository root" >&2; exit 2; }
+# before anything is copied: a save cut short at `bench export` would leave weights newer than the records
+command -v bench >/dev/null || { echo "campaign_state.sh: bench is not on PATH (activate the project's virtualenv)" >&2; exit 2; }
 
 case "$cmd" in
   save)

@@ -150,3 +150,20 @@ def test_paused_stops_the_campaign_on_its_workdir_for_the_command_and_resumes_it
         for p in (mine, theirs):
             p.kill()
             p.wait()
+
+
+def test_a_state_save_without_bench_on_path_stops_before_copying_anything(repo, tmp_path):
+    """Run by hand outside the virtualenv, `save` had copied the weights and then stopped at `bench export`
+    ("bench: command not found"), leaving the state's weights newer than its records; it now refuses first."""
+    r, env = repo
+    wd = tmp_path / "wd"
+    (wd / "models" / "k").mkdir(parents=True)
+    (wd / "models" / "k" / "weights.safetensors").write_bytes(b"w")
+    (wd / "models" / "k" / "meta.json").write_text("{}")
+    bare = {**env, "PATH": os.pathsep.join(p for p in ("/usr/bin", "/bin") if Path(p).is_dir())}
+    if shutil.which("bench", path=bare["PATH"]):
+        pytest.skip("a bench on the system PATH")
+    out = subprocess.run(["bash", "leaderboards/campaign_state.sh", "save", "one", str(wd)], cwd=r, env=bare,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "bench is not on PATH" in out.stderr, out.stderr
+    assert not (r / "leaderboards" / "one-state").exists()
