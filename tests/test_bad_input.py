@@ -209,3 +209,15 @@ def test_a_pooled_metric_interval_keeps_each_seeds_whole_half_width_and_one_seed
     assert (lo, hi) == pytest.approx((0.0, 1.5))
     one = comparison_of_seeds([Comparison(2.0, 1.0, 0.0455, True, 100)])
     assert (one.diff, one.se, one.df) == (2.0, 1.0, float("inf")) and one.p == pytest.approx(0.0455, abs=1e-3)
+
+
+def test_every_did_you_mean_is_case_blind_and_gives_the_valid_spelling():
+    """One helper makes every suggestion (registries, stored datasets, zoo models, library attack classes)."""
+    from varmixup_bench.core.registry import close_names, unknown_name_message
+
+    assert close_names("PGD10", ["pgd10", "pgd50", "clean"]) == ["pgd10"]
+    assert close_names("pdg", ["PGD", "FGSM", "Square"]) == ["PGD"]
+    assert close_names("zzz", ["pgd10"]) == []
+    assert sorted(close_names("pgd", ["pgd10", "pgd50", "fgsm"], n=3, cutoff=0.4)) == ["pgd10", "pgd50"]
+    assert unknown_name_message("attack", "PGD5O", ["pgd50", "clean"]).startswith(
+        "unknown attack 'PGD5O'. Did you mean 'pgd50'?")

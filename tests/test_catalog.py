@@ -184,6 +184,7 @@ def test_list_attacks_all_lists_both_catalogs():
 
 @pytest.mark.parametrize("args,message", [
     (["-a", "torchattacks:PDG"], "did you mean torchattacks:PGD"),
+    (["-a", "torchattacks:pdg"], "did you mean torchattacks:PGD"),  # case aside
     (["-a", "torchattacks:PGD(foo=1)"], "its keywords: alpha, eps, random_start, steps"),
     (["-a", "art:Nope"], "art has no attack class 'Nope'"),
     (["-a", "art:DPatch"], "cannot run here"),

@@ -11,7 +11,6 @@ the eps-ball, so their accuracy is the accuracy at eps.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from torch import nn
 from varmixup_bench.attacks.base import Attack, Norm, ThreatModel
 from varmixup_bench.attacks.spec import FAMILIES
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.registry import close_names
 
 KINDS = ("gradient", "score", "decision", "noise")
 
@@ -161,8 +161,7 @@ def lookup(library: str, name: str) -> CatalogEntry:
     by_lower = {k.lower(): k for k in catalog}
     if name.lower() in by_lower:
         return catalog[by_lower[name.lower()]]
-    close = difflib.get_close_matches(name, list(catalog), n=3, cutoff=0.4) or \
-        [by_lower[k] for k in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.4)]
+    close = close_names(name, catalog, n=3, cutoff=0.4)
     hint = f"; did you mean {' or '.join(f'{library}:{c}' for c in close)}?" if close else ""
     raise BenchError(f"{library} has no attack class {name!r}{hint} (bench list attacks --all lists them)")
 

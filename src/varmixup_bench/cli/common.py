@@ -31,9 +31,9 @@ def stored_records(workdir, dataset: str | None = None) -> tuple[Path, list[dict
     records = ResultStore(wd).records()
     stored = sorted({str(r.get("dataset")) for r in records})
     if dataset is not None and records and dataset not in stored:
-        import difflib
+        from varmixup_bench.core.registry import close_names
 
-        close = difflib.get_close_matches(dataset, stored, n=1, cutoff=0.5)
+        close = close_names(dataset, stored)
         raise BenchError(f"no records of dataset {dataset!r} in {wd}." + (f" Did you mean {close[0]!r}?" if close
                                                                           else "") + f" Stored: {', '.join(stored)}")
     return wd, records

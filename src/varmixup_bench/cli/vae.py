@@ -48,12 +48,9 @@ def vae_command(
     if action not in VAE_ACTIONS:
         raise BenchError(unknown_name_message("vae action", action, list(VAE_ACTIONS)))
     if action == "show":  # shows a VAE the workdir holds: a workdir that does not exist holds none (nor is made)
-        from varmixup_bench.core.workdir import resolve_workdir
+        from varmixup_bench.core.workdir import existing_workdir
 
-        wd = resolve_workdir(workdir, create=False)
-        if not wd.exists():
-            raise BenchError(f"workdir {wd} does not exist, so it holds no VAE: run `bench vae train` first (or give "
-                             "the --workdir of your runs)")
+        existing_workdir(workdir, lacks=", so it holds no VAE", advice="run `bench vae train` first")
     ctx = context(dataset, preset, device, seed, workdir, data_dir, download, train_subset, test_subset,
                   no_progress, vae_from=vae_from, vae_epochs=vae_epochs, vae_latent_dim=latent_dim,
                   vae_gamma=vae_gamma, vae_bandwidth=vae_bandwidth)

@@ -76,9 +76,15 @@ class Registry(Generic[T]):
             raise BenchError(unknown_name_message(self.kind, name, self.names())) from None
 
 
+def close_names(name: str, valid, n: int = 1, cutoff: float = 0.5) -> list[str]:
+    """The valid names closest to a mistyped one, case aside (`PGD10` is `pgd10`), best first: every "Did you
+    mean" of the package (registries, stored datasets, zoo models, library attack classes) comes from here."""
+    folded = {str(v).lower(): str(v) for v in valid}
+    return [folded[c] for c in difflib.get_close_matches(str(name).lower(), list(folded), n=n, cutoff=cutoff)]
+
+
 def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
     """One line: the unknown name, the closest valid one (case aside: `PGD10` is `pgd10`), and all valid names."""
-    folded = {v.lower(): v for v in valid}
-    close = [folded[c] for c in difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=0.5)]
+    close = close_names(name, valid)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}"

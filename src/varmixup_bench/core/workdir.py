@@ -29,13 +29,15 @@ def resolve_workdir(workdir: str | Path | None = None, create: bool = True) -> P
     return path
 
 
-def existing_workdir(workdir: str | Path | None = None) -> Path:
-    """The workdir a command reads (tables, diagnostics, plots, export, retire): it must exist, since an empty
-    answer from a mistyped path reads like a store with nothing in it ("no warning signs")."""
+def existing_workdir(workdir: str | Path | None = None, lacks: str = ": nothing is stored there",
+                     advice: str = "") -> Path:
+    """The workdir a command reads (tables, diagnostics, plots, export, retire, a VAE to show): it must exist, since
+    an empty answer from a mistyped path reads like a store with nothing in it ("no warning signs"). `lacks` and
+    `advice` say what the command missed and what to do first, before the advice every such error gives."""
     path = resolve_workdir(workdir, create=False)
     if not path.exists():
-        raise BenchError(f"workdir {path} does not exist: nothing is stored there (give the --workdir of your runs, "
-                         f"or set ${ENV_VAR})")
+        raise BenchError(f"workdir {path} does not exist{lacks}" + (f": {advice} (or give" if advice else " (give")
+                         + f" the --workdir of your runs, or set ${ENV_VAR})")
     return path
 
 

@@ -176,7 +176,11 @@ class Comparison:
 
 def paired_outcomes(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")):
     """Per-image fractions of a and b on their common images, or None when either has no per-image results."""
-    pa, pb = decode_per_image(a.get("per_image")), decode_per_image(b.get("per_image"))
+    return _paired(decode_per_image(a.get("per_image")), decode_per_image(b.get("per_image")), which)
+
+
+def _paired(pa: dict | None, pb: dict | None, which: tuple[str, str]):
+    """paired_outcomes of two records' decoded per-image results."""
     if pa is None or pb is None:
         return None
     common, ia, ib = np.intersect1d(pa["idx"], pb["idx"], assume_unique=True, return_indices=True)
@@ -197,9 +201,10 @@ def shown_pair(a: dict, b: dict, which: tuple[str, str] = ("robust", "robust")) 
     the words that say so."""
     fields = [_FIELD.get(w, f"{w}_acc") for w in which]
     own = float(a[fields[0]]), float(b[fields[1]])
-    pair = paired_outcomes(a, b, which)
+    pa, pb = decode_per_image(a.get("per_image")), decode_per_image(b.get("per_image"))
+    pair = _paired(pa, pb, which)
     if (pair is None or len(pair[0]) < 2  # compare_records' unpaired test of the whole sets
-            or {len(decode_per_image(r["per_image"])["idx"]) for r in (a, b)} == {len(pair[0])}):
+            or {len(pa["idx"]), len(pb["idx"])} == {len(pair[0])}):
         return own[0], own[1], ""  # both on the same images
     return 100.0 * float(pair[0].mean()), 100.0 * float(pair[1].mean()), f" on the {len(pair[0])} images both evaluated"
 
@@ -266,14 +271,16 @@ def ece_from(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) 
     return out if np.ndim(confidence) > 1 else out[0]
 
 
-def ece_p(rec: dict, threshold: float, seed: int = 0) -> tuple[float, float, bool, float, float] | None:
+def ece_p(rec: dict, threshold: float, seed: int = 0,
+          decoded: dict | None = None) -> tuple[float, float, bool, float, float] | None:
     """(ECE, two-sided p of "ECE differs from `threshold`", whether the evidence says above, and the 95 %
     interval's low and high) from one bootstrap of the record's images (percent; over several trials of a
     randomised predictor, the mean of the trials' ECEs, as the record's value); None without the per-image
     evidence (ece_trials). The interval is the estimate ± 1.96 bootstrap standard deviations and the p a z test
     on that standard deviation, as the paired test of two ECEs (_ece_difference): the resampled ECEs sit above
-    the estimate (ECE is biased upwards), so their percentiles can leave the estimate outside its own interval."""
-    boot = _ece_bootstrap(rec, seed)
+    the estimate (ECE is biased upwards), so their percentiles can leave the estimate outside its own interval.
+    `decoded`: the record's per-image results where the caller has decoded them already."""
+    boot = _ece_bootstrap(rec, seed, decoded)
     if boot is None:
         return None
     from scipy.stats import norm
@@ -309,22 +316,22 @@ def _ece_of(trials: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray | slic
 _ECE_CACHE: dict[tuple, tuple[float, float] | None] = {}  # a stored record's bootstrap, by its identity
 
 
-def _ece_bootstrap(rec: dict, seed: int) -> tuple[float, float] | None:
+def _ece_bootstrap(rec: dict, seed: int, decoded: dict | None = None) -> tuple[float, float] | None:
     """A record's ECE and its standard error from BOOTSTRAP resamples of its images (None: ece_trials); a stored
     record's (eval_hash and timestamp) computed once per process, as every table, claim and plot shows it."""
     key = (rec.get("eval_hash"), rec.get("timestamp"), str(rec.get("stochastic")), hash(repr(rec.get("per_image"))),
            seed)
     if key[0] is None or key[1] is None:
-        return _ece_bootstrap_of(rec, seed)
+        return _ece_bootstrap_of(rec, seed, decoded)
     if key not in _ECE_CACHE:
         if len(_ECE_CACHE) >= 4096:  # bounded: a long-lived process reading many stores
             _ECE_CACHE.clear()
-        _ECE_CACHE[key] = _ece_bootstrap_of(rec, seed)
+        _ECE_CACHE[key] = _ece_bootstrap_of(rec, seed, decoded)
     return _ECE_CACHE[key]
 
 
-def _ece_bootstrap_of(rec: dict, seed: int) -> tuple[float, float] | None:
-    d = decode_per_image(rec.get("per_image"))
+def _ece_bootstrap_of(rec: dict, seed: int, decoded: dict | None = None) -> tuple[float, float] | None:
+    d = decoded if decoded is not None else decode_per_image(rec.get("per_image"))
     trials = ece_trials(rec, d) if d is not None else None
     if trials is None or len(trials[0][0]) < 2:
         return None
@@ -365,7 +372,7 @@ VALUE_TESTS = {"confidence": _ece_difference, "gamma": _mean_difference("gamma")
 
 def _ece_interval(rec: dict, d: dict) -> tuple[float, float] | None:
     """ECE's 95 % interval from one bootstrap of the record's images, as ece_p gives the report."""
-    out = ece_p(rec, 0.0)
+    out = ece_p(rec, 0.0, decoded=d)
     return None if out is None else out[3:]
 
 

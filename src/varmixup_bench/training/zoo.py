@@ -6,7 +6,6 @@ weights_only=True, so a checkpoint carrying pickled code is refused, never execu
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import pickle
 from importlib import metadata
@@ -18,6 +17,7 @@ from torch import nn
 from varmixup_bench.training.cache import config_hash
 from varmixup_bench.training.data import Dataset
 from varmixup_bench.core.errors import BenchError
+from varmixup_bench.core.registry import close_names
 from varmixup_bench.training.robustbench_compat import import_robustbench
 
 ZOO_DATASETS = ("cifar10", "cifar100", "imagenet")
@@ -71,7 +71,7 @@ def load_zoo_classifier(name: str, dataset: Dataset, model_dir: Path, *, threat_
         raise BenchError(f"--zoo-threat-model {threat_model!r}: valid RobustBench threat models are {', '.join(valid_threats)}")
     entries = model_dicts[BenchmarkDataset(ds_name)][ThreatModel(threat_model)]
     if name not in entries:
-        close = difflib.get_close_matches(name, list(entries), n=1, cutoff=0.5)
+        close = close_names(name, entries)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise BenchError(f"unknown RobustBench model {name!r} for {ds_name}/{threat_model}.{hint} "
                          f"({len(entries)} models listed by robustbench.model_zoo for this section)")
