@@ -94,6 +94,14 @@ def test_reading_commands_refuse_a_missing_workdir_and_name_the_stored_datasets(
         _fails(*command, "--workdir", str(missing), match=f"workdir {missing} does not exist")
     _fails("vae", "show", "--workdir", str(missing), match=f"workdir {missing} does not exist, so it holds no VAE: "
                                                              "run `bench vae train` first")
+    plan = ROOT / "leaderboards" / "cifar10-paper-regime.toml"
+    _fails("campaign", "compose", str(plan), "--workdir", str(missing),
+           match=f"workdir {missing} does not exist, so it holds no campaign: run `bench campaign run {plan}` first")
+    _fails("campaign", "probe", str(plan), "--workdir", str(missing), match=f"workdir {missing} does not exist, and "
+           f"a probe measures models trained there: run `bench campaign run {plan}` first")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a workdir")
+    _fails("campaign", "compose", str(plan), "--workdir", str(a_file), match=f"workdir {a_file} exists and is not a")
     assert not missing.exists() and not (tmp_path / "x.jsonl").exists()
     committed = ROOT / "leaderboards" / "cifar10-regime.csv"
     wd = tmp_path / "wd"

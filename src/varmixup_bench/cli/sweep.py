@@ -259,13 +259,12 @@ def campaign_probe(
     a trained model (never training), stored in <workdir>/probes.jsonl for `bench campaign status`'s forecast."""
     from varmixup_bench.campaigns.plan import load_plan
     from varmixup_bench.campaigns.probe import run_probes
-    from varmixup_bench.core.workdir import resolve_workdir
+    from varmixup_bench.core.workdir import existing_workdir
 
     loaded = load_plan(plan)
     set_threads(threads)
-    wd = resolve_workdir(workdir, create=False)
-    if not wd.is_dir():
-        raise BenchError(f"workdir {wd} does not exist: a probe measures models trained there (`bench campaign run`)")
+    wd = existing_workdir(workdir, lacks=", and a probe measures models trained there",
+                          advice=f"run `bench campaign run {plan}` first")
     rows = run_probes(loaded, wd, images=images, device=device, redo=redo, show_progress=not no_progress,
                       log=lambda message: console.err.print(message, highlight=False, markup=False))
     table = Table(title=f"probes of {loaded.name} in {wd}")
@@ -296,14 +295,12 @@ def campaign_compose(
 
     from varmixup_bench.campaigns.compose import compose
     from varmixup_bench.campaigns.plan import load_plan
-    from varmixup_bench.core.workdir import resolve_workdir
+    from varmixup_bench.core.workdir import existing_workdir
 
     loaded = load_plan(plan)
     if output is not None and output.suffix.lower() != ".md":
         raise BenchError(f"--output {output}: the page is markdown, give a .md path (the CSV goes beside it)")
-    wd = resolve_workdir(workdir, create=False)
-    if not wd.is_dir():
-        raise BenchError(f"workdir {wd} does not exist: run `bench campaign run {plan}` first")
+    wd = existing_workdir(workdir, lacks=", so it holds no campaign", advice=f"run `bench campaign run {plan}` first")
     page = output or wd / f"campaign-{loaded.name}.md"
     command = shlex.join(["bench", "campaign", "compose", str(plan), "--workdir", str(wd), "--output", str(page)])
     done = compose(loaded, wd, page, command, device)
