@@ -65,7 +65,7 @@ def test_an_identical_run_reuses_its_record_unless_rerun(tmp_path):
     code, out, err = bench_cli(*args)
     assert code == 0, err
     assert _records(wd) == first  # nothing appended
-    assert "reused stored record of erm pgd10" in err and "use --rerun to evaluate again" in err
+    assert "reused stored record of erm pgd10" in err and "`bench run --rerun` (reuse=False) evaluates again" in err
     assert "pgd10" in out  # the table still shows the result
     code, _, err = bench_cli(*args, "--rerun")
     assert code == 0, err

@@ -405,7 +405,7 @@ def evaluate(
         if stored is not None:
             where = f" at ε {eps_text(stored['eps'], stored.get('norm'))}" if atk.uses_eps else ""
             stderr_console.print(f"reused stored record of {defense.spec} {atk.spec}{where} ({stored.get('timestamp')}, "
-                                 f"eval {stored.get('eval_hash')})" + ("" if tags else ", use --rerun to evaluate again"),
+                                 f"eval {stored.get('eval_hash')})" + ("" if tags else ": `bench run --rerun` (reuse=False) evaluates again"),
                                  markup=False,
                                  highlight=False, soft_wrap=True)
             return stored
