@@ -404,10 +404,9 @@ def evaluate(
                          tags)
         if stored is not None:
             where = f" at ε {eps_text(stored['eps'], stored.get('norm'))}" if atk.uses_eps else ""
+            again = "" if tags else ": `bench run --rerun` (reuse=False) evaluates again"
             stderr_console.print(f"reused stored record of {defense.spec} {atk.spec}{where} ({stored.get('timestamp')}, "
-                                 f"eval {stored.get('eval_hash')})" + ("" if tags else ": `bench run --rerun` (reuse=False) evaluates again"),
-                                 markup=False,
-                                 highlight=False, soft_wrap=True)
+                                 f"eval {stored.get('eval_hash')}){again}", markup=False, highlight=False, soft_wrap=True)
             return stored
     batch_size = batch_size or settings.eval_batch_size
     check_unit_range(test.x, "test images")
