@@ -339,7 +339,7 @@ def test_step_arguments_are_checked_when_the_plan_loads(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cifar10-regime"])
+@pytest.mark.parametrize("name", ["cifar10-regime", "cifar10-paper-regime"])
 def test_a_committed_complete_plan_finds_every_cell_in_its_committed_csv(tmp_path, name):
     """A committed leaderboard's CSV holds its plan: restored into an empty workdir, `campaign status` of the plan
     finds every cell stored (the CSV keeps each record's sweep key, so a key the code now computes differently,

@@ -125,7 +125,7 @@ def test_leaderboard_flags_affected_rows():
 
 def test_each_training_seed_is_checked_on_its_own_evaluations():
     """Two seeds of mixup+mi at the same eps are two models, not an eps curve; one seed's oblivious cell is
-    never set against another's adaptive cell (the cifar10-cpu-full store: seed 1's PGD-10 4.8 % beside seed
+    never set against another's adaptive cell (the old cifar10-cpu-full store: seed 1's PGD-10 4.8 % beside seed
     0's 1.6 % fired accuracy-rises-with-eps before the checks grouped by model)."""
     def seeded(seed, attack, robust, threat="oblivious"):
         return dict(rec(attack, 8 / 255, robust, threat, defense="mixup+mi"), seed=seed, config_hash=f"h{seed}",
@@ -152,7 +152,7 @@ def test_each_training_seed_is_checked_on_its_own_evaluations():
 
 def test_large_eps_check_is_l_inf_only():
     """ε = 0.5 is half the pixel range in L-inf, where ~0 % is expected; in L2 it is a small ball, and AT keeping
-    36.5 % there (the cifar10-cpu-full store) is no sign of masking."""
+    36.5 % there (the old cifar10-cpu-full store) is no sign of masking."""
     l2 = dict(rec("pgd10", 0.5, 36.5, "white-box"), norm="L2")
     assert [f for f in diagnose(_frame([l2])) if f.check == "large-eps-not-zero"] == []
     linf = rec("pgd10", 0.5, 36.5, "white-box")
@@ -178,7 +178,7 @@ def test_blackbox_check_sets_spsa_against_the_strongest_attack_that_sees_the_def
 
 def test_oblivious_overstates_takes_the_strongest_adaptive_attack_of_any_kind():
     """Adaptive PGD-10 within noise of the oblivious cell, adaptive APGD far below it: the check fires and names
-    APGD (in the cifar10-cpu-full store APGD is the strongest attack on every VarMI rule)."""
+    APGD (in the old cifar10-cpu-full store APGD is the strongest attack on every VarMI rule)."""
     def cell(attack, robust, threat):
         return dict(rec(attack, 8 / 255, robust, threat, defense="varmixup+varmi"), eval_hash=attack)
 

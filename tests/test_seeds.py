@@ -91,7 +91,7 @@ def test_seeds_evaluated_with_other_draws_are_never_pooled():
 
 def test_one_model_from_sweep_and_report_is_one_row():
     """`bench sweep --datasets X` leaves the preset's `dataset` field alone, `bench report --dataset X` sets it:
-    the same model's cells from both commands share one row (the cifar10-cpu-full AT row was split in two)."""
+    the same model's cells from both commands share one row (the old cifar10-cpu-full AT row was split in two)."""
     from varmixup_bench.views.leaderboard import leaderboard_frame, wide_frame
 
     a = np.ones(50, dtype=np.uint8)
@@ -106,7 +106,7 @@ def test_one_model_from_sweep_and_report_is_one_row():
 
 def _varmixup_record(seed: int, acc_correct: np.ndarray, latent_dim: int = 64) -> dict:
     """A VarMixup record as the harness writes it: the MMD-VAE inside the recipe config is seeded by the training
-    seed (the train_config of /work/sweeps/cifar10-full's varmixup+varmi records)."""
+    seed (the train_config of the old cifar10-cpu-full varmixup+varmi records)."""
     vae = {"adversarial": False, "bandwidth": 128.0, "batch_size": 128, "code": 1, "epochs": 6, "from": None,
            "gamma": 1.0, "latent_dim": latent_dim, "lr": 0.001, "seed": seed, "width": 32}
     return dict(_record(seed, "pgd10", acc_correct, "varmixup+varmi"),

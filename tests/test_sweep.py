@@ -188,7 +188,7 @@ def test_plots_are_written_from_records(tmp_path):
 
 
 def test_an_eps_curve_never_joins_points_of_different_training_seeds():
-    """The cifar10-cpu-full store: seed 0 has the whole eps curve, seeds 1 and 2 only ε = 8/255 (written later).
+    """The old cifar10-cpu-full store: seed 0 has the whole eps curve, seeds 1 and 2 only ε = 8/255 (written later).
     The curve is seed 0's, labelled so; a later seed's 8/255 point never replaces seed 0's."""
     from varmixup_bench.views.plots import curves
 

@@ -1,7 +1,7 @@
 """Numbers quoted in Markdown prose, checked against the result files they come from.
 
 A quoted figure carries a citation right after it, e.g.
-`27.1 %<!-- cite: leaderboards/cifar10-cpu-full.csv defense=at attack=pgd10 eps=8/255 seed=0 field=robust_acc -->`:
+`85.4 %<!-- cite: leaderboards/cifar10-paper-regime.csv defense=erm attack=clean seed=0 field=clean_acc -->`:
 the CSV path (relative to the Markdown file), filters that select exactly one record, and the field. The
 figure must equal the record's value rounded to the figure's own decimals, so prose cannot drift from tables. A
 filter's key is a record field, or a dotted path into one of its JSON fields, so that one model's records under
