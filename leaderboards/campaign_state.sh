@@ -12,7 +12,8 @@
 #   leaderboards/campaign_state.sh load NAME WORKDIR   # before resuming on a new machine; keeps what WORKDIR has
 #
 # NAME is the plan's name (leaderboards/NAME.toml), e.g. cifar10-regime (/work/sweeps/cifar10-regime, which
-# cifar10-paper-regime shares: one state folder holds both plans' state files). Run from the repo root. background.sh runs plans in the background and calls this every 30 minutes.
+# cifar10-paper-regime shares: one state folder holds both plans' state files). Run from the repo root.
+# background.sh runs plans in the background and calls this every 30 minutes.
 set -euo pipefail
 usage="usage: campaign_state.sh save|load NAME WORKDIR"
 cmd=${1:?$usage}
